@@ -1,0 +1,1 @@
+"""Stages: panorama -> depth -> gaussians -> mesh -> export. Each module registers its built-in backends."""
