@@ -1,0 +1,1 @@
+"""worldgen command-line interface (installed as worldgen.cli)."""

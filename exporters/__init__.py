@@ -1,0 +1,1 @@
+"""Asset writers (installed as worldgen.exporters)."""

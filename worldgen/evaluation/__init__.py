@@ -1,0 +1,1 @@
+"""Evaluation: geometry and image metrics against ground truth."""

@@ -1,0 +1,1 @@
+"""Mesh extraction from RGB-D panoramas: sheet and TSDF extractors, simplification, collision."""

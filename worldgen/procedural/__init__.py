@@ -1,0 +1,1 @@
+"""Procedural world synthesizer: prompt -> SceneSpec -> 3D scene -> panorama, depth, semantics."""

@@ -1,0 +1,1 @@
+"""Gaussian splats: initialisation from RGB-D, rasterization (CPU and gsplat), refinement."""
