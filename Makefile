@@ -1,0 +1,36 @@
+# worldgen: `make demo` builds a world from a prompt; `make test` runs the full suite.
+# Both create .venv and install everything first (system packages too, on Debian/Ubuntu).
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A known-good torch; override for another build, e.g. make install TORCH_SPEC='torch>=2.5'.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+DEMO_PROMPT ?= a pine forest by a lake at sunset
+DEMO_OUT ?= out/demo
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@PYTHON=$(PYTHON) bash tools/system-deps.sh
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "worldgen needs Python >= 3.11 (found $$($(PYTHON) --version)); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q '$(TORCH_SPEC)'
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/worldgen generate "$(DEMO_PROMPT)" -o $(DEMO_OUT) --preset fast
+	@echo "open $(DEMO_OUT)/world.glb in Blender; $(DEMO_OUT)/panorama.png is the 360° image"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,162 @@
+"""`worldgen generate`: build a world from a prompt, a photo or a panorama."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from worldgen.errors import InputError
+from worldgen.pipeline import RunOptions, StageRecord, check_request, run_pipeline
+from worldgen.registry import STAGES, Request
+
+from . import _console
+from ._options import OutOpt, QuietOpt, SeedOpt, VerboseOpt
+from ._logging import setup_logging
+
+PRESET_HELP = "fast: no splat refinement, smaller images; balanced: the default; quality: slowest, best."
+
+
+def generate(
+    prompt: Annotated[str | None, typer.Argument(help="Text prompt, e.g. 'a pine forest by a lake at dawn'.", show_default=False)] = None,
+    out: OutOpt = Path("out"),
+    image: Annotated[Path | None, typer.Option("--image", help="A photo to turn into a 360° world.", show_default=False)] = None,
+    panorama: Annotated[Path | None, typer.Option("--panorama", help="A 2:1 equirectangular panorama.", show_default=False)] = None,
+    depth: Annotated[Path | None, typer.Option("--depth", help="Depth for --panorama: .exr/.npy in metres or 16-bit .png in mm.", show_default=False)] = None,
+    spec: Annotated[Path | None, typer.Option("--spec", help="An edited SceneSpec JSON (procedural worlds) instead of a prompt.", show_default=False)] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Print how the prompt was read, then build.")] = False,
+    seed: SeedOpt = 0,
+    preset: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "balanced",
+    until: Annotated[str, typer.Option("--until", help=f"Last stage to run: {', '.join(STAGES)}.")] = "export",
+    rerun_from: Annotated[str | None, typer.Option("--from", help="Re-run this stage and all later ones.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-run every stage, ignoring the cache.")] = False,
+    eye_height: Annotated[float, typer.Option("--eye-height", help="Camera height above the ground, metres.")] = 1.6,
+    max_splats: Annotated[int | None, typer.Option("--max-splats", min=1, help="Merge Gaussians down to this budget.", show_default=False)] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="Export preset: unity, unreal, blender, omniverse or web.", show_default=False)] = None,
+    backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="STAGE=NAME, e.g. mesh=tsdf (see 'worldgen stages').", show_default=False)] = None,
+    option: Annotated[list[str] | None, typer.Option("--set", "-s", help="STAGE.FIELD=VALUE backend option, e.g. mesh.max_triangles=100000.", show_default=False)] = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Build a 3D world and export it; re-running reuses every stage whose inputs did not change."""
+    setup_logging(verbose, quiet)
+    backends = _parse_backends(backend or [])
+    options = _parse_options(option or [])
+    if max_splats is not None:
+        options.setdefault("gaussians", {})["max_splats"] = max_splats
+    if engine is not None:
+        options.setdefault("export", {})["engine"] = engine
+    request = Request(
+        prompt=prompt,
+        image=str(image) if image else None,
+        panorama=str(panorama) if panorama else None,
+        depth=str(depth) if depth else None,
+        spec=str(spec) if spec else None,
+        seed=seed,
+        eye_height=eye_height,
+        preset=preset,
+    )
+    run_opts = RunOptions(until=until, rerun_from=rerun_from, force=force, backends=backends, options=options)
+    check_request(request, run_opts)
+    if explain:
+        _explain(request)
+    t0 = time.perf_counter()
+    if quiet:
+        result = run_pipeline(request, out, run_opts)
+    else:
+        result = _run_with_progress(request, out, run_opts)
+    if not quiet:
+        _summary(result.stages, result.out_dir, time.perf_counter() - t0)
+    _console.out.print(str(result.out_dir))
+
+
+def _explain(request: Request) -> None:
+    if request.prompt is None:
+        raise InputError("--explain reads a text prompt; give one")
+    try:
+        from worldgen.procedural import explain
+    except ImportError as e:
+        raise InputError("--explain needs the procedural synthesizer, which is not installed") from e
+    _console.err.print(explain(request.prompt, request.seed))
+
+
+def _parse_backends(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        stage, sep, name = item.partition("=")
+        if not sep or not stage or not name:
+            raise typer.BadParameter(f"{item!r} is not STAGE=NAME (e.g. mesh=tsdf)", param_hint="--backend")
+        out[stage.strip()] = name.strip()
+    return out
+
+
+def _parse_options(items: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for item in items:
+        lhs, sep, raw = item.partition("=")
+        stage, dot, fld = lhs.partition(".")
+        if not sep or not dot or not stage or not fld:
+            raise typer.BadParameter(f"{item!r} is not STAGE.FIELD=VALUE (e.g. mesh.max_triangles=100000)", param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw  # a bare word is a string
+        if isinstance(value, list):
+            value = tuple(value)
+        out.setdefault(stage.strip(), {})[fld.strip()] = value
+    return out
+
+
+def _run_with_progress(request: Request, out: Path, run_opts: RunOptions):
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[stage]:<9}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[msg]}"),
+        console=_console.err,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def task(stage: str) -> TaskID:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=1.0, stage=stage, msg="")
+        return tasks[stage]
+
+    def on_progress(stage: str, fraction: float, message: str) -> None:
+        progress.update(task(stage), completed=fraction, msg=message)
+
+    def on_stage(rec: StageRecord) -> None:
+        t = task(rec.stage)
+        label = {"ran": f"{rec.backend}: done in {rec.seconds:.1f} s",
+                 "cached": f"{rec.backend}: reused (cached)",
+                 "skipped": rec.note}[rec.status]
+        progress.update(t, completed=1.0, msg=label)
+        progress.stop_task(t)
+
+    with progress:
+        return run_pipeline(request, out, run_opts, progress=on_progress, on_stage=on_stage)
+
+
+def _summary(records: list[StageRecord], out_dir: Path, seconds: float) -> None:
+    table = Table(title=f"worldgen run in {out_dir}", title_justify="left")
+    for col in ("stage", "backend", "status", "time", "peak RSS", "files"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            r.stage, r.backend or "-", r.status,
+            f"{r.seconds:.2f} s" if r.status == "ran" else "-",
+            f"{r.peak_rss_mb:.0f} MB" if r.peak_rss_mb else "-",
+            ", ".join(r.files) if r.files else (r.note or "-"),
+        )
+    _console.err.print(table)
+    _console.err.print(f"total {seconds:.2f} s; manifest: {out_dir / 'manifest.json'}")

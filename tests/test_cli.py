@@ -1,0 +1,83 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from worldgen.cli.main import main
+from worldgen.io import TMP_PREFIX, encode_png
+
+
+@pytest.fixture
+def files(tmp_path, rng):
+    img = rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)
+    (tmp_path / "pano.png").write_bytes(encode_png(img))
+    (tmp_path / "square.png").write_bytes(encode_png(img[:, :32]))
+    d = rng.uniform(1, 10, (32, 64)).astype(np.float32)
+    np.save(tmp_path / "depth.npy", d)
+    np.save(tmp_path / "small.npy", d[:16, :32])
+    bad = d.copy()
+    bad[3, 4] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    return tmp_path
+
+
+def _no_partial(out):
+    return not out.exists() or not [p for p in out.rglob("*") if p.name.startswith(TMP_PREFIX) or p.suffix in (".png", ".npz", ".glb")]
+
+
+def test_help_and_info(capsys):
+    assert main(["--help"]) == 0
+    assert "generate" in capsys.readouterr().out
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "torch" in text and "layout" in text and "gsplat" in text
+    assert main(["stages"]) == 0
+    assert "panorama -> depth" in capsys.readouterr().out
+
+
+def test_generate_panorama(files, capsys):
+    out = files / "out"
+    assert main(["generate", "--panorama", str(files / "pano.png"), "--depth", str(files / "depth.npy"),
+                 "-o", str(out), "--until", "depth"]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.strip() == str(out.resolve())  # stdout carries only the output folder
+    assert (out / "manifest.json").exists() and (out / "depth.npz").exists()
+    assert main(["generate", "--panorama", str(files / "pano.png"), "--depth", str(files / "depth.npy"),
+                 "-o", str(out), "--until", "depth", "-q"]) == 0
+    assert "cached" not in capsys.readouterr().out  # quiet: only the folder
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--panorama", "{d}/missing.png"], "does not exist"),
+    (["--panorama", "{d}/square.png"], "not 2:1"),
+    (["--panorama", "{d}/corrupt.png"], "corrupt"),
+    (["--panorama", "{d}/pano.png", "--depth", "{d}/small.npy"], "panorama's size"),
+    (["--panorama", "{d}/pano.png", "--depth", "{d}/nan.npy"], "NaN"),
+    (["--panorama", "{d}/pano.png", "--backend", "depth=magic"], "unknown depth backend"),
+    (["--panorama", "{d}/pano.png", "--backend", "nonsense"], "STAGE=NAME"),
+    (["--panorama", "{d}/pano.png", "--set", "depth.far"], "STAGE.FIELD=VALUE"),
+    (["--panorama", "{d}/pano.png", "--preset", "ultra"], "unknown preset"),
+    (["--image", "{d}/pano.png"], "photo"),
+])
+def test_bad_input_exits_2_one_line(files, capsys, args, match):
+    out = files / "out"
+    code = main(["generate", *[a.format(d=files) for a in args], "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert match in err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2  # one message (typer may add a usage line)
+    assert "Traceback" not in err
+    assert _no_partial(out)
+
+
+def test_unwritable_output_exits_2(files, capsys):
+    code = main(["generate", "--panorama", str(files / "pano.png"), "-o", str(files / "pano.png" / "sub")])
+    assert code == 2 and "output folder" in capsys.readouterr().err
+
+
+def test_console_script_exit_code(files):
+    r = subprocess.run([sys.executable, "-m", "worldgen.cli", "generate", "--panorama", str(files / "square.png"),
+                        "-o", str(files / "o")], capture_output=True, text=True)
+    assert r.returncode == 2 and "2:1" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,86 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+from worldgen import InputError, OutputError
+from worldgen.io import TMP_PREFIX, arrays_from_bytes, arrays_to_bytes, atomic_write, encode_png, read_depth, read_image, safe_join
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    p = tmp_path / "a" / "f.bin"
+    atomic_write(p, b"one")
+    atomic_write(p, b"two")
+    assert p.read_bytes() == b"two"
+    assert not list(tmp_path.rglob(f"{TMP_PREFIX}*"))
+
+
+def test_atomic_write_failure_leaves_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "f.bin"
+    atomic_write(p, b"old")
+    import worldgen.io as wio
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(wio.os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write(p, b"new")
+    assert p.read_bytes() == b"old"
+    assert not list(tmp_path.glob(f"{TMP_PREFIX}*"))
+
+
+def test_safe_join_refuses_escape(tmp_path):
+    assert safe_join(tmp_path, "x/y.png") == (tmp_path / "x/y.png").resolve()
+    for bad in ("../x", "/etc/passwd", "a/../../b"):
+        with pytest.raises(OutputError, match="escapes"):
+            safe_join(tmp_path, bad)
+
+
+def test_arrays_roundtrip_and_determinism(rng):
+    arrays = {"a": rng.normal(size=(3, 4)).astype(np.float32), "b": np.arange(5, dtype=np.int32)}
+    b1 = arrays_to_bytes(arrays, {"k": [1, 2]})
+    b2 = arrays_to_bytes({k: v.copy() for k, v in arrays.items()}, {"k": [1, 2]})
+    assert b1 == b2
+    back, meta = arrays_from_bytes(b1)
+    assert meta == {"k": [1, 2]}
+    assert all(np.array_equal(back[k], arrays[k]) for k in arrays)
+    assert {i.date_time for i in zipfile.ZipFile(__import__("io").BytesIO(b1)).infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_arrays_corrupt():
+    with pytest.raises(InputError, match="corrupt"):
+        arrays_from_bytes(b"not a zip")
+
+
+def test_read_image(tmp_path, rng):
+    img = rng.integers(0, 256, (4, 8, 3), dtype=np.uint8)
+    (tmp_path / "p.png").write_bytes(encode_png(img))
+    assert np.array_equal(read_image(tmp_path / "p.png"), img)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(InputError, match="corrupt"):
+        read_image(tmp_path / "bad.png")
+    with pytest.raises(InputError, match="does not exist"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_read_depth_formats(tmp_path):
+    d = np.array([[1.0, 2.5], [0.0, 10.0]], np.float32)
+    np.save(tmp_path / "d.npy", d)
+    assert np.array_equal(read_depth(tmp_path / "d.npy"), d)
+    (tmp_path / "d.png").write_bytes(encode_png((d * 1000).astype(np.uint16)))
+    assert np.allclose(read_depth(tmp_path / "d.png"), d)
+    import OpenEXR
+
+    with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"Z": d}) as f:
+        f.write(str(tmp_path / "d.exr"))
+    assert np.allclose(read_depth(tmp_path / "d.exr"), d)
+    (tmp_path / "d8.png").write_bytes(encode_png(np.zeros((2, 2), np.uint8)))
+    with pytest.raises(InputError, match="16-bit"):
+        read_depth(tmp_path / "d8.png")
+    (tmp_path / "d.txt").write_text("1")
+    with pytest.raises(InputError, match="unknown depth format"):
+        read_depth(tmp_path / "d.txt")
+    (tmp_path / "bad.npy").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="corrupt"):
+        read_depth(tmp_path / "bad.npy")

@@ -1,0 +1,395 @@
+"""The staged pipeline runner: panorama -> depth -> gaussians -> mesh -> export.
+
+One run writes one output folder: each stage's artifacts and files plus ``manifest.json``.
+A stage is reused when its cache key (backend, backend version, config, seed, eye height and the
+content hashes of its inputs) matches the manifest and its files still hash the same; every
+file is written atomically, so a run killed at any moment resumes where it stopped and, with a
+fixed seed, ends with byte-identical outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._resources import measure
+from .artifacts import ARTIFACTS, decode_artifact, encode_artifact
+from .errors import InputError, OutputError
+from .io import TMP_PREFIX, atomic_write, safe_join
+from .registry import STAGES, Backend, Request, StageContext, backends, get_backend
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "panorama": (),
+    "depth": ("panorama", "given_depth", "semantics"),
+    "gaussians": ("panorama", "depth", "semantics"),
+    "mesh": ("panorama", "depth", "semantics", "gaussians"),
+    "export": ("mesh", "gaussians", "panorama", "depth"),
+}
+"""Artifacts each stage may read (those produced earlier in the run)."""
+
+PRESETS = ("fast", "balanced", "quality")
+
+ProgressFn = Callable[[str, float, str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, as opposed to what to compute.
+
+    Args:
+        until: last stage to run (inclusive).
+        rerun_from: re-run this stage and all later ones even when cached (None: use the cache).
+        force: re-run every stage.
+        backends: stage -> backend name, overriding the automatic choice.
+        options: stage -> {config field: value}, overriding the preset.
+    """
+
+    until: str = "export"
+    rerun_from: str | None = None
+    force: bool = False
+    backends: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class StageRecord:
+    """What happened to one stage in this run."""
+
+    stage: str
+    backend: str | None
+    status: str  # "ran", "cached" or "skipped"
+    seconds: float = 0.0
+    peak_rss_mb: float | None = None
+    files: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    manifest: dict
+    stages: list[StageRecord]
+
+
+def choose_backend(stage: str, request: Request, produced: set[str], chosen: Mapping[str, str]) -> Backend | None:
+    """The backend a stage runs with: the user's choice, else the automatic rule.
+
+    Returns None when no backend is registered for the stage (it does not exist yet).
+    """
+    if stage in chosen:
+        return get_backend(stage, chosen[stage])
+    names = [b.name for b in backends(stage)]
+    if stage == "panorama":
+        if request.panorama:
+            return get_backend(stage, "file")
+        if request.image:
+            if "photo" in names:
+                return get_backend(stage, "photo")
+            raise InputError(
+                "turning a photo into a 360° panorama needs a photo-to-panorama backend, and none is installed; "
+                "give a 2:1 panorama with --panorama FILE, or a text prompt"
+            )
+        if request.prompt is None and request.spec is None:
+            raise InputError("nothing to build: give a PROMPT, --panorama FILE, --image FILE or --spec FILE")
+        if "procedural" in names:
+            return get_backend(stage, "procedural")
+        raise InputError("no text-to-panorama backend is installed; give a panorama with --panorama FILE")
+    if stage == "depth" and "given_depth" in produced:
+        return get_backend(stage, "given")
+    preferred = {"depth": ("layout",), "gaussians": ("refine", "init"), "mesh": ("sheet",), "export": ("assets",)}
+    for name in preferred.get(stage, ()):
+        if name in names:
+            return get_backend(stage, name)
+    usable = [b for b in backends(stage) if b.name != "given" and b.unavailable() is None]
+    return usable[0] if usable else None
+
+
+def run_pipeline(request: Request, out_dir: str | os.PathLike, options: RunOptions = RunOptions(),
+                 progress: ProgressFn | None = None,
+                 on_stage: Callable[[StageRecord], None] | None = None) -> RunResult:
+    """Run the stages up to ``options.until`` into ``out_dir``, reusing what is cached.
+
+    Args:
+        request: what to build.
+        out_dir: the run's folder (created if missing).
+        options: until / rerun_from / force / backend and option overrides.
+        progress: called as (stage, fraction in [0, 1], message) while a stage works.
+        on_stage: called with each stage's record when it finishes.
+
+    Returns:
+        The run's folder, manifest and per-stage records.
+    """
+    check_request(request, options)
+    out = _prepare_out_dir(out_dir)
+    previous = _read_manifest(out)
+    prev_stages = previous.get("stages", {}) if previous.get("format") == 1 else {}
+    until_i = STAGES.index(options.until)
+    from_i = STAGES.index(options.rerun_from) if options.rerun_from else len(STAGES)
+
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "worldgen": __version__,
+        "request": _request_record(request),
+        "seed": request.seed,
+        "preset": request.preset,
+        "eye_height": request.eye_height,
+        "libraries": _library_versions(),
+        "stages": {},
+    }
+    # artifact key -> (sha256, file name) of everything produced so far in this run
+    produced: dict[str, tuple[str, str]] = {}
+    records: list[StageRecord] = []
+    for i, stage in enumerate(STAGES):
+        if i > until_i:
+            if stage in prev_stages:  # keep what an earlier, longer run left, for `worldgen export`
+                manifest["stages"][stage] = prev_stages[stage]
+            continue
+        backend = choose_backend(stage, request, set(produced), options.backends)
+        if backend is None:
+            rec = StageRecord(stage, None, "skipped", note="no backend installed for this stage")
+            records.append(rec)
+            if on_stage:
+                on_stage(rec)
+            continue
+        cfg = backend.make_config(request.preset, options.options.get(stage))
+        inputs = {k: produced[k] for k in STAGE_INPUTS[stage] if k in produced}
+        key = _cache_key(stage, backend, cfg, request, {k: v[0] for k, v in inputs.items()})
+        old = prev_stages.get(stage)
+        reuse = (not options.force and i < from_i and old is not None and old.get("key") == key
+                 and _outputs_intact(out, old))
+        if reuse:
+            entry = dict(old, cached=True)
+            rec = StageRecord(stage, backend.name, "cached", files=sorted(old["files"]))
+        else:
+            entry, rec = _run_stage(out, stage, backend, cfg, request, inputs, key, progress)
+            if old:
+                _remove_stale(out, old, entry)
+        for akey, (fname, sha) in entry["artifacts"].items():
+            produced[akey] = (sha, fname)
+        manifest["stages"][stage] = entry
+        if stage == "panorama" and "scene_spec" in entry["artifacts"]:
+            manifest["scene_spec"] = json.loads((out / entry["artifacts"]["scene_spec"][0]).read_bytes())
+        _write_manifest(out, manifest)
+        records.append(rec)
+        if on_stage:
+            on_stage(rec)
+    _write_manifest(out, manifest)
+    return RunResult(out, manifest, records)
+
+
+def _run_stage(out: Path, stage: str, backend: Backend, cfg: Any, request: Request,
+               inputs: dict[str, tuple[str, str]], key: str,
+               progress: ProgressFn | None) -> tuple[dict, StageRecord]:
+    decoded = {k: decode_artifact(k, (out / fname).read_bytes()) for k, (_, fname) in inputs.items()}
+
+    def report(fraction: float, message: str = "") -> None:
+        if progress:
+            progress(stage, min(max(float(fraction), 0.0), 1.0), message)
+
+    ctx = StageContext(stage=stage, inputs=decoded, request=request, config=cfg, progress=report)
+    with measure() as usage:
+        result = backend.run(ctx)
+        # Encode everything before writing anything, so a failing encoder leaves no partial output.
+        blobs: dict[str, bytes] = {}
+        art_files: dict[str, tuple[str, str]] = {}
+        for akey, value in result.artifacts.items():
+            data = encode_artifact(akey, value)
+            fname = ARTIFACTS[akey].filename
+            blobs[fname] = data
+            art_files[akey] = (fname, _sha(data))
+        for fname, data in result.files.items():
+            safe_join(out, fname)
+            if fname in blobs or fname == MANIFEST:
+                raise OutputError(f"{stage} backend {backend.name!r} wrote {fname!r}, which another output owns")
+            blobs[fname] = data
+        for fname, data in blobs.items():
+            atomic_write(safe_join(out, fname), data)
+    entry = {
+        "backend": backend.name,
+        "backend_version": backend.version,
+        "config": _jsonable(dataclasses.asdict(cfg)),
+        "key": key,
+        "inputs": {k: v[0] for k, v in inputs.items()},
+        "artifacts": {k: list(v) for k, v in art_files.items()},
+        "files": {fname: _sha(data) for fname, data in blobs.items()},
+        "report": _jsonable(result.report),
+        "wall_seconds": round(usage.seconds, 4),
+        "peak_rss_mb": round(usage.peak_rss / 2**20, 1),
+        "peak_rss_exact": usage.peak_is_exact,
+        "cached": False,
+    }
+    rec = StageRecord(stage, backend.name, "ran", usage.seconds, entry["peak_rss_mb"], sorted(blobs))
+    return entry, rec
+
+
+def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
+    """Raise InputError for a request or options that cannot run (missing files, conflicts...)."""
+    for name in (options.until, options.rerun_from):
+        if name is not None and name not in STAGES:
+            raise InputError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+    for stage in list(options.backends) + list(options.options):
+        if stage not in STAGES:
+            raise InputError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    # Fail before any stage runs: a typo in a backend or option must not cost a long run.
+    for stage, name in options.backends.items():
+        get_backend(stage, name)
+    for stage, values in options.options.items():
+        if stage in options.backends:
+            get_backend(stage, options.backends[stage]).make_config(request.preset, values)
+            continue
+        fields = {f.name for b in backends(stage) for f in dataclasses.fields(b.config)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise InputError(f"no {stage} backend has option {', '.join(unknown)}; "
+                             f"options are: {', '.join(sorted(fields)) or 'none'}")
+    if request.preset not in PRESETS:
+        raise InputError(f"unknown preset {request.preset!r}; choose one of {', '.join(PRESETS)}")
+    if not (0.0 < request.eye_height < 1000.0):
+        raise InputError(f"eye height {request.eye_height} m must lie in (0, 1000)")
+    if request.depth and not request.panorama:
+        raise InputError("--depth needs --panorama: depth belongs to a given panorama")
+    sources = [x for x in (request.image, request.panorama) if x]
+    if len(sources) > 1:
+        raise InputError("give either --image or --panorama, not both")
+    if sources and (request.prompt or request.spec):
+        raise InputError("a prompt or --spec builds a procedural world; drop it when giving --image/--panorama")
+    for label, path in (("panorama", request.panorama), ("image", request.image),
+                        ("depth", request.depth), ("spec", request.spec)):
+        if path is not None and not Path(path).is_file():
+            raise InputError(f"{label} file {path!r} does not exist; check the path")
+    if not 0 <= request.seed < 2**63:
+        raise InputError(f"seed {request.seed} must lie in [0, 2^63)")
+
+
+def _prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output path {str(out)!r} is a file; choose a folder with -o")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f"{TMP_PREFIX}probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"cannot write to output folder {str(out)!r} ({e.strerror}); choose another with -o") from e
+    for stale in out.rglob(f"{TMP_PREFIX}*"):  # torn writes of a killed run
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+    return out.resolve()
+
+
+def read_manifest(out_dir: str | os.PathLike) -> dict:
+    """The manifest of a finished run; InputError if the folder holds no run."""
+    out = Path(out_dir)
+    m = _read_manifest(out)
+    if not m:
+        raise InputError(f"{str(out)!r} holds no worldgen run (no readable {MANIFEST}); run 'worldgen generate' first")
+    return m
+
+
+def _read_manifest(out: Path) -> dict:
+    try:
+        return json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    atomic_write(out / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def _outputs_intact(out: Path, entry: dict) -> bool:
+    try:
+        return all(_sha((out / f).read_bytes()) == sha for f, sha in entry["files"].items())
+    except (OSError, KeyError, TypeError):
+        return False
+
+
+def _remove_stale(out: Path, old: dict, new: dict) -> None:
+    for fname in set(old.get("files", {})) - set(new["files"]):
+        try:
+            safe_join(out, fname).unlink()
+        except (OSError, OutputError):
+            pass
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha(path: str | None) -> str | None:
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _request_record(request: Request) -> dict:
+    rec = dataclasses.asdict(request)
+    for k in ("image", "panorama", "depth", "spec"):
+        rec[f"{k}_sha256"] = _file_sha(getattr(request, k))
+    return rec
+
+
+def _cache_key(stage: str, backend: Backend, cfg: Any, request: Request, input_hashes: dict[str, str]) -> str:
+    payload: dict[str, Any] = {
+        "stage": stage,
+        "backend": backend.name,
+        "version": backend.version,
+        "config": _jsonable(dataclasses.asdict(cfg)),
+        "inputs": input_hashes,
+        "seed": request.seed,
+        "eye_height": request.eye_height,
+    }
+    if stage == "panorama":
+        # The first stage reads the request itself: its content, not its paths, is the input.
+        payload["request"] = {
+            "prompt": request.prompt,
+            **{k: _file_sha(getattr(request, k)) for k in ("image", "panorama", "depth", "spec")},
+        }
+    return _sha(json.dumps(payload, sort_keys=True).encode())
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float):
+        return x if x == x and abs(x) != float("inf") else str(x)
+    if isinstance(x, (str, int, bool)) or x is None:
+        return x
+    if hasattr(x, "item"):
+        return _jsonable(x.item())
+    return str(x)
+
+
+def _library_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("numpy", "torch", "gsplat", "open3d", "trimesh", "pygltflib", "usd-core", "xatlas",
+                 "fast-simplification", "pillow", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
