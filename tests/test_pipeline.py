@@ -180,3 +180,19 @@ def test_killed_run_resumes_byte_identical(pano_files, tmp_path):
     assert m["stages"]["panorama"]["cached"] and m["stages"]["depth"]["cached"]
     assert not m["stages"]["gaussians"]["cached"]
     assert _outputs(out) == _outputs(ref)
+
+
+def test_load_artifact(pano_files, tmp_path):
+    from worldgen.pipeline import load_artifact
+
+    pano, depth = pano_files
+    run_pipeline(Request(panorama=str(pano), depth=str(depth)), tmp_path / "out", RunOptions(until="depth"))
+    d = load_artifact(tmp_path / "out", "depth")
+    assert d.shape == (64, 128) and d.sky[:8].all()
+    with pytest.raises(InputError, match="no 'mesh'"):
+        load_artifact(tmp_path / "out", "mesh")
+    (tmp_path / "out" / "depth.npz").write_bytes(b"x")
+    with pytest.raises(InputError, match="changed"):
+        load_artifact(tmp_path / "out", "depth")
+    with pytest.raises(InputError, match="no worldgen run"):
+        load_artifact(tmp_path, "depth")

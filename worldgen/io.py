@@ -65,7 +65,7 @@ def arrays_to_bytes(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | 
     bytes; this writer fixes the timestamps and the member order.
     """
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name in arrays:
             arr = np.ascontiguousarray(arrays[name])
             member = io.BytesIO()

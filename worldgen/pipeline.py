@@ -393,3 +393,26 @@ def _library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def load_artifact(run_dir: str | os.PathLike, key: str) -> Any:
+    """Read one artifact ("panorama", "depth", "gaussians", "mesh"...) of a finished run.
+
+    Raises InputError when the run has no such artifact or its file no longer matches the manifest.
+
+    Example:
+        >>> cloud = load_artifact("out/forest", "gaussians")  # doctest: +SKIP
+    """
+    m = read_manifest(run_dir)
+    for entry in m.get("stages", {}).values():
+        if key in entry.get("artifacts", {}):
+            fname, sha = entry["artifacts"][key]
+            path = Path(run_dir) / fname
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise InputError(f"{path} is missing; re-run 'worldgen generate' for this folder") from e
+            if _sha(data) != sha:
+                raise InputError(f"{path} changed since the run wrote it; re-run 'worldgen generate' for this folder")
+            return decode_artifact(key, data)
+    raise InputError(f"the run in {str(run_dir)!r} has no {key!r}; run the stage that makes it first")
