@@ -22,6 +22,9 @@ from .types import (
 
 __version__ = "0.1.0"
 
+from .pipeline import RunOptions, load_artifact, run_pipeline  # noqa: E402  (needs __version__)
+from .registry import Request  # noqa: E402
+
 __all__ = [
     "SEMANTIC_CLASSES",
     "SH_C0",
@@ -35,8 +38,12 @@ __all__ = [
     "MissingDependencyError",
     "OutputError",
     "Panorama",
+    "Request",
+    "RunOptions",
     "SemanticLayers",
     "ShapeError",
     "WorldgenError",
     "__version__",
+    "load_artifact",
+    "run_pipeline",
 ]
