@@ -23,6 +23,7 @@ STAGES: tuple[str, ...] = ("panorama", "depth", "gaussians", "mesh", "export")
 _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.stages.panorama",
     "worldgen.stages.depth",
+    "worldgen.exporters.backend",
 )
 
 
