@@ -1,0 +1,396 @@
+"""The ``sheet`` extractor: an RGB-D panorama triangulated on its own pixel grid.
+
+What it does, in order (all vectorised):
+
+1. Sample the depth on a grid of pixel centres (every ``stride``-th pixel so at most
+   ``grid_width`` columns); each vertex sits on its pixel's own ray at its depth.
+2. Close the sphere: a vertex column on the ±180° seam (where the chord between the last and the
+   first column crosses the seam half-plane, exact for planes), duplicated for u = 0 and u = 1, and
+   a vertex on each pole (median height of the nearest row, exact for a flat floor or ceiling),
+   one copy per column so every cap triangle has its own u.
+3. Cut depth discontinuities. An edge is cut when its relative depth jump is large *and* out of
+   line with its neighbours along the same grid line (a spike in the second difference of
+   log-depth: smooth ground at grazing angles changes fast but steadily, a step does not), or when
+   it runs within ``grazing_deg`` of its ray (a rubber sheet, including blurred predicted edges).
+   Each quad is split along the diagonal with the smaller depth ratio so the split follows the
+   surface; a triangle survives when both its grid edges survive and its diagonal is not grazing.
+4. Backfill: every cut triangle is re-added with its near corners pushed back to the depth of
+   its far corners, so the far surface continues one cell behind the occluder. Seen from the
+   capture point every ray still hits geometry; from a step away the background has no crack.
+5. Simplify to the triangle budget with borders locked (silhouettes, seam and caps stay on their
+   rays), recompute UVs from vertex directions (the panorama is the texture) and normals.
+
+The sky becomes a separate dome part (same grid code at low resolution, constant radius, only
+cells near sky pixels) and a collision part is simplified from the world geometry.
+Faces are counter-clockwise seen from the capture point: their normals face the viewer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry.equirect import pixel_to_direction
+from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
+from .collision import collision_mesh
+from .simplify import compact, simplify, vertex_normals
+from .texture import equirect_uvs, panorama_texture
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SheetConfig:
+    """Options of the ``sheet`` extractor.
+
+    Args:
+        max_triangles: triangle budget of the "world" part after simplification (default 300000;
+            0 keeps the full grid).
+        grid_width: most vertex columns of the grid; wider panoramas are sampled every
+            ceil(W / grid_width)-th pixel (default 1024: a 2048-wide panorama gives a 1M-triangle
+            grid before simplification).
+        jump_min: smallest relative depth jump (log ratio) between neighbours that can be a
+            discontinuity (default 0.02 = 2 %).
+        spike: an edge whose log-depth step differs from the mean of its two neighbours' steps
+            by more than ``spike`` x its own step is a discontinuity (default 0.6).
+        grazing_deg: an edge within this angle of its ray is always cut, degrees (default 1.0).
+        backfill: continue far surfaces one cell behind cut edges (default True).
+        texture_width: widest texture; the panorama is area-averaged down to it (default 4096).
+        sky: add the "sky" dome part (default True).
+        sky_radius: dome radius, metres; 0 = 1.5 x the farthest finite depth, at least 10 m.
+        sky_grid_width: columns of the dome grid (default 256).
+        collision_triangles: budget of the "collision" part; 0 = no collision part (default 20000).
+        aggressiveness: fast-simplification's aggressiveness (default 7).
+    """
+
+    max_triangles: int = 300_000
+    grid_width: int = 1024
+    jump_min: float = 0.02
+    spike: float = 0.6
+    grazing_deg: float = 1.0
+    backfill: bool = True
+    texture_width: int = 4096
+    sky: bool = True
+    sky_radius: float = 0.0
+    sky_grid_width: int = 256
+    collision_triangles: int = 20_000
+    aggressiveness: float = 7.0
+
+
+def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = SheetConfig(),
+                semantics: SemanticLayers | None = None, eye_height: float = 1.6) -> MeshScene:
+    """Triangulate an RGB-D panorama into textured "world", "sky" and "collision" parts.
+
+    Args:
+        panorama: colour, H x 2H.
+        depth: Euclidean ray distance, metres, same H x W as ``panorama`` (+inf = sky).
+        config: see :class:`SheetConfig`.
+        semantics: unused by the geometry; accepted so all extractors share one signature.
+        eye_height: capture height above the ground, metres; only compared with the ground
+            height found in the depth (reported as ``ground_y``), never used to rescale.
+
+    Returns:
+        MeshScene with parts "world" (textured with the panorama), "sky" (if any sky and
+        ``config.sky``) and "collision" (if ``config.collision_triangles``), and a report.
+    """
+    _check_inputs(panorama, depth, config)
+    t0 = time.perf_counter()
+    h, w = depth.shape
+    stride = max(1, math.ceil(w / config.grid_width))
+    verts, faces, stats = sheet_geometry(depth.depth, depth.valid, stride, config)
+    n_full = int(len(faces))
+    t_grid = time.perf_counter() - t0
+    if config.max_triangles and len(faces) > config.max_triangles:
+        verts, faces = simplify(verts, faces, config.max_triangles, preserve_border=True,
+                                aggressiveness=config.aggressiveness)
+    t_simp = time.perf_counter() - t0 - t_grid
+    texture = panorama_texture(panorama, config.texture_width)
+    parts: dict[str, Mesh] = {}
+    if len(faces):
+        normals = vertex_normals(verts, faces)
+        v2, f2, uv, n2 = equirect_uvs(verts, faces, normals)
+        parts["world"] = Mesh(v2, f2, n2, uv, texture)
+    else:
+        log.warning("the depth map has no surface: the sheet has no world part")
+    far = float(depth.depth[depth.valid].max()) if depth.valid.any() else 0.0
+    sky_radius = config.sky_radius if config.sky_radius > 0 else max(10.0, 1.5 * far)
+    if config.sky and depth.sky.any():
+        parts["sky"] = sky_dome(depth.sky, sky_radius, config.sky_grid_width, texture)
+    if config.collision_triangles and len(faces):
+        parts["collision"] = collision_mesh(verts, faces, config.collision_triangles)
+    ground_y = _ground_height(depth)
+    report = {
+        "extractor": "sheet",
+        "grid": [int(math.ceil(h / stride)), int(math.ceil(w / stride))],
+        "stride": stride,
+        "triangles_before": n_full,
+        "triangles_after": int(parts["world"].n_faces) if "world" in parts else 0,
+        "cut_edges": stats["cut_edges"],
+        "backfill_triangles": stats["backfill_triangles"],
+        "texture_size": [int(texture.shape[1]), int(texture.shape[0])],
+        "sky_radius_m": round(sky_radius, 3) if "sky" in parts else None,
+        "parts": {k: {"vertices": m.n_vertices, "triangles": m.n_faces} for k, m in parts.items()},
+        "ground_y_m": None if ground_y is None else round(ground_y, 4),
+        "eye_height_m": eye_height,
+        "seconds": {"grid": round(t_grid, 3), "simplify": round(t_simp, 3),
+                    "total": round(time.perf_counter() - t0, 3)},
+    }
+    return MeshScene(parts, report)
+
+
+def _check_inputs(panorama: Panorama, depth: DepthMap, config: SheetConfig) -> None:
+    if (panorama.height, panorama.width) != depth.shape:
+        raise InputError(
+            f"panorama is {panorama.width}x{panorama.height} but depth is {depth.shape[1]}x{depth.shape[0]}; "
+            "resize the depth map to the panorama's size"
+        )
+    if config.max_triangles < 0 or config.collision_triangles < 0:
+        raise InputError("triangle budgets must be >= 0 (0 = no simplification / no collision part)")
+    if config.grid_width < 4 or config.sky_grid_width < 4:
+        raise InputError("grid widths must be at least 4 columns")
+    if not 0 < config.grazing_deg < 45:
+        raise InputError(f"grazing_deg={config.grazing_deg} must lie in (0, 45) degrees")
+    if config.jump_min < 0 or config.spike <= 0:
+        raise InputError("jump_min must be >= 0 and spike > 0")
+
+
+# --------------------------------------------------------------------------------------------
+# Grid geometry
+# --------------------------------------------------------------------------------------------
+
+
+def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
+                   config: SheetConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Vertices and faces of the cut, closed sheet before simplification.
+
+    Args:
+        depth: ray distance, metres (anything where not valid). [H, W] float
+        valid: pixels with a surface. [H, W] bool
+        stride: sample every stride-th pixel in both directions.
+        config: cut thresholds and backfill switch.
+
+    Returns:
+        (vertices [V, 3] float64 metres, faces [F, 3] int32 CCW from the origin, stats dict).
+    """
+    H, W = depth.shape
+    xs = np.arange(0, W, stride, dtype=np.float64) + 0.5
+    ys = np.arange(0, H, stride, dtype=np.float64) + 0.5
+    ci = xs.astype(np.int64)
+    ri = ys.astype(np.int64)
+    d = np.asarray(depth, np.float64)[np.ix_(ri, ci)]
+    ok = np.asarray(valid, bool)[np.ix_(ri, ci)]
+    d = np.where(ok, d, 1.0)
+    dirs = pixel_to_direction(xs[None, :], ys[:, None], W, H)
+    pts = dirs * d[..., None]
+    h, w = d.shape
+
+    # Grid of (h + 2) x (w + 2) vertices: row 0 / h+1 are the poles, column 0 / w+1 the seam.
+    Q = np.zeros((h + 2, w + 2, 3))
+    M = np.zeros((h + 2, w + 2), bool)
+    Q[1:-1, 1:-1] = pts
+    M[1:-1, 1:-1] = ok
+    p1, p2 = pts[:, -1], pts[:, 0]          # lon just below +pi and just above -pi
+    den = p1[:, 0] - p2[:, 0]
+    t = np.where(np.abs(den) > 1e-12, p1[:, 0] / np.where(np.abs(den) > 1e-12, den, 1.0), 0.5)
+    seam = p1 + t[:, None] * (p2 - p1)
+    seam_ok = ok[:, -1] & ok[:, 0] & (seam[:, 2] > 0)
+    Q[1:-1, 0] = Q[1:-1, -1] = seam
+    M[1:-1, 0] = M[1:-1, -1] = seam_ok
+    for row, grid_row, sign in ((0, 0, 1.0), (h - 1, h + 1, -1.0)):
+        r_ok = ok[row]
+        if r_ok.mean() >= 0.5:
+            y = float(np.median(pts[row, r_ok, 1])) * sign
+            if y > 0:
+                Q[grid_row, :] = (0.0, sign * y, 0.0)
+                M[grid_row, :] = True
+
+    V = Q.reshape(-1, 3)
+    valid_v = M.reshape(-1)
+    L = np.log(np.maximum(np.linalg.norm(Q, axis=2), 1e-12))
+    idx = np.arange((h + 2) * (w + 2)).reshape(h + 2, w + 2)
+    cos_graze = math.cos(math.radians(config.grazing_deg))
+
+    # Horizontal edges (i, j)-(i, j+1) for j in 0..w; circular along a row (col w+1 == col 0).
+    s_h = L[:, 1:] - L[:, :-1]                                   # [(h+2), w+1]
+    ok_h = M[:, 1:] & M[:, :-1]
+    cut_h = _cut_edges(s_h, ok_h, Q[:, :-1], Q[:, 1:], circular=True, cfg=config, cos_graze=cos_graze)
+    # Vertical edges (i, j)-(i+1, j) for i in 0..h.
+    s_v = (L[1:, :] - L[:-1, :]).T                               # [(w+2), h+1]
+    ok_v = (M[1:, :] & M[:-1, :]).T
+    cut_v = _cut_edges(s_v, ok_v, Q[:-1, :].transpose(1, 0, 2), Q[1:, :].transpose(1, 0, 2),
+                       circular=False, cfg=config, cos_graze=cos_graze).T   # [h+1, w+2]
+
+    # Quads (i, j): rows i..i+1, cols j..j+1, for i in 0..h, j in 0..w.
+    TL, TR = idx[:-1, :-1], idx[:-1, 1:]
+    BL, BR = idx[1:, :-1], idx[1:, 1:]
+    c_top, c_bot = cut_h[:-1], cut_h[1:]                          # [h+1, w+1]
+    c_left, c_right = cut_v[:, :-1], cut_v[:, 1:]
+    Lf = L.reshape(-1)
+    dA = np.abs(Lf[TL] - Lf[BR])                                  # diagonal TL-BR
+    dB = np.abs(Lf[TR] - Lf[BL])                                  # diagonal TR-BL
+    use_a = dA < dB
+    gA = _grazing(V[TL], V[BR], cos_graze)
+    gB = _grazing(V[TR], V[BL], cos_graze)
+
+    tris, keep = [], []
+    # Diagonal TR-BL: (TL, BL, TR) uses left+top, (TR, BL, BR) uses bottom+right.
+    # Diagonal TL-BR: (TL, BL, BR) uses left+bottom, (TL, BR, TR) uses top+right.
+    for tri, edges_cut, diag_cut, which in (
+        ((TL, BL, TR), c_left | c_top, gB, ~use_a),
+        ((TR, BL, BR), c_bot | c_right, gB, ~use_a),
+        ((TL, BL, BR), c_left | c_bot, gA, use_a),
+        ((TL, BR, TR), c_top | c_right, gA, use_a),
+    ):
+        t3 = np.stack(tri, -1)                                    # [h+1, w+1, 3]
+        tris.append(t3)
+        keep.append(which & ~edges_cut & ~diag_cut)
+    tris = np.stack(tris, 0)                                      # [4, h+1, w+1, 3]
+    keep = np.stack(keep, 0)
+    which_all = np.stack([~use_a, ~use_a, use_a, use_a], 0)
+    # Pole rows: a single triangle per quad (the other one is degenerate at the pole):
+    # top row keeps (TL, BL, BR) = (pole, row 1 j, row 1 j+1); bottom keeps (TL, BL, TR).
+    cap_top = np.array([False, False, True, False])
+    cap_bot = np.array([True, False, False, False])
+    which_all[:, 0] = cap_top[:, None]
+    which_all[:, -1] = cap_bot[:, None]
+    keep[:, 0] = cap_top[:, None] & ~(c_left[0] | c_bot[0] | gA[0])[None]
+    keep[:, -1] = cap_bot[:, None] & ~(c_left[-1] | c_top[-1] | gB[-1])[None]
+    all_valid = valid_v[tris].all(-1)
+    keep &= all_valid
+    faces = tris[keep]
+    n_cut = int((which_all & all_valid & ~keep).sum())
+    stats = {"cut_edges": int((cut_h & ok_h)[1:-1].sum() + (cut_v & ok_v.T).sum()), "backfill_triangles": 0}
+    if config.backfill:
+        dropped = tris[which_all & all_valid & ~keep]
+        if len(dropped):
+            V, extra = _backfill(V, dropped, Lf, config.jump_min)
+            faces = np.concatenate([faces, extra])
+            stats["backfill_triangles"] = int(len(extra))
+    stats["cut_triangles"] = n_cut
+    verts, faces = compact(V, faces.astype(np.int64))
+    return verts, faces, stats
+
+
+def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, circular: bool,
+               cfg: SheetConfig, cos_graze: float) -> np.ndarray:
+    """Which edges of grid lines cross a depth discontinuity.
+
+    Args:
+        s: log-depth step along each edge, one grid line per row. [R, E]
+        ok: both ends have a surface. [R, E] bool
+        a, b: edge end points, metres. [R, E, 3]
+        circular: the line closes on itself (rows of the panorama).
+
+    Returns:
+        cut (or unusable) edges. [R, E] bool
+    """
+    s = np.where(ok, s, np.nan)
+    if circular:
+        prev, nxt = np.roll(s, 1, axis=1), np.roll(s, -1, axis=1)
+    else:
+        prev = np.concatenate([s[:, :1], s[:, :-1]], 1)
+        nxt = np.concatenate([s[:, 1:], s[:, -1:]], 1)
+    prev = np.where(np.isnan(prev), s, prev)
+    nxt = np.where(np.isnan(nxt), s, nxt)
+    mag = np.abs(s)
+    with np.errstate(invalid="ignore"):
+        spike = np.abs(s - 0.5 * (prev + nxt)) > cfg.spike * mag
+        jump = (mag > cfg.jump_min) & spike
+    graze = _grazing(a, b, cos_graze)
+    return ~ok | np.where(ok, jump, False) | graze
+
+
+def _grazing(a: np.ndarray, b: np.ndarray, cos_graze: float) -> np.ndarray:
+    """Segments a-b that run within the grazing angle of the ray through their midpoint. [...] bool"""
+    seg = b - a
+    mid = a + b
+    sl = np.linalg.norm(seg, axis=-1)
+    ml = np.linalg.norm(mid, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.abs((seg * mid).sum(-1)) / (sl * ml)
+    return np.where((sl > 0) & (ml > 0), c > cos_graze, False)
+
+
+def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """Re-add cut triangles on their far side: near corners move back along their rays.
+
+    Args:
+        V: vertex positions. [V, 3]
+        tris: cut triangles (all corners valid). [T, 3] int
+        L: log ray distance per vertex. [V]
+        jump_min: corners within this log ratio of the farthest corner count as far.
+
+    Returns:
+        (V extended with the moved corners [V + n, 3], triangles [T, 3] int64).
+    """
+    lt = L[tris]                                         # [T, 3]
+    lmax = lt.max(1, keepdims=True)
+    far = lt >= lmax - max(jump_min, 1e-6)
+    far_depth = np.exp(np.where(far, lt, 0.0).sum(1) / far.sum(1))   # mean log depth of far corners
+    near_t, near_c = np.nonzero(~far)
+    src = tris[near_t, near_c]
+    dirs = V[src] / np.linalg.norm(V[src], axis=1, keepdims=True)
+    new_pts = dirs * far_depth[near_t, None]
+    out = tris.astype(np.int64).copy()
+    out[near_t, near_c] = len(V) + np.arange(len(src))
+    return np.concatenate([V, new_pts]), out
+
+
+# --------------------------------------------------------------------------------------------
+# Sky dome and ground check
+# --------------------------------------------------------------------------------------------
+
+
+def sky_dome(sky: np.ndarray, radius: float, grid_width: int, texture: np.ndarray) -> Mesh:
+    """A constant-radius dome over the sky pixels (one grid cell of margin), textured by direction.
+
+    Args:
+        sky: sky pixels. [H, W] bool
+        radius: dome radius, metres.
+        grid_width: columns of the dome grid.
+        texture: the panorama texture. [Ht, Wt, 3] uint8
+
+    Returns:
+        The "sky" Mesh; faces CCW seen from the centre.
+    """
+    H, W = sky.shape
+    stride = max(1, math.ceil(W / grid_width))
+    h, w = math.ceil(H / stride), math.ceil(W / stride)
+    pad = np.zeros((h * stride, w * stride), bool)
+    pad[:H, :W] = sky
+    cells = pad.reshape(h, stride, w, stride).any(axis=(1, 3))
+    # Margin: one cell in every direction (wrapping in longitude) so the dome reaches behind
+    # the world's silhouettes.
+    grow = cells.copy()
+    grow[1:] |= cells[:-1]
+    grow[:-1] |= cells[1:]
+    grow |= np.roll(grow, 1, axis=1) | np.roll(grow, -1, axis=1)
+    # Upsample back to a pixel mask sampled by sheet_geometry at the same stride.
+    mask = np.repeat(np.repeat(grow, stride, 0), stride, 1)[:H, :W]
+    cfg = SheetConfig(grazing_deg=1.0, backfill=False)
+    depth = np.full((H, W), radius, np.float64)
+    v, f, _ = sheet_geometry(depth, mask, stride, cfg)
+    n = -(v / np.linalg.norm(v, axis=1, keepdims=True))          # inward: toward the viewer
+    v2, f2, uv, n2 = equirect_uvs(v, f, n)
+    return Mesh(v2, f2, n2, uv, texture)
+
+
+def _ground_height(depth: DepthMap) -> float | None:
+    """Median height of surface points seen more than 45° below the horizon, metres (None if none)."""
+    H, W = depth.shape
+    rows = np.arange(H)
+    lat = math.pi / 2 - math.pi * (rows + 0.5) / H
+    low = rows[lat < -math.pi / 4]
+    if not len(low):
+        return None
+    d = depth.depth[low]
+    ok = depth.valid[low]
+    if not ok.any():
+        return None
+    y = d * np.sin(lat[low])[:, None]
+    return float(np.median(y[ok]))
