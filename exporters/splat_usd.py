@@ -31,7 +31,9 @@ def _author(stage, cloud: GaussianCloud) -> None:
     pf = UsdVol.ParticleField3DGaussianSplat.Define(stage, f"{ROOT}/splats")
     Usd.ModelAPI(pf.GetPrim()).SetKind(Kind.Tokens.component)
     pf.CreatePositionsAttr(Vt.Vec3fArray.FromNumpy(s.means))
-    pf.CreateOrientationsAttr(Vt.QuatfArray.FromNumpy(np.ascontiguousarray(s.quats, np.float32)))
+    # GfQuatf's memory layout is (i, j, k, real): FromNumpy wants (x, y, z, w) rows.
+    xyzw = np.concatenate([s.quats[:, 1:], s.quats[:, :1]], axis=1)
+    pf.CreateOrientationsAttr(Vt.QuatfArray.FromNumpy(np.ascontiguousarray(xyzw, np.float32)))
     pf.CreateScalesAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(s.scales, np.float32)))
     pf.CreateOpacitiesAttr(Vt.FloatArray.FromNumpy(np.ascontiguousarray(s.opacities, np.float32)))
     pf.CreateRadianceSphericalHarmonicsDegreeAttr(s.degree)
