@@ -14,6 +14,7 @@ import typer
 from worldgen.errors import InputError, WorldgenError
 
 from . import _console
+from .assets import export_command, validate_command
 from .generate import generate
 from .info import info, stages
 
@@ -26,6 +27,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command(epilog="Example: worldgen generate 'snowy mountains at sunset' -o out/mountains")(generate)
+app.command("export")(export_command)
+app.command("validate")(validate_command)
 app.command()(info)
 app.command()(stages)
 
