@@ -24,6 +24,7 @@ _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.stages.panorama",
     "worldgen.stages.depth",
     "worldgen.exporters.backend",
+    "worldgen.splats.refine_backend",
 )
 
 

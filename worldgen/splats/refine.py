@@ -1,0 +1,408 @@
+"""Refine initial Gaussians against views of the panorama (gsplat on CUDA, the PyTorch rasterizer elsewhere).
+
+The loss per step is ``(1 - l_ssim) * L1 + l_ssim * (1 - SSIM)`` on colour over supervised pixels,
+plus ``lambda_depth`` x the L1 of log expected depth against the view's depth, ``lambda_sky`` x
+the mean alpha over sky pixels when the cloud has no sky splats (so nothing floats in front of
+the sky), and regularisers: ``lambda_opacity`` x mean opacity and ``lambda_scale`` x the mean of
+each splat's largest scale relative to its distance from the capture point, plus an anisotropy
+penalty on scale ratios above ``max_anisotropy``. Densify/prune uses gsplat's DefaultStrategy
+(pure torch, so it runs on CPU too, fed by the CPU rasterizer's 2D-mean gradients) or, on CUDA
+only, MCMCStrategy.
+
+Deterministic on CPU for a fixed seed: view order comes from a seeded generator, and the only
+global-RNG user (the strategy's split sampling) runs under a forked, seeded torch RNG.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, InputError
+from ..types import DepthMap, GaussianCloud, Panorama
+from .rasterize import _gsplat_ready, cameras_to_gsplat, rasterize, select_rasterizer
+from .views import TrainingView, capture_views, warped_views
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Hyper-parameters of splat refinement.
+
+    Args:
+        iterations: optimisation steps on CUDA (gsplat). 0 = no refinement. Default 1500.
+        view_size: capture-view size on CUDA, pixels (90° views). Default 512.
+        cpu_iterations: steps when the CPU rasterizer runs (it is ~100x slower). Default 300.
+        cpu_view_size: view size on CPU, pixels. Default 192.
+        views_per_step: cameras rendered per step (one batched call). Default 1.
+        warp_baseline: distance of the warped small-baseline cameras from the capture point,
+            metres; 0 = capture views only. Default 0.1.
+        warp_positions: number of warped camera positions (each with 8 horizontal views). Default 4.
+        warp_weight: loss weight of a warped view relative to a capture view. Default 0.5.
+        lambda_dssim: weight of D-SSIM against L1 in the colour loss. Default 0.2.
+        lambda_depth: weight of the log-depth L1. Default 0.05.
+        lambda_sky: weight of the alpha penalty on sky pixels (only when the cloud has no sky splats). Default 0.05.
+        lambda_opacity: weight of mean opacity (pushes unused splats towards transparency). Default 0.0.
+        lambda_scale: weight of largest-scale / distance. Default 0.01.
+        max_anisotropy: scale ratio above which the anisotropy penalty starts. Default 10.
+        strategy: densify/prune on CUDA: "default" (gsplat DefaultStrategy), "mcmc" or "none".
+        cpu_strategy: densify/prune on CPU: "default" or "none" (default: in 200-step CPU runs
+            DefaultStrategy cost ~8x the time for -0.5 dB held-out PSNR; see docs/splats.md).
+        densify_grad: DefaultStrategy's grow_grad2d threshold. Default 0.0002.
+        prune_opacity: splats under this opacity are pruned. Default 0.005.
+        max_gaussians: densification stops growing past this count. Default 3_000_000.
+        lr_means: position learning rate, times the scene scale (median depth), metres. Default 1.6e-4.
+        lr_scales, lr_quats, lr_opacities, lr_sh0: Adam learning rates (gsplat's trainer defaults).
+        lr_shn_factor: higher SH bands learn this much slower than the DC term. Default 1/20.
+        device: "auto" (gsplat on CUDA when it works, else CPU), "cpu" or "cuda".
+    """
+
+    iterations: int = 1500
+    view_size: int = 512
+    cpu_iterations: int = 300
+    cpu_view_size: int = 192
+    views_per_step: int = 1
+    warp_baseline: float = 0.1
+    warp_positions: int = 4
+    warp_weight: float = 0.5
+    lambda_dssim: float = 0.2
+    lambda_depth: float = 0.05
+    lambda_sky: float = 0.05
+    lambda_opacity: float = 0.0
+    lambda_scale: float = 0.01
+    max_anisotropy: float = 10.0
+    strategy: Literal["default", "mcmc", "none"] = "default"
+    cpu_strategy: Literal["default", "none"] = "none"
+    densify_grad: float = 0.0002
+    prune_opacity: float = 0.005
+    max_gaussians: int = 3_000_000
+    lr_means: float = 1.6e-4
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacities: float = 5e-2
+    lr_sh0: float = 2.5e-3
+    lr_shn_factor: float = 0.05
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {"iterations": 0, "cpu_iterations": 0},
+    "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 300, "cpu_view_size": 192},
+    "quality": {"iterations": 5000, "view_size": 768, "views_per_step": 2, "cpu_iterations": 1000,
+                "cpu_view_size": 256},
+}
+"""Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
+in about 10 minutes on 2 cores (docs/splats.md has the measurements)."""
+
+
+def _check_config(cfg: RefineConfig) -> None:
+    if cfg.iterations < 0 or cfg.cpu_iterations < 0:
+        raise InputError("refine iterations must be >= 0")
+    if cfg.view_size < 16 or cfg.cpu_view_size < 16:
+        raise InputError("refine view sizes must be at least 16 pixels")
+    if cfg.views_per_step < 1:
+        raise InputError("views_per_step must be at least 1")
+    if cfg.strategy not in ("default", "mcmc", "none"):
+        raise InputError(f"unknown densification strategy {cfg.strategy!r}; use default, mcmc or none")
+    if cfg.cpu_strategy not in ("default", "none"):
+        raise InputError(f"cpu_strategy {cfg.cpu_strategy!r} is not available on CPU; use default or none "
+                         "(mcmc needs gsplat's CUDA kernels)")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
+    if cfg.warp_baseline < 0:
+        raise InputError("warp_baseline must be >= 0 metres")
+
+
+def choose_device(cfg: RefineConfig) -> tuple[str, str]:
+    """(rasterizer, reason) for this config: "gsplat" (CUDA) or "cpu"."""
+    if cfg.device == "cpu":
+        return "cpu", "device=cpu requested"
+    name, reason = select_rasterizer()
+    if name == "gsplat":
+        why = _gsplat_ready()
+        if why is not None:
+            if cfg.device == "cuda":
+                raise BackendUnavailableError(f"device=cuda requested but {why}")
+            return "cpu", f"{why}; fell back to the PyTorch rasterizer"
+        return "gsplat", reason
+    if cfg.device == "cuda":
+        raise BackendUnavailableError(f"device=cuda requested but {reason}")
+    return "cpu", reason
+
+
+# --------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------
+
+
+def _gauss_window(size: int = 11, sigma: float = 1.5):
+    import torch
+
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-(x * x) / (2 * sigma * sigma))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim_map(a, b, window=None):
+    """Per-pixel SSIM of two image batches (11x11 Gaussian window, sigma 1.5, reflect padding).
+
+    Args:
+        a, b: images in [0, 1]. [C, H, W, 3]
+
+    Returns:
+        [C, H, W] SSIM averaged over the colour channels.
+    """
+    import torch.nn.functional as F
+
+    w = (_gauss_window() if window is None else window).to(a.dtype).to(a.device)
+    x = a.permute(0, 3, 1, 2).reshape(-1, 1, a.shape[1], a.shape[2])
+    y = b.permute(0, 3, 1, 2).reshape(-1, 1, b.shape[1], b.shape[2])
+    pad = w.shape[-1] // 2
+    xp = F.pad(x, (pad,) * 4, mode="reflect")
+    yp = F.pad(y, (pad,) * 4, mode="reflect")
+    mx, my = F.conv2d(xp, w), F.conv2d(yp, w)
+    sxx = F.conv2d(xp * xp, w) - mx * mx
+    syy = F.conv2d(yp * yp, w) - my * my
+    sxy = F.conv2d(xp * yp, w) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.reshape(a.shape[0], 3, a.shape[1], a.shape[2]).mean(1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio in dB of images in [0, 1] (over ``mask`` pixels when given)."""
+    d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
+    if mask is not None:
+        d = d[np.asarray(mask, bool)]
+    mse = float(d.mean()) if d.size else 0.0
+    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
+
+
+# --------------------------------------------------------------------------------------------
+# Optimisation
+# --------------------------------------------------------------------------------------------
+
+
+def _params(cloud: GaussianCloud, device: str):
+    import torch
+
+    t = lambda a: torch.nn.Parameter(torch.tensor(np.asarray(a), device=device))  # noqa: E731
+    p = {"means": t(cloud.means), "quats": t(cloud.quats), "scales": t(cloud.log_scales),
+         "opacities": t(cloud.opacity_logits), "sh0": t(cloud.sh[:, :1])}
+    if cloud.sh.shape[1] > 1:
+        p["shN"] = t(cloud.sh[:, 1:])
+    return torch.nn.ParameterDict(p)
+
+
+def _optimizers(params, cfg: RefineConfig, scene_scale: float):
+    import torch
+
+    lrs = {"means": cfg.lr_means * scene_scale, "quats": cfg.lr_quats, "scales": cfg.lr_scales,
+           "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_sh0 * cfg.lr_shn_factor}
+    return {k: torch.optim.Adam([{"params": p, "lr": lrs[k], "name": k}], eps=1e-15) for k, p in params.items()}
+
+
+def _make_strategy(cfg: RefineConfig, iterations: int, rasterizer: str):
+    kind = cfg.strategy if rasterizer == "gsplat" else cfg.cpu_strategy
+    if kind == "none" or iterations < 50:
+        return None
+    if kind == "mcmc":
+        if rasterizer != "gsplat":
+            raise BackendUnavailableError(
+                "the mcmc strategy needs gsplat's CUDA kernels (its relocation op has no CPU version); "
+                "use strategy='default' on CPU")
+        from gsplat.strategy import MCMCStrategy
+
+        return MCMCStrategy(cap_max=cfg.max_gaussians, refine_start_iter=int(0.1 * iterations),
+                            refine_stop_iter=int(0.8 * iterations), refine_every=max(25, iterations // 30))
+    from gsplat.strategy import DefaultStrategy
+
+    # gsplat's schedule (start 500, every 100, reset opacity every 3000) assumes 30k steps; scale
+    # it to the run, and never reset opacities: short runs cannot recover from a reset.
+    return DefaultStrategy(prune_opa=cfg.prune_opacity, grow_grad2d=cfg.densify_grad,
+                           refine_start_iter=int(0.15 * iterations), refine_stop_iter=int(0.75 * iterations),
+                           refine_every=max(25, iterations // 15), reset_every=10 ** 9, verbose=False)
+
+
+def _stack_views(views: list[TrainingView], device: str):
+    import torch
+
+    viewmats, Ks, w, h = cameras_to_gsplat([v.camera for v in views])
+    t = lambda a: torch.tensor(np.asarray(a), device=device)  # noqa: E731
+    return {"viewmats": t(viewmats), "Ks": t(Ks), "w": w, "h": h,
+            "image": t(np.stack([v.image for v in views])),
+            "depth": t(np.stack([v.depth for v in views])),
+            "cmask": t(np.stack([v.color_mask for v in views])),
+            "dmask": t(np.stack([v.depth_mask for v in views])),
+            "sky": t(np.stack([v.sky for v in views])),
+            "weight": t(np.array([1.0 if v.kind == "capture" else 0.0 for v in views], np.float32))}
+
+
+def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, cfg: RefineConfig,
+                     seed: int = 0, progress: Callable[[float, str], None] | None = None,
+                     ) -> tuple[GaussianCloud, dict[str, Any]]:
+    """Optimise ``cloud`` so that its renders match views of the panorama and its depth.
+
+    Args:
+        cloud: initial splats (world frame).
+        panorama, depth: the capture they came from.
+        cfg: hyper-parameters; the CPU path uses ``cpu_iterations`` and ``cpu_view_size``.
+        seed: seeds view order and densification sampling.
+        progress: called with (fraction, message) every few steps; the message has the live loss.
+
+    Returns:
+        (refined cloud, report) where report holds the rasterizer and why, iterations, view size,
+        splat counts, the final loss and the PSNR on the training views, and seconds taken.
+    """
+    import torch
+
+    _check_config(cfg)
+    progress = progress or (lambda f, m="": None)
+    rasterizer, reason = choose_device(cfg)
+    iters = cfg.iterations if rasterizer == "gsplat" else cfg.cpu_iterations
+    size = cfg.view_size if rasterizer == "gsplat" else cfg.cpu_view_size
+    report: dict[str, Any] = {"rasterizer": rasterizer, "rasterizer_reason": reason, "iterations": iters,
+                              "view_size": size, "n_gaussians_in": len(cloud)}
+    if iters == 0 or len(cloud) == 0:
+        report.update(n_gaussians_out=len(cloud), seconds=0.0)
+        progress(1.0, "no refinement (iterations = 0)")
+        return cloud, report
+    device = "cuda" if rasterizer == "gsplat" else "cpu"
+    t0 = time.perf_counter()
+    views = capture_views(panorama, depth, size)
+    n_capture = len(views)
+    if cfg.warp_baseline > 0 and cfg.warp_positions > 0:
+        rng_w = np.random.default_rng([seed, 17])
+        v = rng_w.normal(size=(cfg.warp_positions, 3))
+        v[:, 1] *= 0.3  # mostly sideways and forwards: the way a viewer moves
+        v = v / np.linalg.norm(v, axis=1, keepdims=True) * cfg.warp_baseline
+        views += warped_views(panorama, depth, size, v)
+    data = _stack_views(views, device)
+    data["weight"][n_capture:] = cfg.warp_weight
+    finite = depth.depth[~depth.sky]
+    scene_scale = float(np.median(finite)) if finite.size else 1.0
+    far = float(finite.max()) if finite.size else 1.0
+    dist = np.linalg.norm(cloud.means, axis=1)
+    has_sky_splats = bool((dist > 0.98 * far).mean() > 0.02) if depth.sky.any() else True
+    report["sky_splats"] = has_sky_splats
+
+    fork_devices = [torch.cuda.current_device()] if device == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(seed)
+        params = _params(cloud, device)
+        opts = _optimizers(params, cfg, scene_scale)
+        strategy = _make_strategy(cfg, iters, rasterizer)
+        report["strategy"] = "none" if strategy is None else type(strategy).__name__.replace("Strategy", "").lower()
+        state = strategy.initialize_state(scene_scale=scene_scale) if strategy is not None else None
+        rng = np.random.default_rng([seed, 5])
+        order: list[int] = []
+        window = _gauss_window().to(device)
+        deg = cloud.sh_degree
+        loss_ema = None
+        for step in range(iters):
+            if len(order) < cfg.views_per_step:
+                order += rng.permutation(len(views)).tolist()
+            idx = torch.tensor(order[:cfg.views_per_step], device=device)
+            del order[:cfg.views_per_step]
+            colors = params["sh0"] if "shN" not in params else torch.cat([params["sh0"], params["shN"]], 1)
+            render, alpha, meta = rasterize(
+                params["means"], params["quats"], torch.exp(params["scales"]), torch.sigmoid(params["opacities"]),
+                colors, data["viewmats"][idx], data["Ks"][idx], data["w"], data["h"], rasterizer=rasterizer,
+                sh_degree=deg, render_mode="RGB+ED")
+            if strategy is not None:
+                strategy.step_pre_backward(params, opts, state, step, meta)
+            loss = _loss(render, alpha[..., 0], {k: data[k][idx] for k in
+                                                  ("image", "depth", "cmask", "dmask", "sky", "weight")},
+                         params, cfg, has_sky_splats, window)
+            loss.backward()
+            for o in opts.values():
+                o.step()
+                o.zero_grad(set_to_none=True)
+            if strategy is not None:
+                if report["strategy"] == "mcmc":
+                    strategy.step_post_backward(params, opts, state, step, meta, lr=opts["means"].param_groups[0]["lr"])
+                else:
+                    if len(params["means"]) < cfg.max_gaussians or step >= strategy.refine_stop_iter:
+                        strategy.step_post_backward(params, opts, state, step, meta, packed=meta["packed"])
+                    else:
+                        strategy.step_post_backward(params, opts, state, strategy.refine_stop_iter,
+                                                    meta, packed=meta["packed"])
+            lv = float(loss.detach())
+            loss_ema = lv if loss_ema is None else 0.9 * loss_ema + 0.1 * lv
+            if step % 10 == 0 or step == iters - 1:
+                progress((step + 1) / iters, f"refine {step + 1}/{iters} loss {loss_ema:.4f} "
+                                             f"splats {len(params['means'])}")
+        out = _to_cloud(params)
+    report.update(n_gaussians_out=len(out), final_loss=loss_ema, scene_scale=scene_scale,
+                  n_views=len(views), n_capture_views=n_capture, seconds=time.perf_counter() - t0)
+    return out, report
+
+
+def _loss(render, alpha, tgt, params, cfg: RefineConfig, has_sky_splats: bool, window):
+    import torch
+
+    rgb, zed = render[..., :3], render[..., 3]
+    cmask = tgt["cmask"] & (~tgt["sky"] if not has_sky_splats else torch.ones_like(tgt["cmask"]))
+    wts = tgt["weight"][:, None, None] * cmask
+    denom = wts.sum().clamp_min(1.0)
+    l1 = ((rgb - tgt["image"]).abs().mean(-1) * wts).sum() / denom
+    # Unsupervised pixels take the target's value so they do not disturb SSIM's windows.
+    filled = torch.where(cmask[..., None], rgb, tgt["image"])
+    dssim = ((1 - ssim_map(filled, tgt["image"], window)) * wts).sum() / denom
+    loss = (1 - cfg.lambda_dssim) * l1 + cfg.lambda_dssim * dssim
+    if cfg.lambda_depth > 0:
+        dm = tgt["dmask"] & (alpha > 0.5)
+        if bool(dm.any()):
+            dw = tgt["weight"][:, None, None] * dm
+            dl = (torch.log(zed.clamp_min(1e-3)) - torch.log(tgt["depth"].clamp_min(1e-3))).abs()
+            loss = loss + cfg.lambda_depth * (dl * dw).sum() / dw.sum().clamp_min(1.0)
+    if not has_sky_splats and cfg.lambda_sky > 0 and bool(tgt["sky"].any()):
+        loss = loss + cfg.lambda_sky * alpha[tgt["sky"]].mean()
+    if cfg.lambda_opacity > 0:
+        loss = loss + cfg.lambda_opacity * torch.sigmoid(params["opacities"]).mean()
+    if cfg.lambda_scale > 0:
+        s = torch.exp(params["scales"])
+        d = params["means"].detach().norm(dim=-1).clamp_min(0.1)
+        loss = loss + cfg.lambda_scale * (s.max(-1).values / d).mean()
+        ratio = s.max(-1).values / s.min(-1).values.clamp_min(1e-8)
+        loss = loss + cfg.lambda_scale * torch.relu(ratio - cfg.max_anisotropy).mean()
+    return loss
+
+
+def _to_cloud(params) -> GaussianCloud:
+    import torch
+
+    with torch.no_grad():
+        sh = params["sh0"] if "shN" not in params else torch.cat([params["sh0"], params["shN"]], 1)
+        arr = {k: v.detach().cpu().numpy() for k, v in params.items()}
+        q = arr["quats"]
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        keep = np.isfinite(arr["means"]).all(1) & np.isfinite(arr["scales"]).all(1) & np.isfinite(q).all(1)
+        return GaussianCloud(arr["means"][keep], q[keep], arr["scales"][keep], arr["opacities"][keep],
+                             sh.detach().cpu().numpy()[keep])
+
+
+def evaluate(cloud: GaussianCloud, views: list[TrainingView], rasterizer: str | None = None) -> dict[str, float]:
+    """Mean PSNR (dB) of ``cloud``'s renders against ``views`` over their colour masks."""
+    from .rasterize import render_cloud
+
+    vals = []
+    for v in views:
+        r = render_cloud(cloud, [v.camera], rasterizer=rasterizer)["rgb"][0]
+        vals.append(psnr(r, v.image, v.color_mask))
+    return {"psnr": float(np.mean(vals)), "psnr_min": float(np.min(vals))}
+
+
+def with_preset(preset: str, **overrides: Any) -> RefineConfig:
+    """RefineConfig for ``preset`` ("fast", "balanced", "quality") plus field overrides."""
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    return replace(RefineConfig(**PRESETS[preset]), **overrides)
