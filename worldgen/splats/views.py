@@ -116,7 +116,7 @@ def capture_views(panorama: Panorama, depth: DepthMap, size: int,
 
 def warped_views(panorama: Panorama, depth: DepthMap, size: int, offsets: np.ndarray,
                  directions: list[tuple[float, float]] | None = None,
-                 edge_ratio: float = 1.05) -> list[TrainingView]:
+                 edge_ratio: float = 1.1) -> list[TrainingView]:
     """Views from cameras moved by ``offsets``, built by forward-warping the panorama's RGB-D.
 
     Args:
@@ -125,7 +125,7 @@ def warped_views(panorama: Panorama, depth: DepthMap, size: int, offsets: np.nda
         offsets: camera positions relative to the capture point, metres. [K, 3]
         directions: (yaw, pitch) degrees for every offset; default the 8 horizontal directions.
         edge_ratio: a pixel whose warped depth exceeds ``edge_ratio`` x the nearest depth within
-            2 pixels is masked (a far surface seen through a gap between a near surface's points).
+            1 pixel is masked (a far surface seen through a gap between a near surface's points).
 
     Returns:
         K x len(directions) views. Pixels reached by no point (disocclusions, stretched surfaces)
@@ -185,10 +185,13 @@ def _warp_one(cam: Camera, dirs, dist, sky, cols, edge_ratio: float) -> Training
     skyv[pix] = ss[idx]
     hit[pix] = True
     img, zbuf, skyv, hit = img.reshape(s, s, 3), zbuf.reshape(s, s), skyv.reshape(s, s), hit.reshape(s, s)
-    # Nearest surface within 2 pixels: a pixel much farther than it is a see-through gap.
+    # A far point seen through a gap between a near surface's points is surrounded by nearer
+    # pixels: compare with the median of the 8 neighbours (on a slanted surface the median follows
+    # the slope, so only real see-through pixels exceed it by ``edge_ratio``).
     zs = np.where(hit & ~skyv, zbuf, np.inf)
-    pad = np.pad(zs, 2, constant_values=np.inf)
-    near = np.min(np.stack([pad[dy:dy + s, dx:dx + s] for dy in range(5) for dx in range(5)]), axis=0)
+    pad = np.pad(zs, 1, constant_values=np.inf)
+    ring = [pad[dy:dy + s, dx:dx + s] for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
+    near = np.median(np.stack(ring), axis=0)
     gap = hit & (zs > edge_ratio * near) | (hit & skyv & np.isfinite(near))
     color_mask = hit & ~gap
     depth_mask = color_mask & ~skyv
