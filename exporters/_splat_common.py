@@ -166,7 +166,7 @@ def prepare(cloud: GaussianCloud, frame: str = "world") -> SplatArrays:
     quats = np.where(quats[:, :1] < 0, -quats, quats).astype(np.float32)
     log_scales = np.clip(cloud.log_scales, *LOG_SCALE_RANGE).astype(np.float32)
     logits = np.clip(cloud.opacity_logits, -LOGIT_LIMIT, LOGIT_LIMIT).astype(np.float32)
-    sh = cloud.sh.astype(np.float32)
+    sh = cloud.sh  # read-only float32; copied only when the frame changes its signs
     if frame == "ply":
         means = (means * _PLY_FLIP.astype(np.float32)).astype(np.float32)
         quats = quat_flip(quats, _PLY_FLIP)
@@ -175,4 +175,4 @@ def prepare(cloud: GaussianCloud, frame: str = "world") -> SplatArrays:
         raise InputError(f"unknown splat frame {frame!r}; use 'world' or 'ply'")
     return SplatArrays(np.ascontiguousarray(means), np.ascontiguousarray(quats),
                        np.ascontiguousarray(log_scales), np.ascontiguousarray(logits),
-                       np.ascontiguousarray(sh.astype(np.float32)))
+                       np.ascontiguousarray(sh, dtype=np.float32))

@@ -31,36 +31,43 @@ PROPERTY_NAMES: tuple[str, ...] = (
 )
 
 
+def _fill(rec: np.ndarray, cloud: GaussianCloud) -> None:
+    s = prepare(cloud, "ply")
+    n, k = s.n, s.sh.shape[1] - 1
+    # basis-major [N, K, 3] -> channel-major [N, 3, 15] (zero-padded), written row-contiguously.
+    rest = np.zeros((n, 3, 15), dtype=np.float32)
+    rest[:, :, :k] = np.transpose(s.sh[:, 1:, :], (0, 2, 1))
+    np.concatenate([s.means, np.zeros((n, 3), np.float32), s.sh[:, 0, :], rest.reshape(n, 45),
+                    s.logits[:, None], s.log_scales, s.quats], axis=1, out=rec)
+
+
 def ply_records(cloud: GaussianCloud) -> np.ndarray:
     """The 62 INRIA properties per splat, in file order and frame.
 
     Returns:
         one row per splat, columns as :data:`PROPERTY_NAMES`. [N, 62] float32
     """
-    s = prepare(cloud, "ply")
-    rec = np.zeros((s.n, N_PROPS), dtype=np.float32)
-    rec[:, 0:3] = s.means
-    rec[:, 6:9] = s.sh[:, 0, :]
-    k = s.sh.shape[1] - 1
-    if k:
-        # basis-major [N, K, 3] -> channel-major blocks of 15 per colour channel.
-        rest = np.transpose(s.sh[:, 1:, :], (0, 2, 1))  # [N, 3, k]
-        for c in range(3):
-            rec[:, 9 + 15 * c: 9 + 15 * c + k] = rest[:, c, :]
-    rec[:, 54] = s.logits
-    rec[:, 55:58] = s.log_scales
-    rec[:, 58:62] = s.quats
+    rec = np.empty((len(cloud), N_PROPS), dtype="<f4")
+    _fill(rec, cloud)
     return rec
+
+
+def ply_header(n: int) -> bytes:
+    lines = ["ply", "format binary_little_endian 1.0", "comment worldgen 3DGS splats, frame RDF",
+             f"element vertex {n}"]
+    lines += [f"property float {name}" for name in PROPERTY_NAMES]
+    lines.append("end_header")
+    return ("\n".join(lines) + "\n").encode("ascii")
 
 
 def export_ply(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes:
     """Binary little-endian INRIA PLY of ``cloud`` (see the module docstring for the encoding)."""
-    rec = ply_records(cloud)
-    header = ["ply", "format binary_little_endian 1.0", "comment worldgen 3DGS splats, frame RDF",
-              f"element vertex {rec.shape[0]}"]
-    header += [f"property float {name}" for name in PROPERTY_NAMES]
-    header.append("end_header")
-    return ("\n".join(header) + "\n").encode("ascii") + rec.astype("<f4").tobytes()
+    header = ply_header(len(cloud))
+    # One buffer holds header and records, so the 250-byte-per-splat payload is copied once.
+    buf = np.empty(len(header) + len(cloud) * N_PROPS * 4, dtype=np.uint8)
+    buf[:len(header)] = np.frombuffer(header, dtype=np.uint8)
+    _fill(buf[len(header):].view("<f4").reshape(len(cloud), N_PROPS), cloud)
+    return buf.tobytes()
 
 
 from .registry import Format, register_format  # noqa: E402

@@ -20,7 +20,6 @@ Frame: SPZ stores "RUB" (x right, y up, z back), which is worldgen's world frame
 
 from __future__ import annotations
 
-import gzip
 import struct
 
 import numpy as np
@@ -35,7 +34,11 @@ _COLOR_SCALE = 0.15
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    """Round and saturate to bytes (in-place min/max: np.clip is several times slower here)."""
+    y = np.rint(np.asarray(x, dtype=np.float32))
+    np.maximum(y, 0.0, out=y)
+    np.minimum(y, 255.0, out=y)
+    return y.astype(np.uint8)
 
 
 def _fractional_bits(means: np.ndarray) -> int:
@@ -48,10 +51,55 @@ def _fractional_bits(means: np.ndarray) -> int:
 
 
 def _quant_sh(x: np.ndarray, bits: int) -> np.ndarray:
-    bucket = 1 << (8 - bits)
-    q = np.rint(x.astype(np.float64) * 128.0).astype(np.int64) + 128
-    q = (q + bucket // 2) // bucket * bucket
-    return np.clip(q, 0, 255).astype(np.uint8)
+    """Niantic's SH byte: round(x * 128) + 128, snapped to a bucket of 2^(8 - bits) levels."""
+    shift = 8 - bits
+    y = np.multiply(x, np.float32(128.0), dtype=np.float32)
+    np.rint(y, out=y)
+    np.maximum(y, -128.0, out=y)
+    np.minimum(y, 127.0, out=y)
+    q = y.astype(np.int16)
+    q += 128
+    if shift:
+        q += 1 << (shift - 1)
+        q >>= shift
+        q <<= shift
+        np.minimum(q, 255, out=q)
+    return q.astype(np.uint8)
+
+
+_GZIP_BLOCK = 8 << 20
+"""Bytes per independently deflated block (8 MiB: blocks lose < 0.1% ratio to one stream)."""
+
+
+def _gzip_parallel(data: bytes, level: int = 6) -> bytes:
+    """One gzip member whose deflate stream is made of blocks compressed on several threads.
+
+    SPZ readers (Niantic's inflate loop) stop at the first gzip member's end, so the blocks
+    are joined pigz-style inside one stream: every block but the last ends with a sync flush
+    (byte aligned, not final), and the header/trailer (CRC-32, size) cover the whole payload.
+    zlib releases the GIL, so blocks compress in parallel; the output is deterministic.
+    The Z_RLE strategy (Huffman coding plus runs) is 2-3x faster than level 1's LZ77 and
+    ~15% smaller on quantised splat bytes, whose redundancy is in symbol frequencies, not in
+    repeated strings. Any inflater reads it: it is ordinary deflate.
+    """
+    import os
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    view = memoryview(data)
+    blocks = [view[i:i + _GZIP_BLOCK] for i in range(0, len(data), _GZIP_BLOCK)] or [view]
+
+    def deflate(i: int) -> bytes:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+        last = i == len(blocks) - 1
+        return c.compress(blocks[i]) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    workers = max(1, min(len(blocks), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    with ThreadPoolExecutor(workers) as pool:
+        body = list(pool.map(deflate, range(len(blocks))))
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, no name, mtime 0, OS unknown
+    trailer = struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
+    return b"".join([header, *body, trailer])
 
 
 def _rotations_v2(q_xyzw: np.ndarray) -> np.ndarray:
@@ -96,8 +144,7 @@ def export_spz(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes
     header = struct.pack("<IIIBBBB", MAGIC, cfg.spz_version, n, s.degree, bits, 0, 0)
     payload = b"".join([header, np.ascontiguousarray(positions).tobytes(), alphas.tobytes(),
                         colors.tobytes(), scales.tobytes(), rotations.tobytes(), sh.tobytes()])
-    # mtime=0 keeps the bytes deterministic; level 6 is ~3x faster than 9 for ~1% more bytes.
-    return gzip.compress(payload, compresslevel=6, mtime=0)
+    return _gzip_parallel(payload)
 
 
 from .registry import Format, register_format  # noqa: E402

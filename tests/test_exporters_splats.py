@@ -284,3 +284,21 @@ def test_validate_file_reports_corrupt_splat(tmp_path):
     p.write_bytes(export_spz(cloud(10))[:20])
     (f,) = validate_file(p)
     assert f.errors >= 1
+
+
+@needs_node
+@pytest.mark.validators
+def test_spz_multi_block_gzip_reads_back(tmp_path, monkeypatch):
+    import gzip
+
+    from worldgen.exporters import spz
+
+    c = cloud(300)
+    one = export_spz(c)
+    monkeypatch.setattr(spz, "_GZIP_BLOCK", 1000)  # force many parallel deflate blocks
+    many = export_spz(c)
+    assert gzip.decompress(many) == gzip.decompress(one)
+    p = tmp_path / "blocks.spz"
+    p.write_bytes(many)
+    got = _records(p)
+    np.testing.assert_allclose(got["x"], ply_records(c)[:, 0], atol=0.6 / 4096)
