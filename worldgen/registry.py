@@ -23,8 +23,11 @@ STAGES: tuple[str, ...] = ("panorama", "depth", "gaussians", "mesh", "export")
 _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.stages.panorama",
     "worldgen.stages.depth",
+    "worldgen.procedural.backend",
     "worldgen.exporters.backend",
     "worldgen.splats.refine_backend",
+    "worldgen.splats.init_backend",
+    "worldgen.mesh.backend",
 )
 
 
