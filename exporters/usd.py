@@ -14,6 +14,7 @@ triangle mesh itself) and is invisible. The ``.usdz`` is packaged with
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -158,6 +159,9 @@ def package_usdz(layer_files: dict[str, bytes], root_name: str) -> bytes:
             p = Path(tmp) / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
+            # The zip entries take the files' modification times: fix them so equal scenes
+            # give equal bytes (2000-01-01, inside the DOS date range).
+            os.utime(p, (946684800, 946684800))
         out = Path(tmp) / (Path(root_name).stem + ".usdz")
         if not UsdUtils.CreateNewARKitUsdzPackage(Sdf.AssetPath(str(Path(tmp) / root_name)), str(out)):
             from worldgen.errors import OutputError

@@ -170,3 +170,11 @@ def test_usdz_passes_usd_validators(tmp_path):
     for f in findings:
         assert (f.errors, f.warnings) == (0, 0), (f.validator, f.messages)
     assert findings[0].counts["meshes"] == 3
+
+
+@pytest.mark.parametrize("fmt", ["glb", "usdz", "usdc", "usda"])
+def test_mesh_formats_are_deterministic(fmt):
+    from worldgen.exporters import get_format
+
+    f = get_format(fmt)
+    assert f.export(mesh_scene(), ExportSettings()) == f.export(mesh_scene(), ExportSettings())
