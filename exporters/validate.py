@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import subprocess
@@ -361,7 +360,3 @@ def validate_folder(folder: str | os.PathLike) -> list[Finding]:
         log.info("validating %s", a)
         out += validate_file(a)
     return out
-
-
-def finite(x: float) -> bool:
-    return math.isfinite(x)
