@@ -72,7 +72,7 @@ def _report(findings) -> None:
         skipped += bool(f.skipped)
     _console.out.print(table)
     if skipped:
-        _console.err.print(f"[yellow]{skipped} validator run(s) skipped: install them with `make validators`[/]")
+        _console.err.print(f"[yellow]{skipped} validator run(s) skipped: install them with `npm ci` and `pip install usd-validation-nvidia==1.22.0`[/]")
     if failed:
         _console.err.print(f"[red]{failed} asset check(s) failed[/]")
         raise typer.Exit(1)

@@ -95,7 +95,7 @@ def nvidia_missing() -> str | None:
     import importlib.util
 
     if importlib.util.find_spec("usd_validation_nvidia") is None:
-        return "usd-validation-nvidia is not installed (pip install --no-deps usd-validation-nvidia==1.22.0)"
+        return "usd-validation-nvidia is not installed (pip install usd-validation-nvidia==1.22.0, without the [usd] extra)"
     return None
 
 
