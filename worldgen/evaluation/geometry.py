@@ -349,6 +349,54 @@ def render_from_origin(scene: MeshScene, height: int, parts: tuple[str, ...] = (
     return img, got
 
 
+def render_view(scene: MeshScene, camera, parts: tuple[str, ...] = ("world", "sky"),
+                background: tuple[float, float, float] = (1.0, 0.0, 1.0)) -> np.ndarray:
+    """Ray cast textured parts through a perspective camera anywhere in the world (previews).
+
+    Args:
+        scene: meshes with uvs and textures.
+        camera: a perspective :class:`worldgen.types.Camera` (its pose is used).
+        parts: which parts to render.
+        background: colour where nothing is hit (magenta by default, so holes stand out).
+
+    Returns:
+        [h, w, 3] float32 sRGB in [0, 1].
+    """
+    from ..geometry.equirect import perspective_directions
+
+    names = [p for p in parts if p in scene]
+    if not names:
+        raise InputError(f"the mesh scene has none of the parts {parts}")
+    meshes = [scene[p] for p in names]
+    dirs = perspective_directions(camera)
+    origin = np.asarray(camera.cam_to_world, np.float64)[:3, 3]
+    hit = _Caster([(m.vertices, m.faces) for m in meshes]).cast(origin, dirs)
+    got = np.isfinite(hit["t_hit"])
+    img = np.empty(dirs.shape, np.float32)
+    img[:] = background
+    gid = hit["geometry_ids"].astype(np.int64)
+    prim = hit["primitive_ids"].astype(np.int64)
+    bu, bv = hit["primitive_uvs"][..., 0].astype(np.float64), hit["primitive_uvs"][..., 1].astype(np.float64)
+    for k, m in enumerate(meshes):
+        sel = got & (gid == k)
+        if not sel.any():
+            continue
+        tri = m.faces[prim[sel]]
+        w0 = (1 - bu[sel] - bv[sel])[:, None]
+        w1, w2 = bu[sel][:, None], bv[sel][:, None]
+        if m.uvs is not None and m.texture is not None:
+            uv = m.uvs[tri[:, 0]] * w0 + m.uvs[tri[:, 1]] * w1 + m.uvs[tri[:, 2]] * w2
+            col = sample_texture(m.texture, uv)
+        else:
+            col = np.full((int(sel.sum()), 3), 0.6, np.float32)
+        # Back faces (seen from behind) are tinted red so wrong winding is visible in previews.
+        n = m.face_normals[prim[sel]].astype(np.float64)
+        back = (n * dirs[sel]).sum(1) > 0
+        col[back] = 0.5 * col[back] + np.array([0.5, 0.0, 0.0], np.float32)
+        img[sel] = col
+    return img
+
+
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Peak signal-to-noise ratio of two images in [0, 1], dB (inf when equal)."""
     d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import InputError
 from ..geometry.equirect import pixel_to_direction
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
-from .collision import collision_mesh
+from .collision import collision_from_grid
 from .simplify import compact, simplify, vertex_normals
 from .texture import equirect_uvs, panorama_texture
 
@@ -122,7 +122,7 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
     if config.sky and depth.sky.any():
         parts["sky"] = sky_dome(depth.sky, sky_radius, config.sky_grid_width, texture)
     if config.collision_triangles and len(faces):
-        parts["collision"] = collision_mesh(verts, faces, config.collision_triangles)
+        parts["collision"] = collision_from_grid(depth.depth, depth.valid, config.collision_triangles, config)
     ground_y = _ground_height(depth)
     report = {
         "extractor": "sheet",

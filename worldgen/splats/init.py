@@ -213,35 +213,40 @@ def _splats(r: np.ndarray, d: np.ndarray, n: np.ndarray, c: np.ndarray, alpha_e:
     s3 = np.maximum(f32(cfg.thickness) * np.minimum(s1, s2), f32(1e-6))
     log_scales = np.empty((N, 3), f32)
     log_scales[:, 0], log_scales[:, 1], log_scales[:, 2] = np.log(s1), np.log(s2), np.log(s3)
-    # Rotation columns (t1, t2, n) -> quaternion, branch-free (magnitudes from the diagonal,
-    # signs from the antisymmetric part), in float64 for the small components.
-    m00, m11, m22 = t1x.astype(np.float64), t2y.astype(np.float64), nz.astype(np.float64)
-    quats = np.empty((N, 4))
-    quats[:, 0] = np.sqrt(np.maximum(0.0, 1 + m00 + m11 + m22))
-    quats[:, 1] = np.copysign(np.sqrt(np.maximum(0.0, 1 + m00 - m11 - m22)), ny - t2z)
-    quats[:, 2] = np.copysign(np.sqrt(np.maximum(0.0, 1 - m00 + m11 - m22)), t1z - nx)
-    quats[:, 3] = np.copysign(np.sqrt(np.maximum(0.0, 1 - m00 - m11 + m22)), t2x - t1y)
-    quats /= np.sqrt((quats * quats).sum(1))[:, None]
+    quats = _frame_to_wxyz((t1x, t1y, t1z), (t2x, t2y, t2z), (nx, ny, nz))
     logit = math.log(cfg.opacity / (1 - cfg.opacity))
     logits = np.full(N, logit, f32)
     dc = ((c.astype(f32) - f32(0.5)) / f32(SH_C0)).astype(f32)
     return means, quats.astype(f32), log_scales, logits, dc
 
 
-def _matrix_to_wxyz(m: np.ndarray) -> np.ndarray:
-    """Orthonormal rotation matrices [N, 3, 3] to unit quaternions (w, x, y, z), w >= 0. [N, 4] float32
+def _frame_to_wxyz(c0, c1, c2) -> np.ndarray:
+    """Quaternions (w, x, y, z), w >= 0, of rotations given by their columns as component arrays.
 
-    Branch-free form: each component's magnitude from the diagonal, its sign from the
-    antisymmetric part (valid for proper rotations).
+    Branch-free: each component's magnitude from the diagonal, its sign from the antisymmetric
+    part (valid for proper rotations); the square roots run in float64 so small components stay
+    accurate.
+
+    Args:
+        c0, c1, c2: the rotation's columns (local x, y, z axes in world), each a tuple of
+            x, y, z component arrays. [N] each
+
+    Returns:
+        [N, 4] float32.
     """
-    m00, m11, m22 = (m[:, i, i].astype(np.float64) for i in range(3))
-    q = np.empty((len(m), 4))
+    m00, m11, m22 = (np.asarray(c, np.float64) for c in (c0[0], c1[1], c2[2]))
+    q = np.empty((len(m00), 4))
     q[:, 0] = np.sqrt(np.maximum(0.0, 1 + m00 + m11 + m22))
-    q[:, 1] = np.copysign(np.sqrt(np.maximum(0.0, 1 + m00 - m11 - m22)), m[:, 2, 1] - m[:, 1, 2])
-    q[:, 2] = np.copysign(np.sqrt(np.maximum(0.0, 1 - m00 + m11 - m22)), m[:, 0, 2] - m[:, 2, 0])
-    q[:, 3] = np.copysign(np.sqrt(np.maximum(0.0, 1 - m00 - m11 + m22)), m[:, 1, 0] - m[:, 0, 1])
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    q[:, 1] = np.copysign(np.sqrt(np.maximum(0.0, 1 + m00 - m11 - m22)), c1[2] - c2[1])  # m21 - m12
+    q[:, 2] = np.copysign(np.sqrt(np.maximum(0.0, 1 - m00 + m11 - m22)), c2[0] - c0[2])  # m02 - m20
+    q[:, 3] = np.copysign(np.sqrt(np.maximum(0.0, 1 - m00 - m11 + m22)), c0[1] - c1[0])  # m10 - m01
+    q /= np.sqrt((q * q).sum(1))[:, None]
     return q.astype(np.float32)
+
+
+def _matrix_to_wxyz(m: np.ndarray) -> np.ndarray:
+    """Rotation matrices [N, 3, 3] to unit quaternions (w, x, y, z), w >= 0. [N, 4] float32"""
+    return _frame_to_wxyz(*((m[:, 0, j], m[:, 1, j], m[:, 2, j]) for j in range(3)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,12 +310,14 @@ def _merge(groups, mask, dirs, d, n, colour, alpha_e, alpha_n):
         return np.stack([np.bincount(g2, weights=x[:, k], minlength=ng) for k in range(x.shape[1])], 1)[used] \
             / cnt[used, None]
 
-    r = mean(dirs)
-    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    # The centroid of the block's nearest-surface points stays on a plane (a convex combination
+    # of coplanar points), unlike mean direction x mean depth.
+    c = mean(dirs * d[..., None])
+    depth = np.linalg.norm(c, axis=1)
+    r = c / np.maximum(depth[:, None], 1e-12)
     nn = mean(n)
     nn /= np.maximum(np.linalg.norm(nn, axis=1, keepdims=True), 1e-12)
     col = mean(colour)
-    depth = np.exp(np.bincount(g2, weights=np.log(dd[near]), minlength=ng)[used] / cnt[used])
     row_of = np.repeat(np.arange(H), W).reshape(H, W).reshape(-1)[sel][near]
     cols = np.bincount(g2, weights=cols_per[row_of].astype(np.float64), minlength=ng)[used] / cnt[used]
     lat = np.arcsin(np.clip(r[:, 1], -1, 1))

@@ -1,0 +1,67 @@
+"""Backends of the ``mesh`` stage: ``sheet`` (default) and ``tsdf``.
+
+Both read the panorama and its depth (semantics and Gaussians are not needed yet) and return a
+MeshScene with parts "world", "sky" and "collision"; the extractor's report (triangles before and
+after, parts, texture size, timings) goes into the manifest.
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from ..registry import Backend, StageContext, StageResult, register_backend
+from .sheet import SheetConfig, build_sheet
+from .tsdf import TSDFConfig, build_tsdf
+
+
+def _inputs(ctx: StageContext):
+    pano = ctx.inputs.get("panorama")
+    depth = ctx.inputs.get("depth")
+    if pano is None or depth is None:
+        raise InputError("the mesh stage needs a panorama and its depth; run the depth stage first")
+    return pano, depth
+
+
+def _run_sheet(ctx: StageContext) -> StageResult:
+    pano, depth = _inputs(ctx)
+    ctx.progress(0.0, "triangulating the panorama")
+    scene = build_sheet(pano, depth, ctx.config, ctx.inputs.get("semantics"), ctx.request.eye_height)
+    ctx.progress(1.0, f"{scene.report['triangles_after']} triangles")
+    return StageResult(artifacts={"mesh": scene}, report=scene.report)
+
+
+def _run_tsdf(ctx: StageContext) -> StageResult:
+    pano, depth = _inputs(ctx)
+    ctx.progress(0.0, "fusing depth views")
+    scene = build_tsdf(pano, depth, ctx.config, ctx.inputs.get("semantics"), ctx.request.eye_height)
+    ctx.progress(1.0, f"{scene.report['triangles_after']} triangles")
+    return StageResult(artifacts={"mesh": scene}, report=scene.report)
+
+
+register_backend(Backend(
+    stage="mesh",
+    name="sheet",
+    run=_run_sheet,
+    summary="panorama grid mesh: closed seam, pole caps, depth-edge cuts, simplified, panorama as texture",
+    config=SheetConfig,
+    presets={
+        "fast": {"grid_width": 512, "max_triangles": 100_000, "texture_width": 2048},
+        "balanced": {},
+        "quality": {"grid_width": 2048, "max_triangles": 500_000},
+    },
+    version="1",
+))
+register_backend(Backend(
+    stage="mesh",
+    name="tsdf",
+    run=_run_tsdf,
+    summary="TSDF fusion of depth views (Open3D), marching cubes, simplified, UV atlas and baked texture",
+    config=TSDFConfig,
+    presets={
+        "fast": {"resolution": 192, "max_triangles": 50_000, "texture_size": 1024},
+        "balanced": {},
+        "quality": {"resolution": 400, "max_triangles": 200_000, "texture_size": 4096},
+    },
+    version="1",
+))
+
+__all__ = ["SheetConfig", "TSDFConfig", "build_sheet", "build_tsdf"]
