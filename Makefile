@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_PROMPT ?= a pine forest by a lake at sunset
 DEMO_OUT ?= out/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install validators demo test bench clean
 
 install: $(STAMP)
 
@@ -22,11 +22,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# Node validators for the tests and `worldgen validate`: Khronos gltf-validator, splat-transform.
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	@PYTHON=$(PYTHON) bash tools/system-deps.sh --node
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+validators: $(STAMP) $(NODE_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/worldgen generate "$(DEMO_PROMPT)" -o $(DEMO_OUT) --preset fast
 	@echo "open $(DEMO_OUT)/world.glb in Blender; $(DEMO_OUT)/panorama.png is the 360° image"
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -38,6 +38,7 @@ def generate(
     eye_height: Annotated[float, typer.Option("--eye-height", help="Camera height above the ground, metres.")] = 1.6,
     max_splats: Annotated[int | None, typer.Option("--max-splats", min=1, help="Merge Gaussians down to this budget.", show_default=False)] = None,
     engine: Annotated[str | None, typer.Option("--engine", help="Export preset: unity, unreal, blender, omniverse or web.", show_default=False)] = None,
+    formats: Annotated[list[str] | None, typer.Option("--format", "-f", help="Export format (repeatable), e.g. glb, usdz, ply, spz; default: the engine's set.", show_default=False)] = None,
     backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="STAGE=NAME, e.g. mesh=tsdf (see 'worldgen stages').", show_default=False)] = None,
     option: Annotated[list[str] | None, typer.Option("--set", "-s", help="STAGE.FIELD=VALUE backend option, e.g. mesh.max_triangles=100000.", show_default=False)] = None,
     quiet: QuietOpt = False,
@@ -51,6 +52,8 @@ def generate(
         options.setdefault("gaussians", {})["max_splats"] = max_splats
     if engine is not None:
         options.setdefault("export", {})["engine"] = engine
+    if formats:
+        options.setdefault("export", {})["formats"] = tuple(formats)
     request = Request(
         prompt=prompt,
         image=str(image) if image else None,
