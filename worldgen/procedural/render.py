@@ -702,8 +702,8 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
 
     setting = scene.ground_style
     autumn = spec.season == "autumn"
-    grass = c(96, 128, 52) if not autumn else c(150, 130, 60)
-    grass2 = c(70, 104, 40) if not autumn else c(120, 100, 50)
+    grass = c(84, 112, 46) if not autumn else c(150, 130, 60)
+    grass2 = c(60, 88, 36) if not autumn else c(120, 100, 50)
     dirt = c(118, 92, 64)
     rock = c(112, 106, 100)
     sand = c(214, 190, 140)
@@ -732,7 +732,8 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
         road = np.abs(x) < 6.0
         walk = (np.abs(x) >= 6.0) & (np.abs(x) < 9.0)
         asphalt = c(58, 58, 62)[None] * (1 + 0.1 * n2[:, None] * fine[:, None])
-        mark = (np.abs(x) < 0.12) & (np.mod(z, 9.0) < 4.5)
+        # Dashes leave a gap where the camera stands, so the nadir is not one white blob.
+        mark = (np.abs(x) < 0.12) & (np.mod(z - 2.5, 9.0) < 4.5)
         edge = np.abs(np.abs(x) - 5.7) < 0.1
         asphalt = np.where((mark | edge)[:, None], c(220, 210, 170)[None], asphalt)
         tile = ((np.mod(z, 1.5) < 0.05) | (np.mod(x, 1.5) < 0.05))
@@ -754,7 +755,7 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
     col = col * (1 - steep) + rock[None] * steep * (1 + 0.15 * n1[:, None])
     if scene.water_level is not None:
         wl = scene.water_level
-        beach = np.clip(1 - (y - wl - 0.2) / 1.5, 0, 1)[:, None] * (ny[:, None] > 0.7)
+        beach = np.clip(1 - (y - wl) / 0.35, 0, 1)[:, None] * (ny[:, None] > 0.7)
         col = col * (1 - beach) + sand[None] * beach
         wet = (y < wl)[:, None]
         col = np.where(wet, col * 0.5, col)
@@ -1193,8 +1194,11 @@ def _render(scene: S.Scene, frame: _Frame, antialias: bool) -> tuple[np.ndarray,
     depth = np.zeros(h * w, np.float32)
     ids = np.zeros(h * w, np.uint8)
     key = np.zeros(h * w, np.int64)
-    rows = max(1, _ROWS_PER_BAND_PIXELS // w)
-    for r0 in range(0, h, rows):
+    rows = max(1, _ROWS_PER_BAND_PIXELS // (4 * w))
+    if scene.terrain is not None and scene.ground_style != "city" and not scene.light.night:
+        _terrain_shadow(scene, np.zeros((0, 3)))  # build the shared grid before the threads start
+
+    def band(r0: int) -> None:
         r1 = min(h, r0 + rows)
         yy, xx = np.meshgrid(np.arange(r0, r1) + 0.5, np.arange(w) + 0.5, indexing="ij")
         o, d = frame.rays(xx.ravel(), yy.ravel())
@@ -1207,12 +1211,31 @@ def _render(scene: S.Scene, frame: _Frame, antialias: bool) -> tuple[np.ndarray,
         depth[sl] = hits.t.astype(np.float32)
         ids[sl] = sem
         key[sl] = hits.kind.astype(np.int64) * (1 << 32) + hits.prim
+
+    # Bands are independent and write disjoint slices, so threads change nothing but the time
+    # (numpy releases the GIL inside its array loops).
+    _parallel(band, range(0, h, rows))
     rgb = rgb.reshape(h, w, 3)
     if antialias:
         rgb = _antialias(scene, frame, rgb, key.reshape(h, w), depth.reshape(h, w), sm)
     depth = depth.reshape(h, w)
     depth[~np.isfinite(depth)] = np.inf
     return rgb, depth, ids.reshape(h, w)
+
+
+def _parallel(fn, items) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .._resources import cpu_count
+
+    workers = max(1, min(4, cpu_count()))
+    if workers == 1:
+        for it in items:
+            fn(it)
+        return
+    with ThreadPoolExecutor(workers) as ex:
+        for f in [ex.submit(fn, it) for it in items]:
+            f.result()
 
 
 def _antialias(scene, frame, rgb, key, depth, sm) -> np.ndarray:
@@ -1247,8 +1270,9 @@ def _antialias(scene, frame, rgb, key, depth, sm) -> np.ndarray:
         return rgb
     out = rgb.reshape(-1, 3).copy()
     acc = out[pix].astype(np.float64)
-    step = max(1, _ROWS_PER_BAND_PIXELS // len(_AA_OFFSETS))
-    for s0 in range(0, pix.size, step):
+    step = max(1, _ROWS_PER_BAND_PIXELS // (4 * len(_AA_OFFSETS)))
+
+    def chunk(s0: int) -> None:
         pp = pix[s0:s0 + step]
         ns = len(_AA_OFFSETS)
         # Rays grouped per pixel (ascending pixel, then sample), as _pairs expects.
@@ -1263,6 +1287,8 @@ def _antialias(scene, frame, rgb, key, depth, sm) -> np.ndarray:
         col, _ = _shade(scene, frame, o, d, hits, rr, sm)
         col = _tonemap(col, scene.light.exposure).reshape(len(pp), ns, 3)
         acc[s0:s0 + len(pp)] += col.sum(1)
+
+    _parallel(chunk, range(0, pix.size, step))
     out[pix] = (acc / (1 + len(_AA_OFFSETS))).astype(np.float32)
     return out.reshape(h, w, 3)
 

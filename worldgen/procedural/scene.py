@@ -436,18 +436,21 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
     water = None
     ring = _smoothstep(1400.0, 2900.0, r)  # distant hills closing the horizon
     if setting == "mountains":
-        ridge = np.clip(1.0 - np.abs(field(beta + 0.3)), 0, None)
-        ridge2 = np.clip(1.0 - np.abs(field(beta - 0.2)), 0, None)
+        from scipy.ndimage import gaussian_filter
+
+        # Ridged noise, blurred a little so crests are rounded rather than one-cell spikes.
+        ridge = gaussian_filter(np.clip(1.0 - 0.7 * np.abs(field(beta + 0.3)), 0, None), 2.0, mode="wrap")
+        ridge2 = gaussian_filter(np.clip(1.0 - 0.7 * np.abs(field(beta - 0.2)), 0, None), 1.5, mode="wrap")
         peaks = (0.65 * ridge ** 2.2 + 0.35 * ridge2 ** 3) * (0.6 + 0.4 * base)
-        valley = _smoothstep(60.0, 900.0, r + 120 * detail)
-        h = relief * peaks * (0.02 + 0.98 * valley) * 1.4 + 3.0 * detail
+        valley = _smoothstep(40.0, 650.0, r + 100 * detail)
+        h = relief * peaks * (0.02 + 0.98 * valley) * 1.6 + 3.0 * detail
         h += 0.5 * relief * ring
     elif setting == "canyon":
         # A gorge along Z with terraced walls, and terraced mesas beyond.
         wob = 40.0 * field(3.5)
         wob = wob - wob[n // 2, n // 2]
         wall = np.abs(x + wob)
-        mesa = 0.55 + 0.45 * np.tanh(1.5 * base)
+        mesa = 0.8 + 0.2 * np.tanh(base)
         level = _smoothstep(45.0, 60.0, wall) * 0.45 + _smoothstep(110.0, 125.0, wall + 20 * detail) * 0.35 \
             + _smoothstep(260.0, 280.0, wall + 60 * base) * 0.2
         h = relief * level * mesa * 1.6 + 0.6 * detail
@@ -474,19 +477,20 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
         # An irregular basin ahead; the shore passes 12-25 m in front of the camera.
         ang = np.arctan2(x, -z)
         wob = 1.0 + 0.25 * field(3.0) + 0.15 * np.cos(3 * ang + rng.uniform(0, 6))
-        cz = -(18.0 + rng.uniform(0, 8) + 330.0)
+        cz = -(7.0 + rng.uniform(0, 4) + 330.0)
         d = np.hypot(x / 1.25, z - cz) / (330.0 * wob)
-        basin = _smoothstep(1.0, 0.55, d)
+        basin = _smoothstep(1.0, 0.97, d)
         water = -b.eye - 0.45
         # Land outside the basin stays above the water so the lake has one shore.
-        h = np.where(basin > 0, np.minimum(h, -b.eye - 6.0 * basin + (1 - basin) * (h + b.eye)),
-                     np.maximum(h, -b.eye - 0.1))
+        h = np.where(basin > 0, h * (1 - basin) + (water - 3.0) * basin, np.maximum(h, -b.eye - 0.1))
         h[c, c] = -b.eye
     elif s.water == "sea" or setting == "coast":
         # The land falls towards -Z past a wavy coastline into the sea.
-        coast = z + 35.0 + 25.0 * field(3.2)
+        wav = field(3.2)
+        coast = z + 12.0 + 6.0 * (wav - wav[n // 2, n // 2])
         drop = np.clip(-coast, 0, None)
-        h = np.where(coast < 0, h * np.exp(-drop / 40.0) - 0.08 * drop - 0.5, h + 0.015 * np.clip(coast, 0, 200))
+        rel = h + b.eye
+        h = np.where(coast < 0, rel * np.exp(-drop / 20.0) - 0.12 * drop - 0.8, rel + 0.03 * np.clip(coast, 0, 200)) - b.eye
         water = -b.eye - 0.6
         h[c, c] = -b.eye
         pad2 = _smoothstep(2.0, 6.0, r)
@@ -549,7 +553,7 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
         j = (np.floor(p[:, 1] / 12.0).astype(int)) % 128
         return clump_tex[i, j] > np.quantile(clump_tex, 1 - frac)
 
-    radius = 260.0
+    radius = 220.0
     if s.setting == "city":
         _city(b, rng, amt, night)
     if s.setting == "village" or amt.get("house", 0) > 0 and s.setting not in ("city",):
@@ -567,6 +571,9 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
             pts = pts[(np.abs(np.abs(pts[:, 0]) - 7.5) < 0.8) & (np.abs(pts[:, 1]) > 6)]
         else:
             pts = pts[clumped(pts, frac) & usable(pts, 0.75) & _clear_of_buildings(b, pts)]
+            if water is not None and s.water == "lake":
+                # Leave the view across the lake open: no trees in the wedge towards it.
+                pts = pts[~((pts[:, 1] < 0) & (np.abs(pts[:, 0]) < 12.0 + 0.45 * np.abs(pts[:, 1])))]
             pts = pts[ground(pts) < tree_line]
         y = ground(pts) - 0.3
         for (px, pz), py in zip(pts, y):
@@ -849,7 +856,7 @@ def _lighting(spec: SceneSpec, b: _Builder) -> Lighting:
         exposure = 2.0
     else:
         warm = np.array([1.0, 0.92 - 0.45 * low, 0.85 - 0.7 * low])
-        sun_col = 2.8 * warm * (0.25 + 0.75 * min(1.0, elev / 20.0))
+        sun_col = 2.3 * warm * (0.25 + 0.75 * min(1.0, elev / 20.0))
         zen = np.array([0.10, 0.24, 0.62]) * (1 - low) + np.array([0.12, 0.12, 0.32]) * low
         hor = np.array([0.55, 0.68, 0.85]) * (1 - low) + np.array([0.95, 0.42, 0.16]) * low
         glow = np.array([1.0, 0.75, 0.45]) * (1 - low) + np.array([1.6, 0.6, 0.15]) * low
