@@ -84,3 +84,14 @@ def test_read_depth_formats(tmp_path):
     (tmp_path / "bad.npy").write_bytes(b"garbage")
     with pytest.raises(InputError, match="corrupt"):
         read_depth(tmp_path / "bad.npy")
+
+
+def test_atomic_write_permissions_follow_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "f", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
