@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 K_SKY, K_TERRAIN, K_WATER, K_ROOM, K_OBJECT = 0, 1, 2, 3, 4
 
 _ROWS_PER_BAND_PIXELS = 1 << 19  # rays per band; bounds memory at any resolution
-_PAIR_CHUNK = 1 << 21
+_PAIR_CHUNK = 1 << 18  # small enough that near hits cull far pairs in later chunks
 _AA_OFFSETS = np.array([[0.125, 0.375], [0.375, -0.125], [-0.125, -0.375], [-0.375, 0.125]])
 
 
@@ -227,12 +227,15 @@ def _equirect_box_rects(frame: _Frame, lo: np.ndarray, hi: np.ndarray) -> tuple[
 
 
 def _slab(o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / d
-        t1 = (lo - o) * inv
-        t2 = (hi - o) * inv
-    tn = np.nanmax(np.minimum(t1, t2), axis=-1)
-    tf = np.nanmin(np.maximum(t1, t2), axis=-1)
+    """Entry and exit distances of rays through an axis-aligned box (tn > tf: miss). ([n], [n])"""
+    # Zero direction components become tiny ones of either sign: the slab bounds stay finite
+    # (never nan), which is all the comparisons below need.
+    dd = np.where(d == 0, 1e-30, d)
+    inv = 1.0 / dd
+    t1 = (lo - o) * inv
+    t2 = (hi - o) * inv
+    tn = np.minimum(t1, t2).max(axis=-1)
+    tf = np.maximum(t1, t2).min(axis=-1)
     return tn, tf
 
 
@@ -407,7 +410,8 @@ def _intersect(p: S.Primitives, q: np.ndarray, o: np.ndarray, d: np.ndarray, tmi
                         res = np.where(ok & (tc < res), tc, res)
                 caps = ((0.0, None), (1.0, None))
             else:
-                apex = rel - np.stack([np.zeros_like(r), hgt, np.zeros_like(r)], 1)
+                apex = rel.copy()
+                apex[:, 1] -= hgt
                 k2 = (r / hgt) ** 2
                 a = dd[:, 0] ** 2 + dd[:, 2] ** 2 - k2 * dd[:, 1] ** 2
                 b = apex[:, 0] * dd[:, 0] + apex[:, 2] * dd[:, 2] - k2 * apex[:, 1] * dd[:, 1]
@@ -493,48 +497,42 @@ class _Hits:
 
 
 def _pairs(frame: _Frame, rect_idx, r0, r1, c0, c1, pix_sorted: np.ndarray):
-    """Yield (ray index [M], primitive [M]) candidate pairs in chunks.
+    """Yield (ray index [M], primitive [M]) candidate pairs in chunks, in rectangle order.
 
     pix_sorted: parent pixel (row * W + col) of every ray, ascending. [n] int64
+
+    Each rectangle row [row*W + c0, row*W + c1) is a contiguous run of ``pix_sorted``, found by
+    two binary searches, so the work is proportional to the pairs produced (plus one search per
+    rectangle row), whether the rays cover the image densely (bands) or sparsely (anti-aliasing
+    samples on edges, water reflections).
     """
     w = frame.width
-    area = (r1 - r0).clip(0) * (c1 - c0).clip(0)
-    nz = area > 0
-    rect_idx, r0, r1, c0, c1, area = rect_idx[nz], r0[nz], r1[nz], c0[nz], c1[nz], area[nz]
-    if area.size == 0 or pix_sorted.size == 0:
+    if pix_sorted.size == 0 or len(rect_idx) == 0:
         return
-    p_lo, p_hi = int(pix_sorted[0]), int(pix_sorted[-1]) + 1
-    first = np.searchsorted(pix_sorted, np.arange(p_lo, p_hi), "left")
-    count = np.searchsorted(pix_sorted, np.arange(p_lo, p_hi), "right") - first
-    row_lo, row_hi = p_lo // w, (p_hi - 1) // w + 1
-    # Clip rectangles to the rows present.
+    row_lo, row_hi = int(pix_sorted[0]) // w, int(pix_sorted[-1]) // w + 1
     r0 = np.maximum(r0, row_lo)
     r1 = np.minimum(r1, row_hi)
-    area = (r1 - r0).clip(0) * (c1 - c0)
-    nz = area > 0
-    rect_idx, r0, r1, c0, c1, area = rect_idx[nz], r0[nz], r1[nz], c0[nz], c1[nz], area[nz]
-    cum = np.cumsum(area)
+    hgt = (r1 - r0).clip(0) * (c1 > c0)
+    nz = hgt > 0
+    rect_idx, r0, c0, c1, hgt = rect_idx[nz], r0[nz], c0[nz], c1[nz], hgt[nz]
+    if hgt.size == 0:
+        return
+    rid = np.repeat(np.arange(hgt.size), hgt)
+    row = r0[rid] + (np.arange(rid.size) - np.repeat(np.cumsum(hgt) - hgt, hgt))
+    first = np.searchsorted(pix_sorted, row * w + c0[rid], "left")
+    cnt = np.searchsorted(pix_sorted, row * w + c1[rid], "left") - first
+    has = cnt > 0
+    rid, first, cnt = rid[has], first[has], cnt[has]
+    prim = rect_idx[rid]
+    cum = np.cumsum(cnt)
     start = 0
-    while start < len(area):
+    while start < cnt.size:
         base = cum[start - 1] if start else 0
-        stop = int(np.searchsorted(cum, base + _PAIR_CHUNK, "right"))
-        stop = max(stop, start + 1)
-        a = area[start:stop]
-        tot = int(a.sum())
-        rid = np.repeat(np.arange(start, stop), a)
-        local = np.arange(tot) - np.repeat(np.cumsum(a) - a, a)
-        ncol = (c1 - c0)[rid]
-        pix = (r0[rid] + local // ncol) * w + c0[rid] + local % ncol
-        ok = (pix >= p_lo) & (pix < p_hi)
-        pix, rid = pix[ok], rid[ok]
-        cnt = count[pix - p_lo]
-        has = cnt > 0
-        pix, rid, cnt = pix[has], rid[has], cnt[has]
-        if pix.size:
-            fst = first[pix - p_lo]
-            rep = np.repeat(np.arange(pix.size), cnt)
-            k = np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            yield fst[rep] + k, rect_idx[rid[rep]]
+        stop = max(int(np.searchsorted(cum, base + _PAIR_CHUNK, "right")), start + 1)
+        c = cnt[start:stop]
+        rep = np.repeat(np.arange(start, stop), c)
+        k = np.arange(rep.size) - np.repeat(np.cumsum(c) - c, c)
+        yield first[rep] + k, prim[rep]
         start = stop
 
 
@@ -583,17 +581,26 @@ def _trace(scene: S.Scene, frame: _Frame, o: np.ndarray, d: np.ndarray, pix: np.
         near = np.linalg.norm(centers[rects[0]] - frame.origin, axis=1) - p.bound_radius[rects[0]]
         order = np.argsort(near, kind="stable")
         rects = tuple(a[order] for a in rects)
+        inv = 1.0 / np.where(d == 0, 1e-30, d)
         for ray, q in _pairs(frame, *rects, pix):
+            # Ray against the primitive's box: rejects misses and anything behind a nearer hit
+            # (boxes hug thin trees and long buildings far better than bounding spheres).
             oo = o[ray]
-            dd = d[ray]
-            rel = p.bound_center[q] - oo
-            tc = (rel * dd).sum(1)
-            miss2 = (rel * rel).sum(1) - tc * tc - p.bound_radius[q] ** 2
-            enter = tc - np.sqrt(np.maximum(-miss2, 0))
-            ok = (miss2 <= 0) & (enter < best[ray]) & (tc + p.bound_radius[q] > tmin[ray])
-            ray, q, oo, dd = ray[ok], q[ok], oo[ok], dd[ok]
+            iv = inv[ray]
+            lo = p.box_lo[q]
+            hi = p.box_hi[q]
+            tn = np.full(ray.size, -np.inf)
+            tf = np.full(ray.size, np.inf)
+            for ax in range(3):  # per axis on 1-D arrays: reductions over a length-3 axis are slow
+                a = (lo[:, ax] - oo[:, ax]) * iv[:, ax]
+                b = (hi[:, ax] - oo[:, ax]) * iv[:, ax]
+                np.maximum(tn, np.minimum(a, b), out=tn)
+                np.minimum(tf, np.maximum(a, b), out=tf)
+            ok = (tn <= tf) & (tn < best[ray]) & (tf > tmin[ray])
+            ray, q, oo = ray[ok], q[ok], oo[ok]
             if ray.size == 0:
                 continue
+            dd = d[ray]
             t = _intersect(p, q, oo, dd, tmin[ray])
             ok = t < best[ray]
             ray, q, t = ray[ok], q[ok], t[ok]
