@@ -59,6 +59,10 @@ class SheetConfig:
         spike: an edge whose log-depth step differs from the mean of its two neighbours' steps
             by more than ``spike`` x its own step is a discontinuity (default 0.6).
         grazing_deg: an edge within this angle of its ray is always cut, degrees (default 1.0).
+        grazing_soft_deg: an edge within this angle of its ray is cut on a weaker spike,
+            ``spike_grazing``: far facades seen edge-on change depth fast but steadily, and a gap
+            between two of them is only a slightly bigger step (default 4.0).
+        spike_grazing: the spike threshold inside ``grazing_soft_deg`` (default 0.15).
         backfill: continue far surfaces one cell behind cut edges (default True).
         texture_width: widest texture; the panorama is area-averaged down to it (default 4096).
         sky: add the "sky" dome part (default True).
@@ -73,6 +77,8 @@ class SheetConfig:
     jump_min: float = 0.02
     spike: float = 0.6
     grazing_deg: float = 1.0
+    grazing_soft_deg: float = 4.0
+    spike_grazing: float = 0.15
     backfill: bool = True
     texture_width: int = 4096
     sky: bool = True
@@ -153,10 +159,10 @@ def _check_inputs(panorama: Panorama, depth: DepthMap, config: SheetConfig) -> N
         raise InputError("triangle budgets must be >= 0 (0 = no simplification / no collision part)")
     if config.grid_width < 4 or config.sky_grid_width < 4:
         raise InputError("grid widths must be at least 4 columns")
-    if not 0 < config.grazing_deg < 45:
+    if not 0 < config.grazing_deg < 45 or not 0 <= config.grazing_soft_deg < 45:
         raise InputError(f"grazing_deg={config.grazing_deg} must lie in (0, 45) degrees")
-    if config.jump_min < 0 or config.spike <= 0:
-        raise InputError("jump_min must be >= 0 and spike > 0")
+    if config.jump_min < 0 or config.spike <= 0 or config.spike_grazing <= 0:
+        raise InputError("jump_min must be >= 0, spike and spike_grazing > 0")
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,16 +220,18 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
     L = np.log(np.maximum(np.linalg.norm(Q, axis=2), 1e-12))
     idx = np.arange((h + 2) * (w + 2)).reshape(h + 2, w + 2)
     cos_graze = math.cos(math.radians(config.grazing_deg))
+    cos_soft = math.cos(math.radians(max(config.grazing_soft_deg, config.grazing_deg)))
 
     # Horizontal edges (i, j)-(i, j+1) for j in 0..w; circular along a row (col w+1 == col 0).
     s_h = L[:, 1:] - L[:, :-1]                                   # [(h+2), w+1]
     ok_h = M[:, 1:] & M[:, :-1]
-    cut_h = _cut_edges(s_h, ok_h, Q[:, :-1], Q[:, 1:], circular=True, cfg=config, cos_graze=cos_graze)
+    cut_h = _cut_edges(s_h, ok_h, Q[:, :-1], Q[:, 1:], circular=True, cfg=config, cos_graze=cos_graze,
+                       cos_soft=cos_soft)
     # Vertical edges (i, j)-(i+1, j) for i in 0..h.
     s_v = (L[1:, :] - L[:-1, :]).T                               # [(w+2), h+1]
     ok_v = (M[1:, :] & M[:-1, :]).T
     cut_v = _cut_edges(s_v, ok_v, Q[:-1, :].transpose(1, 0, 2), Q[1:, :].transpose(1, 0, 2),
-                       circular=False, cfg=config, cos_graze=cos_graze).T   # [h+1, w+2]
+                       circular=False, cfg=config, cos_graze=cos_graze, cos_soft=cos_soft).T  # [h+1, w+2]
 
     # Quads (i, j): rows i..i+1, cols j..j+1, for i in 0..h, j in 0..w.
     TL, TR = idx[:-1, :-1], idx[:-1, 1:]
@@ -277,7 +285,7 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
 
 
 def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, circular: bool,
-               cfg: SheetConfig, cos_graze: float) -> np.ndarray:
+               cfg: SheetConfig, cos_graze: float, cos_soft: float) -> np.ndarray:
     """Which edges of grid lines cross a depth discontinuity.
 
     Args:
@@ -285,6 +293,7 @@ def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, c
         ok: both ends have a surface. [R, E] bool
         a, b: edge end points, metres. [R, E, 3]
         circular: the line closes on itself (rows of the panorama).
+        cos_graze, cos_soft: cosines of the hard and soft grazing angles.
 
     Returns:
         cut (or unusable) edges. [R, E] bool
@@ -298,22 +307,28 @@ def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, c
     prev = np.where(np.isnan(prev), s, prev)
     nxt = np.where(np.isnan(nxt), s, nxt)
     mag = np.abs(s)
+    c = _ray_cos(a, b)
     with np.errstate(invalid="ignore"):
-        spike = np.abs(s - 0.5 * (prev + nxt)) > cfg.spike * mag
+        dev = np.abs(s - 0.5 * (prev + nxt))
+        spike = np.where(c > cos_soft, dev > cfg.spike_grazing * mag, dev > cfg.spike * mag)
         jump = (mag > cfg.jump_min) & spike
-    graze = _grazing(a, b, cos_graze)
-    return ~ok | np.where(ok, jump, False) | graze
+    return ~ok | np.where(ok, jump, False) | (c > cos_graze)
 
 
-def _grazing(a: np.ndarray, b: np.ndarray, cos_graze: float) -> np.ndarray:
-    """Segments a-b that run within the grazing angle of the ray through their midpoint. [...] bool"""
+def _ray_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|cos| of the angle between segment a-b and the ray through its midpoint (0 if degenerate). [...]"""
     seg = b - a
     mid = a + b
     sl = np.linalg.norm(seg, axis=-1)
     ml = np.linalg.norm(mid, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.abs((seg * mid).sum(-1)) / (sl * ml)
-    return np.where((sl > 0) & (ml > 0), c > cos_graze, False)
+    return np.where((sl > 0) & (ml > 0), c, 0.0)
+
+
+def _grazing(a: np.ndarray, b: np.ndarray, cos_graze: float) -> np.ndarray:
+    """Segments a-b that run within the grazing angle of the ray through their midpoint. [...] bool"""
+    return _ray_cos(a, b) > cos_graze
 
 
 def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -> tuple[np.ndarray, np.ndarray]:
