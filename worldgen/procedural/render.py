@@ -490,6 +490,102 @@ def _room_hit(room: S.Room, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, n
 
 
 @dataclass
+class _Columns:
+    """Terrain profiles under the columns of an upright equirect frame (see _column_profiles).
+
+    s, h: horizontal distance from the centre and terrain height at each breakpoint, metres;
+        padded with the last point. [W, K] float64
+    key: arctan of the running maximum of (h - y0) / s, plus 4 * column, flattened: ascending,
+        so one binary search finds a ray's first breakpoint at or above it. [W * K] float64
+    """
+
+    s: np.ndarray
+    h: np.ndarray
+    key: np.ndarray
+
+
+def _column_profiles(hf: S.Heightfield, frame: _Frame) -> _Columns | None:
+    """The terrain profile along every pixel column's azimuth of an upright equirect frame.
+
+    All rays of a column share one vertical half-plane, and along it the triangulated terrain is
+    piecewise linear with breakpoints where the path crosses a grid line (u or v integer) or a
+    cell diagonal (u + v integer). A ray at elevation angle a first meets the terrain in the
+    segment ending at the first breakpoint whose slope (h - y0) / s reaches tan(a), and meets it
+    exactly where the linear profile crosses the ray there: the same triangles, found without
+    stepping through the quadtree ray by ray. Returns None when the centre is off the terrain.
+    """
+    w = frame.width
+    L, cell, N = hf.half, hf.cell, hf.n
+    ox, oy, oz = (float(v) for v in frame.origin)
+    u0, v0 = (ox + L) / cell, (oz + L) / cell
+    if not (0 < u0 < N and 0 < v0 < N):
+        return None
+    lon = 2 * math.pi * (np.arange(w) + 0.5) / w - math.pi
+    sx, sz = np.sin(lon), -np.cos(lon)
+    sx = np.where(sx == 0, 1e-30, sx)
+    sz = np.where(sz == 0, 1e-30, sz)
+    # Horizontal distance to the square's edge along each column.
+    s_end = np.minimum(np.where(sx > 0, (L - ox) / sx, (-L - ox) / sx), np.where(sz > 0, (L - oz) / sz, (-L - oz) / sz))
+    ju = int(math.ceil(max(u0, N - u0))) + 1
+    jv = int(math.ceil(max(v0, N - v0))) + 1
+    jw = int(math.ceil(max(u0 + v0, 2 * N - u0 - v0))) + 1
+    K = ju + jv + jw + 2
+    s_all = np.empty((w, K))
+    h_all = np.empty((w, K))
+    key = np.empty((w, K))
+    step = max(1, (1 << 19) // K)
+
+    def chunk(c0: int) -> None:
+        c = slice(c0, min(w, c0 + step))
+        du, dv, se = sx[c, None] / cell, sz[c, None] / cell, s_end[c, None]
+        # Grid lines ahead of the centre along each axis and along the diagonals, as distances.
+        ku = np.where(du > 0, math.floor(u0) + 1 + np.arange(ju), math.ceil(u0) - 1 - np.arange(ju))
+        kv = np.where(dv > 0, math.floor(v0) + 1 + np.arange(jv), math.ceil(v0) - 1 - np.arange(jv))
+        dw = du + dv
+        kw = np.where(dw > 0, math.floor(u0 + v0) + 1 + np.arange(jw), math.ceil(u0 + v0) - 1 - np.arange(jw))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sw = (kw - (u0 + v0)) / dw
+        sw = np.where(np.isfinite(sw), sw, np.inf)
+        sc = np.concatenate([np.zeros_like(se), (ku - u0) / du, (kv - v0) / dv, sw, se], axis=1)
+        sc = np.where((sc >= 0) & (sc <= se), sc, se)
+        sc.sort(axis=1)
+        xs = ox + sc * sx[c, None]
+        zs = oz + sc * sz[c, None]
+        hc = hf.height(xs, zs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.where(sc > 0, (hc - oy) / sc, -np.inf)
+        run = np.maximum.accumulate(m, axis=1)
+        s_all[c], h_all[c] = sc, hc
+        key[c] = np.arctan(run) + 4.0 * np.arange(c.start, c.stop)[:, None]
+
+    _parallel(chunk, range(0, w, step))
+    return _Columns(s_all, h_all, key.ravel())
+
+
+def _column_hits(cols: _Columns, y: np.ndarray, c: np.ndarray, frame: _Frame) -> np.ndarray:
+    """Terrain hit distances of pixel-centre rays (rows y + 0.5 given as y, columns c). [n] float64"""
+    K = cols.s.shape[1]
+    lat = math.pi / 2 - math.pi * y / frame.height
+    idx = np.searchsorted(cols.key, lat + 4.0 * c, "left")
+    hit = idx < (c + 1) * K
+    out = np.full(len(c), np.inf)
+    if not hit.any():
+        return out
+    cc, k, la = c[hit], idx[hit] - c[hit] * K, lat[hit]
+    k = np.maximum(k, 1)
+    sa, sb = cols.s[cc, k - 1], cols.s[cc, k]
+    ha, hb = cols.h[cc, k - 1], cols.h[cc, k]
+    oy = float(frame.origin[1])
+    tn, cs = np.tan(la), np.cos(la)
+    ga = ha - oy - sa * tn  # below the ray (< 0) at the segment's start, at or above it at its end
+    gb = hb - oy - sb * tn
+    den = ga - gb
+    f = np.clip(np.where(den != 0, ga / np.where(den != 0, den, 1.0), 0.0), 0.0, 1.0)
+    out[hit] = (sa + (sb - sa) * f) / cs
+    return out
+
+
+@dataclass
 class _Hits:
     t: np.ndarray  # [n] float64, inf = sky
     kind: np.ndarray  # [n] int8
@@ -538,11 +634,12 @@ def _pairs(frame: _Frame, rect_idx, r0, r1, c0, c1, pix_sorted: np.ndarray):
 
 def _trace(scene: S.Scene, frame: _Frame, o: np.ndarray, d: np.ndarray, pix: np.ndarray,
            tmin: np.ndarray | None = None, mirror: float | None = None, objects: bool = True,
-           terrain: bool = True) -> _Hits:
+           terrain: bool = True, terrain_t: np.ndarray | None = None) -> _Hits:
     """Nearest hits of rays whose parent pixels are ``pix`` (ascending) in ``frame``.
 
     mirror: water level when the rays are reflections off the water (objects are culled with
         their mirror images, which is exact for a central-projection frame).
+    terrain_t: the rays' terrain hit distances when already known (+inf = miss). [n] float64
     """
     n = len(d)
     o = np.broadcast_to(o, d.shape)
@@ -551,8 +648,8 @@ def _trace(scene: S.Scene, frame: _Frame, o: np.ndarray, d: np.ndarray, pix: np.
     kind = np.zeros(n, np.int8)
     prim = np.full(n, -1, np.int32)
     if scene.terrain is not None and terrain:
-        tt = _trace_terrain(scene.terrain, o, d, tmin, np.full(n, np.inf))
-        hit = tt < best
+        tt = terrain_t if terrain_t is not None else _trace_terrain(scene.terrain, o, d, tmin, np.full(n, np.inf))
+        hit = (tt < best) & (tt > tmin)
         best[hit] = tt[hit]
         kind[hit] = K_TERRAIN
     if scene.water_level is not None:
@@ -1122,17 +1219,39 @@ def _room_ambient(scene: S.Scene, pos: np.ndarray) -> np.ndarray:
 
 
 def _point_lights(lights: np.ndarray, pos: np.ndarray, nrm: np.ndarray) -> np.ndarray:
+    """Light from point lights at surface points. [n, 3] float32
+
+    Each light reaches 3x its range; points are binned on a ground grid of that size, so each
+    light only looks at the points in the 3x3 bins around it.
+    """
     out = np.zeros((len(pos), 3), np.float32)
+    if not len(lights) or not len(pos):
+        return out
+    cell = float(lights[:, 6].max() * 3)
+    off = 1 << 20
+    key = (np.floor(pos[:, 0] / cell).astype(np.int64) + off) * (1 << 21) + np.floor(pos[:, 2] / cell).astype(np.int64) + off
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
     for lx, ly, lz, r, g, b, rng in lights:
-        v = np.array([lx, ly, lz]) - pos
+        kx = math.floor(lx / cell) + off
+        kz = math.floor(lz / cell) + off
+        runs = []
+        for dx in (-1, 0, 1):
+            k0 = (kx + dx) * (1 << 21) + kz - 1
+            runs.append(order[np.searchsorted(skey, k0, "left"):np.searchsorted(skey, k0 + 2, "right")])
+        idx = np.concatenate(runs)
+        if idx.size == 0:
+            continue
+        v = np.array([lx, ly, lz]) - pos[idx]
         d2 = (v * v).sum(1)
         near = d2 < (rng * 3) ** 2
         if not near.any():
             continue
-        dist = np.sqrt(d2[near])
-        cosl = np.clip((nrm[near] * v[near]).sum(1) / np.maximum(dist, 1e-6), 0, 1)
-        fall = (rng * rng * 0.25) / (d2[near] + 1.0) * np.clip(1 - dist / (rng * 3), 0, 1) ** 2
-        out[near] += (np.array([r, g, b]) * (cosl * fall)[:, None]).astype(np.float32)
+        idx, v, d2 = idx[near], v[near], d2[near]
+        dist = np.sqrt(d2)
+        cosl = np.clip((nrm[idx] * v).sum(1) / np.maximum(dist, 1e-6), 0, 1)
+        fall = (rng * rng * 0.25) / (d2 + 1.0) * np.clip(1 - dist / (rng * 3), 0, 1) ** 2
+        out[idx] += (np.array([r, g, b]) * (cosl * fall)[:, None]).astype(np.float32)
     return out
 
 
@@ -1205,13 +1324,18 @@ def _render(scene: S.Scene, frame: _Frame, antialias: bool) -> tuple[np.ndarray,
     if scene.terrain is not None and scene.ground_style != "city" and not scene.light.night:
         _terrain_shadow(scene, np.zeros((0, 3)))  # build the shared grid before the threads start
 
+    cols = None
+    if scene.terrain is not None and frame.kind == "equirect" and np.array_equal(frame.rot, np.eye(3)):
+        cols = _column_profiles(scene.terrain, frame)
+
     def band(r0: int) -> None:
         r1 = min(h, r0 + rows)
         yy, xx = np.meshgrid(np.arange(r0, r1) + 0.5, np.arange(w) + 0.5, indexing="ij")
         o, d = frame.rays(xx.ravel(), yy.ravel())
         d = np.ascontiguousarray(d)
         pix = np.arange(r0 * w, r1 * w, dtype=np.int64)
-        hits = _trace(scene, frame, o, d, pix)
+        tt = None if cols is None else _column_hits(cols, yy.ravel(), pix % w, frame)
+        hits = _trace(scene, frame, o, d, pix, terrain_t=tt)
         col, sem = _shade(scene, frame, o, d, hits, pix, sm)
         sl = slice(r0 * w, r1 * w)
         rgb[sl] = _tonemap(col, scene.light.exposure)

@@ -88,13 +88,17 @@ class Heightfield:
 
     def height(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Surface height at world (x, z), metres (clamped to the square). [...] float64"""
-        u = np.clip((np.asarray(x, np.float64) + self.half) / self.cell, 0, self.n - 1e-9)
-        v = np.clip((np.asarray(z, np.float64) + self.half) / self.cell, 0, self.n - 1e-9)
-        i = np.floor(u).astype(np.int64)
-        j = np.floor(v).astype(np.int64)
+        n = self.n
+        u = np.clip((np.asarray(x, np.float64) + self.half) / self.cell, 0, n - 1e-9)
+        v = np.clip((np.asarray(z, np.float64) + self.half) / self.cell, 0, n - 1e-9)
+        i = u.astype(np.int64)
+        j = v.astype(np.int64)
         a, b = u - i, v - j
-        h = self.heights
-        h00, h10, h01, h11 = h[i, j], h[i + 1, j], h[i, j + 1], h[i + 1, j + 1]
+        # Flat takes: much faster than 2-D fancy indexing on large batches.
+        flat = self.heights.ravel()
+        base = i * (n + 1) + j
+        h00, h10 = flat.take(base), flat.take(base + (n + 1))
+        h01, h11 = flat.take(base + 1), flat.take(base + (n + 2))
         lower = a + b <= 1
         return np.where(lower, h00 + a * (h10 - h00) + b * (h01 - h00),
                         h11 + (1 - a) * (h01 - h11) + (1 - b) * (h10 - h11))
