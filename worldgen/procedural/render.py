@@ -810,7 +810,7 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
     grass2 = c(60, 88, 36) if not autumn else c(120, 100, 50)
     dirt = c(118, 92, 64)
     rock = c(112, 106, 100)
-    sand = c(214, 190, 140)
+    sand = c(214, 190, 140) if setting != "coast" else c(196, 172, 128)
     mix = np.clip(0.5 + 0.35 * n3 + 0.3 * n1, 0, 1)[:, None]
     col = grass[None] * mix + grass2[None] * (1 - mix)
     steep = np.clip((0.86 - ny) / 0.12, 0, 1)[:, None]
@@ -829,6 +829,7 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
         col = strata * (1 - flat) + c(206, 150, 104)[None] * flat
         steep = steep * 0.0
     elif setting == "mountains":
+        rock = c(104, 104, 110)  # cool grey granite, so warm light reads as light, not as rock colour
         high = np.clip((g - 60.0 - 40 * n3) / 120.0, 0, 1)[:, None]
         col = col * (1 - high) + (rock[None] * 0.9 + dirt[None] * 0.1) * high
         steep = np.clip((0.9 - ny) / 0.15, 0, 1)[:, None]
@@ -859,15 +860,26 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
     col = col * (1 - steep) + rock[None] * steep * (1 + 0.15 * n1[:, None])
     if scene.water_level is not None:
         wl = scene.water_level
-        beach = np.clip(1 - (y - wl) / 0.35, 0, 1)[:, None] * (ny[:, None] > 0.7)
-        col = col * (1 - beach) + sand[None] * beach
+        reach = 2.4 + 1.2 * n3 if (setting == "coast" or spec.water == "sea") else 0.35
+        beach = np.clip(1 - (y - wl) / reach, 0, 1)[:, None] * (ny[:, None] > 0.7)
+        if setting == "coast" or spec.water == "sea":
+            beach = np.clip(beach * 3.0, 0, 1)
+            # Wet, darker sand along the waterline.
+            sand = np.where((y < wl + 0.25 + 0.05 * n1)[:, None], sand[None] * 0.7, sand[None] * (1 + 0.05 * n2[:, None]))
+        col = col * (1 - beach) + sand * beach
         wet = (y < wl)[:, None]
         col = np.where(wet, col * 0.5, col)
-    if spec.snow_cover:
-        line = -scene.eye_height - 1e9
-        cover = np.clip((ny - 0.55 + 0.1 * n1) / 0.15, 0, 1) * np.clip((y - line + 30 * n3) / 40.0, 0, 1)
+    if setting == "mountains" or spec.snow_cover:
+        # Snow lies on gentle slopes; high up it also clings to steep ones, so peaks and upper
+        # slopes are white with rock showing only on the sheerest faces. Mountains keep snow caps
+        # even without a snowy prompt.
+        alt = np.clip(g / max(spec.relief, 1.0), 0, 1.5)
+        if spec.snow_cover:
+            hold = np.clip((ny - 0.62 + 0.45 * alt + 0.12 * n1) / 0.12, 0, 1)
+        else:
+            hold = np.clip((ny - 0.75 + 0.45 * alt + 0.12 * n1) / 0.12, 0, 1) * np.clip((alt - 0.55 + 0.15 * n3) / 0.1, 0, 1)
         snow = c(236, 240, 248)[None] * (1 + 0.03 * n2[:, None])
-        col = col * (1 - cover[:, None]) + snow * cover[:, None]
+        col = col * (1 - hold[:, None]) + snow * hold[:, None]
     if spec.weather == "rain":
         col = col * 0.7
     col = col * var[:, None]
@@ -899,10 +911,26 @@ def _surface(scene: S.Scene, hits: _Hits, o: np.ndarray, d: np.ndarray):
     k = np.nonzero(kind == K_WATER)[0]
     if k.size:
         nrm[k] = [0.0, 1.0, 0.0]
-        deep = S._srgb(20, 50, 60) if spec.setting != "coast" else S._srgb(16, 60, 80)
-        alb[k] = deep
+        coast = spec.setting == "coast" or spec.water == "sea"
+        deep = np.array(S._srgb(20, 50, 60) if not coast else S._srgb(14, 58, 84), np.float32)
+        col = np.repeat(deep[None], k.size, 0)
+        sh = np.ones(k.size, np.float32)
+        if scene.terrain is not None:
+            # Shallows take the colour of the bed (turquoise over sand at sea) and the sea
+            # breaks in a line of foam along the shore.
+            px, pz = pos[k, 0], pos[k, 2]
+            under = scene.water_level - scene.terrain.height(px, pz)
+            shallow = np.array(S._srgb(64, 168, 160) if coast else S._srgb(70, 84, 60), np.float32)
+            f = np.clip(under / (5.0 if coast else 1.5), 0, 1).astype(np.float32)[:, None]
+            col = shallow[None] * (1 - f) + col * f
+            if coast:
+                wob = _tex(scene, px / 3.0, pz / 3.0, 0)
+                foam = np.clip((0.35 + 0.15 * wob - under) / 0.12, 0, 1).astype(np.float32)
+                col = col * (1 - foam[:, None]) + np.array(S._srgb(235, 240, 240), np.float32)[None] * foam[:, None]
+                sh = 1 - foam
+        alb[k] = col
         sem[k] = _sem("water")
-        shine[k] = 1.0
+        shine[k] = sh
     k = np.nonzero(kind == K_ROOM)[0]
     if k.size:
         _room_surface(scene, pos[k], prim[k], nrm, alb, emit, sem, shine, k)
@@ -1176,7 +1204,8 @@ def _shade(scene: S.Scene, frame: _Frame, o: np.ndarray, d: np.ndarray, hits: _H
                 shadow *= _shadow_lookup(sm, pos + nrm * 0.05)
         direct = L.sun_color[None].astype(np.float32) * (ndl * shadow)[:, None]
         up = (0.5 + 0.5 * nrm[:, 1]).astype(np.float32)[:, None]
-        sky_amb = (L.zenith * 0.6 + L.horizon * 0.6).astype(np.float32)
+        # Sky light comes mostly from overhead: at sunset shaded snow turns blue, not pink.
+        sky_amb = (L.zenith * 0.85 + L.horizon * 0.4).astype(np.float32)
         amb = sky_amb[None] * up + L.ground_bounce.astype(np.float32)[None] * (1 - up)
         if scene.room is not None:
             amb = amb * 0.0 + _room_ambient(scene, pos)

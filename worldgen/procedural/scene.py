@@ -442,13 +442,16 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
     if setting == "mountains":
         from scipy.ndimage import gaussian_filter
 
-        # Ridged noise, blurred a little so crests are rounded rather than one-cell spikes.
-        ridge = gaussian_filter(np.clip(1.0 - 0.7 * np.abs(field(beta + 0.3)), 0, None), 2.0, mode="wrap")
-        ridge2 = gaussian_filter(np.clip(1.0 - 0.7 * np.abs(field(beta - 0.2)), 0, None), 1.5, mode="wrap")
-        peaks = (0.65 * ridge ** 2.2 + 0.35 * ridge2 ** 3) * (0.6 + 0.4 * base)
-        valley = _smoothstep(40.0, 650.0, r + 100 * detail)
-        h = relief * peaks * (0.02 + 0.98 * valley) * 1.6 + 3.0 * detail
-        h += 0.5 * relief * ring
+        # Broad massifs from very smooth noise, carved by blurred ridged noise: peaks read as
+        # mountains a few hundred metres to a few km away rather than a fence of needles.
+        big = gaussian_filter(field(4.4), 6.0, mode="wrap")
+        big = np.clip((big - np.quantile(big, 0.25)) / (big.max() - np.quantile(big, 0.25)), 0, None)
+        ridge = gaussian_filter(np.clip(1.0 - np.abs(field(3.3)), 0, None), 3.0, mode="wrap")
+        ridge = (ridge - ridge.min()) / (ridge.max() - ridge.min())
+        peaks = big ** 1.2 * (0.55 + 0.45 * ridge) + 0.08 * ridge
+        valley = _smoothstep(40.0, 320.0, r + 50 * detail)
+        h = relief * 2.6 * peaks * valley + 2.0 * detail
+        h += 0.45 * relief * ring
     elif setting == "canyon":
         # A gorge along Z with terraced walls, and terraced mesas beyond.
         wob = 40.0 * field(3.5)
@@ -489,16 +492,24 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
         h = np.where(basin > 0, h * (1 - basin) + (water - 3.0) * basin, np.maximum(h, -b.eye - 0.1))
         h[c, c] = -b.eye
     elif s.water == "sea" or setting == "coast":
-        # The land falls towards -Z past a wavy coastline into the sea.
+        # A beach: the waterline wanders 5-11 m ahead, the sand rises gently inland (the camera
+        # stands on it ~1 m above the sea, so the sea fills the view ahead down to ~15 degrees
+        # below the horizon instead of a one-pixel band), hills start behind the beach and the
+        # sea bed shelves away offshore.
         wav = field(3.2)
-        coast = z + 12.0 + 6.0 * (wav - wav[n // 2, n // 2])
+        coast = z + 8.0 + 3.0 * (wav - wav[c, c])  # > 0 on land, < 0 offshore, metres
+        water = -b.eye - 0.9
+        inland = np.clip(coast, 0, None)
         drop = np.clip(-coast, 0, None)
         rel = h + b.eye
-        h = np.where(coast < 0, rel * np.exp(-drop / 20.0) - 0.12 * drop - 0.8, rel + 0.03 * np.clip(coast, 0, 200)) - b.eye
-        water = -b.eye - 0.6
-        h[c, c] = -b.eye
+        land = water + 0.12 + 0.9 * (1 - np.exp(-inland / 9.0)) + 0.015 * inland \
+            + np.clip(rel, 0, None) * _smoothstep(25.0, 160.0, inland)
+        bed = water + 0.12 - 0.09 * drop - 6.0 * (1 - np.exp(-drop / 60.0)) - 0.3 * np.abs(detail) * _smoothstep(0, 30, drop)
+        h = np.where(coast < 0, bed, land)
+        h = h - h[c, c] - b.eye
         pad2 = _smoothstep(2.0, 6.0, r)
         h = h * pad2 + (-b.eye) * (1 - pad2)
+        h[c, c] = -b.eye
     return Heightfield(np.ascontiguousarray(h, np.float64), _HALF, cell), water
 
 
@@ -861,8 +872,10 @@ def _lighting(spec: SceneSpec, b: _Builder) -> Lighting:
     else:
         warm = np.array([1.0, 0.92 - 0.45 * low, 0.85 - 0.7 * low])
         sun_col = 2.3 * warm * (0.25 + 0.75 * min(1.0, elev / 20.0))
-        zen = np.array([0.10, 0.24, 0.62]) * (1 - low) + np.array([0.12, 0.12, 0.32]) * low
-        hor = np.array([0.55, 0.68, 0.85]) * (1 - low) + np.array([0.95, 0.42, 0.16]) * low
+        # Low sun: a deep blue zenith and a soft rose horizon; the orange lives in the glow
+        # around the sun, so the sky away from it (and the light it sheds) stays cool.
+        zen = np.array([0.10, 0.24, 0.62]) * (1 - low) + np.array([0.08, 0.12, 0.36]) * low
+        hor = np.array([0.55, 0.68, 0.85]) * (1 - low) + np.array([0.78, 0.46, 0.36]) * low
         glow = np.array([1.0, 0.75, 0.45]) * (1 - low) + np.array([1.6, 0.6, 0.15]) * low
         exposure = 1.0
     # Clouds and weather grey the sky and soften the sun.
