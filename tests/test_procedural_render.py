@@ -9,7 +9,7 @@ from worldgen.geometry import equirect_to_perspective, look_rotation
 from worldgen.procedural import (build_scene, parse_prompt, render_panorama, render_view, scene_to_mesh,
                                  synthesize, ProceduralConfig)
 from worldgen.procedural import render as R
-from worldgen.types import Camera
+from worldgen.types import SEMANTIC_CLASSES, Camera
 
 PROMPTS = ["a pine forest by a lake", "a city street at night", "a cozy wooden cabin interior",
            "snowy mountains at sunset", "a desert canyon at noon"]
@@ -107,6 +107,48 @@ def test_terrain_trace_matches_brute_force(scenes) -> None:
             assert abs(t[i] - ref) < 0.02
         else:
             assert not t[i] < 3000
+
+
+def test_column_profiles_match_quadtree(scenes) -> None:
+    # Primary panorama rays use per-column terrain profiles; they must find the same surface
+    # points as the general quadtree walk, including from a centre off the origin.
+    hf = scenes["snowy mountains at sunset"].terrain
+    for origin in ((0.0, 0.0, 0.0), (37.0, 25.0, -81.0)):
+        frame = R._Frame("equirect", 48, 96, np.array(origin), np.eye(3))
+        yy, xx = np.meshgrid(np.arange(48) + 0.5, np.arange(96) + 0.5, indexing="ij")
+        o, d = frame.rays(xx.ravel(), yy.ravel())
+        tq = R._trace_terrain(hf, o, np.ascontiguousarray(d), np.full(d.shape[0], 1e-4), np.full(d.shape[0], np.inf))
+        tc = R._column_hits(R._column_profiles(hf, frame), yy.ravel(), np.arange(48 * 96) % 96, frame)
+        assert np.array_equal(np.isfinite(tq), np.isfinite(tc))
+        hit = np.isfinite(tq)
+        assert hit.sum() > 1000
+        assert np.max(np.abs(tc[hit] - tq[hit]) / tq[hit]) < 1e-8
+
+
+def test_pairs_dense_and_sparse_agree() -> None:
+    # Candidate pairs for a sparse subset of pixels are exactly the dense pairs restricted to it.
+    frame = R._Frame("equirect", 16, 32, np.zeros(3), np.eye(3))
+    rng = np.random.default_rng(1)
+    r0 = rng.integers(0, 16, 20)
+    c0 = rng.integers(0, 32, 20)
+    rects = (np.arange(20), r0, np.minimum(r0 + rng.integers(0, 6, 20), 16), c0, np.minimum(c0 + rng.integers(0, 9, 20), 32))
+    dense = np.arange(16 * 32)
+    pairs = {(int(dense[a]), int(b)) for ray, q in R._pairs(frame, *rects, dense) for a, b in zip(ray, q)}
+    assert len(pairs) == sum(int((r1 - r) * (c1 - c)) for _, r, r1, c, c1 in zip(*rects))
+    sparse = np.repeat(np.sort(rng.choice(16 * 32, 60, replace=False)), 2)  # two rays per pixel
+    got = sorted((int(sparse[a]), int(b)) for ray, q in R._pairs(frame, *rects, sparse) for a, b in zip(ray, q))
+    want = sorted(p for p in pairs if p[0] in set(sparse.tolist()) for _ in range(2))
+    assert got == want
+
+
+def test_coast_shows_the_sea() -> None:
+    # From 1.6 m the sea must fill part of the view ahead, not a one-pixel band at the horizon.
+    scene = build_scene(parse_prompt("a beach by the sea at noon", 0)[0], 1.6)
+    _, depth, ids = render_panorama(scene, 64, antialias=False)
+    ahead = ids[32:, 40:88]  # lower half, +-67 degrees around -Z
+    water = SEMANTIC_CLASSES.index("water")
+    assert (ahead == water).mean() > 0.09  # the sea down to ~9 degrees below the horizon or more
+    assert (ids[32:] == SEMANTIC_CLASSES.index("terrain")).any()
 
 
 def test_primitives_against_reference() -> None:

@@ -810,7 +810,7 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
     grass2 = c(60, 88, 36) if not autumn else c(120, 100, 50)
     dirt = c(118, 92, 64)
     rock = c(112, 106, 100)
-    sand = c(214, 190, 140) if setting != "coast" else c(196, 172, 128)
+    sand = c(214, 190, 140) if setting != "coast" else c(176, 152, 110)
     mix = np.clip(0.5 + 0.35 * n3 + 0.3 * n1, 0, 1)[:, None]
     col = grass[None] * mix + grass2[None] * (1 - mix)
     steep = np.clip((0.86 - ny) / 0.12, 0, 1)[:, None]
@@ -865,7 +865,8 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
         if setting == "coast" or spec.water == "sea":
             beach = np.clip(beach * 3.0, 0, 1)
             # Wet, darker sand along the waterline.
-            sand = np.where((y < wl + 0.25 + 0.05 * n1)[:, None], sand[None] * 0.7, sand[None] * (1 + 0.05 * n2[:, None]))
+            ripple = 1 + 0.06 * np.sin(x * 2.1 + z * 0.7 + 2 * n1) * fine + 0.06 * n2 * fine
+            sand = np.where((y < wl + 0.25 + 0.05 * n1)[:, None], sand[None] * 0.7, sand[None] * ripple[:, None])
         col = col * (1 - beach) + sand * beach
         wet = (y < wl)[:, None]
         col = np.where(wet, col * 0.5, col)

@@ -497,7 +497,9 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
         # below the horizon instead of a one-pixel band), hills start behind the beach and the
         # sea bed shelves away offshore.
         wav = field(3.2)
-        coast = z + 8.0 + 3.0 * (wav - wav[c, c])  # > 0 on land, < 0 offshore, metres
+        # The shore bends back on both sides, so the camera stands on a point with sea over
+        # about half the horizon.
+        coast = z + 8.0 + 3.0 * (wav - wav[c, c]) - x * x / 300.0  # > 0 on land, < 0 offshore, metres
         water = -b.eye - 0.9
         inland = np.clip(coast, 0, None)
         drop = np.clip(-coast, 0, None)
@@ -637,6 +639,7 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
             rr = float(rng.uniform(0.5, 1.4))
             b.ellipsoid((px, py + rr * 0.3, pz), (rr * 1.2, rr * 0.8, rr), m_bush)
     if amt.get("rock", 0) > 0 and s.setting != "city":
+        boulders = s.setting in ("desert", "canyon", "mountains") and amt["rock"] >= 1.0
         pts = _scatter(rng, 22.0 / math.sqrt(amt["rock"]), radius, 4.0)
         pts = pts[(rng.uniform(size=len(pts)) < 0.7) & _clear_of_buildings(b, pts)]
         if water is not None:
@@ -644,6 +647,14 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
         for (px, pz), py in zip(pts, ground(pts)):
             rr = float(rng.lognormal(-0.2, 0.6))
             rr = min(rr, 4.0)
+            if boulders and rng.uniform() < 0.3:
+                # Open rocky ground: some boulders several metres across, half sunk, with a
+                # smaller stone leaning on them.
+                rr = float(rng.uniform(2.0, 5.0))
+                b.ellipsoid((px, py + rr * 0.1, pz), (rr * rng.uniform(1.0, 1.6), rr * rng.uniform(0.6, 0.9), rr), m_rock)
+                off = rng.uniform(-1, 1, 2) * rr
+                b.ellipsoid((px + off[0], py, pz + off[1]), (rr * 0.5, rr * 0.45, rr * 0.55), m_rock)
+                continue
             b.ellipsoid((px, py + rr * 0.15, pz), (rr * rng.uniform(0.9, 1.5), rr * rng.uniform(0.5, 0.8), rr), m_rock)
     if amt.get("tower", 0) > 0 and s.setting != "interior":
         m_st = b.mat("tower_stone", (150, 142, 130), "tower", P_STONEWALL)
