@@ -307,6 +307,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
         window = _gauss_window().to(device)
         deg = cloud.sh_degree
         loss_ema = None
+        skipped = 0
         for step in range(iters):
             if len(order) < cfg.views_per_step:
                 order += rng.permutation(len(views)).tolist()
@@ -323,6 +324,13 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
                                                   ("image", "depth", "cmask", "dmask", "sky", "weight")},
                          params, cfg, has_sky_splats, window)
             loss.backward()
+            if not bool(torch.isfinite(loss)):
+                # A non-finite loss (a splat pushed through the camera plane) must not poison Adam's
+                # moments for every splat: skip this update.
+                skipped += 1
+                for o in opts.values():
+                    o.zero_grad(set_to_none=True)
+                continue
             for o in opts.values():
                 o.step()
                 o.zero_grad(set_to_none=True)
@@ -341,7 +349,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
                 progress((step + 1) / iters, f"refine {step + 1}/{iters} loss {loss_ema:.4f} "
                                              f"splats {len(params['means'])}")
         out = _to_cloud(params)
-    report.update(n_gaussians_out=len(out), final_loss=loss_ema, scene_scale=scene_scale,
+    report.update(n_gaussians_out=len(out), final_loss=loss_ema, skipped_steps=skipped, scene_scale=scene_scale,
                   n_views=len(views), n_capture_views=n_capture, seconds=time.perf_counter() - t0)
     return out, report
 
