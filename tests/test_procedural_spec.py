@@ -90,3 +90,15 @@ def test_seed_is_kept_and_varies_sun() -> None:
     a, _ = parse_prompt("meadow", 1)
     b, _ = parse_prompt("meadow", 2)
     assert a.seed == 1 and b.seed == 2 and a != b
+
+
+def test_room_words_and_autumn_shape_objects() -> None:
+    spec, lines = parse_prompt("a bedroom at noon", 0)
+    assert spec.setting == "interior" and spec.objects.get("bed", 0) >= 1.0
+    assert any("bed" in line and "bedroom" in line for line in lines)
+    autumn, _ = parse_prompt("an autumn forest", 0)
+    summer, _ = parse_prompt("a forest", 0)
+    assert autumn.objects["broadleaf"] > summer.objects["broadleaf"]
+    assert autumn.objects["pine"] < summer.objects["pine"]
+    named, _ = parse_prompt("an autumn forest of pines", 0)
+    assert named.objects["pine"] >= 1.0  # pines the prompt asks for stay

@@ -929,6 +929,12 @@ def _surface(scene: S.Scene, hits: _Hits, o: np.ndarray, d: np.ndarray):
                 foam = np.clip((0.35 + 0.15 * wob - under) / 0.12, 0, 1).astype(np.float32)
                 col = col * (1 - foam[:, None]) + np.array(S._srgb(235, 240, 240), np.float32)[None] * foam[:, None]
                 sh = 1 - foam
+        if spec.snow_cover and not coast:
+            # A frozen lake: pale blue-white ice with a dull sheen, dusted with snow.
+            n = _tex(scene, pos[k, 0] / 4.0, pos[k, 2] / 4.0, 1)
+            ice = np.array(S._srgb(190, 208, 222), np.float32)[None] * (1 + 0.06 * n[:, None])
+            col = ice
+            sh = np.full(k.size, 0.25, np.float32)
         alb[k] = col
         sem[k] = _sem("water")
         shine[k] = sh
@@ -1296,6 +1302,9 @@ def _water(scene, frame, o, d, rays, pos, hits, pix, sm, reflections, base_col) 
     rd = dd * np.array([1.0, -1.0, 1.0])
     rd = rd + np.stack([rx, np.zeros_like(rx), rz], 1)
     rd /= np.linalg.norm(rd, axis=1, keepdims=True)
+    if scene.spec.snow_cover and scene.spec.setting != "coast" and scene.spec.water != "sea":
+        # Ice: a dull, mostly diffuse surface that only mirrors the sky faintly at grazing angles.
+        return base_col * (1 - 0.35 * fres[:, None]) + _sky(scene, rd) * fres[:, None] * 0.3
     if reflections and scene.water_level is not None:
         sub_o = pos + rd * 0.0
         sub_h = _trace(scene, frame, sub_o, rd, pix[rays], tmin=np.full(len(rays), 0.01), mirror=scene.water_level)

@@ -618,7 +618,12 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
             else:
                 height = float(rng.uniform(7.0, 13.0))
                 b.cylinder((px, py, pz), 0.18, height, m_bark)
-                b.ellipsoid((px, py + height, pz), (2.6, 0.8, 2.6), m_palm)
+                # A crown of four long drooping fronds around a small tuft.
+                top = py + height
+                b.ellipsoid((px, top + 0.2, pz), (0.7, 0.45, 0.7), m_palm)
+                for fx, fz in ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)):
+                    b.ellipsoid((px + 1.7 * fx, top - 0.35, pz + 1.7 * fz),
+                                (1.9 if fx else 0.5, 0.22, 1.9 if fz else 0.5), m_palm)
     if amt.get("cactus", 0) > 0:
         pts = _scatter(rng, 18.0 / math.sqrt(amt["cactus"]), radius, 5.0)
         pts = pts[usable(pts, 0.85)]

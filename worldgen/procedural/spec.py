@@ -55,6 +55,13 @@ _SETTING_OBJECTS: dict[str, dict[str, float]] = {
     "interior": {"table": 1.0, "chair": 1.0, "sofa": 1.0, "bookshelf": 1.0, "rug": 1.0, "lamp": 1.0},
 }
 
+# Furniture a room word brings along (amounts as in SceneSpec.objects).
+_ROOM_OBJECTS: dict[str, dict[str, float]] = {
+    "bedroom": {"bed": 1.0}, "library": {"bookshelf": 2.0}, "study": {"bookshelf": 1.5},
+    "kitchen": {"table": 1.0, "chair": 1.0}, "dining": {"table": 1.0, "chair": 1.0},
+    "living": {"sofa": 1.0}, "lounge": {"sofa": 1.0},
+}
+
 _SETTING_WORDS: dict[str, str] = {
     "forest": "forest", "woods": "forest", "woodland": "forest", "jungle": "forest", "taiga": "forest",
     "grove": "forest", "rainforest": "forest",
@@ -467,6 +474,19 @@ def parse_prompt(prompt: str, seed: int = 0) -> tuple[SceneSpec, list[str]]:
             lines.append(f"objects: {k} cannot stand indoors; ignored")
             continue
         final[k] = max(final.get(k, 0.0), v)
+    if setting == "interior":
+        # Room words bring the furniture that makes the room what it is.
+        for w in words:
+            for k, v in _ROOM_OBJECTS.get(w, {}).items():
+                if final.get(k, 0.0) < v:
+                    final[k] = v
+                    lines.append(f"objects: {k} x{v:g} for a {w}")
+    if season == "autumn" and final.get("broadleaf", 0) > 0 and "pine" not in objects:
+        # Autumn is about turning leaves: broadleaf trees take over from the evergreens.
+        final["broadleaf"] = min(5.0, final["broadleaf"] + 0.5 * final.get("pine", 0.0))
+        if "pine" in final:
+            final["pine"] = round(final["pine"] * 0.4, 3)
+        lines.append("objects: autumn favours broadleaf trees over pines")
     if setting == "interior" and "fireplace" not in final and (warm or style == "wood" or "cabin" in words):
         final["fireplace"] = 1.0
         lines.append("objects: fireplace added to the cosy wooden interior")
