@@ -481,11 +481,10 @@ def parse_prompt(prompt: str, seed: int = 0) -> tuple[SceneSpec, list[str]]:
                 if final.get(k, 0.0) < v:
                     final[k] = v
                     lines.append(f"objects: {k} x{v:g} for a {w}")
-    if season == "autumn" and final.get("broadleaf", 0) > 0 and "pine" not in objects:
+    if season == "autumn" and final.get("broadleaf", 0) > 0 and final.get("pine", 0) > 0 and "pine" not in objects:
         # Autumn is about turning leaves: broadleaf trees take over from the evergreens.
-        final["broadleaf"] = min(5.0, final["broadleaf"] + 0.5 * final.get("pine", 0.0))
-        if "pine" in final:
-            final["pine"] = round(final["pine"] * 0.4, 3)
+        final["broadleaf"] = min(5.0, final["broadleaf"] + 0.5 * final["pine"])
+        final["pine"] = round(final["pine"] * 0.4, 3)
         lines.append("objects: autumn favours broadleaf trees over pines")
     if setting == "interior" and "fireplace" not in final and (warm or style == "wood" or "cabin" in words):
         final["fireplace"] = 1.0
