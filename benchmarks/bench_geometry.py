@@ -42,7 +42,8 @@ def _procedural(prompt: str, width: int):
 
 
 def _row(name, value, unit, target="", ok=None, note=""):
-    return {"name": name, "value": value, "unit": unit, "target": target, "ok": ok, "note": note}
+    return {"name": name, "value": value, "unit": unit, "target": target,
+            "ok": None if ok is None else bool(ok), "note": note}
 
 
 def _quality(label: str, scene, pano, depth, gv, gf, is_sheet: bool) -> list[dict]:
@@ -50,7 +51,8 @@ def _quality(label: str, scene, pano, depth, gv, gf, is_sheet: bool) -> list[dic
     rows = [
         _row(f"{label} F-score @1% radius", round(q["fscore"], 4), "",
              ">= 0.99" if is_sheet else "", (q["fscore"] >= 0.99) if is_sheet else None,
-             f"P {q['precision']:.4f} / R {q['recall']:.4f}, radius {q['radius_m']:.1f} m"),
+             f"P {q['precision']:.4f} / R {q['recall']:.4f}, radius {q['radius_m']:.1f} m; "
+             f"within 3 radii {q['fscore_within_3r']:.4f}"),
         _row(f"{label} Chamfer", round(q["chamfer_pct"], 3), "% radius",
              "<= 0.5" if is_sheet else "", (q["chamfer_pct"] <= 0.5) if is_sheet else None),
         _row(f"{label} front-face share", round(q["front_face_share"], 5), "", ">= 0.99",

@@ -143,3 +143,39 @@ def test_all_sky_gives_dome_only():
     d = DepthMap(np.full((16, 32), np.inf, np.float32), np.ones((16, 32), bool))
     sc = build_sheet(pano, d)
     assert set(sc.parts) == {"sky"}
+
+
+def test_subsampled_grid_keeps_surface_next_to_sky():
+    """Stride 2: a block whose nominal pixel is sky but which holds surface keeps a vertex."""
+    H2 = 16
+    d = np.full((H2, 2 * H2), np.inf, np.float32)
+    d[9:, :] = 3.0
+    d[8, 1::2] = 3.0          # odd columns only: the stride-2 nominal pixels (even) see sky
+    depth = DepthMap(d, np.isinf(d))
+    v, f, _ = sheet_geometry(depth.depth, depth.valid, 2, SheetConfig())
+    lat = np.degrees(np.arcsin(v[:, 1] / np.linalg.norm(v, axis=1)))
+    row8_lat = 90 - 180 * 8.5 / H2
+    assert np.isclose(lat, row8_lat, atol=1e-3).sum() >= H2 - 1
+
+
+def test_backdrop_leaves_far_field_uncut(outdoor):
+    pano, depth, _, _ = outdoor
+    cut = sheet_geometry(depth.depth, depth.valid, 1, SheetConfig())[2]["cut_edges"]
+    kept = sheet_geometry(depth.depth, depth.valid, 1, SheetConfig(backdrop_factor=1.0))[2]["cut_edges"]
+    assert kept < cut
+
+
+def test_registered_backend_and_artifact_roundtrip(room):
+    from worldgen.artifacts import decode_artifact, encode_artifact
+    from worldgen.registry import Request, StageContext, get_backend
+
+    pano, depth, _, _ = room
+    b = get_backend("mesh", "sheet")
+    cfg = b.make_config("fast", {"max_triangles": 4000})
+    res = b.run(StageContext("mesh", {"panorama": pano, "depth": depth}, Request(), cfg))
+    scene = res.artifacts["mesh"]
+    assert res.report["triangles_after"] <= 4000
+    back = decode_artifact("mesh", encode_artifact("mesh", scene))
+    assert set(back.parts) == set(scene.parts)
+    assert np.array_equal(back["world"].faces, scene["world"].faces)
+    assert back.report["triangles_after"] == scene.report["triangles_after"]

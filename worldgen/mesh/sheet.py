@@ -10,8 +10,9 @@ What it does, in order (all vectorised):
    one copy per column so every cap triangle has its own u.
 3. Cut depth discontinuities. An edge is cut when its relative depth jump is large *and* out of
    line with its neighbours along the same grid line (a spike in the second difference of
-   log-depth: smooth ground at grazing angles changes fast but steadily, a step does not), or when
-   it runs within ``grazing_deg`` of its ray (a rubber sheet, including blurred predicted edges).
+   log-depth: smooth ground at grazing angles changes fast but steadily, a step does not; a
+   tighter spike test applies within ``grazing_soft_deg`` of the ray), or when it runs within
+   ``grazing_deg`` of its ray (a rubber sheet, including blurred predicted edges).
    Each quad is split along the diagonal with the smaller depth ratio so the split follows the
    surface; a triangle survives when both its grid edges survive and its diagonal is not grazing.
 4. Backfill: every cut triangle is re-added with its near corners pushed back to the depth of
@@ -63,6 +64,10 @@ class SheetConfig:
             ``spike_grazing``: far facades seen edge-on change depth fast but steadily, and a gap
             between two of them is only a slightly bigger step (default 4.0).
         spike_grazing: the spike threshold inside ``grazing_soft_deg`` (default 0.15).
+        backdrop_factor: edges whose ends both lie farther than this x the 95th percentile of
+            depth are never cut (default 0 = cut everywhere). Far terrain at grazing angles
+            is sampled hundreds of metres apart per row, so cutting it turns a smooth
+            chord into a staircase (3 raises far-field F-score but leaves far ridges bridged).
         backfill: continue far surfaces one cell behind cut edges (default True).
         texture_width: widest texture; the panorama is area-averaged down to it (default 4096).
         sky: add the "sky" dome part (default True).
@@ -79,6 +84,7 @@ class SheetConfig:
     grazing_deg: float = 1.0
     grazing_soft_deg: float = 4.0
     spike_grazing: float = 0.15
+    backdrop_factor: float = 0.0
     backfill: bool = True
     texture_width: int = 4096
     sky: bool = True
@@ -108,13 +114,28 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
     t0 = time.perf_counter()
     h, w = depth.shape
     stride = max(1, math.ceil(w / config.grid_width))
-    verts, faces, stats = sheet_geometry(depth.depth, depth.valid, stride, config)
-    n_full = int(len(faces))
-    t_grid = time.perf_counter() - t0
+    retries = 0
+    t_grid = t_simp = 0.0
+    while True:
+        t1 = time.perf_counter()
+        verts, faces, stats = sheet_geometry(depth.depth, depth.valid, stride, config)
+        n_full = int(len(faces))
+        t2 = time.perf_counter()
+        if config.max_triangles and len(faces) > config.max_triangles:
+            verts, faces = simplify(verts, faces, config.max_triangles, preserve_border=True,
+                                    aggressiveness=config.aggressiveness)
+        t_grid += t2 - t1
+        t_simp += time.perf_counter() - t2
+        # With silhouettes, seam and caps locked the simplifier can stall above the budget
+        # (many depth edges, small budget); a coarser grid has shorter borders.
+        if not config.max_triangles or len(faces) <= config.max_triangles or stride * 8 >= w:
+            break
+        stride *= 2
+        retries += 1
     if config.max_triangles and len(faces) > config.max_triangles:
-        verts, faces = simplify(verts, faces, config.max_triangles, preserve_border=True,
-                                aggressiveness=config.aggressiveness)
-    t_simp = time.perf_counter() - t0 - t_grid
+        raise InputError(
+            f"the sheet cannot be simplified to {config.max_triangles} triangles (stalls at {len(faces)}) "
+            "with its silhouettes kept; raise max_triangles")
     texture = panorama_texture(panorama, config.texture_width)
     parts: dict[str, Mesh] = {}
     if len(faces):
@@ -134,6 +155,7 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
         "extractor": "sheet",
         "grid": [int(math.ceil(h / stride)), int(math.ceil(w / stride))],
         "stride": stride,
+        "coarser_grid_retries": retries,
         "triangles_before": n_full,
         "triangles_after": int(parts["world"].n_faces) if "world" in parts else 0,
         "cut_edges": stats["cut_edges"],
@@ -188,10 +210,29 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
     ys = np.arange(0, H, stride, dtype=np.float64) + 0.5
     ci = xs.astype(np.int64)
     ri = ys.astype(np.int64)
-    d = np.asarray(depth, np.float64)[np.ix_(ri, ci)]
-    ok = np.asarray(valid, bool)[np.ix_(ri, ci)]
+    depth = np.asarray(depth, np.float64)
+    valid = np.asarray(valid, bool)
+    rr = np.broadcast_to(ri[:, None], (len(ri), len(ci)))
+    cc = np.broadcast_to(ci[None, :], (len(ri), len(ci)))
+    if stride > 1:
+        # A block whose nominal pixel is sky but which holds surface pixels takes its first
+        # surface pixel instead (the vertex stays on that pixel's own ray), so tree tops and
+        # roof edges against the sky keep their geometry when the grid is subsampled.
+        ok0 = valid[rr, cc]
+        for dy in range(stride):
+            for dx in range(stride):
+                if dy == dx == 0:
+                    continue
+                r2 = np.minimum(rr + dy, H - 1)
+                c2 = np.minimum(cc + dx, W - 1)
+                take = ~ok0 & valid[r2, c2]
+                rr = np.where(take, r2, rr)
+                cc = np.where(take, c2, cc)
+                ok0 = ok0 | take
+    d = depth[rr, cc]
+    ok = valid[rr, cc]
     d = np.where(ok, d, 1.0)
-    dirs = pixel_to_direction(xs[None, :], ys[:, None], W, H)
+    dirs = pixel_to_direction(cc + 0.5, rr + 0.5, W, H)
     pts = dirs * d[..., None]
     h, w = d.shape
 
@@ -221,17 +262,20 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
     idx = np.arange((h + 2) * (w + 2)).reshape(h + 2, w + 2)
     cos_graze = math.cos(math.radians(config.grazing_deg))
     cos_soft = math.cos(math.radians(max(config.grazing_soft_deg, config.grazing_deg)))
+    backdrop = (config.backdrop_factor * float(np.percentile(d[ok], 95))
+                if config.backdrop_factor > 0 and ok.any() else math.inf)
 
     # Horizontal edges (i, j)-(i, j+1) for j in 0..w; circular along a row (col w+1 == col 0).
     s_h = L[:, 1:] - L[:, :-1]                                   # [(h+2), w+1]
     ok_h = M[:, 1:] & M[:, :-1]
     cut_h = _cut_edges(s_h, ok_h, Q[:, :-1], Q[:, 1:], circular=True, cfg=config, cos_graze=cos_graze,
-                       cos_soft=cos_soft)
+                       cos_soft=cos_soft, backdrop=backdrop)
     # Vertical edges (i, j)-(i+1, j) for i in 0..h.
     s_v = (L[1:, :] - L[:-1, :]).T                               # [(w+2), h+1]
     ok_v = (M[1:, :] & M[:-1, :]).T
     cut_v = _cut_edges(s_v, ok_v, Q[:-1, :].transpose(1, 0, 2), Q[1:, :].transpose(1, 0, 2),
-                       circular=False, cfg=config, cos_graze=cos_graze, cos_soft=cos_soft).T  # [h+1, w+2]
+                       circular=False, cfg=config, cos_graze=cos_graze, cos_soft=cos_soft,
+                       backdrop=backdrop).T  # [h+1, w+2]
 
     # Quads (i, j): rows i..i+1, cols j..j+1, for i in 0..h, j in 0..w.
     TL, TR = idx[:-1, :-1], idx[:-1, 1:]
@@ -242,8 +286,8 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
     dA = np.abs(Lf[TL] - Lf[BR])                                  # diagonal TL-BR
     dB = np.abs(Lf[TR] - Lf[BL])                                  # diagonal TR-BL
     use_a = dA < dB
-    gA = _grazing(V[TL], V[BR], cos_graze)
-    gB = _grazing(V[TR], V[BL], cos_graze)
+    gA = _grazing(V[TL], V[BR], cos_graze) & (np.minimum(Lf[TL], Lf[BR]) <= math.log(backdrop))
+    gB = _grazing(V[TR], V[BL], cos_graze) & (np.minimum(Lf[TR], Lf[BL]) <= math.log(backdrop))
 
     tris, keep = [], []
     # Diagonal TR-BL: (TL, BL, TR) uses left+top, (TR, BL, BR) uses bottom+right.
@@ -285,7 +329,7 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
 
 
 def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, circular: bool,
-               cfg: SheetConfig, cos_graze: float, cos_soft: float) -> np.ndarray:
+               cfg: SheetConfig, cos_graze: float, cos_soft: float, backdrop: float = math.inf) -> np.ndarray:
     """Which edges of grid lines cross a depth discontinuity.
 
     Args:
@@ -294,6 +338,7 @@ def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, c
         a, b: edge end points, metres. [R, E, 3]
         circular: the line closes on itself (rows of the panorama).
         cos_graze, cos_soft: cosines of the hard and soft grazing angles.
+        backdrop: edges with both ends beyond this distance, metres, are never cut.
 
     Returns:
         cut (or unusable) edges. [R, E] bool
@@ -312,7 +357,8 @@ def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, c
         dev = np.abs(s - 0.5 * (prev + nxt))
         spike = np.where(c > cos_soft, dev > cfg.spike_grazing * mag, dev > cfg.spike * mag)
         jump = (mag > cfg.jump_min) & spike
-    return ~ok | np.where(ok, jump, False) | (c > cos_graze)
+    near = np.minimum(np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)) <= backdrop
+    return ~ok | (np.where(ok, jump, False) | (c > cos_graze)) & near
 
 
 def _ray_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import BackendUnavailableError, InputError, MissingDependencyError
 from ..geometry.equirect import direction_to_pixel, equirect_to_perspective, look_rotation, sample_equirect
 from ..types import Camera, DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
-from .collision import collision_mesh
+from .collision import collision_from_grid
 from .sheet import sky_dome
 from .simplify import compact, simplify, vertex_normals
 from .texture import dilate_islands, panorama_texture
@@ -127,7 +127,11 @@ def build_tsdf(panorama: Panorama, depth: DepthMap, config: TSDFConfig = TSDFCon
     if config.sky and depth.sky.any():
         parts["sky"] = sky_dome(depth.sky, sky_radius, 256, panorama_texture(panorama, 4096))
     if config.collision_triangles:
-        parts["collision"] = collision_mesh(v, f, config.collision_triangles)
+        # Same ground-and-obstacles grid as the sheet's: robust to budget and cheap.
+        from .sheet import SheetConfig
+
+        parts["collision"] = collision_from_grid(depth.depth, depth.valid, config.collision_triangles,
+                                                 SheetConfig())
     report = {
         "extractor": "tsdf",
         "voxel_m": round(voxel, 5),
