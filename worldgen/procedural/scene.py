@@ -105,14 +105,18 @@ class Heightfield:
 
     def normal(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Smooth shading normal (bilinear blend of central-difference vertex normals). [..., 3] float32"""
-        u = np.clip((np.asarray(x, np.float64) + self.half) / self.cell, 0, self.n - 1e-9)
-        v = np.clip((np.asarray(z, np.float64) + self.half) / self.cell, 0, self.n - 1e-9)
-        i = np.floor(u).astype(np.int64)
-        j = np.floor(v).astype(np.int64)
-        a, b = (u - i)[..., None], (v - j)[..., None]
-        vn = self._vertex_normals
-        n = ((vn[i, j] * (1 - a) + vn[i + 1, j] * a) * (1 - b) + (vn[i, j + 1] * (1 - a) + vn[i + 1, j + 1] * a) * b)
-        return (n / np.linalg.norm(n, axis=-1, keepdims=True)).astype(np.float32)
+        n = self.n
+        u = np.clip((np.asarray(x, np.float64) + self.half) / self.cell, 0, n - 1e-9)
+        v = np.clip((np.asarray(z, np.float64) + self.half) / self.cell, 0, n - 1e-9)
+        i = u.astype(np.int64)
+        j = v.astype(np.int64)
+        a, b = (u - i).astype(np.float32)[..., None], (v - j).astype(np.float32)[..., None]
+        vn = self._vertex_normals.reshape(-1, 3)
+        base = i * (n + 1) + j
+        n00, n10 = vn.take(base, axis=0), vn.take(base + (n + 1), axis=0)
+        n01, n11 = vn.take(base + 1, axis=0), vn.take(base + (n + 2), axis=0)
+        out = (n00 * (1 - a) + n10 * a) * (1 - b) + (n01 * (1 - a) + n11 * a) * b
+        return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
     @property
     def _vertex_normals(self) -> np.ndarray:
