@@ -7,20 +7,21 @@ so the optimiser in :mod:`worldgen.splats.refine` does not care which one runs.
 The CPU path (:func:`rasterize_cpu`) follows gsplat's forward semantics: EWA projection with
 gsplat's Jacobian clamping and ``eps2d`` blur, gsplat's opacity-aware bounding radius, alpha =
 min(0.999, o * exp(-sigma)) with contributions under 1/255 skipped and a pixel finished once its
-transmittance would fall to 1e-4 or below. Instead of per-tile loops it works on flat arrays of
-(splat, pixel) intersections:
+transmittance would fall to 1e-4 or below. Instead of per-tile loops it works on flat arrays:
 
-1. project every Gaussian to every camera at once, cull, and keep the visible (camera, splat)
-   pairs packed ([nnz, ...], like gsplat's ``packed=True``);
-2. bin: each visible splat emits one intersection per pixel of its bounding box, in front-to-back
-   depth order (``repeat_interleave`` over box areas), intersections whose alpha is below 1/255
-   are dropped, and a stable sort by pixel id groups each pixel's list while keeping depth order;
+1. cull with a conservative screen bound (largest scale), then project the candidates to every
+   camera at once and keep the visible (camera, splat) pairs packed ([nnz, ...], like gsplat's
+   ``packed=True``);
+2. bin: (splat, 4x4 tile) pairs are sorted by tile and depth; every pixel of a tile tests its
+   tile's list as one broadcast grid, and the (pixel, splat) intersections with alpha >= 1/255
+   are put in per-pixel, front-to-back order by a counting sort (no sort of the long list);
 3. composite: transmittance is a segmented exclusive cumulative sum of log(1 - alpha) (float64,
    so long lists keep precision), truncated where gsplat stops; weights are scattered back to
-   pixels with ``index_add``.
+   pixels with ``index_add``. This step is a ``torch.autograd.Function`` with a hand-written
+   backward that keeps only alpha and T per intersection.
 
-Steps 1 and 3 run under autograd; step 2 is index bookkeeping done without gradients, as
-gsplat's tile intersection is. See docs/splats.md for the design and measurements.
+Steps 1 and 3 carry gradients; step 2 is index bookkeeping done without gradients, as gsplat's
+tile intersection is. See docs/splats.md for the design and measurements.
 """
 
 from __future__ import annotations
@@ -240,8 +241,13 @@ def project_gaussians(means, quats, scales, opacities, viewmats, Ks, width: int,
     b0 = (U0 * U1).sum(-1)
     c0 = (U1 * U1).sum(-1)
     a, c = a0 + eps2d, c0 + eps2d
-    det = a * c - b0 * b0
-    comp = torch.sqrt(torch.clamp((a0 * c0 - b0 * b0) / det.clamp_min(1e-10), min=0.0)) if antialiased else None
+    # det = a c - b^2 written without cancellation: a0 c0 - b0^2 = |U0 x U1|^2 (Lagrange's
+    # identity). The direct form loses every digit in float32 for splats close to a camera
+    # (a0 c0 ~ 1e15) and could go to ~0 or negative, making the conic and its gradient explode.
+    cr = torch.linalg.cross(U0, U1, dim=-1)
+    det0 = (cr * cr).sum(-1)
+    det = det0 + eps2d * (a0 + c0) + eps2d * eps2d
+    comp = torch.sqrt(torch.clamp(det0 / det.clamp_min(1e-10), min=0.0)) if antialiased else None
     det_c = det.clamp_min(1e-10)
     conics = torch.stack([c / det_c, -b0 / det_c, a / det_c], dim=-1)
     means2d = torch.stack([fx * x / zs + cx, fy * y / zs + cy], dim=-1)
@@ -363,17 +369,23 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
         raise InputError(f"viewmats {list(viewmats.shape)} / Ks {list(Ks.shape)} must be [C, 4, 4] / [C, 3, 3]")
     dev, dt = means.device, means.dtype
 
-    proj = project_gaussians(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d,
+    # Cull before projecting: a conservative screen-space bound from each splat's largest scale
+    # leaves typically 10-20 % of a world's splats for the exact (differentiable) projection.
+    sub = _frustum_candidates(means.detach(), scales.detach(), opacities.detach(), viewmats, Ks,
+                              width, height, eps2d, near_plane, far_plane)
+    proj = project_gaussians(means.index_select(0, sub), quats.index_select(0, sub), scales.index_select(0, sub),
+                             opacities.index_select(0, sub), viewmats, Ks, width, height, eps2d,
                              near_plane, far_plane, radius_clip, rasterize_mode == "antialiased")
-    vis = (proj["radii"] > 0).all(dim=-1)  # [C, N]
-    cam_ids, gs_ids = torch.nonzero(vis, as_tuple=True)
-    means2d = proj["means2d"][cam_ids, gs_ids]  # [nnz, 2], leaf of the 2D gradient statistics
-    conics = proj["conics"][cam_ids, gs_ids]
-    depths = proj["depths"][cam_ids, gs_ids]
-    radii = proj["radii"][cam_ids, gs_ids]
-    ops = opacities[gs_ids]
+    vis = (proj["radii"] > 0).all(dim=-1)  # [C, n_sub]
+    cam_ids, loc_ids = torch.nonzero(vis, as_tuple=True)
+    gs_ids = sub.index_select(0, loc_ids)
+    means2d = proj["means2d"][cam_ids, loc_ids]  # [nnz, 2], leaf of the 2D gradient statistics
+    conics = proj["conics"][cam_ids, loc_ids]
+    depths = proj["depths"][cam_ids, loc_ids]
+    radii = proj["radii"][cam_ids, loc_ids]
+    ops = opacities.index_select(0, gs_ids)
     if proj["compensations"] is not None:
-        ops = ops * proj["compensations"][cam_ids, gs_ids]
+        ops = ops * proj["compensations"][cam_ids, loc_ids]
 
     # Per-visible-splat features.
     if sh_degree is not None:
@@ -381,11 +393,14 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
             raise InputError(f"SH colours must be [N, K, 3], got {list(colors.shape)}")
         if (sh_degree + 1) ** 2 > colors.shape[1]:
             raise InputError(f"sh_degree {sh_degree} needs {(sh_degree + 1) ** 2} coefficients, got {colors.shape[1]}")
-        campos = torch.linalg.inv(viewmats)[:, :3, 3]
-        dirs = means[gs_ids] - campos[cam_ids]
-        feats = torch.clamp_min(eval_sh(sh_degree, dirs, colors[gs_ids]) + 0.5, 0.0)
+        if sh_degree == 0:  # no direction needed
+            feats = torch.clamp_min(_SH_C0 * colors[:, 0].index_select(0, gs_ids) + 0.5, 0.0)
+        else:
+            campos = torch.linalg.inv(viewmats)[:, :3, 3]
+            dirs = means.index_select(0, gs_ids) - campos[cam_ids]
+            feats = torch.clamp_min(eval_sh(sh_degree, dirs, colors.index_select(0, gs_ids)) + 0.5, 0.0)
     elif colors.dim() == 2 and colors.shape[0] == N:
-        feats = colors[gs_ids]
+        feats = colors.index_select(0, gs_ids)
     elif colors.dim() == 3 and colors.shape[:2] == (C, N):
         feats = colors[cam_ids, gs_ids]
     else:
@@ -397,24 +412,11 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
     D = feats.shape[-1]
 
     P = C * height * width
-    pix, entry, start = _bin_intersections(means2d.detach(), conics.detach(), ops.detach(), depths.detach(),
-                                           radii, cam_ids, width, height, max_intersections)
-
-    # Differentiable compositing over the kept intersections.
-    m2 = means2d.index_select(0, entry)
-    cn = conics.index_select(0, entry)
-    px = (pix % width).to(dt) + 0.5
-    py = ((pix // width) % height).to(dt) + 0.5
-    dx, dy = px - m2[:, 0], py - m2[:, 1]
-    sigma = 0.5 * (cn[:, 0] * dx * dx + cn[:, 2] * dy * dy) + cn[:, 1] * dx * dy
-    alpha = torch.clamp_max(ops.index_select(0, entry) * torch.exp(-sigma), 0.999)
-    logt = torch.log1p(-alpha).double()
-    csum = torch.cumsum(logt, 0)
-    excl = csum - logt
-    trans = torch.exp(excl - excl.index_select(0, start)).to(dt)  # transmittance before each hit
-    w = alpha * trans
-    img = torch.zeros(P, D, device=dev, dtype=dt).index_add(0, pix, w[:, None] * feats.index_select(0, entry))
-    acc = torch.zeros(P, device=dev, dtype=dt).index_add(0, pix, w)
+    pix, entry, alpha, trans, start, end, clamped = _bin_intersections(
+        means2d.detach(), conics.detach(), ops.detach(), depths.detach(), radii, cam_ids, width, height,
+        max_intersections)
+    img, acc = _Composite.apply(means2d, conics, ops, feats, pix, entry, alpha, trans, end, clamped, P,
+                                width, height)
     render = img.reshape(C, height, width, D)
     alphas = acc.reshape(C, height, width, 1)
     if backgrounds is not None:
@@ -435,84 +437,245 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
     return render, alphas, meta
 
 
+def _frustum_candidates(means, scales, opacities, viewmats, Ks, width: int, height: int, eps2d: float,
+                        near_plane: float, far_plane: float):
+    """Indices of splats that may be visible in at least one camera (a superset of the exact test).
+
+    The projected standard deviation along any image axis is at most f / z x sqrt(1 + xz^2 + yz^2)
+    x the largest scale (the Jacobian row norm, with gsplat's clamped x/z, y/z), so a bounding
+    radius from it contains gsplat's. [n_sub] int64, ascending.
+    """
+    import torch
+
+    with torch.no_grad():
+        vm = viewmats.to(means.dtype)
+        R, t = vm[:, :3, :3], vm[:, :3, 3]
+        mc = torch.einsum("cij,nj->cni", R, means) + t[:, None, :]  # [C, N, 3]
+        x, y, z = mc.unbind(-1)
+        fx, fy = Ks[:, 0, 0, None].to(means.dtype), Ks[:, 1, 1, None].to(means.dtype)
+        cx, cy = Ks[:, 0, 2, None].to(means.dtype), Ks[:, 1, 2, None].to(means.dtype)
+        ok = (z > near_plane) & (z < far_plane) & (opacities[None, :] >= ALPHA_THRESHOLD)
+        zs = z.clamp_min(near_plane)
+        limx = torch.maximum(cx / fx, (width - cx) / fx) + 0.3 * 0.5 * width / fx
+        limy = torch.maximum(cy / fy, (height - cy) / fy) + 0.3 * 0.5 * height / fy
+        gain = torch.sqrt(1.0 + limx * limx + limy * limy)  # [C, 1]
+        smax = scales.max(dim=-1).values[None, :]
+        sd = torch.maximum(fx, fy) / zs * gain * smax
+        r = 3.33 * torch.sqrt(sd * sd + eps2d) + 2.0
+        mx, my = fx * x / zs + cx, fy * y / zs + cy
+        ok &= (mx + r > 0) & (mx - r < width) & (my + r > 0) & (my - r < height)
+        return torch.nonzero(ok.any(dim=0)).reshape(-1)
+
+
+class _Composite:
+    """Alpha compositing of sorted (pixel, splat) intersections with a hand-written backward.
+
+    Forward: weights alpha x T (T from :func:`_bin_intersections`) scattered to pixels. Backward: the exact gradient, recomputing pixel offsets from the saved
+    index arrays and the per-intersection alpha and T, instead of keeping autograd's dozen
+    intersection-sized intermediates. The class is built on first use (torch is imported lazily).
+    """
+
+    _fn = None
+
+    @classmethod
+    def apply(cls, *args):
+        if cls._fn is None:
+            cls._fn = _make_composite_function()
+        return cls._fn.apply(*args)
+
+
+def _make_composite_function():
+    import torch
+
+    class Composite(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, P, width, height):
+            w = alpha * T
+            img = torch.zeros(P, feats.shape[-1], device=feats.device, dtype=feats.dtype)
+            img.index_add_(0, pix, w[:, None] * feats.index_select(0, entry))
+            acc = torch.zeros(P, device=feats.device, dtype=feats.dtype).index_add_(0, pix, w)
+            ctx.save_for_backward(means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc)
+            ctx.width, ctx.height = width, height
+            return img, acc
+
+        @staticmethod
+        def backward(ctx, g_img, g_acc):
+            means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc = ctx.saved_tensors
+            dt = feats.dtype
+            nnz, D = feats.shape
+            if g_img is None:
+                g_img = torch.zeros(acc.shape[0], D, dtype=dt, device=feats.device)
+            if g_acc is None:
+                g_acc = torch.zeros_like(acc)
+            gp = g_img.index_select(0, pix)                          # [M, D]
+            w = alpha * T
+            v = (gp * feats.index_select(0, entry)).sum(-1)          # dL/dC . f_k
+            # S_k = sum over later intersections of the same pixel of w_j v_j (one float64 cumsum).
+            cs = torch.cumsum((w * v).to(torch.float64), 0)
+            S = (cs.index_select(0, end) - cs).to(dt)
+            t_final = (1.0 - acc).index_select(0, pix)               # transmittance after the list
+            # dC/dalpha_k = T_k f_k - S_k / (1 - alpha_k); dA/dalpha_k = T_final / (1 - alpha_k).
+            g_alpha = T * v - (S - g_acc.index_select(0, pix) * t_final) / (1.0 - alpha)
+            # alpha = min(0.999, o exp(-sigma)): no gradient where the clamp is active (as gsplat).
+            g_alpha = g_alpha.masked_fill(clamped, 0.0)
+            o = ops.index_select(0, entry)
+            g_o = g_alpha * alpha / o                                # d alpha / d o = exp(-sigma)
+            g_sig = -g_alpha * alpha                                 # d alpha / d sigma = -alpha
+            m2 = means2d.index_select(0, entry)
+            cn = conics.index_select(0, entry)
+            W = ctx.width
+            dx = (pix % W).to(dt) + 0.5 - m2[:, 0]
+            dy = torch.div(pix, W, rounding_mode="floor").remainder_(ctx.height).to(dt) + 0.5 - m2[:, 1]
+            a, b, c = cn.unbind(-1)
+            gd = torch.empty(pix.shape[0], 6 + D, dtype=dt, device=feats.device)
+            torch.mul(g_sig, (a * dx + b * dy).neg_(), out=gd[:, 0])  # d sigma / d mean_x = -(a dx + b dy)
+            torch.mul(g_sig, (b * dx + c * dy).neg_(), out=gd[:, 1])
+            torch.mul(g_sig * 0.5, dx * dx, out=gd[:, 2])
+            torch.mul(g_sig, dx * dy, out=gd[:, 3])
+            torch.mul(g_sig * 0.5, dy * dy, out=gd[:, 4])
+            gd[:, 5] = g_o
+            torch.mul(w[:, None], gp, out=gd[:, 6:])
+            per = torch.zeros(nnz, 6 + D, dtype=dt, device=feats.device).index_add_(0, entry, gd)
+            return (per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:], None, None, None, None, None, None, None, None, None)
+
+    return Composite
+
+
 def _bin_intersections(means2d, conics, ops, depths, radii, cam_ids, width: int, height: int,
-                       max_intersections: int):
+                       max_intersections: int, tile: int = 4):
     """(pixel, splat) intersections that contribute, grouped by pixel in front-to-back order.
 
     Args:
         means2d: [nnz, 2]; conics: [nnz, 3]; ops: [nnz]; depths: [nnz]; radii: [nnz, 2] int32;
         cam_ids: camera of each packed splat. [nnz] (all detached)
+        tile: tile edge, pixels.
 
     Returns:
-        **pix**: global pixel id c*H*W + y*W + x of each kept intersection, sorted. [M] int64
+        **pix**: global pixel id c*H*W + y*W + x of each kept intersection; each pixel's
+        intersections are contiguous, nearest first (pixels are not in id order). [M] int64
         **entry**: packed splat index of each intersection. [M] int64
-        **start**: index of the first intersection of the same pixel. [M] int64
+        **alpha**: min(0.999, o exp(-sigma)). [M]
+        **trans**: transmittance before the intersection. [M]
+        **start**, **end**: index of the first / last intersection of the same pixel. [M] int64
+        **clamped**: where the 0.999 clamp is active (no gradient there). [M] bool
+
+    Tiles, as gsplat's kernels: each splat joins the list of every 4x4 tile its bounding box
+    touches, and only these (splat, tile) pairs (a few per splat) are sorted, by tile then depth.
+    Every pixel of a tile then tests every splat of the tile's list, as an [area, E] broadcast
+    grid; the kept candidates are put in pixel-major order by a counting sort (cumulative counts,
+    one scatter), so the million-long intersection list is never sorted. 4x4 tiles keep the wasted
+    candidates (pixels of a tile outside a splat's footprint) near 3x on 1-10 px splats while the
+    pair sort stays short.
     """
     import torch
 
-    dev = means2d.device
+    dev, dt = means2d.device, means2d.dtype
     with torch.no_grad():
         order = torch.argsort(depths, stable=True)
         mx, my = means2d[order, 0], means2d[order, 1]
-        rx, ry = radii[order, 0].to(means2d.dtype), radii[order, 1].to(means2d.dtype)
-        # Pixels whose centre (i + 0.5) lies strictly inside (m - r, m + r).
+        rx, ry = radii[order, 0].to(dt), radii[order, 1].to(dt)
+        # Pixels whose centre (i + 0.5) lies strictly inside (m - r, m + r), as tile ranges.
         x0 = torch.clamp(torch.floor(mx - rx - 0.5) + 1, 0, width).long()
         x1 = torch.clamp(torch.ceil(mx + rx - 0.5), 0, width).long()
         y0 = torch.clamp(torch.floor(my - ry - 0.5) + 1, 0, height).long()
         y1 = torch.clamp(torch.ceil(my + ry - 0.5), 0, height).long()
-        bw = (x1 - x0).clamp_min(0)
-        bh = (y1 - y0).clamp_min(0)
-        cnt = bw * bh
-        total = int(cnt.sum())
-        if total > max_intersections:
+        tw, th = -(-width // tile), -(-height // tile)
+        tx0, ty0 = torch.div(x0, tile, rounding_mode="floor"), torch.div(y0, tile, rounding_mode="floor")
+        ntx = torch.where(x1 > x0, torch.div(x1 - 1, tile, rounding_mode="floor") + 1 - tx0, 0)
+        nty = torch.where(y1 > y0, torch.div(y1 - 1, tile, rounding_mode="floor") + 1 - ty0, 0)
+        cnt = ntx * nty
+        # (splat, tile) pairs, emitted in depth order; a stable sort by tile keeps it per tile.
+        sp = torch.repeat_interleave(torch.arange(order.shape[0], device=dev), cnt)
+        loc = torch.arange(sp.shape[0], device=dev) - (torch.cumsum(cnt, 0) - cnt).index_select(0, sp)
+        ntx_s = ntx.index_select(0, sp).clamp_min(1)
+        tx = tx0.index_select(0, sp) + loc % ntx_s
+        ty = ty0.index_select(0, sp) + torch.div(loc, ntx_s, rounding_mode="floor")
+        tid = (cam_ids.index_select(0, order.index_select(0, sp)) * th + ty) * tw + tx
+        tid, perm = torch.sort(tid, stable=True)
+        rank = sp.index_select(0, perm)                      # depth rank of each list entry [E]
+        tiles, tlen = torch.unique_consecutive(tid, return_counts=True)
+        n_t = tiles.shape[0]
+        tstart = torch.cumsum(tlen, 0) - tlen                # first list entry of each non-empty tile
+        t_of = torch.repeat_interleave(torch.arange(n_t, device=dev), tlen)  # [E]
+        area = tile * tile
+        E = rank.shape[0]
+        if E * area > max_intersections:
             raise BackendUnavailableError(
-                f"{total} splat-pixel intersections exceed the CPU rasterizer's limit of {max_intersections}; "
+                f"{E * area} splat-pixel candidates exceed the CPU rasterizer's limit of {max_intersections}; "
                 "render smaller images or fewer, smaller splats")
-        e = torch.repeat_interleave(torch.arange(order.shape[0], device=dev), cnt)
-        first = torch.cumsum(cnt, 0) - cnt
-        local = torch.arange(total, device=dev) - first.index_select(0, e)
-        bwe = bw.index_select(0, e)
-        xs = x0.index_select(0, e) + local % bwe.clamp_min(1)
-        ys = y0.index_select(0, e) + torch.div(local, bwe.clamp_min(1), rounding_mode="floor")
-        entry = order.index_select(0, e)
-        dx = xs.to(means2d.dtype) + 0.5 - mx.index_select(0, e)
-        dy = ys.to(means2d.dtype) + 0.5 - my.index_select(0, e)
-        cn = conics.index_select(0, entry)
-        sigma = 0.5 * (cn[:, 0] * dx * dx + cn[:, 2] * dy * dy) + cn[:, 1] * dx * dy
-        alpha = torch.clamp_max(ops.index_select(0, entry) * torch.exp(-sigma), 0.999)
-        keep = (sigma >= 0) & (alpha >= ALPHA_THRESHOLD)
-        pix = (cam_ids.index_select(0, entry) * (height * width) + ys * width + xs)[keep]
-        entry = entry[keep]
-        alpha = alpha[keep]
-        # Stable sort by pixel keeps each pixel's list in depth order (intersections were
-        # emitted front to back).
-        pix, perm = torch.sort(pix, stable=True)
-        entry = entry.index_select(0, perm)
-        alpha = alpha.index_select(0, perm)
-        start = _segment_starts(pix)
-        logt = torch.log1p(-alpha.double())
+        cam_t = torch.div(tiles, th * tw, rounding_mode="floor")
+        t_in = tiles - cam_t * (th * tw)
+        ty_t = torch.div(t_in, tw, rounding_mode="floor")
+        tx_t = t_in - ty_t * tw
+        # Candidates as an [area, E] grid: pixel of the tile x list entry (broadcast, no expansion;
+        # the list axis last keeps the per-pixel cumulative count below contiguous).
+        offx = torch.arange(area, device=dev) % tile
+        offy = torch.div(torch.arange(area, device=dev), tile, rounding_mode="floor")
+        ex = (tx_t * tile).index_select(0, t_of)
+        ey = (ty_t * tile).index_select(0, t_of)
+        entry_e = order.index_select(0, rank)
+        dx = (ex.to(dt) + 0.5 - mx.index_select(0, rank))[None, :] + offx.to(dt)[:, None]
+        dy = (ey.to(dt) + 0.5 - my.index_select(0, rank))[None, :] + offy.to(dt)[:, None]
+        cn = conics.index_select(0, entry_e)
+        sigma = (0.5 * cn[None, :, 0]) * dx * dx + (0.5 * cn[None, :, 2]) * dy * dy + cn[None, :, 1] * dx * dy
+        del dx, dy
+        raw = ops.index_select(0, entry_e)[None, :] * torch.exp(-sigma)
+        keep = (sigma >= 0) & (raw >= ALPHA_THRESHOLD)
+        keep &= ((ex[None, :] + offx[:, None]) < width) & ((ey[None, :] + offy[:, None]) < height)
+        # Reorder the kept candidates pixel-major without sorting (a counting sort): a candidate's
+        # place = kept candidates of earlier tiles + of earlier pixels of its tile + of nearer
+        # splats on its own pixel, all from one cumulative count along the list axis.
+        kc = torch.cumsum(keep, 1, dtype=torch.int32)       # [area, E]
+        kcz = torch.nn.functional.pad(kc, (1, 0))
+        base = kcz.index_select(1, tstart).T                 # [T, area] kept before each tile
+        cnt_tp = kcz.index_select(1, tstart + tlen).T - base
+        off_tp = torch.cumsum(cnt_tp, 1) - cnt_tp
+        tot = cnt_tp.sum(1)
+        toff = ((torch.cumsum(tot, 0) - tot)[:, None] + off_tp - base - 1).reshape(-1)  # [T * area]
+        flat = torch.nonzero(keep.reshape(-1)).reshape(-1)   # p * E + e
+        p_k = torch.div(flat, E, rounding_mode="floor")
+        e_k = flat - p_k * E
+        dest = toff.index_select(0, t_of.index_select(0, e_k) * area + p_k) + kc.reshape(-1).index_select(0, flat)
+        perm = torch.empty_like(flat).scatter_(0, dest.long(), flat)
+        p_k = torch.div(perm, E, rounding_mode="floor")
+        e_k = perm - p_k * E
+        t_k = t_of.index_select(0, e_k)
+        pix = ((cam_t.index_select(0, t_k) * height + ey.index_select(0, e_k) + offy.index_select(0, p_k)) * width
+               + ex.index_select(0, e_k) + offx.index_select(0, p_k))
+        entry = entry_e.index_select(0, e_k)
+        raw = raw.reshape(-1).index_select(0, perm)
+        alpha = raw.clamp_max(0.999)
+        start, end = _segment_bounds(pix)
+        logt = torch.log1p(-alpha.to(torch.float64))
         csum = torch.cumsum(logt, 0)
-        incl = csum - (csum - logt).index_select(0, start)
+        excl = csum - logt
+        excl = excl - excl.index_select(0, start)
         # gsplat stops before the splat that would take transmittance to T_STOP or below; the first
-        # splat of a pixel always passes (alpha <= 0.999 keeps T >= 1e-3).
-        live = incl > math.log(T_STOP)
+        # splat of a pixel always passes (alpha <= 0.999 keeps T >= 1e-3). Cutting a suffix of a
+        # pixel's list leaves the transmittance of the kept intersections unchanged.
+        live = excl + logt > math.log(T_STOP)
+        trans = torch.exp(excl).to(dt)
         if not bool(live.all()):
-            pix, entry = pix[live], entry[live]
-            start = _segment_starts(pix)
-    return pix, entry, start
+            idx = torch.nonzero(live).reshape(-1)
+            pix, entry, alpha, raw, trans = (t.index_select(0, idx) for t in (pix, entry, alpha, raw, trans))
+            start, end = _segment_bounds(pix)
+    return pix, entry, alpha, trans, start, end, raw > 0.999
 
 
-def _segment_starts(sorted_ids):
-    """Index of the first element of each run of equal values, per element. [M] int64"""
+def _segment_bounds(sorted_ids):
+    """Index of the first and of the last element of each run of equal values, per element. [M] int64 x 2"""
     import torch
 
     m = sorted_ids.shape[0]
-    idx = torch.arange(m, device=sorted_ids.device)
     if m == 0:
-        return idx
+        e = torch.zeros(0, dtype=torch.int64, device=sorted_ids.device)
+        return e, e
     is_start = torch.ones(m, dtype=torch.bool, device=sorted_ids.device)
     is_start[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    return torch.cummax(torch.where(is_start, idx, torch.zeros_like(idx)), 0).values
+    firsts = torch.nonzero(is_start).reshape(-1)
+    seg = torch.cumsum(is_start, 0) - 1
+    lasts = torch.cat([firsts[1:] - 1, torch.tensor([m - 1], device=sorted_ids.device)])
+    return firsts.index_select(0, seg), lasts.index_select(0, seg)
 
 
 def _ray_length_per_z(cam) -> np.ndarray:
