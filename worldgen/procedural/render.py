@@ -1120,13 +1120,18 @@ def _shadow_map(scene: S.Scene):
     texel = max(u1 - u0, v1 - v0) / res
     origin = rot[:, 2] * ((w + r).max() + 10.0)
     frame = _Frame("ortho", res, res, origin, rot, texel=texel, u0=u0, v0=v1)
-    yy, xx = np.meshgrid(np.arange(res) + 0.5, np.arange(res) + 0.5, indexing="ij")
-    o, d = frame.rays(xx.ravel(), yy.ravel())
-    d = np.ascontiguousarray(d)
-    pix = np.arange(res * res, dtype=np.int64)
-    hits = _trace(scene, frame, o, d, pix, terrain=False)
-    depth = hits.t.reshape(res, res)
-    depth = np.where(hits.kind.reshape(res, res) == K_OBJECT, depth, np.inf)
+    depth = np.empty((res, res))
+    rows = 64
+
+    def band(r0: int) -> None:
+        r1 = min(res, r0 + rows)
+        yy, xx = np.meshgrid(np.arange(r0, r1) + 0.5, np.arange(res) + 0.5, indexing="ij")
+        o, d = frame.rays(xx.ravel(), yy.ravel())
+        d = np.ascontiguousarray(d)
+        hits = _trace(scene, frame, o, d, np.arange(r0 * res, r1 * res, dtype=np.int64), terrain=False)
+        depth[r0:r1] = np.where(hits.kind == K_OBJECT, hits.t, np.inf).reshape(r1 - r0, res)
+
+    _parallel(band, range(0, res, rows))
     return frame, depth
 
 
@@ -1147,7 +1152,14 @@ def _terrain_shadow(scene: S.Scene, pos: np.ndarray) -> np.ndarray:
         gy = hf.heights[np.ix_(k, k)]
         o = np.stack([gx, gy + 0.3, gz], -1).reshape(-1, 3) + L.sun_dir * 0.5
         d = np.ascontiguousarray(np.broadcast_to(L.sun_dir, o.shape))
-        t = _trace_terrain(hf, o, d, np.zeros(len(o)), np.full(len(o), np.inf))
+        t = np.empty(len(o))
+        step = 1 << 15
+
+        def part(s0: int) -> None:
+            sl = slice(s0, s0 + step)
+            t[sl] = _trace_terrain(hf, o[sl], d[sl], np.zeros(len(o[sl])), np.full(len(o[sl]), np.inf))
+
+        _parallel(part, range(0, len(o), step))
         grid = np.isinf(t).astype(np.float32).reshape(len(k), len(k))
         scene._sun_grid = grid
     g = grid.shape[0]
@@ -1451,7 +1463,7 @@ def _antialias(scene, frame, rgb, key, depth, sm) -> np.ndarray:
         return rgb
     out = rgb.reshape(-1, 3).copy()
     ns = len(_AA_OFFSETS)
-    step = max(1, _ROWS_PER_BAND_PIXELS // (4 * ns))
+    step = 8192  # pixels per chunk: small enough to keep both cores busy to the end
     flat_depth = depth.ravel()
     flat_key = key.ravel()
 
