@@ -807,8 +807,8 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
 
     setting = scene.ground_style
     autumn = spec.season == "autumn"
-    grass = c(84, 112, 46) if not autumn else c(150, 130, 60)
-    grass2 = c(60, 88, 36) if not autumn else c(120, 100, 50)
+    grass = c(84, 112, 46) if not autumn else c(124, 118, 58)
+    grass2 = c(60, 88, 36) if not autumn else c(112, 88, 46)
     dirt = c(118, 92, 64)
     rock = c(112, 106, 100)
     sand = c(214, 190, 140) if setting != "coast" else c(176, 152, 110)

@@ -744,7 +744,7 @@ def _village(b: _Builder, hf: Heightfield, rng: np.random.Generator, amt: dict, 
     walls = [(225, 215, 190), (200, 180, 150), (235, 230, 220), (180, 150, 120)]
     m_walls = [b.mat(f"house_wall{i}", c, "house", P_FACADE) for i, c in enumerate(walls)]
     m_roof = [b.mat("roof_red", (150, 64, 46), "house", P_ROOF), b.mat("roof_dark", (80, 70, 68), "house", P_ROOF)]
-    m_fence = b.mat("fence", (120, 90, 60), "fence", P_PLANKS)
+    m_fence = b.mat("fence", (150, 120, 88), "fence", P_PLANKS)
     count = int(round(14 * n))
     placed = 0
     tries = 0
@@ -774,7 +774,13 @@ def _village(b: _Builder, hf: Heightfield, rng: np.random.Generator, amt: dict, 
                 end = rot @ np.array([d + 4, 0, side * (w + 4)])
                 mid = (start + end) / 2 + [x, 0, z]
                 gy = float(hf.height(np.array(mid[0]), np.array(mid[2])))
-                b.box((mid[0], gy + 0.45, mid[2]), ((d + 4), 0.55, 0.06), m_fence, yaw=yaw)
+                # Two rails on posts every 2.5 m: reads as a fence, not a wall.
+                for ry in (0.45, 0.85):
+                    b.box((mid[0], gy + ry, mid[2]), ((d + 4), 0.045, 0.03), m_fence, yaw=yaw)
+                for f in np.arange(-(d + 4), d + 4 + 1e-6, 2.5):
+                    px_, pz_ = mid[0] + rot[0, 0] * f, mid[2] + rot[2, 0] * f
+                    py_ = float(hf.height(np.array(px_), np.array(pz_)))
+                    b.box((px_, py_ + 0.4, pz_), (0.05, 0.6, 0.05), m_fence, yaw=yaw)
     if amt.get("lamp", 0) > 0:
         lamp_spots = [(s[0] * 0.7 + 3, s[1] * 0.7) for s in spots[: max(1, int(4 * amt["lamp"]))]]
         _lamps(b, lamp_spots, night, hf.height, height=3.5)
