@@ -1116,7 +1116,7 @@ def _shadow_map(scene: S.Scene):
     w = c @ rot[:, 2]
     u0, u1 = (u - r).min(), (u + r).max()
     v0, v1 = (v - r).min(), (v + r).max()
-    res = 1024
+    res = 768  # ~0.4 m texels over the 320 m the map covers; PCF softens the steps
     texel = max(u1 - u0, v1 - v0) / res
     origin = rot[:, 2] * ((w + r).max() + 10.0)
     frame = _Frame("ortho", res, res, origin, rot, texel=texel, u0=u0, v0=v1)
