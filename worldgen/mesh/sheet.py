@@ -69,6 +69,10 @@ class SheetConfig:
             is sampled hundreds of metres apart per row, so cutting it turns a smooth
             chord into a staircase (3 raises far-field F-score but leaves far ridges bridged).
         backfill: continue far surfaces one cell behind cut edges (default True).
+        fringe: extend the surface one grid cell into the sky at its silhouettes, on the sky
+            vertices' own rays at the nearest neighbouring depth, so surface pixels between grid
+            lines are covered (default True; without it a subsampled grid leaves silhouette
+            pixels uncovered).
         texture_width: widest texture; the panorama is area-averaged down to it (default 4096).
         sky: add the "sky" dome part (default True).
         sky_radius: dome radius, metres; 0 = 1.5 x the farthest finite depth, at least 10 m.
@@ -86,6 +90,7 @@ class SheetConfig:
     spike_grazing: float = 0.15
     backdrop_factor: float = 0.0
     backfill: bool = True
+    fringe: bool = True
     texture_width: int = 4096
     sky: bool = True
     sky_radius: float = 0.0
@@ -118,7 +123,7 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
     t_grid = t_simp = 0.0
     while True:
         t1 = time.perf_counter()
-        verts, faces, stats = sheet_geometry(depth.depth, depth.valid, stride, config)
+        verts, faces, stats = sheet_geometry(depth.depth, depth.valid, stride, config, fringe=config.fringe)
         n_full = int(len(faces))
         t2 = time.perf_counter()
         if config.max_triangles and len(faces) > config.max_triangles:
@@ -192,47 +197,77 @@ def _check_inputs(panorama: Panorama, depth: DepthMap, config: SheetConfig) -> N
 # --------------------------------------------------------------------------------------------
 
 
-def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int,
-                   config: SheetConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetConfig, *,
+                   rows: np.ndarray | None = None, cols: np.ndarray | None = None,
+                   fringe: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """Vertices and faces of the cut, closed sheet before simplification.
 
     Args:
         depth: ray distance, metres (anything where not valid). [H, W] float
         valid: pixels with a surface. [H, W] bool
-        stride: sample every stride-th pixel in both directions.
+        stride: sample every stride-th pixel in both directions (when ``rows`` / ``cols`` are None).
         config: cut thresholds and backfill switch.
+        rows, cols: pixel rows / columns of the grid lines, increasing, first 0, gaps of at most
+            ``stride`` (None = every stride-th). [h] / [w] int
+        fringe: a grid vertex without surface next to one with surface (8-neighbourhood) gets
+            the nearest neighbouring depth on its own ray, so the sheet reaches one grid cell
+            into the sky and every surface pixel between grid lines is covered.
 
     Returns:
         (vertices [V, 3] float64 metres, faces [F, 3] int32 CCW from the origin, stats dict).
     """
     H, W = depth.shape
-    xs = np.arange(0, W, stride, dtype=np.float64) + 0.5
-    ys = np.arange(0, H, stride, dtype=np.float64) + 0.5
-    ci = xs.astype(np.int64)
-    ri = ys.astype(np.int64)
+    ri = np.arange(0, H, stride, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    ci = np.arange(0, W, stride, dtype=np.int64) if cols is None else np.asarray(cols, np.int64)
     depth = np.asarray(depth, np.float64)
     valid = np.asarray(valid, bool)
     rr = np.broadcast_to(ri[:, None], (len(ri), len(ci)))
     cc = np.broadcast_to(ci[None, :], (len(ri), len(ci)))
-    if stride > 1:
+    gap_r = np.diff(np.append(ri, H))[:, None]                    # rows each grid line stands for
+    gap_c = np.diff(np.append(ci, W))[None, :]
+    gmax = int(max(gap_r.max(), gap_c.max()))
+    if gmax > 1:
         # A block whose nominal pixel is sky but which holds surface pixels takes its first
         # surface pixel instead (the vertex stays on that pixel's own ray), so tree tops and
         # roof edges against the sky keep their geometry when the grid is subsampled.
         ok0 = valid[rr, cc]
-        for dy in range(stride):
-            for dx in range(stride):
+        for dy in range(gmax):
+            for dx in range(gmax):
                 if dy == dx == 0:
                     continue
                 r2 = np.minimum(rr + dy, H - 1)
                 c2 = np.minimum(cc + dx, W - 1)
-                take = ~ok0 & valid[r2, c2]
+                take = ~ok0 & valid[r2, c2] & (dy < gap_r) & (dx < gap_c)
                 rr = np.where(take, r2, rr)
                 cc = np.where(take, c2, cc)
                 ok0 = ok0 | take
     d = depth[rr, cc]
     ok = valid[rr, cc]
+    d = np.where(ok, d, np.inf)
+    fx, fy = cc + 0.5, rr + 0.5
+    if fringe:
+        near = np.full(d.shape, np.inf)
+        sx = np.zeros(d.shape)
+        sy = np.zeros(d.shape)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                sh = np.roll(d, dx, axis=1)                        # longitude wraps
+                if dy:
+                    sh = np.roll(sh, dy, axis=0)
+                    sh[0 if dy > 0 else -1] = np.inf
+                better = sh < near
+                near = np.where(better, sh, near)
+                sx = np.where(better, dx, sx)
+                sy = np.where(better, dy, sy)
+        add = ~ok & np.isfinite(near)
+        d = np.where(add, near, d)
+        ok = ok | add
+        # Half a pixel back toward the surface neighbour: the fringe ends on the edge of the
+        # sky pixel, covering every surface pixel before it but not the sky pixel's centre.
+        fx = np.where(add, fx - 0.5 * sx, fx)
+        fy = np.where(add, fy - 0.5 * sy, fy)
     d = np.where(ok, d, 1.0)
-    dirs = pixel_to_direction(cc + 0.5, rr + 0.5, W, H)
+    dirs = pixel_to_direction(fx, fy, W, H)
     pts = dirs * d[..., None]
     h, w = d.shape
 
