@@ -550,14 +550,19 @@ def _column_profiles(hf: S.Heightfield, frame: _Frame) -> _Columns | None:
         sc = np.concatenate([np.zeros_like(se), (ku - u0) / du, (kv - v0) / dv, sw, se], axis=1)
         sc = np.where((sc >= 0) & (sc <= se), sc, se)
         sc.sort(axis=1)
-        xs = ox + sc * sx[c, None]
-        zs = oz + sc * sz[c, None]
-        hc = hf.height(xs, zs)
+        # Past the last real breakpoint every entry is the edge point: evaluate up to it only.
+        kmax = int((sc < se).sum(1).max()) + 1
+        sv = sc[:, :kmax]
+        hc = hf.height(ox + sv * sx[c, None], oz + sv * sz[c, None])
         with np.errstate(divide="ignore", invalid="ignore"):
-            m = np.where(sc > 0, (hc - oy) / sc, -np.inf)
+            m = np.where(sv > 0, (hc - oy) / sv, -np.inf)
         run = np.maximum.accumulate(m, axis=1)
-        s_all[c], h_all[c] = sc, hc
-        key[c] = np.arctan(run) + 4.0 * np.arange(c.start, c.stop)[:, None]
+        s_all[c] = sc
+        h_all[c, :kmax] = hc
+        h_all[c, kmax:] = hc[:, -1:]
+        kc = np.arctan(run) + 4.0 * np.arange(c.start, c.stop)[:, None]
+        key[c, :kmax] = kc
+        key[c, kmax:] = kc[:, -1:]
 
     _parallel(chunk, range(0, w, step))
     return _Columns(s_all, h_all, key.ravel())
