@@ -81,3 +81,18 @@ def test_console_script_exit_code(files):
     r = subprocess.run([sys.executable, "-m", "worldgen.cli", "generate", "--panorama", str(files / "square.png"),
                         "-o", str(files / "o")], capture_output=True, text=True)
     assert r.returncode == 2 and "2:1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_example_panorama_with_exr_depth(tmp_path, capsys):
+    from pathlib import Path
+
+    from worldgen import load_artifact
+
+    ex = Path(__file__).resolve().parent.parent / "examples" / "panorama"
+    out = tmp_path / "village"
+    assert main(["generate", "--panorama", str(ex / "village.png"), "--depth", str(ex / "village_depth.exr"),
+                 "-o", str(out), "--until", "depth", "-q"]) == 0
+    depth = load_artifact(out, "depth")
+    assert depth.shape == (512, 1024) and 0.05 < depth.sky.mean() < 0.6
+    # Straight down from 1.6 m eye height the ground is 1.6 m away.
+    assert abs(float(depth.depth[-1].mean()) - 1.6) < 0.05
