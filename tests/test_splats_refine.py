@@ -55,7 +55,12 @@ def test_refinement_improves_held_out_views_and_is_deterministic(world):
     assert after > before + 1.0, (before, after)
     assert rep["rasterizer"] == "cpu" and rep["iterations"] == 60 and rep["n_gaussians_out"] == len(out)
     assert msgs[-1][0] == 1.0 and "loss" in msgs[-1][1]
+    assert rep["skipped_steps"] == 0 and rep["nonfinite"] == []
+    import torch
+
+    threads = torch.get_num_threads()
     out2, _ = refine_gaussians(cloud, pano, depth, _CFG, seed=3)
+    assert torch.get_num_threads() == threads  # cpu_threads applies inside the run only
     for a, b in ((out.means, out2.means), (out.sh, out2.sh), (out.log_scales, out2.log_scales)):
         assert np.array_equal(a, b)
 
@@ -87,6 +92,46 @@ def test_config_errors(world):
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailableError, match="device=cuda"):
             refine_gaussians(cloud, pano, depth, RefineConfig(device="cuda"))
+
+
+def test_ssim_matches_2d_convolution():
+    # The separable shifted-slice blur equals the textbook 11x11 Gaussian conv2d with reflect padding.
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(4)
+    a = torch.rand(2, 24, 20, 3, generator=g, dtype=torch.float64)
+    b = (a + 0.2 * torch.rand(2, 24, 20, 3, generator=g, dtype=torch.float64)).clamp(0, 1)
+    x = torch.arange(11, dtype=torch.float64) - 5
+    w1 = torch.exp(-x * x / 4.5)
+    w = (w1[:, None] * w1[None] / w1.sum() ** 2)[None, None]
+    X, Y = (F.pad(t.permute(0, 3, 1, 2).reshape(-1, 1, 24, 20), (5,) * 4, mode="reflect") for t in (a, b))
+    mx, my = F.conv2d(X, w), F.conv2d(Y, w)
+    sxx, syy, sxy = F.conv2d(X * X, w) - mx * mx, F.conv2d(Y * Y, w) - my * my, F.conv2d(X * Y, w) - mx * my
+    ref = ((2 * mx * my + 1e-4) * (2 * sxy + 9e-4)) / ((mx * mx + my * my + 1e-4) * (sxx + syy + 9e-4))
+    torch.testing.assert_close(ssim_map(a, b), ref.reshape(2, 3, 24, 20).mean(1), atol=1e-7, rtol=0)
+
+
+def test_needle_penalty_spares_flat_discs():
+    import torch
+
+    from worldgen.splats.refine import _loss
+
+    cfg = RefineConfig(lambda_dssim=0.0, lambda_depth=0.0, lambda_sky=0.0)
+    img = torch.zeros(1, 12, 12, 3)
+    tgt = {"image": img, "depth": torch.zeros(1, 12, 12), "cmask": torch.ones(1, 12, 12, dtype=torch.bool),
+           "dmask": torch.zeros(1, 12, 12, dtype=torch.bool), "sky": torch.zeros(1, 12, 12, dtype=torch.bool),
+           "weight": torch.ones(1)}
+    render = torch.zeros(1, 12, 12, 4)
+
+    def reg(scales):
+        p = {"means": torch.tensor([[0.0, 0.0, -2.0]]), "scales": torch.log(torch.tensor([scales])),
+             "opacities": torch.zeros(1)}
+        return float(_loss(render, torch.zeros(1, 12, 12), tgt, p, cfg, True, None))
+
+    disc, needle = reg([0.1, 0.1, 0.001]), reg([0.1, 0.005, 0.005])
+    assert disc == pytest.approx(0.01 * 0.1 / 2.0)  # only the size term: thin discs are free
+    assert needle > disc + 0.01 * 5
 
 
 def test_ssim_and_psnr():

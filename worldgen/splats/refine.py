@@ -51,7 +51,7 @@ class RefineConfig:
         lambda_sky: weight of the alpha penalty on sky pixels (only when the cloud has no sky splats). Default 0.05.
         lambda_opacity: weight of mean opacity (pushes unused splats towards transparency). Default 0.0.
         lambda_scale: weight of largest-scale / distance. Default 0.01.
-        max_anisotropy: scale ratio above which the anisotropy penalty starts. Default 10.
+        max_anisotropy: largest / middle scale ratio above which the needle penalty starts. Default 10.
         strategy: densify/prune on CUDA: "default" (gsplat DefaultStrategy), "mcmc" or "none".
         cpu_strategy: densify/prune on CPU: "default" or "none" (default: in 200-step CPU runs
             DefaultStrategy cost ~8x the time for -0.5 dB held-out PSNR; see docs/splats.md).
@@ -61,6 +61,12 @@ class RefineConfig:
         lr_means: position learning rate, times the scene scale (median depth), metres. Default 1.6e-4.
         lr_scales, lr_quats, lr_opacities, lr_sh0: Adam learning rates (gsplat's trainer defaults).
         lr_shn_factor: higher SH bands learn this much slower than the DC term. Default 1/20.
+        lr_means_final: the position learning rate decays exponentially to this fraction of
+            ``lr_means`` by the last step (gsplat's trainer schedule). Default 0.01.
+        cpu_threads: torch threads on the CPU path (restored afterwards). Default 1: a step is
+            hundreds of small tensor ops, and with other processes on the cores OpenMP's
+            synchronisation made 2 threads 3-5x slower than 1 (docs/splats.md); a fixed count
+            also keeps the result bit-identical from run to run.
         device: "auto" (gsplat on CUDA when it works, else CPU), "cpu" or "cuda".
     """
 
@@ -89,6 +95,8 @@ class RefineConfig:
     lr_opacities: float = 5e-2
     lr_sh0: float = 2.5e-3
     lr_shn_factor: float = 0.05
+    lr_means_final: float = 0.01
+    cpu_threads: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
@@ -118,6 +126,10 @@ def _check_config(cfg: RefineConfig) -> None:
         raise InputError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
     if cfg.warp_baseline < 0:
         raise InputError("warp_baseline must be >= 0 metres")
+    if cfg.cpu_threads < 1:
+        raise InputError("cpu_threads must be at least 1")
+    if not 0 < cfg.lr_means_final <= 1:
+        raise InputError("lr_means_final must be in (0, 1]")
 
 
 def choose_device(cfg: RefineConfig) -> tuple[str, str]:
@@ -143,12 +155,12 @@ def choose_device(cfg: RefineConfig) -> tuple[str, str]:
 
 
 def _gauss_window(size: int = 11, sigma: float = 1.5):
+    """1D Gaussian SSIM window, normalised. [size] float32"""
     import torch
 
     x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     g = torch.exp(-(x * x) / (2 * sigma * sigma))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
 
 
 def ssim_map(a, b, window=None):
@@ -159,22 +171,32 @@ def ssim_map(a, b, window=None):
 
     Returns:
         [C, H, W] SSIM averaged over the colour channels.
+
+    The 2D window is separable: two 11-tap passes over the five moment images stacked as one
+    batch (a 121-tap conv2d and its backward dominated a CPU training step).
     """
+    import torch
     import torch.nn.functional as F
 
-    w = (_gauss_window() if window is None else window).to(a.dtype).to(a.device)
+    g = (_gauss_window() if window is None else window).to(a.dtype).to(a.device)
+    k = g.shape[0]
     x = a.permute(0, 3, 1, 2).reshape(-1, 1, a.shape[1], a.shape[2])
     y = b.permute(0, 3, 1, 2).reshape(-1, 1, b.shape[1], b.shape[2])
-    pad = w.shape[-1] // 2
+    pad = k // 2
     xp = F.pad(x, (pad,) * 4, mode="reflect")
     yp = F.pad(y, (pad,) * 4, mode="reflect")
-    mx, my = F.conv2d(xp, w), F.conv2d(yp, w)
-    sxx = F.conv2d(xp * xp, w) - mx * mx
-    syy = F.conv2d(yp * yp, w) - my * my
-    sxy = F.conv2d(xp * yp, w) - mx * my
+    n = xp.shape[0]
+    stack = torch.cat([xp, yp, xp * xp, yp * yp, xp * yp], 0)[:, 0]  # [5n, H + 2 pad, W + 2 pad]
+    H, W = a.shape[1], a.shape[2]
+    # Each pass is a sum of k shifted slices: on CPU this (and its backward) is several times
+    # faster than conv2d, whose backward dominated a training step.
+    rows = sum(g[i] * stack[:, :, i:i + W] for i in range(k))
+    blur = sum(g[i] * rows[:, i:i + H, :] for i in range(k))
+    mx, my, exx, eyy, exy = blur.split(n, 0)
+    sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.reshape(a.shape[0], 3, a.shape[1], a.shape[2]).mean(1)
+    return s.reshape(a.shape[0], 3, H, W).mean(1)
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -295,6 +317,26 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
     report["sky_splats"] = has_sky_splats
 
     fork_devices = [torch.cuda.current_device()] if device == "cuda" else []
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        out, loop = _optimise(cloud, views, data, cfg, iters, rasterizer, device, scene_scale, has_sky_splats,
+                              seed, fork_devices, progress)
+    finally:
+        torch.set_num_threads(threads)
+    report.update(loop)
+    report.update(n_gaussians_out=len(out), scene_scale=scene_scale, n_views=len(views), n_capture_views=n_capture,
+                  seconds=time.perf_counter() - t0)
+    return out, report
+
+
+def _optimise(cloud, views, data, cfg: RefineConfig, iters: int, rasterizer: str, device: str, scene_scale: float,
+              has_sky_splats: bool, seed: int, fork_devices, progress):
+    """The optimisation loop of :func:`refine_gaussians`: (refined cloud, loop report)."""
+    import torch
+
+    report: dict[str, Any] = {}
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         params = _params(cloud, device)
@@ -308,6 +350,8 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
         deg = cloud.sh_degree
         loss_ema = None
         skipped = 0
+        bad_names: set[str] = set()
+        decay = cfg.lr_means_final ** (1.0 / max(iters, 1))
         for step in range(iters):
             if len(order) < cfg.views_per_step:
                 order += rng.permutation(len(views)).tolist()
@@ -324,16 +368,21 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
                                                   ("image", "depth", "cmask", "dmask", "sky", "weight")},
                          params, cfg, has_sky_splats, window)
             loss.backward()
-            if not bool(torch.isfinite(loss)):
-                # A non-finite loss (a splat pushed through the camera plane) must not poison Adam's
-                # moments for every splat: skip this update.
+            bad = [k for k, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+            if bad or not bool(torch.isfinite(loss)):
+                # Last resort (the known cause, a cancelling 2D determinant, is fixed in the
+                # rasterizer): one non-finite gradient would poison Adam's moments for good.
                 skipped += 1
+                bad_names.update(bad or ["loss"])
+                log.warning("refine step %d: non-finite %s; update skipped", step, ", ".join(bad or ["loss"]))
                 for o in opts.values():
                     o.zero_grad(set_to_none=True)
                 continue
             for o in opts.values():
                 o.step()
                 o.zero_grad(set_to_none=True)
+            for g in opts["means"].param_groups:
+                g["lr"] *= decay
             if strategy is not None:
                 if report["strategy"] == "mcmc":
                     strategy.step_post_backward(params, opts, state, step, meta, lr=opts["means"].param_groups[0]["lr"])
@@ -349,8 +398,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
                 progress((step + 1) / iters, f"refine {step + 1}/{iters} loss {loss_ema:.4f} "
                                              f"splats {len(params['means'])}")
         out = _to_cloud(params)
-    report.update(n_gaussians_out=len(out), final_loss=loss_ema, skipped_steps=skipped, scene_scale=scene_scale,
-                  n_views=len(views), n_capture_views=n_capture, seconds=time.perf_counter() - t0)
+    report.update(final_loss=loss_ema, skipped_steps=skipped, nonfinite=sorted(bad_names))
     return out, report
 
 
@@ -380,7 +428,11 @@ def _loss(render, alpha, tgt, params, cfg: RefineConfig, has_sky_splats: bool, w
         s = torch.exp(params["scales"])
         d = params["means"].detach().norm(dim=-1).clamp_min(0.1)
         loss = loss + cfg.lambda_scale * (s.max(-1).values / d).mean()
-        ratio = s.max(-1).values / s.min(-1).values.clamp_min(1e-8)
+        # Needles only: largest over middle scale. Flat discs (a thin normal axis, as
+        # init_gaussians makes them, ratio >= 10 to the smallest) are the right shape for surfaces;
+        # penalising largest / smallest fattened every disc and dominated the loss.
+        srt = s.sort(-1).values
+        ratio = srt[:, 2] / srt[:, 1].clamp_min(1e-8)
         loss = loss + cfg.lambda_scale * torch.relu(ratio - cfg.max_anisotropy).mean()
     return loss
 

@@ -155,11 +155,14 @@ def _warp_one(cam: Camera, dirs, dist, sky, cols, edge_ratio: float) -> Training
     pts = dirs * np.where(sky, far, dist)[:, None]
     local = np.where(sky[:, None], dirs * far, pts - o) @ R  # world -> camera (glTF axes)
     z = -local[:, 2]
-    ok = z > 0.05
-    x = cam.cx + cam.fx * local[ok, 0] / z[ok]
-    y = cam.cy - cam.fy * local[ok, 1] / z[ok]
-    zz, cc, ss = z[ok], cols[ok], sky[ok]
     s = cam.width
+    ok = z > 0.05
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = cam.cx + cam.fx * local[:, 0] / z
+        y = cam.cy - cam.fy * local[:, 1] / z
+    # Only points that land within a pixel of the image can reach it through their 2x2 block.
+    ok &= (x > -1) & (x < s + 1) & (y > -1) & (y < s + 1)
+    x, y, zz, cc, ss = x[ok], y[ok], z[ok], cols[ok], sky[ok]
     # Each point covers the 2x2 pixel block around its sub-pixel position: panorama points are
     # about one view pixel apart, so single-pixel splatting would leave a sieve of holes.
     bx = np.floor(x - 0.5).astype(np.int64)
