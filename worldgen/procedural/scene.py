@@ -897,7 +897,7 @@ def _lighting(spec: SceneSpec, b: _Builder) -> Lighting:
         exposure = 2.0
     else:
         warm = np.array([1.0, 0.92 - 0.45 * low, 0.85 - 0.7 * low])
-        sun_col = 2.3 * warm * (0.25 + 0.75 * min(1.0, elev / 20.0))
+        sun_col = 2.3 * warm * (0.45 + 0.55 * min(1.0, elev / 20.0))  # a low sun still gilds what faces it
         # Low sun: a deep blue zenith and a soft rose horizon; the orange lives in the glow
         # around the sun, so the sky away from it (and the light it sheds) stays cool.
         zen = np.array([0.10, 0.24, 0.62]) * (1 - low) + np.array([0.08, 0.12, 0.36]) * low
