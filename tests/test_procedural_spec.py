@@ -102,3 +102,21 @@ def test_room_words_and_autumn_shape_objects() -> None:
     assert autumn.objects["pine"] < summer.objects["pine"]
     named, _ = parse_prompt("an autumn forest of pines", 0)
     assert named.objects["pine"] >= 1.0  # pines the prompt asks for stay
+
+
+@pytest.mark.parametrize("prompt,setting,phrase", [
+    ("a village on green hills at noon", "village", "more specific"),
+    ("green hills with a small village", "village", "more specific"),
+    ("a lake by a city street", "city", "keeping the lake"),
+    ("a forest village", "village", "more specific"),
+])
+def test_more_specific_setting_wins_regardless_of_order(prompt, setting, phrase):
+    spec, lines = parse_prompt(prompt, 0)
+    assert spec.setting == setting
+    assert any(phrase in line for line in lines)
+
+
+def test_landscape_word_shapes_settlement_terrain():
+    flat, _ = parse_prompt("a village", 0)
+    hilly, _ = parse_prompt("a village in the hills", 0)
+    assert hilly.relief >= flat.relief

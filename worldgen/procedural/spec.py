@@ -309,6 +309,20 @@ _DEFAULT_ROUGH = {"forest": 0.45, "mountains": 0.8, "desert": 0.2, "canyon": 0.7
                   "coast": 0.5, "meadow": 0.3, "city": 0.0, "village": 0.3, "interior": 0.0}
 
 
+# Which setting word names the place when a prompt has several ("a village in the hills").
+_SPECIFICITY = {"interior": 7, "city": 6, "village": 5, "canyon": 4, "desert": 3, "mountains": 3,
+                "forest": 2, "lake": 1, "coast": 1, "meadow": 1}
+
+
+def _relief(setting: str, terrain_word: str | None) -> float:
+    """Terrain relief of ``setting``, raised by a landscape word ("hills", "mountains") that lost
+    the setting to a more specific one; capped at 80 m so a settlement's ground stays walkable."""
+    relief = _DEFAULT_RELIEF[setting]
+    if terrain_word is not None and setting not in ("city", "interior"):
+        relief = max(relief, min(_DEFAULT_RELIEF[terrain_word], 80.0))
+    return relief
+
+
 def _words(prompt: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", prompt.lower())
 
@@ -344,6 +358,7 @@ def parse_prompt(prompt: str, seed: int = 0) -> tuple[SceneSpec, list[str]]:
     snow = warm = False
     objects: dict[str, float] = {}
     amount = 1.0
+    terrain_word: str | None = None
     unknown: list[str] = []
     ignored: list[str] = []
     for w in words:
@@ -354,7 +369,7 @@ def parse_prompt(prompt: str, seed: int = 0) -> tuple[SceneSpec, list[str]]:
             hit = True
         s = _lookup(w, _SETTING_WORDS)
         if s is not None and w not in _INTERIOR_HINTS:
-            if setting is None:
+            if setting is None or s == setting:
                 lines.append(f"'{w}': setting {s}")
                 setting = s
             elif s in ("lake", "coast") and setting != "interior":
@@ -365,8 +380,14 @@ def parse_prompt(prompt: str, seed: int = 0) -> tuple[SceneSpec, list[str]]:
                 lines.append(f"'{w}': setting {s}, keeping the {water} of '{setting}'")
                 setting = s
             elif setting != "interior":
-                lines.append(f"'{w}': setting {s} (the last setting word wins over {setting})")
-                setting = s
+                # "a village on green hills": the place (village) is the setting; the landscape
+                # word shapes its terrain. The more specific setting wins, whatever the order.
+                if _SPECIFICITY[s] > _SPECIFICITY[setting]:
+                    lines.append(f"'{w}': setting {s} (more specific than {setting})")
+                    setting, terrain_word = s, setting
+                else:
+                    lines.append(f"'{w}': kept the {setting} setting (more specific); {s} terrain")
+                    terrain_word = s
             else:
                 lines.append(f"'{w}': outdoor word; kept the interior setting")
             hit = True
@@ -501,7 +522,7 @@ def parse_prompt(prompt: str, seed: int = 0) -> tuple[SceneSpec, list[str]]:
     az = base_az + ((seed * 2654435761) % 41) - 20.0
     spec = SceneSpec(
         seed=seed, setting=setting, time_of_day=time, weather=weather, season=season,
-        snow_cover=bool(snow), water=water, relief=_DEFAULT_RELIEF[setting], roughness=_DEFAULT_ROUGH[setting],
+        snow_cover=bool(snow), water=water, relief=_relief(setting, terrain_word), roughness=_DEFAULT_ROUGH[setting],
         cloud_cover=cloud, fog_density=fog, sun_azimuth_deg=float(az), objects=final,
         interior_style=style, warm_light=bool(warm), prompt=prompt,
     )
