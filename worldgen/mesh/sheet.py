@@ -69,16 +69,36 @@ class SheetConfig:
             is sampled hundreds of metres apart per row, so cutting it turns a smooth
             chord into a staircase (3 raises far-field F-score but leaves far ridges bridged).
         backfill: continue far surfaces one cell behind cut edges (default True).
+        steep_ratio, steep_pixels: an edge whose ends are less than ``steep_pixels`` pixels of
+            ray angle apart and whose depths differ by more than ``steep_ratio`` is cut (the
+            issue's definition of a bridging edge; defaults 1.1 and 2.0; steep_ratio 0 = off).
+            Far ground seen within ~2 degrees of edge-on falls under it and becomes a stack of
+            backfilled steps facing the capture point.
         fringe: extend the surface one grid cell into the sky at its silhouettes, on the sky
             vertices' own rays at the nearest neighbouring depth, so surface pixels between grid
             lines are covered (default True; without it a subsampled grid leaves silhouette
             pixels uncovered).
+        refine_tolerance: a subsampled grid adds the skipped pixel row (column) between two of
+            its lines where that row's surface points lie farther than this x the scene radius
+            (95th percentile of depth) from the chord between their neighbours above and below
+            (left and right), at ``refine_min_pixels`` or more pixels of the row (default 0.0025;
+            0 = uniform grid). Far terrain seen at grazing angles and curved silhouettes get
+            full-resolution rows and columns; flat or smoothly curved surfaces keep the stride.
+        refine_min_pixels: see ``refine_tolerance`` (default 8).
         texture_width: widest texture; the panorama is area-averaged down to it (default 4096).
         sky: add the "sky" dome part (default True).
         sky_radius: dome radius, metres; 0 = 1.5 x the farthest finite depth, at least 10 m.
         sky_grid_width: columns of the dome grid (default 256).
         collision_triangles: budget of the "collision" part; 0 = no collision part (default 20000).
-        aggressiveness: fast-simplification's aggressiveness (default 7).
+        aggressiveness: fast-simplification's aggressiveness (default 7; "quadric" only).
+        simplifier: "meshopt" (default: meshoptimizer keeps every vertex on its pixel ray and
+            simplifies silhouettes along themselves) or "quadric" (fast-simplification with
+            silhouettes, seam and caps locked; stalls above the budget on busy scenes).
+        uv_weight: weight of the panorama coordinates (u, v in [0, 1]) in meshoptimizer's
+            error, against positions scaled to the mesh extent (default 30). A large flat
+            triangle interpolates its texture coordinates linearly while the true mapping is
+            the ray direction, so without this term far ground and walls render several
+            texels off (city street PSNR 37 dB at 0, 46 dB at 30, geometry unchanged).
     """
 
     max_triangles: int = 300_000
@@ -91,12 +111,18 @@ class SheetConfig:
     backdrop_factor: float = 0.0
     backfill: bool = True
     fringe: bool = True
+    steep_ratio: float = 1.1
+    steep_pixels: float = 2.0
+    refine_tolerance: float = 0.0025
+    refine_min_pixels: int = 8
     texture_width: int = 4096
     sky: bool = True
     sky_radius: float = 0.0
     sky_grid_width: int = 256
     collision_triangles: int = 20_000
     aggressiveness: float = 7.0
+    simplifier: str = "meshopt"
+    uv_weight: float = 30.0
 
 
 def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = SheetConfig(),
@@ -123,12 +149,16 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
     t_grid = t_simp = 0.0
     while True:
         t1 = time.perf_counter()
-        verts, faces, stats = sheet_geometry(depth.depth, depth.valid, stride, config, fringe=config.fringe)
+        rows, cols = grid_lines(depth.depth, depth.valid, stride, config)
+        verts, faces, stats, puv = sheet_geometry(depth.depth, depth.valid, stride, config, rows=rows,
+                                                  cols=cols, fringe=config.fringe, with_uv=True)
         n_full = int(len(faces))
         t2 = time.perf_counter()
         if config.max_triangles and len(faces) > config.max_triangles:
             verts, faces = simplify(verts, faces, config.max_triangles, preserve_border=True,
-                                    aggressiveness=config.aggressiveness)
+                                    aggressiveness=config.aggressiveness, method=config.simplifier,
+                                    attributes=puv * config.uv_weight,
+                                    lock=_steep_zone(verts, faces, config, 2 * math.pi / w))
         t_grid += t2 - t1
         t_simp += time.perf_counter() - t2
         # With silhouettes, seam and caps locked the simplifier can stall above the budget
@@ -158,7 +188,7 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
     ground_y = _ground_height(depth)
     report = {
         "extractor": "sheet",
-        "grid": [int(math.ceil(h / stride)), int(math.ceil(w / stride))],
+        "grid": [int(len(rows)), int(len(cols))],
         "stride": stride,
         "coarser_grid_retries": retries,
         "triangles_before": n_full,
@@ -188,6 +218,10 @@ def _check_inputs(panorama: Panorama, depth: DepthMap, config: SheetConfig) -> N
         raise InputError("grid widths must be at least 4 columns")
     if not 0 < config.grazing_deg < 45 or not 0 <= config.grazing_soft_deg < 45:
         raise InputError(f"grazing_deg={config.grazing_deg} must lie in (0, 45) degrees")
+    if config.simplifier not in ("meshopt", "quadric"):
+        raise InputError(f"simplifier={config.simplifier!r}; use 'meshopt' or 'quadric'")
+    if config.uv_weight < 0 or config.refine_tolerance < 0 or config.steep_ratio < 0:
+        raise InputError("uv_weight, refine_tolerance and steep_ratio must be >= 0")
     if config.jump_min < 0 or config.spike <= 0 or config.spike_grazing <= 0:
         raise InputError("jump_min must be >= 0, spike and spike_grazing > 0")
 
@@ -197,9 +231,52 @@ def _check_inputs(panorama: Panorama, depth: DepthMap, config: SheetConfig) -> N
 # --------------------------------------------------------------------------------------------
 
 
+def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetConfig
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel rows and columns of the grid: every ``stride``-th, plus skipped ones that carry shape.
+
+    A skipped row (column) is added when, at ``config.refine_min_pixels`` or more of its
+    pixels, the surface point lies farther than ``config.refine_tolerance`` x the scene radius
+    from the chord between its neighbours on the grid lines around it: there, the triangles
+    of the subsampled grid would cut through the surface. Only for ``stride`` 2 (a larger
+    stride is a coarse fallback and stays uniform).
+
+    Args:
+        depth: ray distance, metres. [H, W] float
+        valid: pixels with a surface. [H, W] bool
+
+    Returns:
+        (rows [h] int64, cols [w] int64), increasing, gaps of at most ``stride``.
+    """
+    H, W = depth.shape
+    rows = np.arange(0, H, stride, dtype=np.int64)
+    cols = np.arange(0, W, stride, dtype=np.int64)
+    if stride != 2 or config.refine_tolerance <= 0 or not valid.any():
+        return rows, cols
+    d = np.where(valid, depth, np.nan).astype(np.float32)
+    tol = config.refine_tolerance * float(np.percentile(depth[valid], 95))
+    from ..geometry.equirect import equirect_directions
+
+    P = equirect_directions(H, W) * d[..., None]                           # [H, W, 3] float32
+
+    def chord_far(a: np.ndarray, p: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ab = b - a
+        dist = np.linalg.norm(np.cross(p - a, ab), axis=-1) / np.maximum(np.linalg.norm(ab, axis=-1), 1e-12)
+        with np.errstate(invalid="ignore"):
+            return dist > tol                                               # NaN (no surface) -> False
+
+    odd_r = np.arange(1, H - 1, 2)
+    bad_r = chord_far(P[odd_r - 1], P[odd_r], P[odd_r + 1]).sum(1)
+    odd_c = np.arange(1, W, 2)
+    bad_c = chord_far(P[:, odd_c - 1], P[:, odd_c], P[:, (odd_c + 1) % W]).sum(0)
+    rows = np.union1d(rows, odd_r[bad_r >= config.refine_min_pixels])
+    cols = np.union1d(cols, odd_c[bad_c >= config.refine_min_pixels])
+    return rows, cols
+
+
 def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetConfig, *,
                    rows: np.ndarray | None = None, cols: np.ndarray | None = None,
-                   fringe: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+                   fringe: bool = False, with_uv: bool = False) -> tuple:
     """Vertices and faces of the cut, closed sheet before simplification.
 
     Args:
@@ -212,9 +289,12 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
         fringe: a grid vertex without surface next to one with surface (8-neighbourhood) gets
             the nearest neighbouring depth on its own ray, so the sheet reaches one grid cell
             into the sky and every surface pixel between grid lines is covered.
+        with_uv: also return each vertex's panorama coordinates (u = 0 and 1 on the two seam
+            copies, v = 0 / 1 on the pole copies, u of its column).
 
     Returns:
-        (vertices [V, 3] float64 metres, faces [F, 3] int32 CCW from the origin, stats dict).
+        (vertices [V, 3] float64 metres, faces [F, 3] int32 CCW from the origin, stats dict),
+        plus uv [V, 2] float64 in [0, 1] when ``with_uv``.
     """
     H, W = depth.shape
     ri = np.arange(0, H, stride, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
@@ -282,6 +362,13 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     seam = p1 + t[:, None] * (p2 - p1)
     seam_ok = ok[:, -1] & ok[:, 0] & (seam[:, 2] > 0)
     Q[1:-1, 0] = Q[1:-1, -1] = seam
+    UV = np.zeros((h + 2, w + 2, 2))
+    UV[1:-1, 1:-1, 0] = fx / W
+    UV[1:-1, 1:-1, 1] = fy / H
+    UV[:, 0, 0], UV[:, -1, 0] = 0.0, 1.0
+    UV[1:-1, 0, 1] = UV[1:-1, -1, 1] = (ri + 0.5) / H
+    UV[0, 1:-1, 0] = UV[-1, 1:-1, 0] = (ci + 0.5) / W
+    UV[0, :, 1], UV[-1, :, 1] = 0.0, 1.0
     M[1:-1, 0] = M[1:-1, -1] = seam_ok
     for row, grid_row, sign in ((0, 0, 1.0), (h - 1, h + 1, -1.0)):
         r_ok = ok[row]
@@ -303,13 +390,14 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     # Horizontal edges (i, j)-(i, j+1) for j in 0..w; circular along a row (col w+1 == col 0).
     s_h = L[:, 1:] - L[:, :-1]                                   # [(h+2), w+1]
     ok_h = M[:, 1:] & M[:, :-1]
+    pix = 2 * math.pi / W                                         # one pixel of ray angle, radians
     cut_h = _cut_edges(s_h, ok_h, Q[:, :-1], Q[:, 1:], circular=True, cfg=config, cos_graze=cos_graze,
-                       cos_soft=cos_soft, backdrop=backdrop)
+                       cos_soft=cos_soft, backdrop=backdrop, pixel=pix)
     # Vertical edges (i, j)-(i+1, j) for i in 0..h.
     s_v = (L[1:, :] - L[:-1, :]).T                               # [(w+2), h+1]
     ok_v = (M[1:, :] & M[:-1, :]).T
     cut_v = _cut_edges(s_v, ok_v, Q[:-1, :].transpose(1, 0, 2), Q[1:, :].transpose(1, 0, 2),
-                       circular=False, cfg=config, cos_graze=cos_graze, cos_soft=cos_soft,
+                       circular=False, cfg=config, cos_graze=cos_graze, cos_soft=cos_soft, pixel=pix,
                        backdrop=backdrop).T  # [h+1, w+2]
 
     # Quads (i, j): rows i..i+1, cols j..j+1, for i in 0..h, j in 0..w.
@@ -321,8 +409,10 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     dA = np.abs(Lf[TL] - Lf[BR])                                  # diagonal TL-BR
     dB = np.abs(Lf[TR] - Lf[BL])                                  # diagonal TR-BL
     use_a = dA < dB
-    gA = _grazing(V[TL], V[BR], cos_graze) & (np.minimum(Lf[TL], Lf[BR]) <= math.log(backdrop))
-    gB = _grazing(V[TR], V[BL], cos_graze) & (np.minimum(Lf[TR], Lf[BL]) <= math.log(backdrop))
+    gA = ((_grazing(V[TL], V[BR], cos_graze) | _steep(V[TL], V[BR], dA, config, pix))
+          & (np.minimum(Lf[TL], Lf[BR]) <= math.log(backdrop)))
+    gB = ((_grazing(V[TR], V[BL], cos_graze) | _steep(V[TR], V[BL], dB, config, pix))
+          & (np.minimum(Lf[TR], Lf[BL]) <= math.log(backdrop)))
 
     tris, keep = [], []
     # Diagonal TR-BL: (TL, BL, TR) uses left+top, (TR, BL, BR) uses bottom+right.
@@ -355,16 +445,23 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     if config.backfill:
         dropped = tris[which_all & all_valid & ~keep]
         if len(dropped):
+            n_before = len(V)
             V, extra = _backfill(V, dropped, Lf, config.jump_min)
+            src = np.zeros(len(V) - n_before, np.int64)
+            moved = extra >= n_before
+            src[extra[moved] - n_before] = dropped[moved]
+            UVf = UV.reshape(-1, 2)
+            UV = np.concatenate([UVf, UVf[src]])
             faces = np.concatenate([faces, extra])
             stats["backfill_triangles"] = int(len(extra))
     stats["cut_triangles"] = n_cut
-    verts, faces = compact(V, faces.astype(np.int64))
-    return verts, faces, stats
+    verts, faces, uv = compact(V, faces.astype(np.int64), UV.reshape(-1, 2))
+    return (verts, faces, stats, uv) if with_uv else (verts, faces, stats)
 
 
 def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, circular: bool,
-               cfg: SheetConfig, cos_graze: float, cos_soft: float, backdrop: float = math.inf) -> np.ndarray:
+               cfg: SheetConfig, cos_graze: float, cos_soft: float, backdrop: float = math.inf,
+               pixel: float = 0.0) -> np.ndarray:
     """Which edges of grid lines cross a depth discontinuity.
 
     Args:
@@ -393,7 +490,53 @@ def _cut_edges(s: np.ndarray, ok: np.ndarray, a: np.ndarray, b: np.ndarray, *, c
         spike = np.where(c > cos_soft, dev > cfg.spike_grazing * mag, dev > cfg.spike * mag)
         jump = (mag > cfg.jump_min) & spike
     near = np.minimum(np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)) <= backdrop
+    jump = jump | _steep(a, b, mag, cfg, pixel)
     return ~ok | (np.where(ok, jump, False) | (c > cos_graze)) & near
+
+
+def _steep_zone(verts: np.ndarray, faces: np.ndarray, config: SheetConfig, pixel: float) -> np.ndarray:
+    """Vertices the simplifier must keep so that no collapse makes a bridging edge.
+
+    Two kept edges of a grazing surface, each under the steep ratio, can merge into one over
+    it within the same pixel limit; their ends are kept (ends of edges shorter than the pixel
+    limit whose depth ratio exceeds the square root of ``steep_ratio``).
+
+    Returns:
+        [V] bool
+    """
+    lock = np.zeros(len(verts), bool)
+    if config.steep_ratio <= 0 or not len(faces):
+        return lock
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    a, b = verts[e[:, 0]], verts[e[:, 1]]
+    mag = np.abs(np.log(np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
+    cross = np.linalg.norm(np.cross(a, b), axis=-1)
+    ang = np.arctan2(cross, (a * b).sum(-1))
+    z = (ang < 1.02 * config.steep_pixels * pixel) & (mag > 0.5 * math.log(config.steep_ratio))
+    lock[e[z].ravel()] = True
+    return lock
+
+
+def _steep(a: np.ndarray, b: np.ndarray, mag: np.ndarray, cfg: SheetConfig, pixel: float) -> np.ndarray:
+    """The issue's bridge test: ends less than ``cfg.steep_pixels`` pixels of ray angle apart
+    whose depths differ by more than ``cfg.steep_ratio`` (both with a small safety margin, so
+    float32 vertices exactly at the limit are cut too). Such an edge runs within ~2 degrees of
+    its ray: seen from the capture point it conveys nothing, and from a step away it is a sheet.
+
+    Args:
+        a, b: end points, metres. [..., 3]
+        mag: |log-depth step| along the edge. [...]
+        pixel: one panorama pixel of ray angle, radians (0 = test off).
+
+    Returns:
+        [...] bool
+    """
+    if pixel <= 0 or cfg.steep_ratio <= 0:
+        return np.zeros(mag.shape, bool)
+    cross = np.linalg.norm(np.cross(a, b), axis=-1)
+    ang = np.arctan2(cross, (a * b).sum(-1))
+    with np.errstate(invalid="ignore"):
+        return (ang < 1.02 * cfg.steep_pixels * pixel) & (mag > math.log(cfg.steep_ratio) - 2e-3)
 
 
 def _ray_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
