@@ -120,3 +120,13 @@ def test_errors():
         scene_radius(sky)
     with pytest.raises(InputError):
         render_from_origin(MeshScene({}), 8)
+
+
+def test_world_or_sky_coverage():
+    pano, depth, _, _ = analytic_scene("outdoor", 64)
+    sc = build_sheet(pano, depth, SheetConfig(max_triangles=0, collision_triangles=0))
+    vm = view_measures(sc["world"], depth, sc["sky"])
+    assert vm["missed_rays"] == 0 and vm["missed_rays_world_or_sky"] == 0
+    tiny = Mesh(np.array([[0, 50, -1], [1, 50, -1], [0, 50, 0]], np.float32), np.array([[0, 1, 2]], np.int32))
+    assert view_measures(sc["world"], depth, tiny)["missed_rays_world_or_sky"] > 0
+    assert "missed_rays_world_or_sky" not in view_measures(sc["world"], depth)

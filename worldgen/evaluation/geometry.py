@@ -18,7 +18,8 @@ Measures (see docs/geometry.md):
   ("confirmed": smooth ground seen at a grazing angle changes depth fast but is no bridge).
 * **Front-face share**: of the surface seen through the panorama's rays (solid-angle weighted),
   the share whose hit triangle faces the capture point.
-* **Ray coverage**: the share of rays with a true surface that hit the mesh.
+* **Ray coverage**: the share of rays with a true surface that hit the mesh, and (with a sky
+  part) the rays of any pixel that hit neither the world nor the sky dome.
 * **Render PSNR**: the textured parts ray cast from the capture point through every panorama
   pixel centre (barycentric UV interpolation = an engine's perspective-correct interpolation,
   bilinear texture lookup), compared with the panorama.
@@ -310,14 +311,20 @@ def _pixel_weights(height: int) -> np.ndarray:
     return np.repeat(np.cos(lat)[:, None], 2 * height, 1)
 
 
-def view_measures(mesh: Mesh, gt_depth: DepthMap) -> dict:
+def view_measures(mesh: Mesh, gt_depth: DepthMap, sky: Mesh | None = None) -> dict:
     """Front-face share and ray coverage, seen through every panorama pixel centre.
+
+    Args:
+        mesh: the predicted surface (e.g. the "world" part).
+        gt_depth: ground-truth depth; its finite rays should hit ``mesh``.
+        sky: the sky part, if any: every ray (sky or not) should then hit ``mesh`` or ``sky``.
 
     Returns:
         dict: front_face_share (solid-angle weighted share of hits on front faces),
         ray_coverage (share of rays with a true surface that hit the mesh),
         missed_rays (count), missed_seam_rays (in the 2 columns at each side of the seam),
-        missed_pole_rays (in the top and bottom 2 rows).
+        missed_pole_rays (in the top and bottom 2 rows), and with ``sky``
+        missed_rays_world_or_sky (rays of any pixel that hit neither part).
     """
     h, w = gt_depth.shape
     dirs = equirect_directions(h).astype(np.float64)
@@ -334,10 +341,15 @@ def view_measures(mesh: Mesh, gt_depth: DepthMap) -> dict:
     seam[:, :2] = seam[:, -2:] = True
     pole = np.zeros((h, w), bool)
     pole[:2] = pole[-2:] = True
-    return {"front_face_share": share,
-            "ray_coverage": float(1.0 - missed.sum() / max(should.sum(), 1)),
-            "missed_rays": int(missed.sum()), "missed_seam_rays": int((missed & seam).sum()),
-            "missed_pole_rays": int((missed & pole).sum())}
+    out = {"front_face_share": share,
+           "ray_coverage": float(1.0 - missed.sum() / max(should.sum(), 1)),
+           "missed_rays": int(missed.sum()), "missed_seam_rays": int((missed & seam).sum()),
+           "missed_pole_rays": int((missed & pole).sum())}
+    if sky is not None:
+        rest = np.nonzero(~got.reshape(-1))[0]
+        hs = _Caster([(sky.vertices, sky.faces)]).cast(np.zeros(3), dirs.reshape(-1, 3)[rest], retry=True)
+        out["missed_rays_world_or_sky"] = int((~np.isfinite(hs["t_hit"])).sum())
+    return out
 
 
 def render_from_origin(scene: MeshScene, height: int, parts: tuple[str, ...] = ("world", "sky"),
@@ -452,7 +464,7 @@ def evaluate_mesh(scene: MeshScene, panorama: Panorama, gt_vertices: np.ndarray,
     world = scene["world"]
     out = surface_accuracy(world, gt_vertices, gt_faces, gt_depth, n_samples=n_samples, seed=seed,
                            max_rays=max_rays)
-    out.update(view_measures(world, gt_depth))
+    out.update(view_measures(world, gt_depth, scene["sky"] if "sky" in scene else None))
     edges = discontinuity_edges(world, panorama.width, gt_vertices, gt_faces)
     out["bridging_edges_raw"] = edges["raw"]
     out["bridging_edges_confirmed"] = edges["confirmed"]
