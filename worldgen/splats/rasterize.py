@@ -26,6 +26,7 @@ tile intersection is. See docs/splats.md for the design and measurements.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
@@ -619,9 +620,12 @@ def _bin_intersections(means2d, conics, ops, depths, radii, cam_ids, width: int,
         cn = conics.index_select(0, entry_e)
         sigma = (0.5 * cn[None, :, 0]) * dx * dx + (0.5 * cn[None, :, 2]) * dy * dy + cn[None, :, 1] * dx * dy
         del dx, dy
-        raw = ops.index_select(0, entry_e)[None, :] * torch.exp(-sigma)
-        keep = (sigma >= 0) & (raw >= ALPHA_THRESHOLD)
-        keep &= ((ex[None, :] + offx[:, None]) < width) & ((ey[None, :] + offy[:, None]) < height)
+        # o exp(-sigma) >= 1/255  <=>  sigma <= ln(255 o): a compare instead of an exp on the grid;
+        # a 1e-4 margin defers float ties to gsplat's exact test on the kept list below.
+        smax = torch.log(ops.index_select(0, entry_e) / ALPHA_THRESHOLD) + 1e-4
+        keep = (sigma >= 0) & (sigma <= smax[None, :])
+        if width % tile or height % tile:
+            keep &= ((ex[None, :] + offx[:, None]) < width) & ((ey[None, :] + offy[:, None]) < height)
         # Reorder the kept candidates pixel-major without sorting (a counting sort): a candidate's
         # place = kept candidates of earlier tiles + of earlier pixels of its tile + of nearer
         # splats on its own pixel, all from one cumulative count along the list axis.
@@ -643,7 +647,11 @@ def _bin_intersections(means2d, conics, ops, depths, radii, cam_ids, width: int,
         pix = ((cam_t.index_select(0, t_k) * height + ey.index_select(0, e_k) + offy.index_select(0, p_k)) * width
                + ex.index_select(0, e_k) + offx.index_select(0, p_k))
         entry = entry_e.index_select(0, e_k)
-        raw = raw.reshape(-1).index_select(0, perm)
+        raw = ops.index_select(0, entry) * torch.exp(-sigma.reshape(-1).index_select(0, perm))
+        exact = raw >= ALPHA_THRESHOLD
+        if not bool(exact.all()):
+            idx = torch.nonzero(exact).reshape(-1)
+            pix, entry, raw = pix.index_select(0, idx), entry.index_select(0, idx), raw.index_select(0, idx)
         alpha = raw.clamp_max(0.999)
         start, end = _segment_bounds(pix)
         logt = torch.log1p(-alpha.to(torch.float64))
@@ -711,9 +719,27 @@ def rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width: int,
     return rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the body with ``n`` torch CPU threads (None: leave as is), restoring the count after.
+
+    The CPU rasterizer issues hundreds of small tensor ops per render; on the shared 2-core
+    machines measured (docs/splats.md) OpenMP's synchronisation made 2 threads 3-8x slower than 1.
+    """
+    import torch
+
+    prev = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev)
+
+
 def render_cloud(cloud, cameras: list, *, sh_degree: int | None = None,
                  background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 rasterizer: str | None = None) -> dict[str, np.ndarray]:
+                 rasterizer: str | None = None, cpu_threads: int | None = 1) -> dict[str, np.ndarray]:
     """Render a :class:`~worldgen.types.GaussianCloud` through worldgen cameras (evaluation, previews).
 
     Args:
@@ -722,6 +748,8 @@ def render_cloud(cloud, cameras: list, *, sh_degree: int | None = None,
         sh_degree: SH bands to use; defaults to all the cloud has.
         background: colour behind the splats, sRGB in [0, 1].
         rasterizer: "cpu", "gsplat", or None for :func:`select_rasterizer`'s choice.
+        cpu_threads: torch threads while rendering on CPU (see :func:`torch_threads`); None keeps
+            the caller's setting.
 
     Returns:
         dict: **rgb** [C, H, W, 3] float32 in [0, 1]; **depth** expected Euclidean ray distance,
@@ -736,7 +764,7 @@ def render_cloud(cloud, cameras: list, *, sh_degree: int | None = None,
     viewmats, Ks, w, h = cameras_to_gsplat(cameras)
     deg = cloud.sh_degree if sh_degree is None else min(sh_degree, cloud.sh_degree)
     t = lambda a: torch.tensor(np.asarray(a), device=device)  # noqa: E731 (copies: inputs are read-only)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(cpu_threads if device == "cpu" else None):
         out = []
         # Render cameras one at a time: memory then scales with one image.
         for i in range(len(cameras)):

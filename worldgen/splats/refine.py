@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
 from ..types import DepthMap, GaussianCloud, Panorama
-from .rasterize import _gsplat_ready, cameras_to_gsplat, rasterize, select_rasterizer
+from .rasterize import _gsplat_ready, cameras_to_gsplat, rasterize, select_rasterizer, torch_threads
 from .views import TrainingView, capture_views, warped_views
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class RefineConfig:
     Args:
         iterations: optimisation steps on CUDA (gsplat). 0 = no refinement. Default 1500.
         view_size: capture-view size on CUDA, pixels (90° views). Default 512.
-        cpu_iterations: steps when the CPU rasterizer runs (it is ~100x slower). Default 300.
+        cpu_iterations: steps when the CPU rasterizer runs (it is ~100x slower). Default 450.
         cpu_view_size: view size on CPU, pixels. Default 192.
         views_per_step: cameras rendered per step (one batched call). Default 1.
         warp_baseline: distance of the warped small-baseline cameras from the capture point,
@@ -72,7 +72,7 @@ class RefineConfig:
 
     iterations: int = 1500
     view_size: int = 512
-    cpu_iterations: int = 300
+    cpu_iterations: int = 450
     cpu_view_size: int = 192
     views_per_step: int = 1
     warp_baseline: float = 0.1
@@ -102,12 +102,13 @@ class RefineConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"iterations": 0, "cpu_iterations": 0},
-    "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 300, "cpu_view_size": 192},
-    "quality": {"iterations": 5000, "view_size": 768, "views_per_step": 2, "cpu_iterations": 1000,
+    "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 450, "cpu_view_size": 192},
+    "quality": {"iterations": 5000, "view_size": 768, "views_per_step": 2, "cpu_iterations": 1200,
                 "cpu_view_size": 256},
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
-in about 10 minutes on 2 cores (docs/splats.md has the measurements)."""
+(524k splats) in under 10 minutes on 2 shared cores: ~0.9 s per 192 px step at load 3
+(docs/splats.md has the measurements)."""
 
 
 def _check_config(cfg: RefineConfig) -> None:
@@ -317,14 +318,9 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
     report["sky_splats"] = has_sky_splats
 
     fork_devices = [torch.cuda.current_device()] if device == "cuda" else []
-    threads = torch.get_num_threads()
-    if device == "cpu":
-        torch.set_num_threads(cfg.cpu_threads)
-    try:
+    with torch_threads(cfg.cpu_threads if device == "cpu" else None):
         out, loop = _optimise(cloud, views, data, cfg, iters, rasterizer, device, scene_scale, has_sky_splats,
                               seed, fork_devices, progress)
-    finally:
-        torch.set_num_threads(threads)
     report.update(loop)
     report.update(n_gaussians_out=len(out), scene_scale=scene_scale, n_views=len(views), n_capture_views=n_capture,
                   seconds=time.perf_counter() - t0)
