@@ -317,3 +317,15 @@ def test_select_rasterizer_on_cpu(monkeypatch):
     monkeypatch.setenv("WORLDGEN_RASTERIZER", "vulkan")
     with pytest.raises(InputError, match="WORLDGEN_RASTERIZER"):
         select_rasterizer()
+
+
+def test_nothing_visible_renders_background_with_zero_gradients():
+    means = torch.tensor([[0.0, 0.0, -3.0]], requires_grad=True)  # behind an OpenCV camera
+    quats, scales, ops = torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.1), torch.tensor([0.9])
+    vms, ks = _cams(1, 16, 16)
+    bg = torch.tensor([[0.1, 0.2, 0.3]])
+    img, alpha, meta = rasterize_cpu(means, quats, scales, ops, torch.rand(1, 3), vms, ks, 16, 16, backgrounds=bg)
+    img.sum().backward()
+    assert meta["n_intersections"] == 0 and float(alpha.abs().sum()) == 0.0
+    torch.testing.assert_close(img, bg[:, None, None, :].expand(1, 16, 16, 3))
+    assert torch.equal(means.grad, torch.zeros(1, 3))

@@ -471,9 +471,10 @@ def _frustum_candidates(means, scales, opacities, viewmats, Ks, width: int, heig
 class _Composite:
     """Alpha compositing of sorted (pixel, splat) intersections with a hand-written backward.
 
-    Forward: weights alpha x T (T from :func:`_bin_intersections`) scattered to pixels. Backward: the exact gradient, recomputing pixel offsets from the saved
-    index arrays and the per-intersection alpha and T, instead of keeping autograd's dozen
-    intersection-sized intermediates. The class is built on first use (torch is imported lazily).
+    Forward: weights alpha x T (T from :func:`_bin_intersections`) scattered to pixels.
+    Backward: the exact gradient, recomputing pixel offsets from the saved index arrays and the
+    per-intersection alpha and T, instead of keeping autograd's dozen intersection-sized
+    intermediates. The class is built on first use (torch is imported lazily).
     """
 
     _fn = None
@@ -537,7 +538,8 @@ def _make_composite_function():
             gd[:, 5] = g_o
             torch.mul(w[:, None], gp, out=gd[:, 6:])
             per = torch.zeros(nnz, 6 + D, dtype=dt, device=feats.device).index_add_(0, entry, gd)
-            return (per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:], None, None, None, None, None, None, None, None, None)
+            # One gradient per forward input; the index arrays, sizes and masks get None.
+            return (per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:]) + (None,) * 9
 
     return Composite
 

@@ -55,7 +55,7 @@ register_backend(Backend(
     summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
     config=RefineStageConfig,
     presets=PRESETS,
-    version="1",
+    version="2",
 ))
 
 __all__ = ["RefineStageConfig"]
