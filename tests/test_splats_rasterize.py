@@ -326,6 +326,6 @@ def test_nothing_visible_renders_background_with_zero_gradients():
     bg = torch.tensor([[0.1, 0.2, 0.3]])
     img, alpha, meta = rasterize_cpu(means, quats, scales, ops, torch.rand(1, 3), vms, ks, 16, 16, backgrounds=bg)
     img.sum().backward()
-    assert meta["n_intersections"] == 0 and float(alpha.abs().sum()) == 0.0
+    assert meta["n_intersections"] == 0 and float(alpha.detach().abs().sum()) == 0.0
     torch.testing.assert_close(img, bg[:, None, None, :].expand(1, 16, 16, 3))
     assert torch.equal(means.grad, torch.zeros(1, 3))
