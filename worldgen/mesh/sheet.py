@@ -3,7 +3,11 @@
 What it does, in order (all vectorised):
 
 1. Sample the depth on a grid of pixel centres (every ``stride``-th pixel so at most
-   ``grid_width`` columns); each vertex sits on its pixel's own ray at its depth.
+   ``grid_width`` columns), plus the skipped rows and columns where the subsampled grid's chords
+   would leave the surface or its steps would be steeper than the bridge test (``grid_lines``);
+   each vertex sits on its pixel's own ray at its depth. Sky vertices next to surface get the
+   neighbouring depth half a pixel short of their sky pixel (the fringe), so every surface pixel
+   is covered.
 2. Close the sphere: a vertex column on the ±180° seam (where the chord between the last and the
    first column crosses the seam half-plane, exact for planes), duplicated for u = 0 and u = 1, and
    a vertex on each pole (median height of the nearest row, exact for a flat floor or ceiling),
@@ -11,15 +15,18 @@ What it does, in order (all vectorised):
 3. Cut depth discontinuities. An edge is cut when its relative depth jump is large *and* out of
    line with its neighbours along the same grid line (a spike in the second difference of
    log-depth: smooth ground at grazing angles changes fast but steadily, a step does not; a
-   tighter spike test applies within ``grazing_soft_deg`` of the ray), or when it runs within
-   ``grazing_deg`` of its ray (a rubber sheet, including blurred predicted edges).
+   tighter spike test applies within ``grazing_soft_deg`` of the ray), when it runs within
+   ``grazing_deg`` of its ray (a rubber sheet, including blurred predicted edges), or when it
+   fails the issue's bridge test (ends < 2 pixels apart, depths > 10 % apart).
    Each quad is split along the diagonal with the smaller depth ratio so the split follows the
-   surface; a triangle survives when both its grid edges survive and its diagonal is not grazing.
+   surface; a triangle survives when both its grid edges survive and its diagonal passes.
 4. Backfill: every cut triangle is re-added with its near corners pushed back to the depth of
    its far corners, so the far surface continues one cell behind the occluder. Seen from the
    capture point every ray still hits geometry; from a step away the background has no crack.
-5. Simplify to the triangle budget with borders locked (silhouettes, seam and caps stay on their
-   rays), recompute UVs from vertex directions (the panorama is the texture) and normals.
+5. Simplify to the triangle budget with meshoptimizer (kept vertices are input vertices; borders
+   locked so silhouettes, seam and caps stay on their rays; ends of near-steep edges locked so no
+   collapse makes a bridge; texture coordinates in the error), recompute UVs from vertex
+   directions (the panorama is the texture) and normals.
 
 The sky becomes a separate dome part (same grid code at low resolution, constant radius, only
 cells near sky pixels) and a collision part is simplified from the world geometry.
