@@ -96,3 +96,15 @@ def test_example_panorama_with_exr_depth(tmp_path, capsys):
     assert depth.shape == (512, 1024) and 0.05 < depth.sky.mean() < 0.6
     # Straight down from 1.6 m eye height the ground is 1.6 m away.
     assert abs(float(depth.depth[-1].mean()) - 1.6) < 0.05
+
+
+def test_max_splats_reaches_the_default_gaussians_backend(tmp_path):
+    from pathlib import Path
+
+    from worldgen import load_artifact
+
+    ex = Path(__file__).resolve().parent.parent / "examples" / "panorama"
+    out = tmp_path / "o"
+    assert main(["generate", "--panorama", str(ex / "village.png"), "--depth", str(ex / "village_depth.exr"),
+                 "-o", str(out), "--until", "gaussians", "--preset", "fast", "--max-splats", "20000", "-q"]) == 0
+    assert 0 < len(load_artifact(out, "gaussians")) <= 20000

@@ -20,13 +20,14 @@ class RefineStageConfig(RefineConfig):
     """RefineConfig's fields plus the initialisation options of :class:`worldgen.splats.init.InitConfig`.
 
     Args:
-        init_max_splats: merge pixels to at most this many initial splats; 0 = one per pixel. Default 0.
+        max_splats: merge pixels to at most this many splats at initialisation (the same option as the
+            `init` backend, so `--max-splats` means one thing); 0 = one per pixel. Default 0.
         init_sh_degree: SH degree of the splats (0-3). Default 0.
         init_opacity: initial opacity in (0, 1). Default 0.95.
         init_sky: "dome" (sky splats on a far sphere) or "drop". Default "dome".
     """
 
-    init_max_splats: int = 0
+    max_splats: int = 0
     init_sh_degree: int = 0
     init_opacity: float = 0.95
     init_sky: Literal["dome", "drop"] = "dome"
@@ -37,7 +38,7 @@ def _run(ctx: StageContext) -> StageResult:
 
     cfg: RefineStageConfig = ctx.config
     pano, depth = ctx.inputs["panorama"], ctx.inputs["depth"]
-    init_cfg = InitConfig(max_splats=cfg.init_max_splats, sh_degree=cfg.init_sh_degree,
+    init_cfg = InitConfig(max_splats=cfg.max_splats, sh_degree=cfg.init_sh_degree,
                           opacity=cfg.init_opacity, sky=cfg.init_sky)
     ctx.progress(0.0, "initialising splats")
     cloud = init_gaussians(pano, depth, init_cfg, semantics=ctx.inputs.get("semantics"),
