@@ -371,27 +371,7 @@ def render_from_origin(scene: MeshScene, height: int, parts: tuple[str, ...] = (
     meshes = [scene[p] for p in names]
     dirs = equirect_directions(height).astype(np.float64)
     hit = _Caster([(m.vertices, m.faces) for m in meshes]).cast(np.zeros(3), dirs, retry=True)
-    got = np.isfinite(hit["t_hit"])
-    img = np.full(dirs.shape, background, np.float32)
-    gid = hit["geometry_ids"].astype(np.int64)
-    prim = hit["primitive_ids"].astype(np.int64)
-    bu, bv = hit["primitive_uvs"][..., 0].astype(np.float64), hit["primitive_uvs"][..., 1].astype(np.float64)
-    for k, m in enumerate(meshes):
-        sel = got & (gid == k)
-        if not sel.any():
-            continue
-        tri = m.faces[prim[sel]]
-        w0 = (1 - bu[sel] - bv[sel])[:, None]
-        w1, w2 = bu[sel][:, None], bv[sel][:, None]
-        if m.uvs is not None and m.texture is not None:
-            uv = m.uvs[tri[:, 0]] * w0 + m.uvs[tri[:, 1]] * w1 + m.uvs[tri[:, 2]] * w2
-            img[sel] = sample_texture(m.texture, uv)
-        elif m.vertex_colors is not None:
-            vc = m.vertex_colors
-            img[sel] = vc[tri[:, 0]] * w0 + vc[tri[:, 1]] * w1 + vc[tri[:, 2]] * w2
-        else:
-            img[sel] = 0.5
-    return img, got
+    return _shade_hits(meshes, hit, dirs, background, tint_back_faces=False)
 
 
 def render_view(scene: MeshScene, camera, parts: tuple[str, ...] = ("world", "sky"),
@@ -416,6 +396,22 @@ def render_view(scene: MeshScene, camera, parts: tuple[str, ...] = ("world", "sk
     dirs = perspective_directions(camera)
     origin = np.asarray(camera.cam_to_world, np.float64)[:3, 3]
     hit = _Caster([(m.vertices, m.faces) for m in meshes]).cast(origin, dirs)
+    return _shade_hits(meshes, hit, dirs, background, tint_back_faces=True)[0]
+
+
+def _shade_hits(meshes: list[Mesh], hit: dict, dirs: np.ndarray, background: tuple[float, float, float],
+                tint_back_faces: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Colour of each ray's hit: texture, else vertex colours, else grey; background where missed.
+
+    Args:
+        meshes: the cast meshes, indexed by the hits' geometry ids.
+        hit: Open3D ray-cast result (t_hit, geometry_ids, primitive_ids, primitive_uvs). [...]
+        dirs: the rays' directions. [..., 3]
+        tint_back_faces: tint faces seen from behind red, so wrong winding shows in previews.
+
+    Returns:
+        A tuple: **image** sRGB in [0, 1] [..., 3] float32 and **hit mask** [...] bool.
+    """
     got = np.isfinite(hit["t_hit"])
     img = np.empty(dirs.shape, np.float32)
     img[:] = background
@@ -432,14 +428,17 @@ def render_view(scene: MeshScene, camera, parts: tuple[str, ...] = ("world", "sk
         if m.uvs is not None and m.texture is not None:
             uv = m.uvs[tri[:, 0]] * w0 + m.uvs[tri[:, 1]] * w1 + m.uvs[tri[:, 2]] * w2
             col = sample_texture(m.texture, uv)
+        elif m.vertex_colors is not None:
+            vc = m.vertex_colors
+            col = (vc[tri[:, 0]] * w0 + vc[tri[:, 1]] * w1 + vc[tri[:, 2]] * w2).astype(np.float32)
         else:
-            col = np.full((int(sel.sum()), 3), 0.6, np.float32)
-        # Back faces (seen from behind) are tinted red so wrong winding is visible in previews.
-        n = m.face_normals[prim[sel]].astype(np.float64)
-        back = (n * dirs[sel]).sum(1) > 0
-        col[back] = 0.5 * col[back] + np.array([0.5, 0.0, 0.0], np.float32)
+            col = np.full((int(sel.sum()), 3), 0.5, np.float32)
+        if tint_back_faces:
+            n = m.face_normals[prim[sel]].astype(np.float64)
+            back = (n * dirs[sel]).sum(1) > 0
+            col[back] = 0.5 * col[back] + np.array([0.5, 0.0, 0.0], np.float32)
         img[sel] = col
-    return img
+    return img, got
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -48,7 +48,7 @@ register_backend(Backend(
         "balanced": {},
         "quality": {"grid_width": 2048, "max_triangles": 500_000},
     },
-    version="1",
+    version="2",
 ))
 register_backend(Backend(
     stage="mesh",
