@@ -56,15 +56,15 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         lines = [f"## {area}\n", (mod.__doc__ or "").strip() + "\n",
-                 "| measure | value | target | met |", "|---|---|---|---|"]
+                 "| measure | value | target | met | note |", "|---|---|---|---|---|"]
         for r in rows:
             ok = r.get("ok")
             mark = "" if ok is None else ("yes" if ok else "**no**")
             failed += ok is False
             val = r["value"]
             val_s = f"{val:.3g}" if isinstance(val, float) else str(val)
-            lines.append(f"| {r['name']} | {val_s} {r.get('unit', '')} | {r.get('target', '')} | {mark} |"
-                         + (f" {r['note']}" if r.get("note") else ""))
+            lines.append(f"| {r['name']} | {val_s} {r.get('unit', '')} | {r.get('target', '')} | {mark} "
+                         f"| {r.get('note') or ''} |")
             print(f"  {r['name']}: {val_s} {r.get('unit', '')} {r.get('target', '')} {mark}", flush=True)
         sections.append("\n".join(lines) + "\n")
     if not only:
