@@ -51,3 +51,17 @@ def frozen(*arrays: np.ndarray | None) -> None:
     for a in arrays:
         if a is not None:
             a.flags.writeable = False
+
+
+def check_rgbd(panorama, depth) -> None:
+    """Raise InputError unless ``depth`` has exactly the panorama's size (an RGB-D pair).
+
+    Args:
+        panorama: a :class:`worldgen.types.Panorama`.
+        depth: a :class:`worldgen.types.DepthMap`.
+    """
+    if (panorama.height, panorama.width) != depth.shape:
+        raise InputError(
+            f"panorama is {panorama.width}x{panorama.height} but depth is {depth.shape[1]}x{depth.shape[0]}; "
+            "resize the depth map to the panorama's size"
+        )

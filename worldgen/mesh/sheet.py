@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .._check import check_rgbd
 from ..geometry.equirect import pixel_to_direction
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
@@ -219,11 +220,7 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
 
 
 def _check_inputs(panorama: Panorama, depth: DepthMap, config: SheetConfig) -> None:
-    if (panorama.height, panorama.width) != depth.shape:
-        raise InputError(
-            f"panorama is {panorama.width}x{panorama.height} but depth is {depth.shape[1]}x{depth.shape[0]}; "
-            "resize the depth map to the panorama's size"
-        )
+    check_rgbd(panorama, depth)
     if config.max_triangles < 0 or config.collision_triangles < 0:
         raise InputError("triangle budgets must be >= 0 (0 = no simplification / no collision part)")
     if config.grid_width < 4 or config.sky_grid_width < 4:

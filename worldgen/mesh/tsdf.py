@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import BackendUnavailableError, InputError, MissingDependencyError
+from .._check import check_rgbd
 from ..geometry.equirect import direction_to_pixel, equirect_to_perspective, look_rotation, sample_equirect
 from ..types import Camera, DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
@@ -152,11 +153,7 @@ def build_tsdf(panorama: Panorama, depth: DepthMap, config: TSDFConfig = TSDFCon
 
 
 def _check(panorama: Panorama, depth: DepthMap, config: TSDFConfig) -> None:
-    if (panorama.height, panorama.width) != depth.shape:
-        raise InputError(
-            f"panorama is {panorama.width}x{panorama.height} but depth is {depth.shape[1]}x{depth.shape[0]}; "
-            "resize the depth map to the panorama's size"
-        )
+    check_rgbd(panorama, depth)
     if not 16 <= config.resolution <= 1024:
         raise InputError(f"resolution {config.resolution} must lie in 16..1024 voxels")
     if not 8 <= config.texture_size <= 4096:

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
+from .._check import check_rgbd
 from ..geometry.equirect import equirect_directions
 from ..types import SH_C0, DepthMap, GaussianCloud, Panorama, SemanticLayers
 
@@ -108,11 +109,7 @@ def init_gaussians(panorama: Panorama, depth: DepthMap, config: InitConfig = Ini
 
 
 def _check(panorama: Panorama, depth: DepthMap, config: InitConfig) -> None:
-    if (panorama.height, panorama.width) != depth.shape:
-        raise InputError(
-            f"panorama is {panorama.width}x{panorama.height} but depth is {depth.shape[1]}x{depth.shape[0]}; "
-            "resize the depth map to the panorama's size"
-        )
+    check_rgbd(panorama, depth)
     if not 0 < config.opacity < 1:
         raise InputError(f"opacity {config.opacity} must lie strictly between 0 and 1")
     if config.sh_degree not in (0, 1, 2, 3):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._check import check_rgbd
 from ..errors import InputError
 from ..geometry import equirect_directions
 from ..registry import Backend, StageContext, StageResult, register_backend
@@ -26,8 +27,7 @@ def _run_given(ctx: StageContext) -> StageResult:
     if depth is None:
         raise InputError("the 'given' depth backend needs depth delivered with the panorama (--depth FILE)")
     pano = ctx.inputs["panorama"]
-    if depth.shape != (pano.height, pano.width):
-        raise InputError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the panorama is {pano.width}x{pano.height}")
+    check_rgbd(pano, depth)
     return StageResult(artifacts={"depth": depth}, report=_depth_report(depth))
 
 
