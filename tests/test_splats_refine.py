@@ -157,3 +157,22 @@ def test_backend_through_registry(world):
     cloud = res.artifacts["gaussians"]
     assert isinstance(cloud, GaussianCloud) and len(cloud) == depth.valid.sum()
     assert res.report["iterations"] == 5 and any("loss" in m for m in msgs)
+
+
+def test_backend_caps_splats_on_cpu_only_when_refining(world):
+    pano, depth, _ = world
+    b = get_backend("gaussians", "refine")
+    n_pixels = int(depth.valid.sum())
+    budget = n_pixels // 4
+
+    def run(preset, **over):
+        cfg = b.make_config(preset, {"cpu_view_size": 24, "warp_baseline": 0.0, "cpu_iterations": 2, **over})
+        ctx = StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg)
+        return b.run(ctx)
+
+    capped = run("balanced", cpu_max_splats=budget, device="cpu")
+    assert len(capped.artifacts["gaussians"]) <= budget and capped.report["init_splat_budget"] == budget
+    # An explicit --max-splats wins; 0 disables the CPU cap; no refinement means no cap.
+    assert run("balanced", cpu_max_splats=budget, max_splats=budget * 2, device="cpu").report["init_splat_budget"] == budget * 2
+    assert len(run("balanced", cpu_max_splats=0, device="cpu").artifacts["gaussians"]) == n_pixels
+    assert len(run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu").artifacts["gaussians"]) == n_pixels

@@ -25,27 +25,37 @@ class RefineStageConfig(RefineConfig):
         init_sh_degree: SH degree of the splats (0-3). Default 0.
         init_opacity: initial opacity in (0, 1). Default 0.95.
         init_sky: "dome" (sky splats on a far sphere) or "drop". Default "dome".
+        cpu_max_splats: when refinement runs on the CPU rasterizer and ``max_splats`` is 0, merge
+            to at most this many splats, so a CPU run's time stays bounded whatever the panorama
+            size (a 2048x1024 panorama has 2.1M pixels; the CPU presets are sized for ~0.5M).
+            0 = never merge. Default 600000.
     """
 
     max_splats: int = 0
     init_sh_degree: int = 0
     init_opacity: float = 0.95
     init_sky: Literal["dome", "drop"] = "dome"
+    cpu_max_splats: int = 600_000
 
 
 def _run(ctx: StageContext) -> StageResult:
     from .init import InitConfig, init_gaussians
+    from .refine import choose_device
 
     cfg: RefineStageConfig = ctx.config
     pano, depth = ctx.inputs["panorama"], ctx.inputs["depth"]
-    init_cfg = InitConfig(max_splats=cfg.max_splats, sh_degree=cfg.init_sh_degree,
+    refine_fields = {f.name for f in dataclasses.fields(RefineConfig)}
+    rcfg = RefineConfig(**{k: getattr(cfg, k) for k in refine_fields})
+    budget = cfg.max_splats
+    if budget == 0 and cfg.cpu_max_splats > 0 and cfg.cpu_iterations > 0 and choose_device(rcfg)[0] == "cpu":
+        budget = cfg.cpu_max_splats
+    init_cfg = InitConfig(max_splats=budget, sh_degree=cfg.init_sh_degree,
                           opacity=cfg.init_opacity, sky=cfg.init_sky)
     ctx.progress(0.0, "initialising splats")
     cloud = init_gaussians(pano, depth, init_cfg, semantics=ctx.inputs.get("semantics"),
                            eye_height=ctx.request.eye_height)
-    refine_fields = {f.name for f in dataclasses.fields(RefineConfig)}
-    rcfg = RefineConfig(**{k: getattr(cfg, k) for k in refine_fields})
     out, report = refine_gaussians(cloud, pano, depth, rcfg, seed=ctx.seed, progress=ctx.progress)
+    report["init_splat_budget"] = budget
     return StageResult(artifacts={"gaussians": out}, report=report)
 
 
@@ -56,7 +66,7 @@ register_backend(Backend(
     summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
     config=RefineStageConfig,
     presets=PRESETS,
-    version="2",
+    version="3",
 ))
 
 __all__ = ["RefineStageConfig"]
