@@ -18,7 +18,6 @@ Frames used by the formats:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -105,49 +104,7 @@ def quat_flip(quats_wxyz: np.ndarray, diag: np.ndarray) -> np.ndarray:
     return q
 
 
-@dataclass(frozen=True, eq=False)
-class SplatArrays:
-    """A GaussianCloud made safe for writing, in one target frame.
-
-    Args:
-        means: centres, metres. [N, 3] float32
-        quats: unit quaternions, (w, x, y, z), w >= 0. [N, 4] float32
-        log_scales: log standard deviations, clamped to :data:`LOG_SCALE_RANGE`. [N, 3] float32
-        logits: opacity logits clamped to +-:data:`LOGIT_LIMIT`. [N] float32
-        sh: SH coefficients, basis-major, DC first. [N, K, 3] float32
-    """
-
-    means: np.ndarray
-    quats: np.ndarray
-    log_scales: np.ndarray
-    logits: np.ndarray
-    sh: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.means.shape[0])
-
-    @property
-    def degree(self) -> int:
-        return int(round(np.sqrt(self.sh.shape[1]))) - 1
-
-    @property
-    def scales(self) -> np.ndarray:
-        """Linear standard deviations, metres, > 0. [N, 3] float32"""
-        return np.exp(self.log_scales.astype(np.float64)).astype(np.float32)
-
-    @property
-    def opacities(self) -> np.ndarray:
-        """Linear opacity in (0, 1). [N] float32"""
-        return (1.0 / (1.0 + np.exp(-self.logits.astype(np.float64)))).astype(np.float32)
-
-    @property
-    def colors(self) -> np.ndarray:
-        """DC colour, sRGB in [0, 1]. [N, 3] float32"""
-        return np.clip(0.5 + 0.28209479177387814 * self.sh[:, 0, :], 0.0, 1.0).astype(np.float32)
-
-
-def prepare(cloud: GaussianCloud, frame: str = "world") -> SplatArrays:
+def prepare(cloud: GaussianCloud, frame: str = "world") -> GaussianCloud:
     """Guard and convert a cloud for a writer.
 
     Args:
@@ -155,7 +112,8 @@ def prepare(cloud: GaussianCloud, frame: str = "world") -> SplatArrays:
         frame: "world" (no change) or "ply" (RDF: 180° about X, see the module docstring).
 
     Returns:
-        finite, clamped arrays in the requested frame.
+        the same splats in the requested frame, quaternions with w >= 0, log-scales clamped to
+        :data:`LOG_SCALE_RANGE` and logits to +-:data:`LOGIT_LIMIT` (so every file value is finite).
     """
     if not isinstance(cloud, GaussianCloud):
         raise InputError(f"splat writers take a GaussianCloud, got {type(cloud).__name__}")
@@ -173,6 +131,4 @@ def prepare(cloud: GaussianCloud, frame: str = "world") -> SplatArrays:
         sh = sh * sh_flip_signs(_PLY_FLIP, cloud.sh_degree)[None, :, None]
     elif frame != "world":
         raise InputError(f"unknown splat frame {frame!r}; use 'world' or 'ply'")
-    return SplatArrays(np.ascontiguousarray(means), np.ascontiguousarray(quats),
-                       np.ascontiguousarray(log_scales), np.ascontiguousarray(logits),
-                       np.ascontiguousarray(sh, dtype=np.float32))
+    return GaussianCloud(means, quats, log_scales, logits, np.asarray(sh, dtype=np.float32))

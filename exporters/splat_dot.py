@@ -21,7 +21,7 @@ RECORD = np.dtype([("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("
 def export_splat(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes:
     """``.splat`` bytes of ``cloud``: [N] records of 32 bytes, in the cloud's order."""
     s = prepare(cloud, "ply")
-    rec = np.zeros(s.n, dtype=RECORD)
+    rec = np.zeros(len(s), dtype=RECORD)
     rec["pos"] = s.means
     rec["scale"] = s.scales
     rgba = np.concatenate([s.colors, s.opacities[:, None]], axis=1).astype(np.float64)

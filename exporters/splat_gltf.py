@@ -38,7 +38,7 @@ def export_splat_glb(cloud: GaussianCloud, cfg: ExportSettings | None = None) ->
     attrs[f"{EXT}:SCALE"] = b.accessor(s.scales)
     attrs[f"{EXT}:OPACITY"] = b.accessor(s.opacities)
     k = 0
-    for degree in range(s.degree + 1):
+    for degree in range(s.sh_degree + 1):
         for i in range(2 * degree + 1):
             attrs[f"{EXT}:SH_DEGREE_{degree}_COEF_{i}"] = b.accessor(np.ascontiguousarray(s.sh[:, k, :]))
             k += 1

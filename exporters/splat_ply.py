@@ -33,12 +33,12 @@ PROPERTY_NAMES: tuple[str, ...] = (
 
 def _fill(rec: np.ndarray, cloud: GaussianCloud) -> None:
     s = prepare(cloud, "ply")
-    n, k = s.n, s.sh.shape[1] - 1
+    n, k = len(s), s.sh.shape[1] - 1
     # basis-major [N, K, 3] -> channel-major [N, 3, 15] (zero-padded), written row-contiguously.
     rest = np.zeros((n, 3, 15), dtype=np.float32)
     rest[:, :, :k] = np.transpose(s.sh[:, 1:, :], (0, 2, 1))
     np.concatenate([s.means, np.zeros((n, 3), np.float32), s.sh[:, 0, :], rest.reshape(n, 45),
-                    s.logits[:, None], s.log_scales, s.quats], axis=1, out=rec)
+                    s.opacity_logits[:, None], s.log_scales, s.quats], axis=1, out=rec)
 
 
 def ply_records(cloud: GaussianCloud) -> np.ndarray:

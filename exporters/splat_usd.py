@@ -36,7 +36,7 @@ def _author(stage, cloud: GaussianCloud) -> None:
     pf.CreateOrientationsAttr(Vt.QuatfArray.FromNumpy(np.ascontiguousarray(xyzw, np.float32)))
     pf.CreateScalesAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(s.scales, np.float32)))
     pf.CreateOpacitiesAttr(Vt.FloatArray.FromNumpy(np.ascontiguousarray(s.opacities, np.float32)))
-    pf.CreateRadianceSphericalHarmonicsDegreeAttr(s.degree)
+    pf.CreateRadianceSphericalHarmonicsDegreeAttr(s.sh_degree)
     k = s.sh.shape[1]
     coeffs = pf.CreateRadianceSphericalHarmonicsCoefficientsAttr(
         Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(s.sh.reshape(-1, 3), np.float32)))
@@ -44,7 +44,7 @@ def _author(stage, cloud: GaussianCloud) -> None:
     pv.SetInterpolation(UsdGeom.Tokens.vertex)
     pv.SetElementSize(k)
     pf.CreateDisplayColorPrimvar(UsdGeom.Tokens.vertex).Set(Vt.Vec3fArray.FromNumpy(s.colors))
-    if s.n:
+    if len(s):
         # 3 sigma covers what a renderer draws of each splat.
         reach = 3.0 * s.scales.max(axis=1, keepdims=True)
         lo, hi = (s.means - reach).min(0), (s.means + reach).max(0)

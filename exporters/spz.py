@@ -126,7 +126,7 @@ def export_spz(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes
     """SPZ bytes of ``cloud`` (version from ``cfg.spz_version``; see the module docstring)."""
     cfg = cfg or ExportSettings()
     s = prepare(cloud, "world")
-    n = s.n
+    n = len(s)
     bits = _fractional_bits(s.means)
     fixed = np.rint(s.means.astype(np.float64) * (1 << bits)).astype(np.int64)
     fixed = np.clip(fixed, -(1 << 23), (1 << 23) - 1).astype("<i4")
@@ -141,7 +141,7 @@ def export_spz(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes
     if rest.shape[1]:
         sh[:, :3] = _quant_sh(rest[:, :3], 5)
         sh[:, 3:] = _quant_sh(rest[:, 3:], 4)
-    header = struct.pack("<IIIBBBB", MAGIC, cfg.spz_version, n, s.degree, bits, 0, 0)
+    header = struct.pack("<IIIBBBB", MAGIC, cfg.spz_version, n, s.sh_degree, bits, 0, 0)
     payload = b"".join([header, np.ascontiguousarray(positions).tobytes(), alphas.tobytes(),
                         colors.tobytes(), scales.tobytes(), rotations.tobytes(), sh.tobytes()])
     return _gzip_parallel(payload)

@@ -346,7 +346,7 @@ class GaussianCloud:
     @property
     def scales(self) -> np.ndarray:
         """Activated standard deviations, metres. [N, 3] float32"""
-        return np.exp(self.log_scales)
+        return np.exp(self.log_scales.astype(np.float64)).astype(np.float32)
 
     @property
     def opacities(self) -> np.ndarray:
