@@ -369,24 +369,10 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
     if viewmats.shape != (C, 4, 4) or Ks.shape != (C, 3, 3):
         raise InputError(f"viewmats {list(viewmats.shape)} / Ks {list(Ks.shape)} must be [C, 4, 4] / [C, 3, 3]")
     dev, dt = means.device, means.dtype
-
-    # Cull before projecting: a conservative screen-space bound from each splat's largest scale
-    # leaves typically 10-20 % of a world's splats for the exact (differentiable) projection.
-    sub = _frustum_candidates(means.detach(), scales.detach(), opacities.detach(), viewmats, Ks,
-                              width, height, eps2d, near_plane, far_plane)
-    proj = project_gaussians(means.index_select(0, sub), quats.index_select(0, sub), scales.index_select(0, sub),
-                             opacities.index_select(0, sub), viewmats, Ks, width, height, eps2d,
-                             near_plane, far_plane, radius_clip, rasterize_mode == "antialiased")
-    vis = (proj["radii"] > 0).all(dim=-1)  # [C, n_sub]
-    cam_ids, loc_ids = torch.nonzero(vis, as_tuple=True)
-    gs_ids = sub.index_select(0, loc_ids)
-    means2d = proj["means2d"][cam_ids, loc_ids]  # [nnz, 2], leaf of the 2D gradient statistics
-    conics = proj["conics"][cam_ids, loc_ids]
-    depths = proj["depths"][cam_ids, loc_ids]
-    radii = proj["radii"][cam_ids, loc_ids]
-    ops = opacities.index_select(0, gs_ids)
-    if proj["compensations"] is not None:
-        ops = ops * proj["compensations"][cam_ids, loc_ids]
+    pk = _project_packed(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane,
+                         far_plane, radius_clip, rasterize_mode == "antialiased")
+    cam_ids, gs_ids, means2d, conics, depths, radii, ops = (
+        pk[k] for k in ("camera_ids", "gaussian_ids", "means2d", "conics", "depths", "radii", "opacities"))
 
     # Per-visible-splat features.
     if sh_degree is not None:
@@ -436,6 +422,61 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
         "n_cameras": C, "n_batches": 1, "packed": True, "n_intersections": int(pix.shape[0]),
     }
     return render, alphas, meta
+
+
+def _project_packed(means, quats, scales, opacities, viewmats, Ks, width: int, height: int, eps2d: float,
+                    near_plane: float, far_plane: float, radius_clip: float, antialiased: bool) -> dict[str, Any]:
+    """Cull, project and pack the visible (camera, splat) pairs (gsplat's ``packed=True`` layout).
+
+    Returns a dict of [nnz, ...] tensors: camera_ids, gaussian_ids, means2d (in the autograd graph),
+    conics, depths, radii and opacities (times the antialiasing compensation when it applies).
+    """
+    # Cull before projecting: a conservative screen-space bound from each splat's largest scale
+    # leaves typically 10-20 % of a world's splats for the exact (differentiable) projection.
+    sub = _frustum_candidates(means.detach(), scales.detach(), opacities.detach(), viewmats, Ks,
+                              width, height, eps2d, near_plane, far_plane)
+    proj = project_gaussians(means.index_select(0, sub), quats.index_select(0, sub), scales.index_select(0, sub),
+                             opacities.index_select(0, sub), viewmats, Ks, width, height, eps2d,
+                             near_plane, far_plane, radius_clip, antialiased)
+    import torch
+
+    vis = (proj["radii"] > 0).all(dim=-1)  # [C, n_sub]
+    cam_ids, loc_ids = torch.nonzero(vis, as_tuple=True)
+    gs_ids = sub.index_select(0, loc_ids)
+    ops = opacities.index_select(0, gs_ids)
+    if proj["compensations"] is not None:
+        ops = ops * proj["compensations"][cam_ids, loc_ids]
+    return {"camera_ids": cam_ids, "gaussian_ids": gs_ids, "means2d": proj["means2d"][cam_ids, loc_ids],
+            "conics": proj["conics"][cam_ids, loc_ids], "depths": proj["depths"][cam_ids, loc_ids],
+            "radii": proj["radii"][cam_ids, loc_ids], "opacities": ops}
+
+
+def composite_weights(means, quats, scales, opacities, viewmats, Ks, width: int, height: int, *,
+                      eps2d: float = 0.3, near_plane: float = 0.01, far_plane: float = 1e10,
+                      rasterize_mode: Literal["classic", "antialiased"] = "classic",
+                      max_intersections: int = 60_000_000):
+    """Every (pixel, splat) compositing weight of a render (no gradients).
+
+    With the geometry fixed, a render is linear in the splats' colours: pixel p shows
+    ``sum_k w_pk f_k`` (plus ``(1 - alpha_p) x background``) with ``w = alpha x T`` from the same
+    rules as :func:`rasterize_cpu`. :func:`worldgen.splats.colours.solve_colours` uses this to
+    solve for colours directly.
+
+    Args: as :func:`rasterize_cpu` (activated scales and opacities, OpenCV ``viewmats``, ``Ks``).
+
+    Returns:
+        A tuple: **pixel_ids** c*H*W + y*W + x [M] int64, **gaussian_ids** [M] int64 and
+        **weights** alpha x T [M], each pixel's intersections contiguous and front to back.
+    """
+    import torch
+
+    with torch.no_grad():
+        pk = _project_packed(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane,
+                             far_plane, 0.0, rasterize_mode == "antialiased")
+        pix, entry, alpha, trans, _s, _e, _c = _bin_intersections(
+            pk["means2d"], pk["conics"], pk["opacities"], pk["depths"], pk["radii"], pk["camera_ids"],
+            width, height, max_intersections)
+        return pix, pk["gaussian_ids"].index_select(0, entry), alpha * trans
 
 
 def _frustum_candidates(means, scales, opacities, viewmats, Ks, width: int, height: int, eps2d: float,
