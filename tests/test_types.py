@@ -116,3 +116,17 @@ def test_mesh():
     with pytest.raises(InputError, match="part name"):
         MeshScene({"bad name": m})
     assert "world" in MeshScene({"world": m})
+
+
+def test_gaussian_cloud_concatenate_pads_sh():
+    from worldgen.types import GaussianCloud
+
+    a = GaussianCloud.from_activated(np.zeros((2, 3)), np.tile([1.0, 0, 0, 0], (2, 1)), np.full((2, 3), 0.1),
+                                     np.full(2, 0.5), colors=np.full((2, 3), 0.2))
+    b = GaussianCloud.from_activated(np.ones((3, 3)), np.tile([1.0, 0, 0, 0], (3, 1)), np.full((3, 3), 0.2),
+                                     np.full(3, 0.7), sh=np.ones((3, 4, 3)))
+    c = GaussianCloud.concatenate([a, b])
+    assert len(c) == 5 and c.sh_degree == 1
+    assert np.array_equal(c.means[2:], b.means) and np.all(c.sh[:2, 1:] == 0)
+    with pytest.raises(InputError):
+        GaussianCloud.concatenate([])

@@ -385,6 +385,16 @@ class GaussianCloud:
         return GaussianCloud(self.means[index], self.quats[index], self.log_scales[index],
                              self.opacity_logits[index], self.sh[index])
 
+    @classmethod
+    def concatenate(cls, clouds: list[GaussianCloud]) -> GaussianCloud:
+        """All splats of ``clouds``, in order; higher SH bands are zero-padded to the largest degree."""
+        if not clouds:
+            raise InputError("concatenate needs at least one GaussianCloud")
+        k = max(c.sh.shape[1] for c in clouds)
+        sh = [np.pad(c.sh, ((0, 0), (0, k - c.sh.shape[1]), (0, 0))) for c in clouds]
+        cat = lambda name: np.concatenate([getattr(c, name) for c in clouds])  # noqa: E731
+        return cls(cat("means"), cat("quats"), cat("log_scales"), cat("opacity_logits"), np.concatenate(sh))
+
 
 # --------------------------------------------------------------------------------------------
 # Meshes

@@ -1,0 +1,94 @@
+"""Splats for the surfaces hidden behind depth edges, so a viewer who steps aside sees no holes.
+
+A panorama shows only the first surface along each ray. When the viewer moves, the background
+next to every foreground edge (behind a chair, a post, a house corner) comes into view, and a
+cloud built from the panorama has nothing there: the render shows the empty background. The
+sheet mesh fills such strips by stretching the far side behind the cut; :func:`backfill_gaussians`
+does the same for splats: the far side of every depth edge is carried, pixel by pixel, in under
+the nearer surface for a band of ``band_deg`` degrees, and a splat is placed there at the far
+side's distance with the far side's colour (the sky included, on the sky dome). From the
+capture point these splats sit behind opaque foreground and change nothing; from 0.5-1 m away
+they cover the disocclusions with plausible background instead of a hole.
+
+Measured on the procedural room (1024x512, refined splats, 4 views of 256 px): holes 1.8 % ->
+0.01 % of the pixels and PSNR 30.2 -> 33.9 dB at 0.5 m; 2.4 % -> 0.2 % and 29.7 -> 32.9 dB at
+1 m, for 34k extra splats (6 %) built in ~1 s (docs/splats.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._check import check_rgbd
+from ..errors import InputError
+from ..geometry.equirect import equirect_directions
+from ..types import DepthMap, GaussianCloud, Panorama
+from .init import InitConfig, _splats
+
+
+def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.0, *, step: int = 1,
+                       config: InitConfig = InitConfig(), edge_ratio: float = 1.1) -> GaussianCloud:
+    """Splats continuing the far side of every depth edge behind the nearer surface.
+
+    Args:
+        panorama: colour, H x 2H.
+        depth: Euclidean ray distance, metres (+inf = sky).
+        band_deg: how far behind an edge the background is continued, degrees of view angle
+            (8° covers the parallax of a surface 1.5 m away against one 4 m away for a viewer
+            0.5 m to the side). 0 = none.
+        step: work on every ``step``-th pixel (a cloud merged to fewer splats than pixels gets
+            backfill splats of its own size: ``step`` = panorama width / the cloud's equivalent width).
+        config: footprint, thickness, opacity and SH degree of the new splats (as init_gaussians).
+        edge_ratio: a pixel is behind an edge when the carried background is this many times
+            farther than its own surface. Default 1.1 (the bridging-edge definition in docs/geometry.md).
+
+    Returns:
+        GaussianCloud of the new splats only (possibly empty), facing the capture point.
+    """
+    check_rgbd(panorama, depth)
+    if band_deg < 0 or step < 1 or edge_ratio <= 1:
+        raise InputError("backfill needs band_deg >= 0, step >= 1 and edge_ratio > 1")
+    k = (config.sh_degree + 1) ** 2
+    colour = panorama.image if panorama.transfer == "srgb" else panorama.to_uint8().astype(np.float32) / 255.0
+    valid, sky = depth.valid, depth.sky
+    far = float(depth.depth[valid].max()) if valid.any() else 0.0
+    sky_r = config.sky_radius if config.sky_radius > 0 else max(10.0, 1.5 * far)
+    d = np.where(valid, depth.depth, np.where(sky, sky_r, 0.0)).astype(np.float32)
+    known = valid | (sky if config.sky == "dome" else False)
+    if step > 1:
+        d, known, colour = d[step // 2::step, step // 2::step], known[step // 2::step, step // 2::step], \
+            colour[step // 2::step, step // 2::step]
+    H, W = d.shape
+    band = int(round(band_deg / 360.0 * W))
+    bg_d, bg_c = d.copy(), colour.astype(np.float32, copy=True)
+    for _ in range(band):
+        # One pixel further per pass: each pixel takes the farthest background among itself and
+        # its 4 neighbours (longitude wraps, rows clamp at the poles) where that is behind its surface.
+        best_d, best_c = bg_d, bg_c
+        for nd, nc in ((np.roll(bg_d, 1, 1), np.roll(bg_c, 1, 1)), (np.roll(bg_d, -1, 1), np.roll(bg_c, -1, 1)),
+                       (np.concatenate([bg_d[:1], bg_d[:-1]]), np.concatenate([bg_c[:1], bg_c[:-1]])),
+                       (np.concatenate([bg_d[1:], bg_d[-1:]]), np.concatenate([bg_c[1:], bg_c[-1:]]))):
+            take = nd > best_d
+            best_d = np.where(take, nd, best_d)
+            best_c = np.where(take[..., None], nc, best_c)
+        upd = known & (best_d > edge_ratio * d)
+        bg_d = np.where(upd, best_d, bg_d)
+        bg_c = np.where(upd[..., None], best_c, bg_c)
+    new = known & (bg_d > edge_ratio * d)
+    if not new.any():
+        e = np.zeros((0, 3), np.float32)
+        return GaussianCloud(e, np.zeros((0, 4), np.float32), e, np.zeros(0, np.float32), np.zeros((0, k, 3), np.float32))
+    dirs = equirect_directions(H)
+    lat = math.pi / 2 - math.pi * (np.arange(H, dtype=np.float32) + 0.5) / H
+    across = np.broadcast_to(((2 * math.pi / W) * np.cos(lat))[:, None], (H, W)).astype(np.float32)
+    down = np.full((H, W), math.pi / H, np.float32)
+    r = dirs[new]
+    means, quats, log_scales, logits, dc = _splats(r, bg_d[new], -r, bg_c[new], across[new], down[new], config)
+    sh = np.zeros((len(means), k, 3), np.float32)
+    sh[:, 0] = dc
+    return GaussianCloud(means, quats, log_scales, logits, sh)
+
+
+__all__ = ["backfill_gaussians"]
