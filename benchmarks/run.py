@@ -76,7 +76,27 @@ def main(argv: list[str]) -> int:
             + "\n".join(sections)
         )
         print(f"wrote {DOC}")
+    elif DOC.exists():
+        _replace_sections(sections)
     return 1 if failed else 0
+
+
+def _replace_sections(sections: list[str]) -> None:
+    """Put freshly measured ``## area`` sections into docs/benchmarks.md in place of the old ones
+    (the others keep their figures), noting the date each was re-run."""
+    text = DOC.read_text()
+    stamp = datetime.date.today().isoformat()
+    for sec in sections:
+        head = sec.split("\n", 1)[0]
+        sec = sec.replace("\n", f"\n\nRe-run alone (`python benchmarks/run.py {head[3:]}`) on {stamp}.\n", 1)
+        start = text.find(head + "\n")
+        if start < 0:
+            text = text.rstrip("\n") + "\n\n" + sec
+            continue
+        end = text.find("\n## ", start + len(head))
+        text = text[:start] + sec + (text[end + 1:] if end >= 0 else "")
+    DOC.write_text(text)
+    print(f"updated {DOC}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def world():
     return pano, depth, _cloud(pano, depth)
 
 
-_CFG = RefineConfig(cpu_iterations=60, cpu_view_size=40, warp_positions=1)
+_CFG = RefineConfig(cpu_iterations=60, cpu_view_size=40, warp_baseline=0.1, warp_positions=1)
 
 
 def test_refinement_improves_held_out_views_and_is_deterministic(world):
@@ -56,6 +56,8 @@ def test_refinement_improves_held_out_views_and_is_deterministic(world):
     assert rep["rasterizer"] == "cpu" and rep["iterations"] == 60 and rep["n_gaussians_out"] == len(out)
     assert msgs[-1][0] == 1.0 and "loss" in msgs[-1][1]
     assert rep["skipped_steps"] == 0 and rep["nonfinite"] == []
+    # The colour solves ran before and after the optimiser and the capture views ended sharper.
+    assert rep["colour_psnr_final"] > rep["colour_psnr_init"] + 3, rep
     import torch
 
     threads = torch.get_num_threads()
@@ -63,6 +65,50 @@ def test_refinement_improves_held_out_views_and_is_deterministic(world):
     assert torch.get_num_threads() == threads  # cpu_threads applies inside the run only
     for a, b in ((out.means, out2.means), (out.sh, out2.sh), (out.log_scales, out2.log_scales)):
         assert np.array_equal(a, b)
+
+
+def test_colour_solve_can_be_turned_off(world):
+    pano, depth, cloud = world
+    _, rep = refine_gaussians(cloud, pano, depth, RefineConfig(cpu_iterations=2, cpu_view_size=24, colour_iterations=0))
+    assert "colour_psnr_init" not in rep and "colour_psnr_final" not in rep
+    with pytest.raises(InputError, match="colour_iterations"):
+        refine_gaussians(cloud, pano, depth, RefineConfig(colour_iterations=-1))
+
+
+def test_native_view_size_follows_the_splats(world):
+    pano, _, cloud = world
+    from worldgen.splats.refine import native_view_size
+
+    assert native_view_size(cloud, pano) == 64                       # 96 px wide: clamped up to 64
+    big = Panorama(np.zeros((512, 1024, 3), np.float32))
+    n = 512 * 1024
+    many = GaussianCloud.from_activated(np.zeros((n, 3), np.float32), np.tile(np.float32([1, 0, 0, 0]), (n, 1)),
+                                        np.full((n, 3), 0.1, np.float32), np.full(n, 0.5, np.float32),
+                                        colors=np.zeros((n, 3), np.float32))
+    assert native_view_size(many, big) == 256                        # a quarter of the width
+    quarter = many.subset(np.arange(n // 4))                         # merged to a quarter: half the width
+    assert native_view_size(quarter, big) == 128
+
+
+def test_sky_dome_is_left_to_the_colour_solve(world):
+    from worldgen.splats.init import init_gaussians
+
+    pano, depth, _ = world
+    up = equirect_directions(depth.shape[0])[..., 1] > 0.7
+    sky_depth = DepthMap(np.where(up, np.inf, depth.depth).astype(np.float32), up)
+    cloud = init_gaussians(pano, sky_depth)
+    dome = np.linalg.norm(cloud.means, axis=1) > 1.02 * float(depth.depth[~up].max())
+    assert dome.sum() == up.sum()
+    cfg = RefineConfig(cpu_iterations=20, cpu_view_size=32)
+    out, rep = refine_gaussians(cloud, pano, sky_depth, cfg)
+    assert rep["sky_splats"]
+    for a, b in ((out.means, cloud.means), (out.log_scales, cloud.log_scales), (out.quats, cloud.quats),
+                 (out.opacity_logits, cloud.opacity_logits)):
+        assert np.allclose(a[dome], b[dome], atol=1e-6) and not np.allclose(a[~dome], b[~dome], atol=1e-6)
+    assert not np.array_equal(out.sh[dome], cloud.sh[dome])          # the colour solve still recolours the sky
+    free, _ = refine_gaussians(cloud, pano, sky_depth, RefineConfig(cpu_iterations=20, cpu_view_size=32,
+                                                                     freeze_sky=False))
+    assert not np.allclose(free.means[dome], cloud.means[dome], atol=1e-6)
 
 
 def test_fast_preset_is_identity(world):
@@ -155,7 +201,8 @@ def test_backend_through_registry(world):
                        lambda f, m="": msgs.append(m))
     res = b.run(ctx)
     cloud = res.artifacts["gaussians"]
-    assert isinstance(cloud, GaussianCloud) and len(cloud) == depth.valid.sum()
+    assert isinstance(cloud, GaussianCloud)
+    assert len(cloud) == depth.valid.sum() + res.report["n_gaussians_backfill"]
     assert res.report["iterations"] == 5 and any("loss" in m for m in msgs)
 
 
@@ -174,5 +221,29 @@ def test_backend_caps_splats_on_cpu_only_when_refining(world):
     assert len(capped.artifacts["gaussians"]) <= budget and capped.report["init_splat_budget"] == budget
     # An explicit --max-splats wins; 0 disables the CPU cap; no refinement means no cap.
     assert run("balanced", cpu_max_splats=budget, max_splats=budget * 2, device="cpu").report["init_splat_budget"] == budget * 2
-    assert len(run("balanced", cpu_max_splats=0, device="cpu").artifacts["gaussians"]) == n_pixels
+    full = run("balanced", cpu_max_splats=0, device="cpu")
+    assert len(full.artifacts["gaussians"]) == n_pixels + full.report["n_gaussians_backfill"]
     assert len(run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu").artifacts["gaussians"]) == n_pixels
+
+
+def test_backend_adds_backfill_within_the_budget(world):
+    from worldgen.splats.backfill import backfill_gaussians
+
+    pano, depth, _ = world
+    b = get_backend("gaussians", "refine")
+
+    def run(**over):
+        cfg = b.make_config("balanced", {"cpu_view_size": 24, "cpu_iterations": 1, "colour_iterations": 1,
+                                         "device": "cpu", **over})
+        return b.run(StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg))
+
+    n_pixels = depth.shape[0] * depth.shape[1]
+    extra = len(backfill_gaussians(pano, depth, 8.0))
+    assert extra > 0
+    res = run(cpu_max_splats=0)
+    assert res.report["n_gaussians_backfill"] == extra and len(res.artifacts["gaussians"]) == n_pixels + extra
+    capped = run(max_splats=2000)
+    assert len(capped.artifacts["gaussians"]) <= 2000 and capped.report["n_gaussians_backfill"] > 0
+    assert run(backfill_deg=0.0, cpu_max_splats=0).report["n_gaussians_backfill"] == 0
+    with pytest.raises(InputError, match="backfill_deg"):
+        run(backfill_deg=-1.0)

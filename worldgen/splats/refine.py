@@ -25,7 +25,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
+from ..evaluation.views import psnr
 from ..types import DepthMap, GaussianCloud, Panorama
+from .colours import solve_colours
 from .rasterize import _gsplat_ready, cameras_to_gsplat, rasterize, select_rasterizer, torch_threads
 from .views import TrainingView, capture_views, warped_views
 
@@ -39,11 +41,18 @@ class RefineConfig:
     Args:
         iterations: optimisation steps on CUDA (gsplat). 0 = no refinement. Default 1500.
         view_size: capture-view size on CUDA, pixels (90° views). Default 512.
-        cpu_iterations: steps when the CPU rasterizer runs (it is ~100x slower). Default 450.
-        cpu_view_size: view size on CPU, pixels. Default 192.
+        cpu_iterations: steps when the CPU rasterizer runs (it is ~100x slower). Default 300.
+        cpu_view_size: view size on CPU, pixels; 0 = the splats' own resolution (a quarter of the
+            panorama width, or of the equivalent width of a merged cloud, sqrt(2 N)), between 64
+            and 384. Default 0.
+        colour_iterations: iterations of the direct colour solve
+            (:func:`worldgen.splats.colours.solve_colours`) run on the capture views before the
+            optimiser and again after it; 0 = off. Default 10.
         views_per_step: cameras rendered per step (one batched call). Default 1.
         warp_baseline: distance of the warped small-baseline cameras from the capture point,
-            metres; 0 = capture views only. Default 0.1.
+            metres; 0 = capture views only. Default 0 (on the village benchmark world warped
+            views lowered novel-view PSNR by ~1 dB: their forward-splatted images are blurrier
+            than the capture views; docs/splats.md).
         warp_positions: number of warped camera positions (each with 8 horizontal views). Default 4.
         warp_weight: loss weight of a warped view relative to a capture view. Default 0.5.
         lambda_dssim: weight of D-SSIM against L1 in the colour loss. Default 0.2.
@@ -67,15 +76,20 @@ class RefineConfig:
             hundreds of small tensor ops, and with other processes on the cores OpenMP's
             synchronisation made 2 threads 3-5x slower than 1 (docs/splats.md); a fixed count
             also keeps the result bit-identical from run to run.
+        freeze_sky: the optimiser leaves sky-dome splats (farther than 1.02 x the farthest
+            surface) alone; their colours come from the colour solve. The dome has no parallax to
+            learn, and fitting its shapes to one view size cost ~2 dB on the sky when the same
+            world was viewed at twice that size (docs/splats.md). Default True.
         device: "auto" (gsplat on CUDA when it works, else CPU), "cpu" or "cuda".
     """
 
     iterations: int = 1500
     view_size: int = 512
-    cpu_iterations: int = 450
-    cpu_view_size: int = 192
+    cpu_iterations: int = 300
+    cpu_view_size: int = 0
+    colour_iterations: int = 10
     views_per_step: int = 1
-    warp_baseline: float = 0.1
+    warp_baseline: float = 0.0
     warp_positions: int = 4
     warp_weight: float = 0.5
     lambda_dssim: float = 0.2
@@ -97,25 +111,28 @@ class RefineConfig:
     lr_shn_factor: float = 0.05
     lr_means_final: float = 0.01
     cpu_threads: int = 1
+    freeze_sky: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"iterations": 0, "cpu_iterations": 0},
-    "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 450, "cpu_view_size": 192},
-    "quality": {"iterations": 5000, "view_size": 768, "views_per_step": 2, "cpu_iterations": 1200,
-                "cpu_view_size": 256},
+    "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 300, "cpu_view_size": 0},
+    "quality": {"iterations": 5000, "view_size": 768, "views_per_step": 2, "cpu_iterations": 1000,
+                "cpu_view_size": 0, "colour_iterations": 20},
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
-(524k splats) in under 10 minutes on 2 shared cores: ~0.9 s per 192 px step at load 3
-(docs/splats.md has the measurements)."""
+(524k splats) in under 10 minutes on 2 cores: two colour solves of ~25 s and 300 steps of ~1 s at
+256 px (docs/splats.md has the measurements)."""
 
 
 def _check_config(cfg: RefineConfig) -> None:
     if cfg.iterations < 0 or cfg.cpu_iterations < 0:
         raise InputError("refine iterations must be >= 0")
-    if cfg.view_size < 16 or cfg.cpu_view_size < 16:
-        raise InputError("refine view sizes must be at least 16 pixels")
+    if cfg.view_size < 16 or (cfg.cpu_view_size != 0 and cfg.cpu_view_size < 16):
+        raise InputError("refine view sizes must be at least 16 pixels (cpu_view_size 0 = automatic)")
+    if cfg.colour_iterations < 0:
+        raise InputError("colour_iterations must be >= 0")
     if cfg.views_per_step < 1:
         raise InputError("views_per_step must be at least 1")
     if cfg.strategy not in ("default", "mcmc", "none"):
@@ -131,6 +148,17 @@ def _check_config(cfg: RefineConfig) -> None:
         raise InputError("cpu_threads must be at least 1")
     if not 0 < cfg.lr_means_final <= 1:
         raise InputError("lr_means_final must be in (0, 1]")
+
+
+def native_view_size(cloud: GaussianCloud, panorama: Panorama) -> int:
+    """Side of a 90° view whose pixels match the splats' spacing at its centre, pixels.
+
+    A quarter of the panorama width, or of ``sqrt(2 N)`` when the cloud was merged to fewer splats
+    than pixels (an H x 2H panorama has 2 H^2 of them), rounded to a multiple of 8 in [64, 384]:
+    coarser views cannot show what the splats hold, finer ones only cost time.
+    """
+    width = min(panorama.width, math.sqrt(2.0 * max(len(cloud), 1)))
+    return int(min(384, max(64, 8 * round(width / 32))))
 
 
 def choose_device(cfg: RefineConfig) -> tuple[str, str]:
@@ -198,15 +226,6 @@ def ssim_map(a, b, window=None):
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return s.reshape(a.shape[0], 3, H, W).mean(1)
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Peak signal-to-noise ratio in dB of images in [0, 1] (over ``mask`` pixels when given)."""
-    d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
-    if mask is not None:
-        d = d[np.asarray(mask, bool)]
-    mse = float(d.mean()) if d.size else 0.0
-    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,7 +310,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
     progress = progress or (lambda f, m="": None)
     rasterizer, reason = choose_device(cfg)
     iters = cfg.iterations if rasterizer == "gsplat" else cfg.cpu_iterations
-    size = cfg.view_size if rasterizer == "gsplat" else cfg.cpu_view_size
+    size = cfg.view_size if rasterizer == "gsplat" else (cfg.cpu_view_size or native_view_size(cloud, panorama))
     report: dict[str, Any] = {"rasterizer": rasterizer, "rasterizer_reason": reason, "iterations": iters,
                               "view_size": size, "n_gaussians_in": len(cloud)}
     if iters == 0 or len(cloud) == 0:
@@ -314,13 +333,30 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
     scene_scale = float(np.median(finite)) if finite.size else 1.0
     far = float(finite.max()) if finite.size else 1.0
     dist = np.linalg.norm(cloud.means, axis=1)
-    has_sky_splats = bool((dist > 0.98 * far).mean() > 0.02) if depth.sky.any() else True
+    has_sky_splats = bool((dist > 1.02 * far).mean() > 0.02) if depth.sky.any() else True
     report["sky_splats"] = has_sky_splats
 
     fork_devices = [torch.cuda.current_device()] if device == "cuda" else []
     with torch_threads(cfg.cpu_threads if device == "cpu" else None):
+        if cfg.colour_iterations:
+            # Colours first (a direct solve reaches in seconds what hundreds of Adam steps do not),
+            # so the optimiser spends its steps on shape and opacity; then once more at the end,
+            # for the final geometry (docs/splats.md, "Colour solve").
+            progress(0.0, "solving colours")
+            cloud, rep = solve_colours(cloud, views[:n_capture], cfg.colour_iterations,
+                                       include_sky=has_sky_splats, device=device)
+            report["colour_psnr_init"] = rep["psnr_before"]
+        # The two colour solves take ~10 % of a CPU run: keep the bar moving forwards through them.
+        loop_progress = progress if not cfg.colour_iterations else (lambda f, m="": progress(0.05 + 0.9 * f, m))
+        sky_from = 1.02 * far if (has_sky_splats and cfg.freeze_sky and depth.sky.any()) else None
         out, loop = _optimise(cloud, views, data, cfg, iters, rasterizer, device, scene_scale, has_sky_splats,
-                              seed, fork_devices, progress)
+                              sky_from, seed, fork_devices, loop_progress)
+        if cfg.colour_iterations:
+            progress(0.95, "solving colours for the refined shapes")
+            out, rep = solve_colours(out, views[:n_capture], cfg.colour_iterations,
+                                     include_sky=has_sky_splats, device=device)
+            report["colour_psnr_final"] = rep["psnr_after"]
+            progress(1.0, f"refined: loss {loop['final_loss']:.4f}, capture views {rep['psnr_after']:.1f} dB")
     report.update(loop)
     report.update(n_gaussians_out=len(out), scene_scale=scene_scale, n_views=len(views), n_capture_views=n_capture,
                   seconds=time.perf_counter() - t0)
@@ -328,7 +364,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
 
 
 def _optimise(cloud, views, data, cfg: RefineConfig, iters: int, rasterizer: str, device: str, scene_scale: float,
-              has_sky_splats: bool, seed: int, fork_devices, progress):
+              has_sky_splats: bool, sky_from: float | None, seed: int, fork_devices, progress):
     """The optimisation loop of :func:`refine_gaussians`: (refined cloud, loop report)."""
     import torch
 
@@ -364,6 +400,12 @@ def _optimise(cloud, views, data, cfg: RefineConfig, iters: int, rasterizer: str
                                                   ("image", "depth", "cmask", "dmask", "sky", "weight")},
                          params, cfg, has_sky_splats, window)
             loss.backward()
+            if sky_from is not None:
+                with torch.no_grad():  # frozen sky dome: zero gradients keep Adam's moments at zero
+                    sky = params["means"].norm(dim=-1) > sky_from
+                    for p in params.values():
+                        if p.grad is not None:
+                            p.grad[sky] = 0.0
             bad = [k for k, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
             if bad or not bool(torch.isfinite(loss)):
                 # Last resort (the known cause, a cancelling 2D determinant, is fixed in the

@@ -1,16 +1,19 @@
 """The "refine" backend of the gaussians stage: init_gaussians, then refinement per preset.
 
 Registered as gaussians/refine. ``fast`` only initialises (no optimisation); ``balanced`` and
-``quality`` refine against views of the panorama with gsplat on CUDA or the PyTorch rasterizer
-on CPU (see :mod:`worldgen.splats.refine` and docs/splats.md).
+``quality`` add backfill splats behind depth edges (:mod:`worldgen.splats.backfill`) and refine
+against views of the panorama with gsplat on CUDA or the PyTorch rasterizer on CPU (see
+:mod:`worldgen.splats.refine` and docs/splats.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
+from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
 from .refine import PRESETS, RefineConfig, refine_gaussians
 
@@ -29,6 +32,11 @@ class RefineStageConfig(RefineConfig):
             to at most this many splats, so a CPU run's time stays bounded whatever the panorama
             size (a 2048x1024 panorama has 2.1M pixels; the CPU presets are sized for ~0.5M).
             0 = never merge. Default 600000.
+        backfill_deg: when refining, add splats that continue the far side of every depth edge
+            this many degrees in behind the nearer surface, so disocclusions seen from beside
+            the capture point show background instead of holes
+            (:func:`worldgen.splats.backfill.backfill_gaussians`); they count towards the splat
+            budget. 0 = none. Default 8.
     """
 
     max_splats: int = 0
@@ -36,9 +44,12 @@ class RefineStageConfig(RefineConfig):
     init_opacity: float = 0.95
     init_sky: Literal["dome", "drop"] = "dome"
     cpu_max_splats: int = 600_000
+    backfill_deg: float = 8.0
 
 
 def _run(ctx: StageContext) -> StageResult:
+    from ..types import GaussianCloud
+    from .backfill import backfill_gaussians
     from .init import InitConfig, init_gaussians
     from .refine import choose_device
 
@@ -47,15 +58,35 @@ def _run(ctx: StageContext) -> StageResult:
     refine_fields = {f.name for f in dataclasses.fields(RefineConfig)}
     rcfg = RefineConfig(**{k: getattr(cfg, k) for k in refine_fields})
     budget = cfg.max_splats
-    if budget == 0 and cfg.cpu_max_splats > 0 and cfg.cpu_iterations > 0 and choose_device(rcfg)[0] == "cpu":
+    rasterizer = choose_device(rcfg)[0]
+    refining = (cfg.iterations if rasterizer == "gsplat" else cfg.cpu_iterations) > 0
+    if budget == 0 and cfg.cpu_max_splats > 0 and refining and rasterizer == "cpu":
         budget = cfg.cpu_max_splats
+    if cfg.backfill_deg < 0:
+        raise InputError("backfill_deg must be >= 0 degrees (0 = no backfill)")
+    total_budget = budget
     init_cfg = InitConfig(max_splats=budget, sh_degree=cfg.init_sh_degree,
                           opacity=cfg.init_opacity, sky=cfg.init_sky)
+    extra = None
+    if refining and cfg.backfill_deg > 0:
+        ctx.progress(0.0, "filling in behind depth edges")
+        n_pixels = int((depth.valid | (depth.sky if cfg.init_sky == "dome" else False)).sum())
+        # A merged cloud gets backfill splats of its own size (its equivalent pixel step).
+        step = max(1, round(math.sqrt(n_pixels / budget))) if budget and n_pixels > budget else 1
+        extra = backfill_gaussians(pano, depth, cfg.backfill_deg, step=step, config=init_cfg)
+        if budget:
+            budget = max(1, budget - len(extra))   # the whole cloud stays within the budget
+            init_cfg = replace(init_cfg, max_splats=budget)
     ctx.progress(0.0, "initialising splats")
     cloud = init_gaussians(pano, depth, init_cfg, semantics=ctx.inputs.get("semantics"),
                            eye_height=ctx.request.eye_height)
+    n_init = len(cloud)
+    if extra is not None and len(extra):
+        cloud = GaussianCloud.concatenate([cloud, extra])
     out, report = refine_gaussians(cloud, pano, depth, rcfg, seed=ctx.seed, progress=ctx.progress)
-    report["init_splat_budget"] = budget
+    report["init_splat_budget"] = total_budget
+    report["n_gaussians_init"] = n_init
+    report["n_gaussians_backfill"] = 0 if extra is None else len(extra)
     return StageResult(artifacts={"gaussians": out}, report=report)
 
 
@@ -66,7 +97,7 @@ register_backend(Backend(
     summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
     config=RefineStageConfig,
     presets=PRESETS,
-    version="3",
+    version="5",
 ))
 
 __all__ = ["RefineStageConfig"]
