@@ -241,7 +241,11 @@ def test_backend_adds_backfill_within_the_budget(world):
     extra = len(backfill_gaussians(pano, depth, 8.0))
     assert extra > 0
     res = run(cpu_max_splats=0)
-    assert res.report["n_gaussians_backfill"] == extra and len(res.artifacts["gaussians"]) == n_pixels + extra
+    out = res.artifacts["gaussians"]
+    assert res.report["n_gaussians_backfill"] == extra and len(out) == n_pixels + extra
+    # Appended after the optimiser: their shapes are exactly as built (only colours are solved).
+    bf = backfill_gaussians(pano, depth, 8.0)
+    assert np.array_equal(out.means[-extra:], bf.means) and np.array_equal(out.log_scales[-extra:], bf.log_scales)
     capped = run(max_splats=2000)
     assert len(capped.artifacts["gaussians"]) <= 2000 and capped.report["n_gaussians_backfill"] > 0
     assert run(backfill_deg=0.0, cpu_max_splats=0).report["n_gaussians_backfill"] == 0

@@ -290,7 +290,7 @@ def _stack_views(views: list[TrainingView], device: str):
 
 def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, cfg: RefineConfig,
                      seed: int = 0, progress: Callable[[float, str], None] | None = None,
-                     ) -> tuple[GaussianCloud, dict[str, Any]]:
+                     backfill: GaussianCloud | None = None) -> tuple[GaussianCloud, dict[str, Any]]:
     """Optimise ``cloud`` so that its renders match views of the panorama and its depth.
 
     Args:
@@ -299,6 +299,11 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
         cfg: hyper-parameters; the CPU path uses ``cpu_iterations`` and ``cpu_view_size``.
         seed: seeds view order and densification sampling.
         progress: called with (fraction, message) every few steps; the message has the live loss.
+        backfill: splats hidden behind depth edges (:func:`worldgen.splats.backfill.backfill_gaussians`),
+            appended after the optimiser and before the final colour solve. The optimiser never
+            sees them: trained with the rest, splats at silhouettes pulled them forward (floaters at
+            0.5 m on the village rose from 1.6 % to 1.9 %; appended afterwards they fell to 1.0 %).
+            Ignored when there is no refinement (iterations = 0).
 
     Returns:
         (refined cloud, report) where report holds the rasterizer and why, iterations, view size,
@@ -351,6 +356,8 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
         sky_from = 1.02 * far if (has_sky_splats and cfg.freeze_sky and depth.sky.any()) else None
         out, loop = _optimise(cloud, views, data, cfg, iters, rasterizer, device, scene_scale, has_sky_splats,
                               sky_from, seed, fork_devices, loop_progress)
+        if backfill is not None and len(backfill):
+            out = GaussianCloud.concatenate([out, backfill])
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
             out, rep = solve_colours(out, views[:n_capture], cfg.colour_iterations,
@@ -358,6 +365,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
             report["colour_psnr_final"] = rep["psnr_after"]
             progress(1.0, f"refined: loss {loop['final_loss']:.4f}, capture views {rep['psnr_after']:.1f} dB")
     report.update(loop)
+    report.update(n_gaussians_backfill=0 if backfill is None else len(backfill))
     report.update(n_gaussians_out=len(out), scene_scale=scene_scale, n_views=len(views), n_capture_views=n_capture,
                   seconds=time.perf_counter() - t0)
     return out, report

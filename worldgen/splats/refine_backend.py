@@ -48,7 +48,6 @@ class RefineStageConfig(RefineConfig):
 
 
 def _run(ctx: StageContext) -> StageResult:
-    from ..types import GaussianCloud
     from .backfill import backfill_gaussians
     from .init import InitConfig, init_gaussians
     from .refine import choose_device
@@ -81,12 +80,9 @@ def _run(ctx: StageContext) -> StageResult:
     cloud = init_gaussians(pano, depth, init_cfg, semantics=ctx.inputs.get("semantics"),
                            eye_height=ctx.request.eye_height)
     n_init = len(cloud)
-    if extra is not None and len(extra):
-        cloud = GaussianCloud.concatenate([cloud, extra])
-    out, report = refine_gaussians(cloud, pano, depth, rcfg, seed=ctx.seed, progress=ctx.progress)
+    out, report = refine_gaussians(cloud, pano, depth, rcfg, seed=ctx.seed, progress=ctx.progress, backfill=extra)
     report["init_splat_budget"] = total_budget
     report["n_gaussians_init"] = n_init
-    report["n_gaussians_backfill"] = 0 if extra is None else len(extra)
     return StageResult(artifacts={"gaussians": out}, report=report)
 
 
