@@ -1,5 +1,9 @@
 """Refine initial Gaussians against views of the panorama (gsplat on CUDA, the PyTorch rasterizer elsewhere).
 
+Schedule: a direct colour solve on the capture views (:mod:`worldgen.splats.colours`), an Adam
+loop over shapes, opacities and colours (sky-dome splats frozen), backfill splats appended
+(:mod:`worldgen.splats.backfill`), and a second colour solve for the final shapes.
+
 The loss per step is ``(1 - l_ssim) * L1 + l_ssim * (1 - SSIM)`` on colour over supervised pixels,
 plus ``lambda_depth`` x the L1 of log expected depth against the view's depth, ``lambda_sky`` x
 the mean alpha over sky pixels when the cloud has no sky splats (so nothing floats in front of
