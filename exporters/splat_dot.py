@@ -26,6 +26,8 @@ def export_splat(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> byt
     rec["scale"] = s.scales
     rgba = np.concatenate([s.colors, s.opacities[:, None]], axis=1).astype(np.float64)
     rec["rgba"] = np.clip(np.rint(rgba * 255.0), 0, 255).astype(np.uint8)
+    # Alpha 0 / 255 become -inf / +inf logits in readers that convert to PLY: keep it in [1, 254].
+    rec["rgba"][:, 3] = np.clip(rec["rgba"][:, 3], 1, 254)
     rec["rot"] = np.clip(np.rint(s.quats.astype(np.float64) * 128.0 + 128.0), 0, 255).astype(np.uint8)
     return rec.tobytes()
 

@@ -10,7 +10,7 @@ Which version for which consumer (no single version loads everywhere):
 Layout (nianticlabs/spz ``load-spz.cc``): gzip of a 16-byte header
 {u32 magic 0x5053474e "NGSP", u32 version, u32 numPoints, u8 shDegree, u8 fractionalBits,
 u8 flags, u8 reserved} followed by the attribute blocks, each for all splats in turn:
-positions (3 x 24-bit signed fixed point), alphas (u8 sigmoid*255), colours (u8,
+positions (3 x 24-bit signed fixed point), alphas (u8 sigmoid*255, kept in [1, 254] so readers get finite logits), colours (u8,
 DC*0.15*255 + 127.5), scales (u8, (log sigma + 10)*16), rotations (v2: x, y, z bytes of the
 unit quaternion with w >= 0; v3: smallest-three 32-bit), SH (u8, coefficient-major with RGB
 innermost, 5 bits kept for degree 1 and 4 bits above, as Niantic's packer does).
@@ -131,7 +131,9 @@ def export_spz(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes
     fixed = np.rint(s.means.astype(np.float64) * (1 << bits)).astype(np.int64)
     fixed = np.clip(fixed, -(1 << 23), (1 << 23) - 1).astype("<i4")
     positions = fixed.reshape(-1, 1).view(np.uint8).reshape(-1, 4)[:, :3]  # low 3 bytes, LE
-    alphas = _u8(s.opacities.astype(np.float64) * 255.0)
+    # Readers turn the byte back into a logit: 0 and 255 give -inf / +inf (splat-transform writes
+    # them into its PLY as such), so alphas stay in [1, 254], a change of less than one step.
+    alphas = np.clip(_u8(s.opacities.astype(np.float64) * 255.0), 1, 254)
     colors = _u8(s.sh[:, 0, :].astype(np.float64) * (_COLOR_SCALE * 255.0) + 127.5)
     scales = _u8((s.log_scales.astype(np.float64) + 10.0) * 16.0)
     q_xyzw = np.concatenate([s.quats[:, 1:], s.quats[:, :1]], axis=1).astype(np.float64)

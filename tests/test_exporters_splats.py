@@ -165,6 +165,20 @@ def test_splat_transform_reads_back_matching_values(tmp_path, fmt, version):
             np.testing.assert_allclose(got[f"f_rest_{i}"], w[f"f_rest_{i}"], atol=sh_tol)
 
 
+@needs_node
+@pytest.mark.validators
+@pytest.mark.parametrize("fmt", ["spz", "splat"])
+def test_saturated_opacities_read_back_finite(tmp_path, fmt):
+    # Refinement can push opacity to 0.999; a byte of 255 (or 0) read back as a logit is +-inf.
+    c = cloud(16, degree=0, seed=3)
+    c = GaussianCloud(c.means, c.quats, c.log_scales, np.array([12.0, -12.0] * 8, np.float32), c.sh)
+    path = tmp_path / f"s.{fmt}"
+    path.write_bytes(export_spz(c) if fmt == "spz" else export_splat(c))
+    got = _records(path)
+    assert np.isfinite(got["opacity"]).all()
+    assert sum(f.errors for f in validate_file(path)) == 0
+
+
 def _glb_parts(data: bytes):
     (jlen,) = struct.unpack_from("<I", data, 12)
     doc = json.loads(data[20:20 + jlen])
