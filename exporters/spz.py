@@ -10,9 +10,9 @@ Which version for which consumer (no single version loads everywhere):
 Layout (nianticlabs/spz ``load-spz.cc``): gzip of a 16-byte header
 {u32 magic 0x5053474e "NGSP", u32 version, u32 numPoints, u8 shDegree, u8 fractionalBits,
 u8 flags, u8 reserved} followed by the attribute blocks, each for all splats in turn:
-positions (3 x 24-bit signed fixed point), alphas (u8 sigmoid*255, kept in [1, 254] so readers get finite logits), colours (u8,
-DC*0.15*255 + 127.5), scales (u8, (log sigma + 10)*16), rotations (v2: x, y, z bytes of the
-unit quaternion with w >= 0; v3: smallest-three 32-bit), SH (u8, coefficient-major with RGB
+positions (3 x 24-bit signed fixed point), alphas (u8 sigmoid*255, kept in [1, 254] so readers
+get finite logits), colours (u8, DC*0.15*255 + 127.5), scales (u8, (log sigma + 10)*16),
+rotations (v2: x, y, z bytes of the unit quaternion with w >= 0; v3: smallest-three 32-bit), SH (u8, coefficient-major with RGB
 innermost, 5 bits kept for degree 1 and 4 bits above, as Niantic's packer does).
 
 Frame: SPZ stores "RUB" (x right, y up, z back), which is worldgen's world frame: no change.

@@ -79,7 +79,8 @@ def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.
     new = known & (bg_d > edge_ratio * d)
     if not new.any():
         e = np.zeros((0, 3), np.float32)
-        return GaussianCloud(e, np.zeros((0, 4), np.float32), e, np.zeros(0, np.float32), np.zeros((0, k, 3), np.float32))
+        return GaussianCloud(e, np.zeros((0, 4), np.float32), e, np.zeros(0, np.float32),
+                             np.zeros((0, k, 3), np.float32))
     dirs = equirect_directions(H)
     lat = math.pi / 2 - math.pi * (np.arange(H, dtype=np.float32) + 0.5) / H
     across = np.broadcast_to(((2 * math.pi / W) * np.cos(lat))[:, None], (H, W)).astype(np.float32)
