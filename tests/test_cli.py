@@ -59,6 +59,8 @@ def test_generate_panorama(files, capsys):
     (["--panorama", "{d}/pano.png", "--backend", "nonsense"], "STAGE=NAME"),
     (["--panorama", "{d}/pano.png", "--set", "depth.far"], "STAGE.FIELD=VALUE"),
     (["--panorama", "{d}/pano.png", "--preset", "ultra"], "unknown preset"),
+    (["--panorama", "{d}/pano.png", "--set", "gaussians.backfill_deg=-1"], "backfill_deg"),
+    (["--panorama", "{d}/pano.png", "--set", "gaussians.device=tpu"], "unknown device"),
     (["--image", "{d}/pano.png"], "photo"),
 ])
 def test_bad_input_exits_2_one_line(files, capsys, args, match):

@@ -255,6 +255,15 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
         if unknown:
             raise InputError(f"no {stage} backend has option {', '.join(unknown)}; "
                              f"options are: {', '.join(sorted(fields)) or 'none'}")
+        # Build the config of the backend that will run, so a bad value (not only a bad name)
+        # fails now too. A synthesizer or a --depth file delivers depth with the panorama.
+        produced = {"given_depth"} if (request.depth or not request.panorama) else set()
+        try:
+            chosen = choose_backend(stage, request, produced, options.backends)
+        except InputError:
+            chosen = None  # the run itself reports this, before it writes anything
+        if chosen is not None and set(values) <= {f.name for f in dataclasses.fields(chosen.config)}:
+            chosen.make_config(request.preset, values)
     if request.preset not in PRESETS:
         raise InputError(f"unknown preset {request.preset!r}; choose one of {', '.join(PRESETS)}")
     if not (0.0 < request.eye_height < 1000.0):

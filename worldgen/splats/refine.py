@@ -118,6 +118,11 @@ class RefineConfig:
     freeze_sky: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    def __post_init__(self) -> None:
+        # A bad option fails when the config is built (the runner builds every stage's config
+        # before running any), not minutes later when the stage starts.
+        _check_config(self)
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"iterations": 0, "cpu_iterations": 0},

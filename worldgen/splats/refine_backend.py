@@ -46,6 +46,11 @@ class RefineStageConfig(RefineConfig):
     cpu_max_splats: int = 600_000
     backfill_deg: float = 8.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.backfill_deg < 0:
+            raise InputError("backfill_deg must be >= 0 degrees (0 = no backfill)")
+
 
 def _run(ctx: StageContext) -> StageResult:
     from .backfill import backfill_gaussians
@@ -61,8 +66,6 @@ def _run(ctx: StageContext) -> StageResult:
     refining = (cfg.iterations if rasterizer == "gsplat" else cfg.cpu_iterations) > 0
     if budget == 0 and cfg.cpu_max_splats > 0 and refining and rasterizer == "cpu":
         budget = cfg.cpu_max_splats
-    if cfg.backfill_deg < 0:
-        raise InputError("backfill_deg must be >= 0 degrees (0 = no backfill)")
     total_budget = budget
     init_cfg = InitConfig(max_splats=budget, sh_degree=cfg.init_sh_degree,
                           opacity=cfg.init_opacity, sky=cfg.init_sky)
