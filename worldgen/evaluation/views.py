@@ -20,7 +20,11 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
     if mask is not None:
         d = d[np.asarray(mask, bool)]
-    mse = float(d.mean()) if d.size else 0.0
+    return mse_to_psnr(float(d.mean()) if d.size else 0.0)
+
+
+def mse_to_psnr(mse: float) -> float:
+    """PSNR in dB of a mean squared error on a [0, 1] scale (inf for 0)."""
     return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 

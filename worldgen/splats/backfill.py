@@ -17,15 +17,13 @@ Measured on the procedural room (1024x512, refined splats, 4 views of 256 px): h
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._check import check_rgbd
 from ..errors import InputError
 from ..geometry.equirect import equirect_directions
 from ..types import DepthMap, GaussianCloud, Panorama
-from .init import InitConfig, _splats
+from .init import InitConfig, _splats, _srgb, _to_cloud, pixel_footprints, sky_radius
 
 
 def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.0, *, step: int = 1,
@@ -50,12 +48,9 @@ def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.
     check_rgbd(panorama, depth)
     if band_deg < 0 or step < 1 or edge_ratio <= 1:
         raise InputError("backfill needs band_deg >= 0, step >= 1 and edge_ratio > 1")
-    k = (config.sh_degree + 1) ** 2
-    colour = panorama.image if panorama.transfer == "srgb" else panorama.to_uint8().astype(np.float32) / 255.0
+    colour = _srgb(panorama)
     valid, sky = depth.valid, depth.sky
-    far = float(depth.depth[valid].max()) if valid.any() else 0.0
-    sky_r = config.sky_radius if config.sky_radius > 0 else max(10.0, 1.5 * far)
-    d = np.where(valid, depth.depth, np.where(sky, sky_r, 0.0)).astype(np.float32)
+    d = np.where(valid, depth.depth, np.where(sky, sky_radius(depth, config), 0.0)).astype(np.float32)
     known = valid | (sky if config.sky == "dome" else False)
     if step > 1:
         d, known, colour = d[step // 2::step, step // 2::step], known[step // 2::step, step // 2::step], \
@@ -77,19 +72,9 @@ def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.
         bg_d = np.where(upd, best_d, bg_d)
         bg_c = np.where(upd[..., None], best_c, bg_c)
     new = known & (bg_d > edge_ratio * d)
-    if not new.any():
-        e = np.zeros((0, 3), np.float32)
-        return GaussianCloud(e, np.zeros((0, 4), np.float32), e, np.zeros(0, np.float32),
-                             np.zeros((0, k, 3), np.float32))
-    dirs = equirect_directions(H)
-    lat = math.pi / 2 - math.pi * (np.arange(H, dtype=np.float32) + 0.5) / H
-    across = np.broadcast_to(((2 * math.pi / W) * np.cos(lat))[:, None], (H, W)).astype(np.float32)
-    down = np.full((H, W), math.pi / H, np.float32)
-    r = dirs[new]
-    means, quats, log_scales, logits, dc = _splats(r, bg_d[new], -r, bg_c[new], across[new], down[new], config)
-    sh = np.zeros((len(means), k, 3), np.float32)
-    sh[:, 0] = dc
-    return GaussianCloud(means, quats, log_scales, logits, sh)
+    across, down = pixel_footprints(H, W)
+    r = equirect_directions(H)[new]
+    return _to_cloud(*_splats(r, bg_d[new], -r, bg_c[new], across[new], down[new], config), config.sh_degree)
 
 
 __all__ = ["backfill_gaussians"]

@@ -25,13 +25,13 @@ already at black).
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..evaluation.views import mse_to_psnr
 from ..types import SH_C0, GaussianCloud
 from .views import TrainingView
 
@@ -128,8 +128,7 @@ def solve_colours(cloud: GaussianCloud, views: list[TrainingView], iterations: i
     keep = seen.cpu().numpy()
     sh[keep, 0] = ((colour.cpu().numpy()[keep] - 0.5) / SH_C0).astype(np.float32)
     out = replace(cloud, sh=sh)
-    psnr = lambda m: float("inf") if m <= 0 else 10.0 * math.log10(1.0 / m)  # noqa: E731
-    return out, {"iterations": iterations, "psnr_before": psnr(mse0), "psnr_after": psnr(mse_final),
+    return out, {"iterations": iterations, "psnr_before": mse_to_psnr(mse0), "psnr_after": mse_to_psnr(mse_final),
                  "intersections": total, "cached": cache[0] is not None}
 
 

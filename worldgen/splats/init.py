@@ -71,16 +71,12 @@ def init_gaussians(panorama: Panorama, depth: DepthMap, config: InitConfig = Ini
     """
     _check(panorama, depth, config)
     H, W = depth.shape
-    colour = panorama.image if panorama.transfer == "srgb" else panorama.to_uint8().astype(np.float32) / 255.0
+    colour = _srgb(panorama)
     dirs = equirect_directions(H)                                   # [H, W, 3] float32
     d = np.where(depth.valid, depth.depth, 0.0).astype(np.float32)
     normals = _depth_normals(dirs, d, depth.valid)
-    lat = (math.pi / 2 - math.pi * (np.arange(H, dtype=np.float32) + 0.5) / H)
-    alpha_e = np.broadcast_to(((2 * math.pi / W) * np.cos(lat))[:, None], (H, W)).astype(np.float32)
-    alpha_n = np.full((H, W), math.pi / H, np.float32)
-
-    far = float(depth.depth[depth.valid].max()) if depth.valid.any() else 0.0
-    sky_r = config.sky_radius if config.sky_radius > 0 else max(10.0, 1.5 * far)
+    alpha_e, alpha_n = pixel_footprints(H, W)
+    sky_r = sky_radius(depth, config)
     layers = [("surface", depth.valid)]
     if config.sky == "dome" and depth.sky.any():
         layers.append(("sky", depth.sky))
@@ -101,9 +97,32 @@ def init_gaussians(panorama: Panorama, depth: DepthMap, config: InitConfig = Ini
                                  alpha_n.reshape(-1)[sel], config))
         else:
             parts.append(_splats(*_merge(groups, mask, dirs, dd, nn, colour, alpha_e, alpha_n), config))
-    means, quats, log_scales, logits, dc = (np.concatenate([p[i] for p in parts]) for i in range(5))
-    k = (config.sh_degree + 1) ** 2
-    sh = np.zeros((len(means), k, 3), np.float32)
+    return _to_cloud(*(np.concatenate([p[i] for p in parts]) for i in range(5)), config.sh_degree)
+
+
+def _srgb(panorama: Panorama) -> np.ndarray:
+    """The panorama's colour as sRGB floats in [0, 1]. [H, W, 3] float32"""
+    return panorama.image if panorama.transfer == "srgb" else panorama.to_uint8().astype(np.float32) / 255.0
+
+
+def pixel_footprints(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """Angular size of every panorama pixel, radians: (across: along longitude x cos(latitude), down). [H, W] x 2"""
+    lat = math.pi / 2 - math.pi * (np.arange(H, dtype=np.float32) + 0.5) / H
+    across = np.broadcast_to(((2 * math.pi / W) * np.cos(lat))[:, None], (H, W)).astype(np.float32)
+    return across, np.full((H, W), math.pi / H, np.float32)
+
+
+def sky_radius(depth: DepthMap, config: InitConfig) -> float:
+    """Radius of the sky dome, metres: ``config.sky_radius``, or 1.5 x the farthest surface (at least 10 m)."""
+    if config.sky_radius > 0:
+        return config.sky_radius
+    far = float(depth.depth[depth.valid].max()) if depth.valid.any() else 0.0
+    return max(10.0, 1.5 * far)
+
+
+def _to_cloud(means, quats, log_scales, logits, dc, sh_degree: int) -> GaussianCloud:
+    """A GaussianCloud from :func:`_splats` outputs, higher SH bands at zero."""
+    sh = np.zeros((len(means), (sh_degree + 1) ** 2, 3), np.float32)
     sh[:, 0] = dc
     return GaussianCloud(means, quats, log_scales, logits, sh)
 

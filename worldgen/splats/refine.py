@@ -346,8 +346,9 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
     finite = depth.depth[~depth.sky]
     scene_scale = float(np.median(finite)) if finite.size else 1.0
     far = float(finite.max()) if finite.size else 1.0
+    dome_from = 1.02 * far   # sky-dome splats lie beyond every surface (init puts them at 1.5 x far)
     dist = np.linalg.norm(cloud.means, axis=1)
-    has_sky_splats = bool((dist > 1.02 * far).mean() > 0.02) if depth.sky.any() else True
+    has_sky_splats = bool((dist > dome_from).mean() > 0.02) if depth.sky.any() else True
     report["sky_splats"] = has_sky_splats
 
     fork_devices = [torch.cuda.current_device()] if device == "cuda" else []
@@ -362,7 +363,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
             report["colour_psnr_init"] = rep["psnr_before"]
         # The two colour solves take ~10 % of a CPU run: keep the bar moving forwards through them.
         loop_progress = progress if not cfg.colour_iterations else (lambda f, m="": progress(0.05 + 0.9 * f, m))
-        sky_from = 1.02 * far if (has_sky_splats and cfg.freeze_sky and depth.sky.any()) else None
+        sky_from = dome_from if (has_sky_splats and cfg.freeze_sky and depth.sky.any()) else None
         out, loop = _optimise(cloud, views, data, cfg, iters, rasterizer, device, scene_scale, has_sky_splats,
                               sky_from, seed, fork_devices, loop_progress)
         if backfill is not None and len(backfill):
