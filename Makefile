@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_PROMPT ?= a pine forest by a lake at sunset
 DEMO_OUT ?= out/demo
 
-.PHONY: install validators demo test bench clean
+.PHONY: install validators demo test lint bench clean
 
 install: $(STAMP)
 
@@ -36,8 +36,13 @@ demo: $(STAMP)
 	$(VENV)/bin/worldgen generate "$(DEMO_PROMPT)" -o $(DEMO_OUT) --preset fast
 	@echo "open $(DEMO_OUT)/world.glb in Blender; $(DEMO_OUT)/panorama.png is the 360° image"
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) lint
 	$(PY) -m pytest -q
+
+# ruff: lint rules and the formatter's verdict, both configured in pyproject.toml.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

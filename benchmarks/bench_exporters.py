@@ -31,27 +31,41 @@ def _cloud(n: int = 2_000_000) -> GaussianCloud:
     rng = np.random.default_rng(0)
     q = rng.normal(size=(n, 4)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return GaussianCloud(rng.uniform(-30, 30, (n, 3)).astype(np.float32), q,
-                         rng.uniform(-5, -1, (n, 3)).astype(np.float32), rng.normal(0, 2, n).astype(np.float32),
-                         rng.normal(0, 0.3, (n, 16, 3)).astype(np.float32))
+    return GaussianCloud(
+        rng.uniform(-30, 30, (n, 3)).astype(np.float32),
+        q,
+        rng.uniform(-5, -1, (n, 3)).astype(np.float32),
+        rng.normal(0, 2, n).astype(np.float32),
+        rng.normal(0, 0.3, (n, 16, 3)).astype(np.float32),
+    )
 
 
 def _row(name: str, fn, value, target: float) -> dict:
     fn(value)  # warm-up: imports and first-call costs are not what the targets measure
     with measure() as u:
         data = fn(value)
-    return {"name": name, "value": round(u.seconds, 2), "unit": "s", "target": f"<= {target:g} s",
-            "ok": u.seconds <= target, "note": f"{len(data) / 1e6:.1f} MB, peak RSS {u.peak_rss / 2**30:.1f} GiB"}
+    return {
+        "name": name,
+        "value": round(u.seconds, 2),
+        "unit": "s",
+        "target": f"<= {target:g} s",
+        "ok": u.seconds <= target,
+        "note": f"{len(data) / 1e6:.1f} MB, peak RSS {u.peak_rss / 2**30:.1f} GiB",
+    }
 
 
 def run() -> list[dict]:
     mesh = _mesh()
-    rows = [_row("300k-triangle textured mesh -> GLB", export_glb, mesh, 2.0),
-            _row("300k-triangle textured mesh -> USDZ", export_usdz, mesh, 5.0)]
+    rows = [
+        _row("300k-triangle textured mesh -> GLB", export_glb, mesh, 2.0),
+        _row("300k-triangle textured mesh -> USDZ", export_usdz, mesh, 5.0),
+    ]
     del mesh
     cloud = _cloud()
-    rows += [_row("2M splats (SH degree 3) -> PLY", export_ply, cloud, 3.0),
-             _row("2M splats (SH degree 3) -> SPZ v2", export_spz, cloud, 5.0)]
+    rows += [
+        _row("2M splats (SH degree 3) -> PLY", export_ply, cloud, 3.0),
+        _row("2M splats (SH degree 3) -> SPZ v2", export_spz, cloud, 5.0),
+    ]
     return rows
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from worldgen._resources import cpu_count, measure
 from worldgen.evaluation.geometry import analytic_scene, evaluate_mesh
 from worldgen.mesh.sheet import SheetConfig, build_sheet
-from worldgen.mesh.tsdf import TSDFConfig, build_tsdf
+from worldgen.mesh.tsdf import build_tsdf
 from worldgen.splats.init import InitConfig, init_gaussians
 
 GB = 2**30
@@ -49,39 +49,75 @@ def _procedural(prompt: str, width: int):
 
 
 def _row(name, value, unit, target="", ok=None, note=""):
-    return {"name": name, "value": value, "unit": unit, "target": target,
-            "ok": None if ok is None else bool(ok), "note": note}
+    return {
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "target": target,
+        "ok": None if ok is None else bool(ok),
+        "note": note,
+    }
 
 
 def _quality(label: str, scene, pano, depth, gv, gf, is_sheet: bool) -> list[dict]:
     q = evaluate_mesh(scene, pano, gv, gf, depth, n_samples=300_000, max_rays=300_000)
     rows = [
-        _row(f"{label} F-score @1% radius", round(q["fscore"], 4), "",
-             ">= 0.99" if is_sheet else "", (q["fscore"] >= 0.99) if is_sheet else None,
-             f"P {q['precision']:.4f} / R {q['recall']:.4f}, radius {q['radius_m']:.1f} m; "
-             f"within 3 radii {q['fscore_within_3r']:.4f}"),
-        _row(f"{label} Chamfer", round(q["chamfer_pct"], 3), "% radius",
-             "<= 0.5" if is_sheet else "", (q["chamfer_pct"] <= 0.5) if is_sheet else None),
-        _row(f"{label} front-face share", round(q["front_face_share"], 5), "", ">= 0.99",
-             q["front_face_share"] >= 0.99),
-        _row(f"{label} rays with a surface missing the world", q["missed_rays"], "rays",
-             "0" if is_sheet else "", (q["missed_rays"] == 0) if is_sheet else None,
-             f"coverage {q['ray_coverage']:.5f}; seam {q['missed_seam_rays']}, poles {q['missed_pole_rays']}; "
-             f"rays missing world and sky {q.get('missed_rays_world_or_sky', 'n/a (no sky part)')}"),
-        _row(f"{label} bridging edges (issue definition)", q["bridging_edges_raw"], "edges",
-             "0" if is_sheet else "", (q["bridging_edges_raw"] == 0) if is_sheet else None,
-             f"> 10 % depth change within < 2 px of ray angle; off the true surface: "
-             f"{q['bridging_edges_confirmed']}"),
-        _row(f"{label} render PSNR from capture point", round(q["psnr_db"], 2), "dB",
-             ">= 33" if is_sheet else "", (q["psnr_db"] >= 33) if is_sheet else None),
+        _row(
+            f"{label} F-score @1% radius",
+            round(q["fscore"], 4),
+            "",
+            ">= 0.99" if is_sheet else "",
+            (q["fscore"] >= 0.99) if is_sheet else None,
+            f"P {q['precision']:.4f} / R {q['recall']:.4f}, radius {q['radius_m']:.1f} m; "
+            f"within 3 radii {q['fscore_within_3r']:.4f}",
+        ),
+        _row(
+            f"{label} Chamfer",
+            round(q["chamfer_pct"], 3),
+            "% radius",
+            "<= 0.5" if is_sheet else "",
+            (q["chamfer_pct"] <= 0.5) if is_sheet else None,
+        ),
+        _row(
+            f"{label} front-face share", round(q["front_face_share"], 5), "", ">= 0.99", q["front_face_share"] >= 0.99
+        ),
+        _row(
+            f"{label} rays with a surface missing the world",
+            q["missed_rays"],
+            "rays",
+            "0" if is_sheet else "",
+            (q["missed_rays"] == 0) if is_sheet else None,
+            f"coverage {q['ray_coverage']:.5f}; seam {q['missed_seam_rays']}, poles {q['missed_pole_rays']}; "
+            f"rays missing world and sky {q.get('missed_rays_world_or_sky', 'n/a (no sky part)')}",
+        ),
+        _row(
+            f"{label} bridging edges (issue definition)",
+            q["bridging_edges_raw"],
+            "edges",
+            "0" if is_sheet else "",
+            (q["bridging_edges_raw"] == 0) if is_sheet else None,
+            f"> 10 % depth change within < 2 px of ray angle; off the true surface: {q['bridging_edges_confirmed']}",
+        ),
+        _row(
+            f"{label} render PSNR from capture point",
+            round(q["psnr_db"], 2),
+            "dB",
+            ">= 33" if is_sheet else "",
+            (q["psnr_db"] >= 33) if is_sheet else None,
+        ),
     ]
     return rows
 
 
-PROMPTS = (("a pine forest by a lake", "forest"), ("a city street at night", "city"),
-           ("snowy mountains at sunset", "mountains"), ("a desert canyon", "canyon"),
-           ("a medieval village square", "village"), ("a sunny coast with a sandy beach", "coast"),
-           ("a cozy cabin interior", "cabin"))
+PROMPTS = (
+    ("a pine forest by a lake", "forest"),
+    ("a city street at night", "city"),
+    ("snowy mountains at sunset", "mountains"),
+    ("a desert canyon", "canyon"),
+    ("a medieval village square", "village"),
+    ("a sunny coast with a sandy beach", "coast"),
+    ("a cozy cabin interior", "cabin"),
+)
 
 
 def _timed_sheet(rows: list[dict], label: str, pano, depth, cores: int):
@@ -90,10 +126,17 @@ def _timed_sheet(rows: list[dict], label: str, pano, depth, cores: int):
         sheet = build_sheet(pano, depth)
     cpu = time.process_time() - c0
     rep = sheet.report
-    rows.append(_row(f"sheet 2048x1024 -> 300k triangles ({label})", round(u.seconds, 2), "s", "<= 8 s",
-                     u.seconds <= 8,
-                     f"CPU {cpu:.2f} s, load average {os.getloadavg()[0]:.1f} on {cores} cores usable; "
-                     f"{rep['triangles_before']} -> {rep['triangles_after']} tris, grid {rep['grid']}"))
+    rows.append(
+        _row(
+            f"sheet 2048x1024 -> 300k triangles ({label})",
+            round(u.seconds, 2),
+            "s",
+            "<= 8 s",
+            u.seconds <= 8,
+            f"CPU {cpu:.2f} s, load average {os.getloadavg()[0]:.1f} on {cores} cores usable; "
+            f"{rep['triangles_before']} -> {rep['triangles_after']} tris, grid {rep['grid']}",
+        )
+    )
     rows.append(_row(f"sheet peak RSS ({label})", round(u.peak_rss / GB, 2), "GiB", "<= 4 GB", u.peak_rss <= 4e9))
     return sheet
 
@@ -107,9 +150,17 @@ def run() -> list[dict]:
     sheet = _timed_sheet(rows, "city", pano, depth, cores)
     with measure() as u:
         tsdf = build_tsdf(pano, depth)
-    rows.append(_row("tsdf 2048x1024", round(u.seconds, 2), "s", "<= 30 s", u.seconds <= 30,
-                     f"voxel {tsdf.report['voxel_m']} m, {tsdf.report['triangles_after']} tris, "
-                     f"texture {tsdf.report['texture_size'][0]}²"))
+    rows.append(
+        _row(
+            "tsdf 2048x1024",
+            round(u.seconds, 2),
+            "s",
+            "<= 30 s",
+            u.seconds <= 30,
+            f"voxel {tsdf.report['voxel_m']} m, {tsdf.report['triangles_after']} tris, "
+            f"texture {tsdf.report['texture_size'][0]}²",
+        )
+    )
     rows.append(_row("tsdf peak RSS", round(u.peak_rss / GB, 2), "GiB", "<= 4 GB", u.peak_rss <= 4e9))
     with measure() as u:
         cloud = init_gaussians(pano, depth, InitConfig())

@@ -42,6 +42,11 @@ def run() -> list[dict]:
     return [
         {"name": "first run (fast preset)", "value": cold, "unit": "s", "target": "", "ok": None, "note": ran},
         {"name": "identical second run", "value": warm, "unit": "s", "target": "", "ok": all_cached},
-        {"name": "speed-up of the second run", "value": cold / warm, "unit": "x", "target": ">= 10x",
-         "ok": cold / warm >= 10 and all_cached},
+        {
+            "name": "speed-up of the second run",
+            "value": cold / warm,
+            "unit": "x",
+            "target": ">= 10x",
+            "ok": cold / warm >= 10 and all_cached,
+        },
     ]

@@ -24,8 +24,11 @@ def _one(prompt: str, width: int) -> tuple[float, float, bool, str]:
     with measure() as u:
         pano, depth, sem = synthesize(spec, 1.6, ProceduralConfig(width=width))
     cpu = time.process_time() - cpu0
-    ok = (pano.width == width and np.array_equal(depth.sky, sem.ids == 0)
-          and bool(np.isfinite(depth.depth[~depth.sky]).all()))
+    ok = (
+        pano.width == width
+        and np.array_equal(depth.sky, sem.ids == 0)
+        and bool(np.isfinite(depth.depth[~depth.sky]).all())
+    )
     note = f"{cpu_count()} cores usable, CPU {cpu:.1f} s, load {load:.1f} at start"
     return u.seconds, u.peak_rss / 2**30, ok, note
 
@@ -34,11 +37,35 @@ def run() -> list[dict]:
     rows = []
     for prompt in ("a pine forest by a lake", "a city street at night"):
         s, gb, ok, note = _one(prompt, 2048)
-        rows.append({"name": f"2048x1024 '{prompt}' wall time", "value": round(s, 2), "unit": "s",
-                     "target": "<= 10 s", "ok": s <= 10.0, "note": note})
-        rows.append({"name": f"2048x1024 '{prompt}' peak RSS", "value": round(gb, 2), "unit": "GiB",
-                     "target": "<= 2 GB", "ok": gb <= 2.0 * 1e9 / 2**30, "note": "" if ok else "output check FAILED"})
+        rows.append(
+            {
+                "name": f"2048x1024 '{prompt}' wall time",
+                "value": round(s, 2),
+                "unit": "s",
+                "target": "<= 10 s",
+                "ok": s <= 10.0,
+                "note": note,
+            }
+        )
+        rows.append(
+            {
+                "name": f"2048x1024 '{prompt}' peak RSS",
+                "value": round(gb, 2),
+                "unit": "GiB",
+                "target": "<= 2 GB",
+                "ok": gb <= 2.0 * 1e9 / 2**30,
+                "note": "" if ok else "output check FAILED",
+            }
+        )
     s, gb, ok, note = _one("snowy mountains at sunset", 4096)
-    rows.append({"name": "4096x2048 'snowy mountains at sunset' works", "value": round(s, 2), "unit": "s",
-                 "target": "completes", "ok": ok, "note": f"peak RSS {gb:.2f} GiB; {note}"})
+    rows.append(
+        {
+            "name": "4096x2048 'snowy mountains at sunset' works",
+            "value": round(s, 2),
+            "unit": "s",
+            "target": "completes",
+            "ok": ok,
+            "note": f"peak RSS {gb:.2f} GiB; {note}",
+        }
+    )
     return rows

@@ -87,9 +87,16 @@ def step_time(width: int = 632, size: int = 256, repeats: int = 3, threads: int 
 
     _, pano, depth = _world(width)
     cloud = init_gaussians(pano, depth)
-    p = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in
-         (("m", cloud.means), ("q", cloud.quats), ("s", cloud.log_scales), ("o", cloud.opacity_logits),
-          ("c", cloud.sh))}
+    p = {
+        k: torch.tensor(np.asarray(v), requires_grad=True)
+        for k, v in (
+            ("m", cloud.means),
+            ("q", cloud.quats),
+            ("s", cloud.log_scales),
+            ("o", cloud.opacity_logits),
+            ("c", cloud.sh),
+        )
+    }
     vm, K, w, h = cameras_to_gsplat([view_camera(30.0, -10.0, size)])
     vm, K = torch.tensor(vm), torch.tensor(K)
     prev = torch.get_num_threads()
@@ -98,19 +105,42 @@ def step_time(width: int = 632, size: int = 256, repeats: int = 3, threads: int 
     try:
         for _ in range(repeats + 1):
             t0, c0 = time.perf_counter(), time.process_time()
-            img, a, meta = rasterize_cpu(p["m"], p["q"], torch.exp(p["s"]), torch.sigmoid(p["o"]), p["c"], vm, K,
-                                         w, h, sh_degree=0, render_mode="RGB+ED")
+            img, a, meta = rasterize_cpu(
+                p["m"],
+                p["q"],
+                torch.exp(p["s"]),
+                torch.sigmoid(p["o"]),
+                p["c"],
+                vm,
+                K,
+                w,
+                h,
+                sh_degree=0,
+                render_mode="RGB+ED",
+            )
             (img[..., :3].mean() + img[..., 3].mean() * 0.01 + a.mean()).backward()
             walls.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
     finally:
         torch.set_num_threads(prev)
-    return {"wall": float(np.median(walls[1:])), "cpu": float(np.median(cpus[1:])), "n": len(cloud),
-            "visible": int(meta["gaussian_ids"].shape[0]), "intersections": meta["n_intersections"], "load": _load()}
+    return {
+        "wall": float(np.median(walls[1:])),
+        "cpu": float(np.median(cpus[1:])),
+        "n": len(cloud),
+        "visible": int(meta["gaussian_ids"].shape[0]),
+        "intersections": meta["n_intersections"],
+        "load": _load(),
+    }
 
 
-def quality(prompt: str = PROMPT, tag: str = "room", width: int = 1024, preset: str = "balanced",
-            previews: bool = True, **overrides) -> dict:
+def quality(
+    prompt: str = PROMPT,
+    tag: str = "room",
+    width: int = 1024,
+    preset: str = "balanced",
+    previews: bool = True,
+    **overrides,
+) -> dict:
     """Refine a width x width/2 world with ``preset``; scores of init, refined and sheet mesh.
 
     Views are 90° at the splats' own resolution (width / 4 pixels) and at half of it: held-out
@@ -138,8 +168,11 @@ def quality(prompt: str = PROMPT, tag: str = "room", width: int = 1024, preset: 
     held_dirs = [(20.0, 10.0), (110.0, -25.0), (200.0, 30.0), (290.0, -60.0)]
     around = [(float(y), -10.0) for y in range(0, 360, 45)]
     for size, suffix in ((width // 4, ""), (width // 8, "_half")):
-        for name, pos, dirs in (("held", [0.0, 0.0, 0.0], held_dirs), ("novel", [0.5, 0.0, 0.0], around),
-                                ("novel1", [1.0, 0.0, 0.0], around)):
+        for name, pos, dirs in (
+            ("held", [0.0, 0.0, 0.0], held_dirs),
+            ("novel", [0.5, 0.0, 0.0], around),
+            ("novel1", [1.0, 0.0, 0.0], around),
+        ):
             views = _truth(scene, pos, size, dirs)
             for which, c in (("init", cloud), ("refined", out)):
                 for k, v in _score_splats(c, views, far).items():
@@ -160,8 +193,12 @@ def _preview(scene, init, refined, mesh, path: Path, size: int = 192) -> None:
     rows = []
     for dist in (0.5, 1.0):
         cam, gt, _ = _truth(scene, [dist, 0.0, 0.3 * dist], size, [(-25.0, -12.0)])[0]
-        tiles = [gt, render_cloud(init, [cam], rasterizer="cpu")["rgb"][0],
-                 render_cloud(refined, [cam], rasterizer="cpu")["rgb"][0], np.clip(render_view(mesh, cam), 0, 1)]
+        tiles = [
+            gt,
+            render_cloud(init, [cam], rasterizer="cpu")["rgb"][0],
+            render_cloud(refined, [cam], rasterizer="cpu")["rgb"][0],
+            np.clip(render_view(mesh, cam), 0, 1),
+        ]
         rows.append(np.concatenate([np.pad(t, ((2, 2), (2, 2), (0, 0)), constant_values=1.0) for t in tiles], 1))
     img = (np.concatenate(rows, 0) * 255 + 0.5).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,42 +211,81 @@ WORLDS = ((PROMPT, "room"), ("a medieval village square", "village"))
 def _quality_rows(q: dict, tag: str) -> list[dict]:
     rep = q["report"]
     pct = lambda x: f"{100 * x:.2f} %"  # noqa: E731
-    rows = [{"name": f"{tag}: balanced preset on CPU, {q['width']}x{q['width'] // 2} world ({rep['n_gaussians_in']} splats "
-                     f"+ {rep['n_gaussians_backfill']} backfill)",
-             "value": q["seconds"], "unit": "s", "target": "<= 600 s", "ok": q["seconds"] <= 600,
-             "note": f"{rep['iterations']} steps at {rep['view_size']} px, {rep['n_views']} views, colour solve "
-                     f"{rep.get('colour_psnr_init', float('nan')):.1f} -> {rep.get('colour_psnr_final', float('nan')):.1f}"
-                     f" dB on the capture views; {q['load']}"},
-            {"name": f"{tag}: held-out views from the capture point, refined", "value": q["held_refined_psnr"],
-             "unit": "dB", "target": ">= 30 dB", "ok": q["held_refined_psnr"] >= 30,
-             "note": f"unrefined {q['held_init_psnr']:.2f} dB, sheet mesh {q['held_mesh_psnr']:.2f} dB; at half "
-                     f"resolution refined {q['held_half_refined_psnr']:.2f}, unrefined {q['held_half_init_psnr']:.2f}, "
-                     f"mesh {q['held_half_mesh_psnr']:.2f} dB"}]
+    rows = [
+        {
+            "name": f"{tag}: balanced preset on CPU, {q['width']}x{q['width'] // 2} world ({rep['n_gaussians_in']} splats "
+            f"+ {rep['n_gaussians_backfill']} backfill)",
+            "value": q["seconds"],
+            "unit": "s",
+            "target": "<= 600 s",
+            "ok": q["seconds"] <= 600,
+            "note": f"{rep['iterations']} steps at {rep['view_size']} px, {rep['n_views']} views, colour solve "
+            f"{rep.get('colour_psnr_init', float('nan')):.1f} -> {rep.get('colour_psnr_final', float('nan')):.1f}"
+            f" dB on the capture views; {q['load']}",
+        },
+        {
+            "name": f"{tag}: held-out views from the capture point, refined",
+            "value": q["held_refined_psnr"],
+            "unit": "dB",
+            "target": ">= 30 dB",
+            "ok": q["held_refined_psnr"] >= 30,
+            "note": f"unrefined {q['held_init_psnr']:.2f} dB, sheet mesh {q['held_mesh_psnr']:.2f} dB; at half "
+            f"resolution refined {q['held_half_refined_psnr']:.2f}, unrefined {q['held_half_init_psnr']:.2f}, "
+            f"mesh {q['held_half_mesh_psnr']:.2f} dB",
+        },
+    ]
     for key, label in (("novel", "0.5 m"), ("novel1", "1 m")):
         r, i, m = q[f"{key}_refined_psnr"], q[f"{key}_init_psnr"], q[f"{key}_mesh_psnr"]
-        rows.append({"name": f"{tag}: novel views {label} away, refined", "value": r, "unit": "dB",
-                     "target": "> unrefined and > sheet mesh", "ok": r > max(i, m),
-                     "note": f"unrefined {i:.2f} dB, sheet mesh {m:.2f} dB; at half resolution refined "
-                             f"{q[key + '_half_refined_psnr']:.2f}, unrefined {q[key + '_half_init_psnr']:.2f}, "
-                             f"mesh {q[key + '_half_mesh_psnr']:.2f} dB"})
-        rows.append({"name": f"{tag}: holes / floaters {label} away, refined", "value": 100 * q[f"{key}_refined_holes"],
-                     "unit": "% holes", "target": "<= unrefined",
-                     "ok": q[f"{key}_refined_holes"] <= q[f"{key}_init_holes"]
-                     and q[f"{key}_refined_floaters"] <= q[f"{key}_init_floaters"],
-                     "note": f"floaters {pct(q[key + '_refined_floaters'])}; unrefined: holes "
-                             f"{pct(q[key + '_init_holes'])}, floaters {pct(q[key + '_init_floaters'])}"})
-    rows.append({"name": f"{tag}: non-finite steps skipped", "value": rep["skipped_steps"], "unit": "",
-                 "target": "0", "ok": rep["skipped_steps"] == 0, "note": ", ".join(rep["nonfinite"]) or "none"})
+        rows.append(
+            {
+                "name": f"{tag}: novel views {label} away, refined",
+                "value": r,
+                "unit": "dB",
+                "target": "> unrefined and > sheet mesh",
+                "ok": r > max(i, m),
+                "note": f"unrefined {i:.2f} dB, sheet mesh {m:.2f} dB; at half resolution refined "
+                f"{q[key + '_half_refined_psnr']:.2f}, unrefined {q[key + '_half_init_psnr']:.2f}, "
+                f"mesh {q[key + '_half_mesh_psnr']:.2f} dB",
+            }
+        )
+        rows.append(
+            {
+                "name": f"{tag}: holes / floaters {label} away, refined",
+                "value": 100 * q[f"{key}_refined_holes"],
+                "unit": "% holes",
+                "target": "<= unrefined",
+                "ok": q[f"{key}_refined_holes"] <= q[f"{key}_init_holes"]
+                and q[f"{key}_refined_floaters"] <= q[f"{key}_init_floaters"],
+                "note": f"floaters {pct(q[key + '_refined_floaters'])}; unrefined: holes "
+                f"{pct(q[key + '_init_holes'])}, floaters {pct(q[key + '_init_floaters'])}",
+            }
+        )
+    rows.append(
+        {
+            "name": f"{tag}: non-finite steps skipped",
+            "value": rep["skipped_steps"],
+            "unit": "",
+            "target": "0",
+            "ok": rep["skipped_steps"] == 0,
+            "note": ", ".join(rep["nonfinite"]) or "none",
+        }
+    )
     return rows
 
 
 def run() -> list[dict]:
     rows = []
     s = step_time()
-    rows.append({"name": f"training step 256x256, {s['n']} splats (fwd+bwd), 1 thread", "value": s["wall"],
-                 "unit": "s", "target": "<= 1.5 s", "ok": s["wall"] <= 1.5,
-                 "note": f"{s['cpu']:.2f} s CPU; {s['visible']} visible, {s['intersections']} intersections; "
-                         f"{s['load']}"})
+    rows.append(
+        {
+            "name": f"training step 256x256, {s['n']} splats (fwd+bwd), 1 thread",
+            "value": s["wall"],
+            "unit": "s",
+            "target": "<= 1.5 s",
+            "ok": s["wall"] <= 1.5,
+            "note": f"{s['cpu']:.2f} s CPU; {s['visible']} visible, {s['intersections']} intersections; {s['load']}",
+        }
+    )
     for prompt, tag in WORLDS:
         rows += _quality_rows(quality(prompt, tag), tag)
     return rows

@@ -25,15 +25,17 @@ def _machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"{cpu}, {cpu_count()} cores usable, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, GPU: {gpu}")
+    return (
+        f"{cpu}, {cpu_count()} cores usable, Python {platform.python_version()}, torch {torch.__version__}, GPU: {gpu}"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -41,7 +43,7 @@ def main(argv: list[str]) -> int:
     sections: list[str] = []
     failed = 0
     for path in sorted(HERE.glob("bench_*.py")):
-        area = path.stem[len("bench_"):]
+        area = path.stem[len("bench_") :]
         if only and area not in only:
             continue
         spec = importlib.util.spec_from_file_location(f"bench_{area}", path)
@@ -55,16 +57,22 @@ def main(argv: list[str]) -> int:
             sections.append(f"## {area}\n\nThe benchmark crashed; run `python benchmarks/run.py {area}`.\n")
             failed += 1
             continue
-        lines = [f"## {area}\n", (mod.__doc__ or "").strip() + "\n",
-                 "| measure | value | target | met | note |", "|---|---|---|---|---|"]
+        lines = [
+            f"## {area}\n",
+            (mod.__doc__ or "").strip() + "\n",
+            "| measure | value | target | met | note |",
+            "|---|---|---|---|---|",
+        ]
         for r in rows:
             ok = r.get("ok")
             mark = "" if ok is None else ("yes" if ok else "**no**")
             failed += ok is False
             val = r["value"]
             val_s = f"{val:.3g}" if isinstance(val, float) else str(val)
-            lines.append(f"| {r['name']} | {val_s} {r.get('unit', '')} | {r.get('target', '')} | {mark} "
-                         f"| {r.get('note') or ''} |")
+            lines.append(
+                f"| {r['name']} | {val_s} {r.get('unit', '')} | {r.get('target', '')} | {mark} "
+                f"| {r.get('note') or ''} |"
+            )
             print(f"  {r['name']}: {val_s} {r.get('unit', '')} {r.get('target', '')} {mark}", flush=True)
         sections.append("\n".join(lines) + "\n")
     if not only:
@@ -72,8 +80,7 @@ def main(argv: list[str]) -> int:
         DOC.write_text(
             "# Benchmarks\n\nWritten by `make bench` on "
             f"{stamp}.\n\nMachine: {_machine()}.\n\n"
-            "Figures from a shared 2-core machine vary by about ±20% between runs.\n\n"
-            + "\n".join(sections)
+            "Figures from a shared 2-core machine vary by about ±20% between runs.\n\n" + "\n".join(sections)
         )
         print(f"wrote {DOC}")
     elif DOC.exists():
@@ -94,7 +101,7 @@ def _replace_sections(sections: list[str]) -> None:
             text = text.rstrip("\n") + "\n\n" + sec
             continue
         end = text.find("\n## ", start + len(head))
-        text = text[:start] + sec + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + sec + (text[end + 1 :] if end >= 0 else "")
     DOC.write_text(text)
     print(f"updated {DOC}")
 

@@ -9,5 +9,9 @@ from . import _console
 
 def setup_logging(verbose: int, quiet: bool = False) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(message)s", force=True,
-                        handlers=[RichHandler(console=_console.err, show_path=False, show_time=False)])
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        force=True,
+        handlers=[RichHandler(console=_console.err, show_path=False, show_time=False)],
+    )

@@ -9,7 +9,7 @@ Register in cli/main.py as::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -23,24 +23,42 @@ _ENGINE_HELP = "Target engine preset (formats, budgets, names). Choices: "
 
 
 def export_command(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (holds mesh.npz and/or gaussians.npz).",
-                                            show_default=False)],
-    format: Annotated[Optional[list[str]], typer.Option(  # noqa: A002  (the flag is --format)
-        "--format", "-f", help=_FORMAT_HELP + ", ".join(available_formats()), show_default=False)] = None,
-    engine: Annotated[Optional[str], typer.Option(
-        "--engine", "-e", help=_ENGINE_HELP + ", ".join(ENGINES), show_default=False)] = None,
-    max_texture_size: Annotated[Optional[int], typer.Option(
-        help="Largest texture side in pixels (power of two); default: the engine's.", show_default=False)] = None,
-    texture_format: Annotated[Optional[str], typer.Option(
-        help="Texture encoding: jpeg or png; default jpeg.", show_default=False)] = None,
-    spz_version: Annotated[Optional[int], typer.Option(
-        help="SPZ version: 2 (Unity aras-p, Spark) or 3 (Spark, splat-transform).", show_default=False)] = None,
-    validate: Annotated[bool, typer.Option(
-        "--validate/--no-validate", help="Run the validators on the written files.")] = False,
+    run_dir: Annotated[
+        Path, typer.Argument(help="A finished run folder (holds mesh.npz and/or gaussians.npz).", show_default=False)
+    ],
+    format: Annotated[
+        list[str] | None,
+        typer.Option(  # noqa: A002  (the flag is --format)
+            "--format", "-f", help=_FORMAT_HELP + ", ".join(available_formats()), show_default=False
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", "-e", help=_ENGINE_HELP + ", ".join(ENGINES), show_default=False)
+    ] = None,
+    max_texture_size: Annotated[
+        int | None,
+        typer.Option(help="Largest texture side in pixels (power of two); default: the engine's.", show_default=False),
+    ] = None,
+    texture_format: Annotated[
+        str | None, typer.Option(help="Texture encoding: jpeg or png; default jpeg.", show_default=False)
+    ] = None,
+    spz_version: Annotated[
+        int | None,
+        typer.Option(help="SPZ version: 2 (Unity aras-p, Spark) or 3 (Spark, splat-transform).", show_default=False),
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Run the validators on the written files.")
+    ] = False,
 ) -> None:
     """Re-export a finished run's mesh and splats (no recomputation) and print the files written."""
-    written, report = export_run(run_dir, format or None, engine, max_texture_size=max_texture_size,
-                                 texture_format=texture_format, spz_version=spz_version)
+    written, report = export_run(
+        run_dir,
+        format or None,
+        engine,
+        max_texture_size=max_texture_size,
+        texture_format=texture_format,
+        spz_version=spz_version,
+    )
     for name, why in report.get("skipped", {}).items():
         _console.err.print(f"[yellow]skipped {name}: {why}[/]")
     for p in written:
@@ -50,8 +68,7 @@ def export_command(
 
 
 def validate_command(
-    folder: Annotated[Path, typer.Argument(help="Folder holding exported assets (a run folder).",
-                                           show_default=False)],
+    folder: Annotated[Path, typer.Argument(help="Folder holding exported assets (a run folder).", show_default=False)],
 ) -> None:
     """Run the glTF, USD and splat validators on every asset in FOLDER; exit 1 on any error."""
     _report(validate_folder(folder))
@@ -66,13 +83,14 @@ def _report(findings) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in f.counts.items())
         first = f.skipped and f"skipped: {f.skipped}" or (f.messages[0] if f.messages else "")
         style = "red" if f.errors else ("yellow" if f.skipped or f.warnings else "green")
-        table.add_row(Path(f.file).name, f.validator, f"[{style}]{f.errors}[/]", str(f.warnings), counts,
-                      first[:120])
+        table.add_row(Path(f.file).name, f.validator, f"[{style}]{f.errors}[/]", str(f.warnings), counts, first[:120])
         failed += f.errors > 0
         skipped += bool(f.skipped)
     _console.out.print(table)
     if skipped:
-        _console.err.print(f"[yellow]{skipped} validator run(s) skipped: install them with `npm ci` and `pip install usd-validation-nvidia==1.22.0`[/]")
+        _console.err.print(
+            f"[yellow]{skipped} validator run(s) skipped: install them with `npm ci` and `pip install usd-validation-nvidia==1.22.0`[/]"
+        )
     if failed:
         _console.err.print(f"[red]{failed} asset check(s) failed[/]")
         raise typer.Exit(1)

@@ -16,31 +16,70 @@ from worldgen.pipeline import RunOptions, StageRecord, check_request, run_pipeli
 from worldgen.registry import STAGES, Request
 
 from . import _console
-from ._options import OutOpt, QuietOpt, SeedOpt, VerboseOpt
 from ._logging import setup_logging
+from ._options import OutOpt, QuietOpt, SeedOpt, VerboseOpt
 
 PRESET_HELP = "fast: no splat refinement, smaller images; balanced: the default; quality: slowest, best."
 
 
 def generate(
-    prompt: Annotated[str | None, typer.Argument(help="Text prompt, e.g. 'a pine forest by a lake at dawn'.", show_default=False)] = None,
+    prompt: Annotated[
+        str | None, typer.Argument(help="Text prompt, e.g. 'a pine forest by a lake at dawn'.", show_default=False)
+    ] = None,
     out: OutOpt = Path("out"),
-    image: Annotated[Path | None, typer.Option("--image", help="A photo to turn into a 360° world.", show_default=False)] = None,
-    panorama: Annotated[Path | None, typer.Option("--panorama", help="A 2:1 equirectangular panorama.", show_default=False)] = None,
-    depth: Annotated[Path | None, typer.Option("--depth", help="Depth for --panorama: .exr/.npy in metres or 16-bit .png in mm.", show_default=False)] = None,
-    spec: Annotated[Path | None, typer.Option("--spec", help="An edited SceneSpec JSON (procedural worlds) instead of a prompt.", show_default=False)] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="A photo to turn into a 360° world.", show_default=False)
+    ] = None,
+    panorama: Annotated[
+        Path | None, typer.Option("--panorama", help="A 2:1 equirectangular panorama.", show_default=False)
+    ] = None,
+    depth: Annotated[
+        Path | None,
+        typer.Option(
+            "--depth", help="Depth for --panorama: .exr/.npy in metres or 16-bit .png in mm.", show_default=False
+        ),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec", help="An edited SceneSpec JSON (procedural worlds) instead of a prompt.", show_default=False
+        ),
+    ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Print how the prompt was read, then build.")] = False,
     seed: SeedOpt = 0,
     preset: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "balanced",
     until: Annotated[str, typer.Option("--until", help=f"Last stage to run: {', '.join(STAGES)}.")] = "export",
-    rerun_from: Annotated[str | None, typer.Option("--from", help="Re-run this stage and all later ones.", show_default=False)] = None,
+    rerun_from: Annotated[
+        str | None, typer.Option("--from", help="Re-run this stage and all later ones.", show_default=False)
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-run every stage, ignoring the cache.")] = False,
     eye_height: Annotated[float, typer.Option("--eye-height", help="Camera height above the ground, metres.")] = 1.6,
-    max_splats: Annotated[int | None, typer.Option("--max-splats", min=1, help="Merge Gaussians down to this budget.", show_default=False)] = None,
-    engine: Annotated[str | None, typer.Option("--engine", help="Export preset: unity, unreal, blender, omniverse or web.", show_default=False)] = None,
-    formats: Annotated[list[str] | None, typer.Option("--format", "-f", help="Export format (repeatable), e.g. glb, usdz, ply, spz; default: the engine's set.", show_default=False)] = None,
-    backend: Annotated[list[str] | None, typer.Option("--backend", "-b", help="STAGE=NAME, e.g. mesh=tsdf (see 'worldgen stages').", show_default=False)] = None,
-    option: Annotated[list[str] | None, typer.Option("--set", "-s", help="STAGE.FIELD=VALUE backend option, e.g. mesh.max_triangles=100000.", show_default=False)] = None,
+    max_splats: Annotated[
+        int | None, typer.Option("--max-splats", min=1, help="Merge Gaussians down to this budget.", show_default=False)
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Export preset: unity, unreal, blender, omniverse or web.", show_default=False),
+    ] = None,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Export format (repeatable), e.g. glb, usdz, ply, spz; default: the engine's set.",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", "-b", help="STAGE=NAME, e.g. mesh=tsdf (see 'worldgen stages').", show_default=False),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", "-s", help="STAGE.FIELD=VALUE backend option, e.g. mesh.max_triangles=100000.", show_default=False
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -104,7 +143,9 @@ def _parse_options(items: list[str]) -> dict[str, dict]:
         lhs, sep, raw = item.partition("=")
         stage, dot, fld = lhs.partition(".")
         if not sep or not dot or not stage or not fld:
-            raise typer.BadParameter(f"{item!r} is not STAGE.FIELD=VALUE (e.g. mesh.max_triangles=100000)", param_hint="--set")
+            raise typer.BadParameter(
+                f"{item!r} is not STAGE.FIELD=VALUE (e.g. mesh.max_triangles=100000)", param_hint="--set"
+            )
         try:
             value = json.loads(raw)
         except ValueError:
@@ -140,9 +181,11 @@ def _run_with_progress(request: Request, out: Path, run_opts: RunOptions):
 
     def on_stage(rec: StageRecord) -> None:
         t = task(rec.stage)
-        label = {"ran": f"{rec.backend}: done in {rec.seconds:.1f} s",
-                 "cached": f"{rec.backend}: reused (cached)",
-                 "skipped": rec.note}[rec.status]
+        label = {
+            "ran": f"{rec.backend}: done in {rec.seconds:.1f} s",
+            "cached": f"{rec.backend}: reused (cached)",
+            "skipped": rec.note,
+        }[rec.status]
         progress.update(t, completed=1.0, msg=label)
         progress.stop_task(t)
 
@@ -156,7 +199,9 @@ def _summary(records: list[StageRecord], out_dir: Path, seconds: float) -> None:
         table.add_column(col)
     for r in records:
         table.add_row(
-            r.stage, r.backend or "-", r.status,
+            r.stage,
+            r.backend or "-",
+            r.status,
             f"{r.seconds:.2f} s" if r.status == "ran" else "-",
             f"{r.peak_rss_mb:.0f} MB" if r.peak_rss_mb else "-",
             ", ".join(r.files) if r.files else (r.note or "-"),

@@ -88,8 +88,10 @@ def stages() -> None:
         lines = []
         for b in backends(stage):
             fields = [f.name for f in dataclasses.fields(b.config)]
-            lines.append(f"[bold]{b.name}[/] v{b.version}: {b.summary}"
-                         + (f"\n    options: {', '.join(fields)}" if fields else ""))
+            lines.append(
+                f"[bold]{b.name}[/] v{b.version}: {b.summary}"
+                + (f"\n    options: {', '.join(fields)}" if fields else "")
+            )
         table.add_row(stage, ", ".join(STAGE_INPUTS[stage]) or "the request", "\n".join(lines) or "none installed")
     _console.out.print(table)
     _console.out.print("Choose a backend with --backend STAGE=NAME; set an option with --set STAGE.FIELD=VALUE.")

@@ -1,6 +1,6 @@
 """Build a world from Python and read its artifacts back.
 
-    python examples/python_api.py "a village on green hills" out/village
+python examples/python_api.py "a village on green hills" out/village
 """
 
 import sys
@@ -19,7 +19,9 @@ result = worldgen.run_pipeline(
 for record in result.stages:
     print(record.stage, record.backend, record.status, f"{record.seconds:.2f} s")
 
-pano = worldgen.load_artifact(out, "panorama")   # Panorama: [H, 2H, 3] float32 sRGB
-depth = worldgen.load_artifact(out, "depth")     # DepthMap: Euclidean metres, +inf for sky
-print(f"{pano.width}x{pano.height} panorama; median depth {float(depth.depth[depth.valid].mean()):.1f} m; "
-      f"sky {depth.sky.mean():.0%}")
+pano = worldgen.load_artifact(out, "panorama")  # Panorama: [H, 2H, 3] float32 sRGB
+depth = worldgen.load_artifact(out, "depth")  # DepthMap: Euclidean metres, +inf for sky
+print(
+    f"{pano.width}x{pano.height} panorama; median depth {float(depth.depth[depth.valid].mean()):.1f} m; "
+    f"sky {depth.sky.mean():.0%}"
+)

@@ -14,8 +14,14 @@ import numpy as np
 
 ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
-_COMPONENT = {np.dtype("float32"): 5126, np.dtype("uint32"): 5125, np.dtype("uint16"): 5123,
-              np.dtype("uint8"): 5121, np.dtype("int8"): 5120, np.dtype("int16"): 5122}
+_COMPONENT = {
+    np.dtype("float32"): 5126,
+    np.dtype("uint32"): 5125,
+    np.dtype("uint16"): 5123,
+    np.dtype("uint8"): 5121,
+    np.dtype("int8"): 5120,
+    np.dtype("int16"): 5122,
+}
 _TYPE = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4"}
 
 
@@ -50,14 +56,19 @@ class GlbBuilder:
         self._offset += len(data)
         return self.add("bufferViews", view)
 
-    def accessor(self, arr: np.ndarray, target: int | None = ARRAY_BUFFER, minmax: bool = False,
-                 normalized: bool = False) -> int:
+    def accessor(
+        self, arr: np.ndarray, target: int | None = ARRAY_BUFFER, minmax: bool = False, normalized: bool = False
+    ) -> int:
         """An accessor over a fresh tightly-packed view of ``arr`` ([N] or [N, C])."""
         a = np.ascontiguousarray(arr)
         comps = 1 if a.ndim == 1 else a.shape[1]
         view = self.buffer_view(a.astype(a.dtype.newbyteorder("<")).tobytes(), target)
-        acc: dict[str, Any] = {"bufferView": view, "componentType": _COMPONENT[a.dtype],
-                               "count": int(a.shape[0]), "type": _TYPE[comps]}
+        acc: dict[str, Any] = {
+            "bufferView": view,
+            "componentType": _COMPONENT[a.dtype],
+            "count": int(a.shape[0]),
+            "type": _TYPE[comps],
+        }
         if normalized:
             acc["normalized"] = True
         if minmax and a.shape[0]:

@@ -82,13 +82,20 @@ def split_chunks(mesh: Mesh, name: str, max_tris: int) -> list[Chunk]:
     n_chunks = max(1, -(-nf // max_tris))
     out = []
     for i in range(n_chunks):  # one iteration per ~1M-triangle chunk, not per element
-        f = mesh.faces[i * max_tris:(i + 1) * max_tris]
+        f = mesh.faces[i * max_tris : (i + 1) * max_tris]
         used, inv = np.unique(f.reshape(-1), return_inverse=True)
         faces = inv.reshape(-1, 3).astype(np.uint32)
         cname = name if n_chunks == 1 else f"{name}_{i:02d}"
-        out.append(Chunk(cname, mesh.vertices[used], faces, normals[used],
-                         None if mesh.uvs is None else mesh.uvs[used],
-                         None if mesh.vertex_colors is None else mesh.vertex_colors[used]))
+        out.append(
+            Chunk(
+                cname,
+                mesh.vertices[used],
+                faces,
+                normals[used],
+                None if mesh.uvs is None else mesh.uvs[used],
+                None if mesh.vertex_colors is None else mesh.vertex_colors[used],
+            )
+        )
     return out
 
 
@@ -125,7 +132,7 @@ def encode_texture(texture: np.ndarray, cfg: ExportSettings) -> tuple[bytes, str
 
 
 def role_of(name: str) -> str | None:
-    """"sky", "collision", "surface", or None for LOD parts (not written: no portable LOD)."""
+    """ "sky", "collision", "surface", or None for LOD parts (not written: no portable LOD)."""
     if name == "sky":
         return "sky"
     if name == "collision":
@@ -135,7 +142,9 @@ def role_of(name: str) -> str | None:
     return "surface"
 
 
-def prepare_parts(scene: MeshScene, cfg: ExportSettings, *, include_collision: bool = True) -> tuple[list[Part], list[str]]:
+def prepare_parts(
+    scene: MeshScene, cfg: ExportSettings, *, include_collision: bool = True
+) -> tuple[list[Part], list[str]]:
     """Parts to write, in scene order, plus the names of parts skipped (LODs, empty meshes).
 
     Collision parts are named ``cfg.collision_prefix + <first surface mesh name>`` so Unreal's
@@ -161,8 +170,10 @@ def prepare_parts(scene: MeshScene, cfg: ExportSettings, *, include_collision: b
     out = []
     for p in parts:
         if p.role == "collision" and cfg.collision_prefix:
-            chunks = [Chunk(f"{cfg.collision_prefix}{render}_{i:02d}", c.vertices, c.faces, c.normals,
-                            None, None) for i, c in enumerate(p.chunks)]
+            chunks = [
+                Chunk(f"{cfg.collision_prefix}{render}_{i:02d}", c.vertices, c.faces, c.normals, None, None)
+                for i, c in enumerate(p.chunks)
+            ]
             p = Part(p.name, p.role, chunks, None, None, None)
         out.append(p)
     return out, skipped

@@ -18,7 +18,6 @@ Frames used by the formats:
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from worldgen.errors import InputError
@@ -51,15 +50,23 @@ def sh_basis(dirs: np.ndarray, degree: int) -> np.ndarray:
         out += [-c1 * y, c1 * z, -c1 * x]
     if degree >= 2:
         xx, yy, zz = x * x, y * y, z * z
-        out += [1.0925484305920792 * x * y, -1.0925484305920792 * y * z,
-                0.31539156525252005 * (2 * zz - xx - yy), -1.0925484305920792 * x * z,
-                0.5462742152960396 * (xx - yy)]
+        out += [
+            1.0925484305920792 * x * y,
+            -1.0925484305920792 * y * z,
+            0.31539156525252005 * (2 * zz - xx - yy),
+            -1.0925484305920792 * x * z,
+            0.5462742152960396 * (xx - yy),
+        ]
     if degree >= 3:
-        out += [-0.5900435899266435 * y * (3 * xx - yy), 2.890611442640554 * x * y * z,
-                -0.4570457994644658 * y * (4 * zz - xx - yy),
-                0.3731763325901154 * z * (2 * zz - 3 * xx - 3 * yy),
-                -0.4570457994644658 * x * (4 * zz - xx - yy), 1.445305721320277 * z * (xx - yy),
-                -0.5900435899266435 * x * (xx - 3 * yy)]
+        out += [
+            -0.5900435899266435 * y * (3 * xx - yy),
+            2.890611442640554 * x * y * z,
+            -0.4570457994644658 * y * (4 * zz - xx - yy),
+            0.3731763325901154 * z * (2 * zz - 3 * xx - 3 * yy),
+            -0.4570457994644658 * x * (4 * zz - xx - yy),
+            1.445305721320277 * z * (xx - yy),
+            -0.5900435899266435 * x * (xx - 3 * yy),
+        ]
     return np.stack(out, axis=1)
 
 

@@ -43,9 +43,15 @@ def _run(ctx: StageContext) -> StageResult:
     names = list(cfg.formats) if cfg.formats else list(preset.formats)
     for n in names:
         get_format(n)
-    settings = resolve(preset.name, max_triangles_per_chunk=cfg.max_triangles_per_chunk,
-                       max_texture_size=cfg.max_texture_size, texture_format=cfg.texture_format,
-                       unlit=cfg.unlit, collision=cfg.collision, spz_version=cfg.spz_version)
+    settings = resolve(
+        preset.name,
+        max_triangles_per_chunk=cfg.max_triangles_per_chunk,
+        max_texture_size=cfg.max_texture_size,
+        texture_format=cfg.texture_format,
+        unlit=cfg.unlit,
+        collision=cfg.collision,
+        spz_version=cfg.spz_version,
+    )
     mesh, gaussians = ctx.inputs.get("mesh"), ctx.inputs.get("gaussians")
     if mesh is None and gaussians is None:
         raise InputError("the export stage needs a mesh or gaussians; run the mesh or gaussians stage first")
@@ -55,8 +61,14 @@ def _run(ctx: StageContext) -> StageResult:
     return StageResult(files=files, report=report)
 
 
-register_backend(Backend(
-    stage="export", name="assets", run=_run,
-    summary="engine-ready GLB, USD/USDZ, splat PLY/SPZ/.splat/KHR GLB, USD ParticleField",
-    config=ExportConfig, presets={}, version="1",
-))
+register_backend(
+    Backend(
+        stage="export",
+        name="assets",
+        run=_run,
+        summary="engine-ready GLB, USD/USDZ, splat PLY/SPZ/.splat/KHR GLB, USD ParticleField",
+        config=ExportConfig,
+        presets={},
+        version="1",
+    )
+)

@@ -18,10 +18,10 @@ from .settings import ExportSettings
 @dataclass(frozen=True)
 class EnginePreset:
     """Args:
-        name: ``--engine`` value.
-        formats: the formats written when the user names none.
-        settings: field overrides of :class:`ExportSettings`.
-        notes: one line on why, shown in the docs.
+    name: ``--engine`` value.
+    formats: the formats written when the user names none.
+    settings: field overrides of :class:`ExportSettings`.
+    notes: one line on why, shown in the docs.
     """
 
     name: str
@@ -33,21 +33,38 @@ class EnginePreset:
 ENGINES: dict[str, EnginePreset] = {
     e.name: e
     for e in (
-        EnginePreset("default", ("glb", "usdz", "ply", "spz"), {},
-                     "the sensible set: mesh as GLB and USDZ, splats as INRIA PLY and SPZ v2"),
-        EnginePreset("unity", ("glb", "ply", "spz"), {"spz_version": 2},
-                     "glTFast for the mesh; aras-p UnityGaussianSplatting reads the PLY and SPZ v2 only"),
-        EnginePreset("unreal", ("glb", "usdz", "ply"), {"collision_prefix": "UCX_"},
-                     "Interchange glTF with UCX_ collision names; USD stage import honours UsdPhysics; "
-                     "splat plugins (XScene, Luma) read INRIA PLY"),
-        EnginePreset("blender", ("glb", "usdz", "ply"), {},
-                     "glTF and USD importers are built in; splat add-ons read INRIA PLY"),
-        EnginePreset("omniverse", ("usdz", "splat-usdz"), {},
-                     "USD everywhere; Kit 110+ renders ParticleField3DGaussianSplat"),
-        EnginePreset("web", ("glb", "splat-glb", "spz"),
-                     {"spz_version": 3, "max_texture_size": 2048, "collision": "file"},
-                     "three.js/Babylon/PlayCanvas load KHR_gaussian_splatting GLB; Spark reads SPZ <= v3; "
-                     "2048 textures for mobile; collision.glb for viewers that take one"),
+        EnginePreset(
+            "default",
+            ("glb", "usdz", "ply", "spz"),
+            {},
+            "the sensible set: mesh as GLB and USDZ, splats as INRIA PLY and SPZ v2",
+        ),
+        EnginePreset(
+            "unity",
+            ("glb", "ply", "spz"),
+            {"spz_version": 2},
+            "glTFast for the mesh; aras-p UnityGaussianSplatting reads the PLY and SPZ v2 only",
+        ),
+        EnginePreset(
+            "unreal",
+            ("glb", "usdz", "ply"),
+            {"collision_prefix": "UCX_"},
+            "Interchange glTF with UCX_ collision names; USD stage import honours UsdPhysics; "
+            "splat plugins (XScene, Luma) read INRIA PLY",
+        ),
+        EnginePreset(
+            "blender", ("glb", "usdz", "ply"), {}, "glTF and USD importers are built in; splat add-ons read INRIA PLY"
+        ),
+        EnginePreset(
+            "omniverse", ("usdz", "splat-usdz"), {}, "USD everywhere; Kit 110+ renders ParticleField3DGaussianSplat"
+        ),
+        EnginePreset(
+            "web",
+            ("glb", "splat-glb", "spz"),
+            {"spz_version": 3, "max_texture_size": 2048, "collision": "file"},
+            "three.js/Babylon/PlayCanvas load KHR_gaussian_splatting GLB; Spark reads SPZ <= v3; "
+            "2048 textures for mobile; collision.glb for viewers that take one",
+        ),
     )
 }
 

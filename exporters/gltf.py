@@ -81,8 +81,9 @@ def _build(parts: list[Part], cfg: ExportSettings) -> bytes:
         if part.texture is not None:
             img = b.image(part.texture, part.texture_mime, f"{part.name}_basecolor")
             wrap = _REPEAT if part.role == "sky" else _CLAMP
-            sampler = b.add("samplers", {"magFilter": _LINEAR, "minFilter": _LINEAR_MIPMAP_LINEAR,
-                                         "wrapS": wrap, "wrapT": _CLAMP})
+            sampler = b.add(
+                "samplers", {"magFilter": _LINEAR, "minFilter": _LINEAR_MIPMAP_LINEAR, "wrapS": wrap, "wrapT": _CLAMP}
+            )
             tex_index = b.add("textures", {"sampler": sampler, "source": img})
         material = _material(b, part, cfg, tex_index)
         used_unlit |= "extensions" in b.doc["materials"][material]
@@ -104,5 +105,12 @@ def _build(parts: list[Part], cfg: ExportSettings) -> bytes:
 
 from .registry import Format, register_format  # noqa: E402  (modules register themselves last)
 
-register_format(Format("glb", "mesh", "world.glb", export_glb,
-                       "glTF 2.0 binary mesh: Unity (glTFast), Unreal (Interchange), Blender, web"))
+register_format(
+    Format(
+        "glb",
+        "mesh",
+        "world.glb",
+        export_glb,
+        "glTF 2.0 binary mesh: Unity (glTFast), Unreal (Interchange), Blender, web",
+    )
+)

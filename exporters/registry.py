@@ -71,8 +71,12 @@ def formats_for_suffix(suffix: str) -> list[Format]:
     return [f for f in FORMATS.values() if f.suffix == s]
 
 
-def export_assets(mesh: MeshScene | None, gaussians: GaussianCloud | None, formats: Iterable[str],
-                  settings: ExportSettings | None = None) -> tuple[dict[str, bytes], dict]:
+def export_assets(
+    mesh: MeshScene | None,
+    gaussians: GaussianCloud | None,
+    formats: Iterable[str],
+    settings: ExportSettings | None = None,
+) -> tuple[dict[str, bytes], dict]:
     """Write every requested format that has its input; returns (files, report).
 
     Args:
@@ -88,7 +92,9 @@ def export_assets(mesh: MeshScene | None, gaussians: GaussianCloud | None, forma
     settings = settings or ExportSettings()
     fmts = [get_format(n) for n in dict.fromkeys(formats)]
     if mesh is None and gaussians is None:
-        raise InputError("nothing to export: the run has neither a mesh nor gaussians; run the mesh or gaussians stage first")
+        raise InputError(
+            "nothing to export: the run has neither a mesh nor gaussians; run the mesh or gaussians stage first"
+        )
     files: dict[str, bytes] = {}
     skipped: dict[str, str] = {}
     for fmt in fmts:
@@ -98,13 +104,21 @@ def export_assets(mesh: MeshScene | None, gaussians: GaussianCloud | None, forma
             continue
         out = fmt.export(value, settings)
         files.update(out if isinstance(out, dict) else {fmt.filename: out})
-    if (mesh is not None and settings.collision == "file" and "collision" in mesh
-            and any(f.kind == "mesh" for f in fmts)):
+    if (
+        mesh is not None
+        and settings.collision == "file"
+        and "collision" in mesh
+        and any(f.kind == "mesh" for f in fmts)
+    ):
         from .gltf import export_collision_glb
 
         files["collision.glb"] = export_collision_glb(mesh, settings)
-    report = {"files": {k: len(v) for k, v in files.items()}, "skipped": skipped,
-              "engine": settings.engine, "settings": _settings_dict(settings)}
+    report = {
+        "files": {k: len(v) for k, v in files.items()},
+        "skipped": skipped,
+        "engine": settings.engine,
+        "settings": _settings_dict(settings),
+    }
     if mesh is not None:
         report["mesh_triangles"] = {k: m.n_faces for k, m in mesh.parts.items()}
     if gaussians is not None:

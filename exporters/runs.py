@@ -31,8 +31,9 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, Any]:
     return values[0], values[1]
 
 
-def export_run(run_dir: str | os.PathLike, formats: list[str] | None = None, engine: str | None = None,
-               **overrides: Any) -> tuple[list[Path], dict]:
+def export_run(
+    run_dir: str | os.PathLike, formats: list[str] | None = None, engine: str | None = None, **overrides: Any
+) -> tuple[list[Path], dict]:
     """Write the requested formats of a finished run into the run folder.
 
     Args:
@@ -52,8 +53,10 @@ def export_run(run_dir: str | os.PathLike, formats: list[str] | None = None, eng
     mesh, gaussians = load_run(run_dir)
     files, report = export_assets(mesh, gaussians, names, settings)
     if not files:
-        raise InputError(f"none of the formats {', '.join(names)} has its input in this run "
-                         f"({'; '.join(f'{k}: {v}' for k, v in report['skipped'].items())})")
+        raise InputError(
+            f"none of the formats {', '.join(names)} has its input in this run "
+            f"({'; '.join(f'{k}: {v}' for k, v in report['skipped'].items())})"
+        )
     written = []
     for rel, data in files.items():
         path = safe_join(run_dir, rel)

@@ -34,5 +34,8 @@ def export_splat(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> byt
 
 from .registry import Format, register_format  # noqa: E402
 
-register_format(Format("splat", "splats", "splats.splat", export_splat,
-                       "antimatter15 .splat (no SH): web viewers, Spark, Babylon.js"))
+register_format(
+    Format(
+        "splat", "splats", "splats.splat", export_splat, "antimatter15 .splat (no SH): web viewers, Spark, Babylon.js"
+    )
+)

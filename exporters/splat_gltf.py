@@ -44,8 +44,11 @@ def export_splat_glb(cloud: GaussianCloud, cfg: ExportSettings | None = None) ->
             k += 1
     rgba = np.concatenate([srgb_to_linear(s.colors), s.opacities[:, None]], axis=1)
     attrs["COLOR_0"] = b.accessor(np.clip(np.rint(rgba * 255.0), 0, 255).astype(np.uint8), normalized=True)
-    prim = {"attributes": attrs, "mode": 0,
-            "extensions": {EXT: {"kernel": "ellipse", "colorSpace": "srgb_rec709_display"}}}
+    prim = {
+        "attributes": attrs,
+        "mode": 0,
+        "extensions": {EXT: {"kernel": "ellipse", "colorSpace": "srgb_rec709_display"}},
+    }
     mesh = b.add("meshes", {"name": "splats", "primitives": [prim]})
     node = b.add("nodes", {"name": "splats", "mesh": mesh})
     b.doc["scenes"] = [{"name": "splats", "nodes": [node]}]
@@ -56,5 +59,12 @@ def export_splat_glb(cloud: GaussianCloud, cfg: ExportSettings | None = None) ->
 
 from .registry import Format, register_format  # noqa: E402
 
-register_format(Format("splat-glb", "splats", "splats.glb", export_splat_glb,
-                       "KHR_gaussian_splatting GLB: three.js, Babylon.js, PlayCanvas, Cesium"))
+register_format(
+    Format(
+        "splat-glb",
+        "splats",
+        "splats.glb",
+        export_splat_glb,
+        "KHR_gaussian_splatting GLB: three.js, Babylon.js, PlayCanvas, Cesium",
+    )
+)

@@ -37,8 +37,19 @@ def _fill(rec: np.ndarray, cloud: GaussianCloud) -> None:
     # basis-major [N, K, 3] -> channel-major [N, 3, 15] (zero-padded), written row-contiguously.
     rest = np.zeros((n, 3, 15), dtype=np.float32)
     rest[:, :, :k] = np.transpose(s.sh[:, 1:, :], (0, 2, 1))
-    np.concatenate([s.means, np.zeros((n, 3), np.float32), s.sh[:, 0, :], rest.reshape(n, 45),
-                    s.opacity_logits[:, None], s.log_scales, s.quats], axis=1, out=rec)
+    np.concatenate(
+        [
+            s.means,
+            np.zeros((n, 3), np.float32),
+            s.sh[:, 0, :],
+            rest.reshape(n, 45),
+            s.opacity_logits[:, None],
+            s.log_scales,
+            s.quats,
+        ],
+        axis=1,
+        out=rec,
+    )
 
 
 def ply_records(cloud: GaussianCloud) -> np.ndarray:
@@ -53,8 +64,7 @@ def ply_records(cloud: GaussianCloud) -> np.ndarray:
 
 
 def ply_header(n: int) -> bytes:
-    lines = ["ply", "format binary_little_endian 1.0", "comment worldgen 3DGS splats, frame RDF",
-             f"element vertex {n}"]
+    lines = ["ply", "format binary_little_endian 1.0", "comment worldgen 3DGS splats, frame RDF", f"element vertex {n}"]
     lines += [f"property float {name}" for name in PROPERTY_NAMES]
     lines.append("end_header")
     return ("\n".join(lines) + "\n").encode("ascii")
@@ -65,12 +75,19 @@ def export_ply(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes
     header = ply_header(len(cloud))
     # One buffer holds header and records, so the 250-byte-per-splat payload is copied once.
     buf = np.empty(len(header) + len(cloud) * N_PROPS * 4, dtype=np.uint8)
-    buf[:len(header)] = np.frombuffer(header, dtype=np.uint8)
-    _fill(buf[len(header):].view("<f4").reshape(len(cloud), N_PROPS), cloud)
+    buf[: len(header)] = np.frombuffer(header, dtype=np.uint8)
+    _fill(buf[len(header) :].view("<f4").reshape(len(cloud), N_PROPS), cloud)
     return buf.tobytes()
 
 
 from .registry import Format, register_format  # noqa: E402
 
-register_format(Format("ply", "splats", "splats.ply", export_ply,
-                       "INRIA 3DGS PLY (62 floats, frame RDF): Unity aras-p, Unreal XScene/Luma, SuperSplat, Blender add-ons"))
+register_format(
+    Format(
+        "ply",
+        "splats",
+        "splats.ply",
+        export_ply,
+        "INRIA 3DGS PLY (62 floats, frame RDF): Unity aras-p, Unreal XScene/Luma, SuperSplat, Blender add-ons",
+    )
+)

@@ -39,7 +39,8 @@ def _author(stage, cloud: GaussianCloud) -> None:
     pf.CreateRadianceSphericalHarmonicsDegreeAttr(s.sh_degree)
     k = s.sh.shape[1]
     coeffs = pf.CreateRadianceSphericalHarmonicsCoefficientsAttr(
-        Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(s.sh.reshape(-1, 3), np.float32)))
+        Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(s.sh.reshape(-1, 3), np.float32))
+    )
     pv = UsdGeom.Primvar(coeffs)
     pv.SetInterpolation(UsdGeom.Tokens.vertex)
     pv.SetElementSize(k)
@@ -79,9 +80,20 @@ def export_splat_usdz(cloud: GaussianCloud, cfg: ExportSettings | None = None) -
 
 from .registry import Format, register_format  # noqa: E402
 
-register_format(Format("splat-usdz", "splats", "splats.usdz", export_splat_usdz,
-                       "USD ParticleField3DGaussianSplat (usdz): Omniverse Kit 110+, Isaac Sim 6+"))
-register_format(Format("splat-usdc", "splats", "splats.usdc", export_splat_usdc,
-                       "USD ParticleField3DGaussianSplat (binary usdc)"))
-register_format(Format("splat-usda", "splats", "splats.usda", export_splat_usda,
-                       "USD ParticleField3DGaussianSplat (text usda, large)"))
+register_format(
+    Format(
+        "splat-usdz",
+        "splats",
+        "splats.usdz",
+        export_splat_usdz,
+        "USD ParticleField3DGaussianSplat (usdz): Omniverse Kit 110+, Isaac Sim 6+",
+    )
+)
+register_format(
+    Format("splat-usdc", "splats", "splats.usdc", export_splat_usdc, "USD ParticleField3DGaussianSplat (binary usdc)")
+)
+register_format(
+    Format(
+        "splat-usda", "splats", "splats.usda", export_splat_usda, "USD ParticleField3DGaussianSplat (text usda, large)"
+    )
+)

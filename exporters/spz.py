@@ -87,7 +87,7 @@ def _gzip_parallel(data: bytes, level: int = 6) -> bytes:
     from concurrent.futures import ThreadPoolExecutor
 
     view = memoryview(data)
-    blocks = [view[i:i + _GZIP_BLOCK] for i in range(0, len(data), _GZIP_BLOCK)] or [view]
+    blocks = [view[i : i + _GZIP_BLOCK] for i in range(0, len(data), _GZIP_BLOCK)] or [view]
 
     def deflate(i: int) -> bytes:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
@@ -144,12 +144,28 @@ def export_spz(cloud: GaussianCloud, cfg: ExportSettings | None = None) -> bytes
         sh[:, :3] = _quant_sh(rest[:, :3], 5)
         sh[:, 3:] = _quant_sh(rest[:, 3:], 4)
     header = struct.pack("<IIIBBBB", MAGIC, cfg.spz_version, n, s.sh_degree, bits, 0, 0)
-    payload = b"".join([header, np.ascontiguousarray(positions).tobytes(), alphas.tobytes(),
-                        colors.tobytes(), scales.tobytes(), rotations.tobytes(), sh.tobytes()])
+    payload = b"".join(
+        [
+            header,
+            np.ascontiguousarray(positions).tobytes(),
+            alphas.tobytes(),
+            colors.tobytes(),
+            scales.tobytes(),
+            rotations.tobytes(),
+            sh.tobytes(),
+        ]
+    )
     return _gzip_parallel(payload)
 
 
 from .registry import Format, register_format  # noqa: E402
 
-register_format(Format("spz", "splats", "splats.spz", export_spz,
-                       "Niantic SPZ v2/v3 (compressed ~10x): Unity aras-p (v2), Spark, Babylon.js, splat-transform"))
+register_format(
+    Format(
+        "spz",
+        "splats",
+        "splats.spz",
+        export_spz,
+        "Niantic SPZ v2/v3 (compressed ~10x): Unity aras-p (v2), Spark, Babylon.js, splat-transform",
+    )
+)

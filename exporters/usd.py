@@ -95,7 +95,9 @@ def _tex_name(part: Part) -> str:
     return f"{part.name}_basecolor.{'jpg' if part.texture_mime == 'image/jpeg' else 'png'}"
 
 
-def build_stage(scene: MeshScene, cfg: ExportSettings, path: str | None, tex_dir: str) -> tuple[object, dict[str, bytes]]:
+def build_stage(
+    scene: MeshScene, cfg: ExportSettings, path: str | None, tex_dir: str
+) -> tuple[object, dict[str, bytes]]:
     """Author the scene on a new stage; returns (stage, {relative texture path: bytes})."""
     Gf, Kind, Sdf, Usd, UsdGeom, UsdPhysics, UsdShade, UsdUtils, Vt = _pxr()
     parts, _ = prepare_parts(scene, cfg, include_collision=cfg.collision != "none")
@@ -115,12 +117,14 @@ def build_stage(scene: MeshScene, cfg: ExportSettings, path: str | None, tex_dir
             mesh = _define_mesh(stage, f"{xf.GetPath()}/{chunk.name}", chunk)
             if chunk.uvs is not None and mat is not None:
                 st = np.ascontiguousarray(np.c_[chunk.uvs[:, 0], 1.0 - chunk.uvs[:, 1]], np.float32)
-                pv = UsdGeom.PrimvarsAPI(mesh).CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray,
-                                                             UsdGeom.Tokens.vertex)
+                pv = UsdGeom.PrimvarsAPI(mesh).CreatePrimvar(
+                    "st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.vertex
+                )
                 pv.Set(Vt.Vec2fArray.FromNumpy(st))
             elif chunk.colors is not None and part.role != "collision":
                 mesh.CreateDisplayColorPrimvar(UsdGeom.Tokens.vertex).Set(
-                    Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(chunk.colors, np.float32)))
+                    Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(chunk.colors, np.float32))
+                )
             if mat is not None:
                 UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim()).Bind(mat)
             if part.role == "collision":
@@ -177,9 +181,16 @@ def export_usdz(scene: MeshScene, cfg: ExportSettings | None = None) -> bytes:
 
 from .registry import Format, register_format  # noqa: E402
 
-register_format(Format("usdz", "mesh", "world.usdz", export_usdz,
-                       "ARKit-safe USDZ mesh: Omniverse, Unreal USD, Apple Quick Look, Blender"))
-register_format(Format("usdc", "mesh", "world.usdc", export_usdc,
-                       "binary USD mesh with a world_textures/ folder"))
-register_format(Format("usda", "mesh", "world.usda", export_usda,
-                       "text USD mesh with a world_textures/ folder (readable, large)"))
+register_format(
+    Format(
+        "usdz",
+        "mesh",
+        "world.usdz",
+        export_usdz,
+        "ARKit-safe USDZ mesh: Omniverse, Unreal USD, Apple Quick Look, Blender",
+    )
+)
+register_format(Format("usdc", "mesh", "world.usdc", export_usdc, "binary USD mesh with a world_textures/ folder"))
+register_format(
+    Format("usda", "mesh", "world.usda", export_usda, "text USD mesh with a world_textures/ folder (readable, large)")
+)

@@ -117,7 +117,7 @@ def _glb_json(path: Path) -> dict:
     if len(data) < 20 or data[:4] != b"glTF":
         raise InputError(f"{path.name} is not a GLB file (bad magic)")
     (length,) = struct.unpack_from("<I", data, 12)
-    return json.loads(data[20:20 + length])
+    return json.loads(data[20 : 20 + length])
 
 
 def is_splat_glb(path: str | os.PathLike) -> bool:
@@ -139,8 +139,9 @@ def validate_gltf(path: str | os.PathLike) -> Finding:
     if proc.returncode not in (0, 1):
         return Finding(str(path), "gltf-validator", errors=1, messages=[proc.stderr.strip()[-500:]])
     rep = json.loads(proc.stdout)[0]
-    msgs = [f"{m['code']} at {m.get('pointer', '')}: {m['message']}" for m in rep["messages"]
-            if m["severity"] <= 1][:50]
+    msgs = [f"{m['code']} at {m.get('pointer', '')}: {m['message']}" for m in rep["messages"] if m["severity"] <= 1][
+        :50
+    ]
     info = rep.get("info", {})
     counts = {k: info[k] for k in ("totalVertexCount", "totalTriangleCount", "drawCallCount") if k in info}
     f = Finding(str(path), "gltf-validator", rep["numErrors"], rep["numWarnings"], msgs, counts)
@@ -166,7 +167,9 @@ def check_splat_glb(path: str | os.PathLike) -> list[str]:
         view = g.bufferViews[acc.bufferView]
         comps = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[acc.type]
         dt = {5126: "<f4", 5121: "u1", 5123: "<u2"}[acc.componentType]
-        a = np.frombuffer(blob, dtype=dt, count=acc.count * comps, offset=(view.byteOffset or 0) + (acc.byteOffset or 0))
+        a = np.frombuffer(
+            blob, dtype=dt, count=acc.count * comps, offset=(view.byteOffset or 0) + (acc.byteOffset or 0)
+        )
         return a.reshape(acc.count, comps)
 
     for mesh in g.meshes:
@@ -174,14 +177,22 @@ def check_splat_glb(path: str | os.PathLike) -> list[str]:
             ext = (prim.extensions or {}).get("KHR_gaussian_splatting")
             if ext is None:
                 continue
-            if ext.get("kernel") != "ellipse" or ext.get("colorSpace") not in ("srgb_rec709_display", "lin_rec709_display"):
+            if ext.get("kernel") != "ellipse" or ext.get("colorSpace") not in (
+                "srgb_rec709_display",
+                "lin_rec709_display",
+            ):
                 problems.append(f"bad extension object {ext}")
             if prim.mode != 0:
                 problems.append(f"splat primitive mode is {prim.mode}, must be 0 (POINTS)")
             attrs = {k: v for k, v in prim.attributes.__dict__.items() if v is not None}
             attrs.update({k: v for k, v in (getattr(prim.attributes, "_extra", None) or {}).items()})
-            need = ["POSITION", "KHR_gaussian_splatting:ROTATION", "KHR_gaussian_splatting:SCALE",
-                    "KHR_gaussian_splatting:OPACITY", "KHR_gaussian_splatting:SH_DEGREE_0_COEF_0"]
+            need = [
+                "POSITION",
+                "KHR_gaussian_splatting:ROTATION",
+                "KHR_gaussian_splatting:SCALE",
+                "KHR_gaussian_splatting:OPACITY",
+                "KHR_gaussian_splatting:SH_DEGREE_0_COEF_0",
+            ]
             missing = [a for a in need if a not in attrs]
             if missing:
                 problems.append(f"missing attributes {missing}")
@@ -221,17 +232,21 @@ def validate_usd(path: str | os.PathLike) -> list[Finding]:
     errs = ctx.Validate(stage)
     n_err = sum(1 for e in errs if e.GetType() == UsdValidation.ValidationErrorType.Error)
     n_warn = len(errs) - n_err
-    counts = {"meshes": sum(1 for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)),
-              "upAxis": str(UsdGeom.GetStageUpAxis(stage)),
-              "metersPerUnit": UsdGeom.GetStageMetersPerUnit(stage)}
+    counts = {
+        "meshes": sum(1 for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)),
+        "upAxis": str(UsdGeom.GetStageUpAxis(stage)),
+        "metersPerUnit": UsdGeom.GetStageMetersPerUnit(stage),
+    }
     splats = _has_particle_fields(stage)
     if splats:
         from pxr import UsdVol
 
-        counts["splats"] = sum(len(UsdVol.ParticleField3DGaussianSplat(p).GetPositionsAttr().Get() or [])
-                               for p in stage.Traverse() if p.GetTypeName() == "ParticleField3DGaussianSplat")
-    out = [Finding(str(path), "UsdValidation", n_err, n_warn,
-                   [e.GetErrorAsString()[:300] for e in errs][:50], counts)]
+        counts["splats"] = sum(
+            len(UsdVol.ParticleField3DGaussianSplat(p).GetPositionsAttr().Get() or [])
+            for p in stage.Traverse()
+            if p.GetTypeName() == "ParticleField3DGaussianSplat"
+        )
+    out = [Finding(str(path), "UsdValidation", n_err, n_warn, [e.GetErrorAsString()[:300] for e in errs][:50], counts)]
     why = nvidia_missing()
     if why:
         out.append(Finding(str(path), "usd-validation-nvidia", skipped=why))
@@ -242,8 +257,17 @@ def validate_usd(path: str | os.PathLike) -> list[Finding]:
     for name, extra in runs:
         with tempfile.TemporaryDirectory(prefix="wg-nv-") as tmp:
             rep_path = Path(tmp) / "report.json"
-            proc = _run([sys.executable, "-c", "import sys, usd_validation_nvidia as m; sys.exit(m.cli_main())",
-                         *extra, "--json-output", str(rep_path), str(path.resolve())])
+            proc = _run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys, usd_validation_nvidia as m; sys.exit(m.cli_main())",
+                    *extra,
+                    "--json-output",
+                    str(rep_path),
+                    str(path.resolve()),
+                ]
+            )
             if not rep_path.is_file():
                 out.append(Finding(str(path), name, errors=1, messages=[(proc.stderr or proc.stdout)[-500:]]))
                 continue
@@ -293,10 +317,19 @@ def read_with_splat_transform(path: str | os.PathLike) -> np.ndarray:
 
     with tempfile.TemporaryDirectory(prefix="wg-st-") as tmp:
         out = Path(tmp) / "out.ply"
-        proc = _run([str(repo_root() / "node_modules" / ".bin" / "splat-transform"), "-q", "-w",
-                     str(Path(path).resolve()), str(out)])
+        proc = _run(
+            [
+                str(repo_root() / "node_modules" / ".bin" / "splat-transform"),
+                "-q",
+                "-w",
+                str(Path(path).resolve()),
+                str(out),
+            ]
+        )
         if proc.returncode != 0 or not out.is_file():
-            raise InputError(f"splat-transform could not read {Path(path).name}: {(proc.stderr or proc.stdout).strip()[-300:]}")
+            raise InputError(
+                f"splat-transform could not read {Path(path).name}: {(proc.stderr or proc.stdout).strip()[-300:]}"
+            )
         return PlyData.read(str(out))["vertex"].data
 
 
@@ -346,8 +379,9 @@ def find_assets(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"{str(root)!r} is not a folder; give the run folder that holds the exported assets")
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in ASSET_SUFFIXES
-                  and not p.name.startswith("."))
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in ASSET_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def validate_folder(folder: str | os.PathLike) -> list[Finding]:

@@ -8,10 +8,10 @@ import pytest
 from worldgen.exporters.validate import node_tools_missing, nvidia_missing
 from worldgen.types import GaussianCloud, Mesh, MeshScene
 
-needs_node = pytest.mark.skipif(node_tools_missing() is not None,
-                                reason=f"node validators missing: {node_tools_missing()}")
-needs_nvidia = pytest.mark.skipif(nvidia_missing() is not None,
-                                  reason=f"NVIDIA validator missing: {nvidia_missing()}")
+needs_node = pytest.mark.skipif(
+    node_tools_missing() is not None, reason=f"node validators missing: {node_tools_missing()}"
+)
+needs_nvidia = pytest.mark.skipif(nvidia_missing() is not None, reason=f"NVIDIA validator missing: {nvidia_missing()}")
 
 
 def grid(n: int, size: float = 10.0, y: float = -1.6, bump: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,11 +38,14 @@ def mesh_scene(n: int = 12, seed: int = 0, tex_shape: tuple[int, int] = (60, 100
     sky_v[:, 1] = 50.0
     sky_f = f[:, ::-1].copy()  # faces look down at the camera
     cv, cf, _ = grid(max(3, n // 3), bump=0.0)
-    return MeshScene({
-        "world": Mesh(v, f, uvs=uv, texture=tex),
-        "sky": Mesh(sky_v * np.float32([10, 1, 10]), sky_f, uvs=uv, texture=tex[::2, ::2].copy()),
-        "collision": Mesh(cv, cf),
-    }, {"note": "test scene"})
+    return MeshScene(
+        {
+            "world": Mesh(v, f, uvs=uv, texture=tex),
+            "sky": Mesh(sky_v * np.float32([10, 1, 10]), sky_f, uvs=uv, texture=tex[::2, ::2].copy()),
+            "collision": Mesh(cv, cf),
+        },
+        {"note": "test scene"},
+    )
 
 
 def cloud(n: int = 64, degree: int = 3, seed: int = 0) -> GaussianCloud:
@@ -53,5 +56,4 @@ def cloud(n: int = 64, degree: int = 3, seed: int = 0) -> GaussianCloud:
     k = (degree + 1) ** 2
     sh = rng.uniform(-0.8, 0.8, (n, k, 3))
     sh[:, 0] = rng.uniform(-1.5, 1.5, (n, 3))
-    return GaussianCloud(rng.uniform(-20, 20, (n, 3)), q, rng.uniform(-4, -1, (n, 3)),
-                         rng.uniform(-4, 4, n), sh)
+    return GaussianCloud(rng.uniform(-20, 20, (n, 3)), q, rng.uniform(-4, -1, (n, 3)), rng.uniform(-4, 4, n), sh)

@@ -24,8 +24,13 @@ def _slow_points(ctx):
     pts = dirs[valid] * depth.depth[valid][:, None]
     n = len(pts)
     rng = np.random.default_rng(ctx.seed)
-    cloud = GaussianCloud(pts, np.tile([1.0, 0, 0, 0], (n, 1)), np.full((n, 3), -3.0),
-                          rng.normal(size=n), (pano.image[valid][:, None, :] - 0.5) / 0.2820948)
+    cloud = GaussianCloud(
+        pts,
+        np.tile([1.0, 0, 0, 0], (n, 1)),
+        np.full((n, 3), -3.0),
+        rng.normal(size=n),
+        (pano.image[valid][:, None, :] - 0.5) / 0.2820948,
+    )
     for i in range(10):
         ctx.progress(i / 10, "sleeping")
         time.sleep(SLEEP / 10)
@@ -35,5 +40,8 @@ def _slow_points(ctx):
 if __name__ == "__main__":
     SLEEP = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     register_backend(Backend("gaussians", "test_slow", _slow_points, "test backend"))
-    run_pipeline(Request(panorama=sys.argv[1], depth=sys.argv[2], seed=7), sys.argv[3],
-                 RunOptions(until="gaussians", backends={"gaussians": "test_slow"}))
+    run_pipeline(
+        Request(panorama=sys.argv[1], depth=sys.argv[2], seed=7),
+        sys.argv[3],
+        RunOptions(until="gaussians", backends={"gaussians": "test_slow"}),
+    )

@@ -24,7 +24,9 @@ def files(tmp_path, rng):
 
 
 def _no_partial(out):
-    return not out.exists() or not [p for p in out.rglob("*") if p.name.startswith(TMP_PREFIX) or p.suffix in (".png", ".npz", ".glb")]
+    return not out.exists() or not [
+        p for p in out.rglob("*") if p.name.startswith(TMP_PREFIX) or p.suffix in (".png", ".npz", ".glb")
+    ]
 
 
 def test_help_and_info(capsys):
@@ -39,30 +41,62 @@ def test_help_and_info(capsys):
 
 def test_generate_panorama(files, capsys):
     out = files / "out"
-    assert main(["generate", "--panorama", str(files / "pano.png"), "--depth", str(files / "depth.npy"),
-                 "-o", str(out), "--until", "depth"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--panorama",
+                str(files / "pano.png"),
+                "--depth",
+                str(files / "depth.npy"),
+                "-o",
+                str(out),
+                "--until",
+                "depth",
+            ]
+        )
+        == 0
+    )
     cap = capsys.readouterr()
     assert cap.out.strip() == str(out.resolve())  # stdout carries only the output folder
     assert (out / "manifest.json").exists() and (out / "depth.npz").exists()
-    assert main(["generate", "--panorama", str(files / "pano.png"), "--depth", str(files / "depth.npy"),
-                 "-o", str(out), "--until", "depth", "-q"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--panorama",
+                str(files / "pano.png"),
+                "--depth",
+                str(files / "depth.npy"),
+                "-o",
+                str(out),
+                "--until",
+                "depth",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "cached" not in capsys.readouterr().out  # quiet: only the folder
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--panorama", "{d}/missing.png"], "does not exist"),
-    (["--panorama", "{d}/square.png"], "not 2:1"),
-    (["--panorama", "{d}/corrupt.png"], "corrupt"),
-    (["--panorama", "{d}/pano.png", "--depth", "{d}/small.npy"], "panorama's size"),
-    (["--panorama", "{d}/pano.png", "--depth", "{d}/nan.npy"], "NaN"),
-    (["--panorama", "{d}/pano.png", "--backend", "depth=magic"], "unknown depth backend"),
-    (["--panorama", "{d}/pano.png", "--backend", "nonsense"], "STAGE=NAME"),
-    (["--panorama", "{d}/pano.png", "--set", "depth.far"], "STAGE.FIELD=VALUE"),
-    (["--panorama", "{d}/pano.png", "--preset", "ultra"], "unknown preset"),
-    (["--panorama", "{d}/pano.png", "--set", "gaussians.backfill_deg=-1"], "backfill_deg"),
-    (["--panorama", "{d}/pano.png", "--set", "gaussians.device=tpu"], "unknown device"),
-    (["--image", "{d}/pano.png"], "photo"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--panorama", "{d}/missing.png"], "does not exist"),
+        (["--panorama", "{d}/square.png"], "not 2:1"),
+        (["--panorama", "{d}/corrupt.png"], "corrupt"),
+        (["--panorama", "{d}/pano.png", "--depth", "{d}/small.npy"], "panorama's size"),
+        (["--panorama", "{d}/pano.png", "--depth", "{d}/nan.npy"], "NaN"),
+        (["--panorama", "{d}/pano.png", "--backend", "depth=magic"], "unknown depth backend"),
+        (["--panorama", "{d}/pano.png", "--backend", "nonsense"], "STAGE=NAME"),
+        (["--panorama", "{d}/pano.png", "--set", "depth.far"], "STAGE.FIELD=VALUE"),
+        (["--panorama", "{d}/pano.png", "--preset", "ultra"], "unknown preset"),
+        (["--panorama", "{d}/pano.png", "--set", "gaussians.backfill_deg=-1"], "backfill_deg"),
+        (["--panorama", "{d}/pano.png", "--set", "gaussians.device=tpu"], "unknown device"),
+        (["--image", "{d}/pano.png"], "photo"),
+    ],
+)
 def test_bad_input_exits_2_one_line(files, capsys, args, match):
     out = files / "out"
     code = main(["generate", *[a.format(d=files) for a in args], "-o", str(out)])
@@ -80,8 +114,20 @@ def test_unwritable_output_exits_2(files, capsys):
 
 
 def test_console_script_exit_code(files):
-    r = subprocess.run([sys.executable, "-m", "worldgen.cli", "generate", "--panorama", str(files / "square.png"),
-                        "-o", str(files / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worldgen.cli",
+            "generate",
+            "--panorama",
+            str(files / "square.png"),
+            "-o",
+            str(files / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "2:1" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -92,8 +138,23 @@ def test_example_panorama_with_exr_depth(tmp_path, capsys):
 
     ex = Path(__file__).resolve().parent.parent / "examples" / "panorama"
     out = tmp_path / "village"
-    assert main(["generate", "--panorama", str(ex / "village.png"), "--depth", str(ex / "village_depth.exr"),
-                 "-o", str(out), "--until", "depth", "-q"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--panorama",
+                str(ex / "village.png"),
+                "--depth",
+                str(ex / "village_depth.exr"),
+                "-o",
+                str(out),
+                "--until",
+                "depth",
+                "-q",
+            ]
+        )
+        == 0
+    )
     depth = load_artifact(out, "depth")
     assert depth.shape == (512, 1024) and 0.05 < depth.sky.mean() < 0.6
     # Straight down from 1.6 m eye height the ground is 1.6 m away.
@@ -107,6 +168,25 @@ def test_max_splats_reaches_the_default_gaussians_backend(tmp_path):
 
     ex = Path(__file__).resolve().parent.parent / "examples" / "panorama"
     out = tmp_path / "o"
-    assert main(["generate", "--panorama", str(ex / "village.png"), "--depth", str(ex / "village_depth.exr"),
-                 "-o", str(out), "--until", "gaussians", "--preset", "fast", "--max-splats", "20000", "-q"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--panorama",
+                str(ex / "village.png"),
+                "--depth",
+                str(ex / "village_depth.exr"),
+                "-o",
+                str(out),
+                "--until",
+                "gaussians",
+                "--preset",
+                "fast",
+                "--max-splats",
+                "20000",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert 0 < len(load_artifact(out, "gaussians")) <= 20000

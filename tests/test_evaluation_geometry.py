@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from worldgen.errors import InputError
-from worldgen.evaluation.geometry import (analytic_scene, discontinuity_edges, psnr, render_from_origin,
-                                          render_view, scene_radius, surface_accuracy, view_measures)
+from worldgen.evaluation.geometry import (
+    analytic_scene,
+    discontinuity_edges,
+    psnr,
+    render_from_origin,
+    render_view,
+    scene_radius,
+    surface_accuracy,
+    view_measures,
+)
 from worldgen.geometry.equirect import equirect_directions, look_rotation
 from worldgen.mesh.sheet import SheetConfig, build_sheet
 from worldgen.types import Camera, DepthMap, Mesh, MeshScene
@@ -65,7 +73,7 @@ def test_holes_are_counted(room):
     w = build_sheet(pano, depth, SheetConfig(max_triangles=0, collision_triangles=0))["world"]
     c = w.vertices[w.faces].mean(1)
     lon = np.arctan2(c[:, 0], -c[:, 2])
-    keep = np.abs(np.abs(lon) - math.pi) > 0.1   # cut a wedge out at the seam
+    keep = np.abs(np.abs(lon) - math.pi) > 0.1  # cut a wedge out at the seam
     vm = view_measures(Mesh(w.vertices, w.faces[keep]), depth)
     assert vm["ray_coverage"] < 0.99 and vm["missed_seam_rays"] > 0
 

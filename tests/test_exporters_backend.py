@@ -68,8 +68,12 @@ def test_export_run_writes_from_stored_artifacts(tmp_path):
     d = _run_dir(tmp_path)
     written, report = export_run(d, ["usda", "splat"], None)
     names = sorted(p.relative_to(d).as_posix() for p in written)
-    assert names == ["splats.splat", "world.usda", "world_textures/sky_basecolor.jpg",
-                     "world_textures/world_basecolor.jpg"]
+    assert names == [
+        "splats.splat",
+        "world.usda",
+        "world_textures/sky_basecolor.jpg",
+        "world_textures/world_basecolor.jpg",
+    ]
     assert len((d / "splats.splat").read_bytes()) == 30 * 32
     with pytest.raises(InputError, match="does not exist"):
         export_run(tmp_path / "nope")
@@ -96,8 +100,9 @@ def _app():
 def test_cli_export_then_validate(tmp_path):
     d = _run_dir(tmp_path)
     runner = CliRunner()
-    res = runner.invoke(_app(), ["export", str(d), "--engine", "web", "-f", "glb", "-f", "splat-glb", "-f", "spz",
-                                 "-f", "splat-usdz"])
+    res = runner.invoke(
+        _app(), ["export", str(d), "--engine", "web", "-f", "glb", "-f", "splat-glb", "-f", "spz", "-f", "splat-usdz"]
+    )
     assert res.exit_code == 0, res.output
     assert (d / "splats.glb").is_file() and (d / "collision.glb").is_file()
     res = runner.invoke(_app(), ["validate", str(d)])

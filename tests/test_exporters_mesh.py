@@ -22,7 +22,7 @@ def _glb(data: bytes):
     magic, version, total = struct.unpack_from("<III", data)
     assert (magic, version, total) == (0x46546C67, 2, len(data))
     (jlen,) = struct.unpack_from("<I", data, 12)
-    return json.loads(data[20:20 + jlen]), data[20 + jlen + 8:]
+    return json.loads(data[20 : 20 + jlen]), data[20 + jlen + 8 :]
 
 
 def _acc(doc, blob, idx):
@@ -62,7 +62,7 @@ def test_glb_structure_and_values():
 
     img = doc["images"][0]
     view = doc["bufferViews"][img["bufferView"]]
-    with Image.open(io.BytesIO(blob[view["byteOffset"]:view["byteOffset"] + view["byteLength"]])) as im:
+    with Image.open(io.BytesIO(blob[view["byteOffset"] : view["byteOffset"] + view["byteLength"]])) as im:
         assert im.size == (128, 64) and img["mimeType"] == "image/jpeg"  # 100x60 -> nearest powers of two
 
 
@@ -118,8 +118,9 @@ def test_glb_passes_khronos_validator(tmp_path, engine):
     p.write_bytes(export_glb(mesh_scene(), resolve(engine, max_triangles_per_chunk=100)))
     f = validate_gltf(p)
     assert (f.errors, f.warnings) == (0, 0), f.messages
-    assert f.counts["totalTriangleCount"] == sum(m.n_faces for k, m in mesh_scene().parts.items()
-                                                 if engine != "web" or k != "collision")
+    assert f.counts["totalTriangleCount"] == sum(
+        m.n_faces for k, m in mesh_scene().parts.items() if engine != "web" or k != "collision"
+    )
 
 
 def test_usda_stage_rules(tmp_path):
@@ -152,8 +153,10 @@ def test_usdz_is_aligned_with_usdc_root_first():
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         infos = z.infolist()
         assert infos[0].filename.endswith(".usdc")
-        assert {i.filename for i in infos[1:]} == {"world_textures/world_basecolor.jpg",
-                                                   "world_textures/sky_basecolor.jpg"}
+        assert {i.filename for i in infos[1:]} == {
+            "world_textures/world_basecolor.jpg",
+            "world_textures/sky_basecolor.jpg",
+        }
         for i in infos:
             assert i.compress_type == zipfile.ZIP_STORED
             header_len = 30 + len(i.filename.encode()) + len(i.extra)

@@ -16,7 +16,13 @@ import pytest
 from _exporters_data import cloud, needs_node, needs_nvidia
 
 from worldgen.exporters import (
-    ExportSettings, export_ply, export_splat, export_splat_glb, export_splat_usda, export_splat_usdz, export_spz,
+    ExportSettings,
+    export_ply,
+    export_splat,
+    export_splat_glb,
+    export_splat_usda,
+    export_splat_usdz,
+    export_spz,
     get_format,
 )
 from worldgen.exporters._splat_common import prepare, sh_basis, sh_flip_signs
@@ -30,10 +36,14 @@ SPLAT_FORMATS = ["ply", "spz", "splat", "splat-glb", "splat-usdz", "splat-usdc",
 
 def _rot(q: np.ndarray) -> np.ndarray:
     w, x, y, z = q.T
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
 
 
 def _sigmoid(x):
@@ -50,8 +60,11 @@ def test_ply_frame_carries_geometry_and_colour():
     c = cloud(32)
     s = prepare(c, "ply")
     np.testing.assert_allclose(s.means, c.means * D, atol=1e-6)
-    cov_w = _rot(c.quats.astype(np.float64)) @ np.apply_along_axis(np.diag, 1, np.exp(2.0 * c.log_scales)) \
+    cov_w = (
+        _rot(c.quats.astype(np.float64))
+        @ np.apply_along_axis(np.diag, 1, np.exp(2.0 * c.log_scales))
         @ np.transpose(_rot(c.quats.astype(np.float64)), (0, 2, 1))
+    )
     r = _rot(s.quats.astype(np.float64))
     cov_p = r @ np.apply_along_axis(np.diag, 1, np.exp(2.0 * s.log_scales)) @ np.transpose(r, (0, 2, 1))
     np.testing.assert_allclose(cov_p, np.diag(D) @ cov_w @ np.diag(D), atol=1e-5)
@@ -90,8 +103,13 @@ def test_ply_low_degree_is_zero_padded_to_45():
 
 def test_extreme_values_stay_finite_everywhere():
     n = 8
-    c = GaussianCloud(np.zeros((n, 3)), np.tile([1.0, 0, 0, 0], (n, 1)), np.full((n, 3), 80.0),
-                      np.array([1e4, -1e4] * 4), np.zeros((n, 1, 3)))
+    c = GaussianCloud(
+        np.zeros((n, 3)),
+        np.tile([1.0, 0, 0, 0], (n, 1)),
+        np.full((n, 3), 80.0),
+        np.array([1e4, -1e4] * 4),
+        np.zeros((n, 1, 3)),
+    )
     rec = ply_records(c)
     assert np.isfinite(rec).all()
     assert np.isfinite(np.frombuffer(export_splat(c), dtype=np.float32).reshape(n, 8)[:, :6]).all()
@@ -133,8 +151,11 @@ def _quat_match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("fmt,version", [("ply", 0), ("spz", 2), ("spz", 3), ("splat", 0)])
 def test_splat_transform_reads_back_matching_values(tmp_path, fmt, version):
     c = cloud(64, degree=3, seed=7)
-    data = {"ply": lambda: export_ply(c), "splat": lambda: export_splat(c),
-            "spz": lambda: export_spz(c, ExportSettings(spz_version=version))}[fmt]()
+    data = {
+        "ply": lambda: export_ply(c),
+        "splat": lambda: export_splat(c),
+        "spz": lambda: export_spz(c, ExportSettings(spz_version=version)),
+    }[fmt]()
     path = tmp_path / f"s.{fmt}"
     path.write_bytes(data)
     got = _records(path)
@@ -144,15 +165,20 @@ def test_splat_transform_reads_back_matching_values(tmp_path, fmt, version):
     pos_tol = {"ply": 1e-6, "splat": 1e-6, "spz": 0.6 / 4096}[fmt]
     for k in "xyz":
         np.testing.assert_allclose(got[k], w[k], atol=pos_tol)
-    np.testing.assert_allclose(_sigmoid(got["opacity"]), _sigmoid(w["opacity"]), atol=1e-6 if fmt == "ply" else 0.6 / 255)
+    np.testing.assert_allclose(
+        _sigmoid(got["opacity"]), _sigmoid(w["opacity"]), atol=1e-6 if fmt == "ply" else 0.6 / 255
+    )
     scale_tol = {"ply": 1e-6, "splat": 1e-5, "spz": 0.5 / 16 + 1e-6}[fmt]
     for i in range(3):
         np.testing.assert_allclose(got[f"scale_{i}"], w[f"scale_{i}"], atol=scale_tol)
     dc_tol = {"ply": 1e-6, "splat": 0.6 / 255 / 0.2821, "spz": 0.6 / (0.15 * 255)}[fmt]
     for i in range(3):
         if fmt == "splat":  # 8-bit colour of the clipped DC
-            np.testing.assert_allclose(np.clip(0.5 + 0.2821 * got[f"f_dc_{i}"], 0, 1),
-                                       np.clip(0.5 + 0.2821 * w[f"f_dc_{i}"], 0, 1), atol=0.6 / 255 + 1e-4)
+            np.testing.assert_allclose(
+                np.clip(0.5 + 0.2821 * got[f"f_dc_{i}"], 0, 1),
+                np.clip(0.5 + 0.2821 * w[f"f_dc_{i}"], 0, 1),
+                atol=0.6 / 255 + 1e-4,
+            )
         else:
             np.testing.assert_allclose(got[f"f_dc_{i}"], w[f"f_dc_{i}"], atol=dc_tol)
     q_got = np.stack([got[f"rot_{i}"] for i in range(4)], 1)
@@ -181,7 +207,7 @@ def test_saturated_opacities_read_back_finite(tmp_path, fmt):
 
 def _glb_parts(data: bytes):
     (jlen,) = struct.unpack_from("<I", data, 12)
-    doc = json.loads(data[20:20 + jlen])
+    doc = json.loads(data[20 : 20 + jlen])
     bin_off = 20 + jlen + 8
     return doc, data[bin_off:]
 
@@ -204,11 +230,14 @@ def test_splat_glb_values_are_activated_and_in_gltf_frame():
     a = prim["attributes"]
     np.testing.assert_allclose(_accessor(doc, blob, a["POSITION"]), c.means, atol=1e-6)
     np.testing.assert_allclose(_accessor(doc, blob, a["KHR_gaussian_splatting:SCALE"]), np.exp(c.log_scales), rtol=1e-5)
-    np.testing.assert_allclose(_accessor(doc, blob, a["KHR_gaussian_splatting:OPACITY"])[:, 0],
-                               _sigmoid(c.opacity_logits), atol=1e-6)
+    np.testing.assert_allclose(
+        _accessor(doc, blob, a["KHR_gaussian_splatting:OPACITY"])[:, 0], _sigmoid(c.opacity_logits), atol=1e-6
+    )
     q = _accessor(doc, blob, a["KHR_gaussian_splatting:ROTATION"])  # x, y, z, w
     assert _quat_match(q[:, [3, 0, 1, 2]].astype(np.float64), c.quats.astype(np.float64)).min() > 1 - 1e-6
-    np.testing.assert_allclose(_accessor(doc, blob, a["KHR_gaussian_splatting:SH_DEGREE_2_COEF_4"]), c.sh[:, 8], atol=1e-6)
+    np.testing.assert_allclose(
+        _accessor(doc, blob, a["KHR_gaussian_splatting:SH_DEGREE_2_COEF_4"]), c.sh[:, 8], atol=1e-6
+    )
     assert "KHR_gaussian_splatting:SH_DEGREE_3_COEF_0" not in a
     pos = doc["accessors"][a["POSITION"]]
     np.testing.assert_allclose(pos["min"], c.means.min(0)) and np.testing.assert_allclose(pos["max"], c.means.max(0))
@@ -241,7 +270,7 @@ def test_splat_glb_checker_catches_raw_logits(tmp_path):
     acc = doc["accessors"][doc["meshes"][0]["primitives"][0]["attributes"]["KHR_gaussian_splatting:OPACITY"]]
     (jlen,) = struct.unpack_from("<I", data, 12)
     off = 20 + jlen + 8 + doc["bufferViews"][acc["bufferView"]]["byteOffset"]
-    data[off:off + 4] = struct.pack("<f", 3.5)  # a logit where a linear opacity belongs
+    data[off : off + 4] = struct.pack("<f", 3.5)  # a logit where a linear opacity belongs
     p = tmp_path / "bad.glb"
     p.write_bytes(bytes(data))
     f = validate_gltf(p)
@@ -342,7 +371,11 @@ def test_vectorised_spz_packing_matches_loop_reference():
     x = np.random.default_rng(2).uniform(-1.2, 1.2, 500).astype(np.float32)
     for bits in (4, 5, 8):
         bucket = 1 << (8 - bits)
-        ref = [min(255, max(0, (int(round(float(v) * 128)) + 128 + bucket // 2) // bucket * bucket))
-               if -1 <= v < 127 / 128 else None for v in x]
+        ref = [
+            min(255, max(0, (int(round(float(v) * 128)) + 128 + bucket // 2) // bucket * bucket))
+            if -1 <= v < 127 / 128
+            else None
+            for v in x
+        ]
         got = spz._quant_sh(x, bits)
         assert all(r is None or r == g for r, g in zip(ref, got))

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from worldgen import InputError, OutputError
-from worldgen.io import TMP_PREFIX, arrays_from_bytes, arrays_to_bytes, atomic_write, encode_png, read_depth, read_image, safe_join
+from worldgen.io import (
+    TMP_PREFIX,
+    arrays_from_bytes,
+    arrays_to_bytes,
+    atomic_write,
+    encode_png,
+    read_depth,
+    read_image,
+    safe_join,
+)
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

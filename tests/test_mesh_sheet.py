@@ -131,10 +131,17 @@ def test_stride_keeps_vertices_on_their_rays(room):
     assert inner.min() > 0
 
 
-@pytest.mark.parametrize("bad", [
-    {"max_triangles": -1}, {"grid_width": 2}, {"grazing_deg": 0.0}, {"spike": 0.0},
-    {"simplifier": "nope"}, {"uv_weight": -1.0},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_triangles": -1},
+        {"grid_width": 2},
+        {"grazing_deg": 0.0},
+        {"spike": 0.0},
+        {"simplifier": "nope"},
+        {"uv_weight": -1.0},
+    ],
+)
 def test_bad_config(room, bad):
     pano, depth, _, _ = room
     with pytest.raises(InputError):
@@ -160,7 +167,7 @@ def test_subsampled_grid_keeps_surface_next_to_sky():
     H2 = 16
     d = np.full((H2, 2 * H2), np.inf, np.float32)
     d[9:, :] = 3.0
-    d[8, 1::2] = 3.0          # odd columns only: the stride-2 nominal pixels (even) see sky
+    d[8, 1::2] = 3.0  # odd columns only: the stride-2 nominal pixels (even) see sky
     depth = DepthMap(d, np.isinf(d))
     v, f, _ = sheet_geometry(depth.depth, depth.valid, 2, SheetConfig())
     lat = np.degrees(np.arcsin(v[:, 1] / np.linalg.norm(v, axis=1)))
@@ -173,7 +180,7 @@ def test_fringe_covers_thin_structures_between_grid_lines():
     H2 = 32
     d = np.full((H2, 2 * H2), np.inf, np.float32)
     d[20:, :] = 4.0
-    d[5:20, 11] = 3.0             # one-pixel pole on an odd column (between grid columns)
+    d[5:20, 11] = 3.0  # one-pixel pole on an odd column (between grid columns)
     d[19, 30:40] = 4.0
     depth = DepthMap(d, np.isinf(d))
     pano = Panorama(np.full((H2, 2 * H2, 3), 0.5, np.float32))
@@ -189,13 +196,13 @@ def test_grid_lines_add_rows_only_where_the_chord_leaves_the_surface():
     H2 = 64
     rows = np.arange(H2)[:, None] * np.ones((1, 2 * H2))
     d = np.full((H2, 2 * H2), 5.0)
-    d[40:44] = 5.0 + 0.8 * (rows[40:44] % 2)   # a ridge pattern only on rows 40-43
+    d[40:44] = 5.0 + 0.8 * (rows[40:44] % 2)  # a ridge pattern only on rows 40-43
     valid = np.ones_like(d, bool)
     r, c = grid_lines(d, valid, 2, SheetConfig())
     assert set(range(0, H2, 2)) <= set(r.tolist())
     extra = sorted(set(r.tolist()) - set(range(0, H2, 2)))
     assert extra and all(39 <= x <= 44 for x in extra)
-    assert len(c) == H2                       # a constant depth along rows needs no extra column
+    assert len(c) == H2  # a constant depth along rows needs no extra column
     r0, _ = grid_lines(d, valid, 2, SheetConfig(refine_tolerance=0.0))
     assert len(r0) == H2 // 2
 

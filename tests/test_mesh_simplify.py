@@ -14,8 +14,12 @@ def _wavy_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     x -= (n - 1) / 2
     v = np.stack([x, 0.3 * np.sin(x * 0.2) * np.cos(y * 0.15), y], -1).reshape(-1, 3)
     i = np.arange(n * n).reshape(n, n)
-    f = np.concatenate([np.stack([i[:-1, :-1], i[1:, :-1], i[:-1, 1:]], -1).reshape(-1, 3),
-                        np.stack([i[:-1, 1:], i[1:, :-1], i[1:, 1:]], -1).reshape(-1, 3)])
+    f = np.concatenate(
+        [
+            np.stack([i[:-1, :-1], i[1:, :-1], i[:-1, 1:]], -1).reshape(-1, 3),
+            np.stack([i[:-1, 1:], i[1:, :-1], i[1:, 1:]], -1).reshape(-1, 3),
+        ]
+    )
     return v, f
 
 
@@ -26,7 +30,7 @@ def _border_vertices(f: np.ndarray) -> np.ndarray:
 
 
 def test_meshopt_halves_join_without_a_crack():
-    v, f = _wavy_grid(330)                    # > 200k faces: simplified as two halves
+    v, f = _wavy_grid(330)  # > 200k faces: simplified as two halves
     assert len(f) > 200_000
     v2, f2 = simplify(v, f, 20_000, preserve_border=True, method="meshopt")
     assert 15_000 < len(f2) <= 20_000

@@ -20,7 +20,7 @@ def test_seam_triangle_gets_copies_on_the_far_side():
     f = np.array([[0, 2, 1]])
     v2, f2, uv, _ = equirect_uvs(v, f)
     u = uv[f2[0], 0]
-    assert np.ptp(u) < 0.1            # no wrap across the texture
+    assert np.ptp(u) < 0.1  # no wrap across the texture
     assert u.max() <= 1.0 and len(v2) == 4
     assert np.allclose(v2[f2[0]], v[f[0]])
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from worldgen.errors import InputError
-from worldgen.evaluation.geometry import analytic_scene, render_from_origin, surface_accuracy, view_measures, psnr
+from worldgen.evaluation.geometry import analytic_scene, psnr, render_from_origin, surface_accuracy, view_measures
 from worldgen.mesh.tsdf import TSDFConfig, _shelf_pack, box_atlas, build_tsdf
 from worldgen.types import DepthMap
 
@@ -55,8 +55,7 @@ def test_baked_texture_reproduces_the_view(room, room_tsdf):
 
 def test_box_atlas_charts_do_not_overlap():
     # Two unit squares facing different axes become two charts in disjoint texel boxes.
-    v = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0],
-                  [0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0]], float)
+    v = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0]], float)
     f = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
     uv, vmap, faces, n = box_atlas(v, f, 64, 2)
     assert n == 2
@@ -85,15 +84,15 @@ def test_deterministic(room):
 
 def test_xatlas_path_small(room):
     pano, depth, gv, gf = room
-    cfg = TSDFConfig(resolution=48, max_triangles=1500, atlas="xatlas", atlas_chunk=800,
-                     texture_size=256, collision_triangles=0)
+    cfg = TSDFConfig(
+        resolution=48, max_triangles=1500, atlas="xatlas", atlas_chunk=800, texture_size=256, collision_triangles=0
+    )
     sc = build_tsdf(pano, depth, cfg)
     assert sc.report["atlas_chunks"] >= 2
     assert sc["world"].uvs.min() >= 0 and sc["world"].uvs.max() <= 1
 
 
-@pytest.mark.parametrize("bad", [{"resolution": 8}, {"texture_size": 8192}, {"atlas": "magic"},
-                                 {"view_fov_deg": 60.0}])
+@pytest.mark.parametrize("bad", [{"resolution": 8}, {"texture_size": 8192}, {"atlas": "magic"}, {"view_fov_deg": 60.0}])
 def test_bad_config(room, bad):
     pano, depth, _, _ = room
     with pytest.raises(InputError):

@@ -29,14 +29,20 @@ def pano_files(tmp_path, rng):
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != MANIFEST}
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
 
 
 def test_run_and_manifest(pano_files, tmp_path):
     pano, depth = pano_files
     res = run_pipeline(Request(panorama=str(pano), depth=str(depth)), tmp_path / "out", RunOptions(until="depth"))
-    assert [(r.stage, r.backend, r.status) for r in res.stages] == [("panorama", "file", "ran"), ("depth", "given", "ran")]
+    assert [(r.stage, r.backend, r.status) for r in res.stages] == [
+        ("panorama", "file", "ran"),
+        ("depth", "given", "ran"),
+    ]
     m = json.loads((tmp_path / "out" / MANIFEST).read_text())
     assert m["stages"]["depth"]["inputs"]["given_depth"] == m["stages"]["panorama"]["artifacts"]["given_depth"][1]
     for s in ("panorama", "depth"):
@@ -53,14 +59,19 @@ def test_cache_reuse_force_and_from(pano_files, tmp_path):
     run_pipeline(req, out, RunOptions(until="depth"))
     again = run_pipeline(req, out, RunOptions(until="depth"))
     assert [r.status for r in again.stages] == ["cached", "cached"]
-    assert [r.status for r in run_pipeline(req, out, RunOptions(until="depth", rerun_from="depth")).stages] == ["cached", "ran"]
+    assert [r.status for r in run_pipeline(req, out, RunOptions(until="depth", rerun_from="depth")).stages] == [
+        "cached",
+        "ran",
+    ]
     assert [r.status for r in run_pipeline(req, out, RunOptions(until="depth", force=True)).stages] == ["ran", "ran"]
     # A changed parameter invalidates that stage and everything downstream, nothing upstream.
     forced = run_pipeline(req, out, RunOptions(until="depth", backends={"depth": "layout"}))
     assert [r.status for r in forced.stages] == ["cached", "ran"]
     # A tampered output is detected and rebuilt.
     (out / "depth.npz").write_bytes(b"junk")
-    assert [r.status for r in run_pipeline(req, out, RunOptions(until="depth", backends={"depth": "layout"})).stages] == ["cached", "ran"]
+    assert [
+        r.status for r in run_pipeline(req, out, RunOptions(until="depth", backends={"depth": "layout"})).stages
+    ] == ["cached", "ran"]
 
 
 def test_changed_input_content_reruns(pano_files, tmp_path, rng):
@@ -95,8 +106,9 @@ def test_failing_stage_writes_nothing(pano_files, tmp_path):
     register_backend(Backend("gaussians", "test_bad", bad, "test backend returning a wrong type"))
     out = tmp_path / "out"
     with pytest.raises(TypeError):
-        run_pipeline(Request(panorama=str(pano_files[0])), out,
-                     RunOptions(until="gaussians", backends={"gaussians": "test_bad"}))
+        run_pipeline(
+            Request(panorama=str(pano_files[0])), out, RunOptions(until="gaussians", backends={"gaussians": "test_bad"})
+        )
     assert not (out / "gaussians.npz").exists()
     assert not list(out.glob(f"{TMP_PREFIX}*"))
 
@@ -104,19 +116,25 @@ def test_failing_stage_writes_nothing(pano_files, tmp_path):
 def test_backend_cannot_write_outside(pano_files, tmp_path):
     register_backend(Backend("gaussians", "test_escape", lambda ctx: StageResult(files={"../evil.txt": b"x"}), "test"))
     with pytest.raises(OutputError, match="escapes"):
-        run_pipeline(Request(panorama=str(pano_files[0])), tmp_path / "out",
-                     RunOptions(until="gaussians", backends={"gaussians": "test_escape"}))
+        run_pipeline(
+            Request(panorama=str(pano_files[0])),
+            tmp_path / "out",
+            RunOptions(until="gaussians", backends={"gaussians": "test_escape"}),
+        )
     assert not (tmp_path / "evil.txt").exists()
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({}, "nothing to build"),
-    ({"panorama": "missing.png"}, "does not exist"),
-    ({"depth": "d.npy"}, "--depth needs --panorama"),
-    ({"preset": "ultra"}, "unknown preset"),
-    ({"prompt": "x", "panorama": "p.png"}, "drop it"),
-    ({"image": "photo.jpg"}, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({}, "nothing to build"),
+        ({"panorama": "missing.png"}, "does not exist"),
+        ({"depth": "d.npy"}, "--depth needs --panorama"),
+        ({"preset": "ultra"}, "unknown preset"),
+        ({"prompt": "x", "panorama": "p.png"}, "drop it"),
+        ({"image": "photo.jpg"}, "does not exist"),
+    ],
+)
 def test_exception_bad_request(tmp_path, kwargs, match):
     with pytest.raises(InputError, match=match):
         run_pipeline(Request(**kwargs), tmp_path / "out")
@@ -127,7 +145,9 @@ def test_exception_unknown_backend_and_option(pano_files, tmp_path):
     with pytest.raises(InputError, match="unknown depth backend 'magic'"):
         run_pipeline(req, tmp_path / "o", RunOptions(backends={"depth": "magic"}))
     with pytest.raises(InputError, match="has no option"):
-        run_pipeline(req, tmp_path / "o", RunOptions(until="depth", backends={"depth": "layout"}, options={"depth": {"nope": 1}}))
+        run_pipeline(
+            req, tmp_path / "o", RunOptions(until="depth", backends={"depth": "layout"}, options={"depth": {"nope": 1}})
+        )
     with pytest.raises(InputError, match="unknown stage"):
         run_pipeline(req, tmp_path / "o", RunOptions(until="paint"))
 

@@ -6,13 +6,25 @@ import numpy as np
 import pytest
 
 from worldgen.geometry import equirect_to_perspective, look_rotation
-from worldgen.procedural import (build_scene, parse_prompt, render_panorama, render_view, scene_to_mesh,
-                                 synthesize, ProceduralConfig)
+from worldgen.procedural import (
+    ProceduralConfig,
+    build_scene,
+    parse_prompt,
+    render_panorama,
+    render_view,
+    scene_to_mesh,
+    synthesize,
+)
 from worldgen.procedural import render as R
 from worldgen.types import SEMANTIC_CLASSES, Camera
 
-PROMPTS = ["a pine forest by a lake", "a city street at night", "a cozy wooden cabin interior",
-           "snowy mountains at sunset", "a desert canyon at noon"]
+PROMPTS = [
+    "a pine forest by a lake",
+    "a city street at night",
+    "a cozy wooden cabin interior",
+    "snowy mountains at sunset",
+    "a desert canyon at noon",
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +72,9 @@ def test_determinism() -> None:
     assert c[1].depth.tobytes() != a[1].depth.tobytes()
 
 
-@pytest.mark.parametrize("prompt", ["a pine forest by a lake", "a city street at night", "a cozy wooden cabin interior"])
+@pytest.mark.parametrize(
+    "prompt", ["a pine forest by a lake", "a city street at night", "a cozy wooden cabin interior"]
+)
 def test_perspective_matches_panorama_crop(scenes, prompt) -> None:
     """Ground truth re-rendering: a view from the capture point equals the panorama's crop."""
     scene = scenes[prompt]
@@ -131,7 +145,13 @@ def test_pairs_dense_and_sparse_agree() -> None:
     rng = np.random.default_rng(1)
     r0 = rng.integers(0, 16, 20)
     c0 = rng.integers(0, 32, 20)
-    rects = (np.arange(20), r0, np.minimum(r0 + rng.integers(0, 6, 20), 16), c0, np.minimum(c0 + rng.integers(0, 9, 20), 32))
+    rects = (
+        np.arange(20),
+        r0,
+        np.minimum(r0 + rng.integers(0, 6, 20), 16),
+        c0,
+        np.minimum(c0 + rng.integers(0, 9, 20), 32),
+    )
     dense = np.arange(16 * 32)
     pairs = {(int(dense[a]), int(b)) for ray, q in R._pairs(frame, *rects, dense) for a, b in zip(ray, q)}
     assert len(pairs) == sum(int((r1 - r) * (c1 - c)) for _, r, r1, c, c1 in zip(*rects))

@@ -10,12 +10,21 @@ from worldgen.errors import InputError
 from worldgen.procedural import SceneSpec, explain, load_spec, parse_prompt, spec_to_bytes
 
 
-@pytest.mark.parametrize("prompt, setting", [
-    ("snowy mountains at sunset", "mountains"), ("a pine forest by a lake", "forest"),
-    ("a desert canyon at noon", "canyon"), ("sand dunes", "desert"), ("a quiet beach", "coast"),
-    ("rolling hills", "meadow"), ("a city street at night", "city"), ("a small village", "village"),
-    ("a cozy wooden cabin interior", "interior"), ("a lake", "lake"),
-])
+@pytest.mark.parametrize(
+    "prompt, setting",
+    [
+        ("snowy mountains at sunset", "mountains"),
+        ("a pine forest by a lake", "forest"),
+        ("a desert canyon at noon", "canyon"),
+        ("sand dunes", "desert"),
+        ("a quiet beach", "coast"),
+        ("rolling hills", "meadow"),
+        ("a city street at night", "city"),
+        ("a small village", "village"),
+        ("a cozy wooden cabin interior", "interior"),
+        ("a lake", "lake"),
+    ],
+)
 def test_settings(prompt: str, setting: str) -> None:
     spec, lines = parse_prompt(prompt, 0)
     assert spec.setting == setting
@@ -58,11 +67,19 @@ def test_json_round_trip(tmp_path) -> None:
     assert spec_to_bytes(load_spec(path)) == spec_to_bytes(spec)
 
 
-@pytest.mark.parametrize("edit, word", [
-    ({"setting": "moon"}, "setting"), ({"seed": -1}, "seed"), ({"relief": "high"}, "relief"),
-    ({"objects": {"dragon": 1}}, "object kind"), ({"objects": {"pine": 9}}, "pine"),
-    ({"colour": "red"}, "unknown field"), ({"snow_cover": "yes"}, "snow_cover"), ({"version": 7}, "version"),
-])
+@pytest.mark.parametrize(
+    "edit, word",
+    [
+        ({"setting": "moon"}, "setting"),
+        ({"seed": -1}, "seed"),
+        ({"relief": "high"}, "relief"),
+        ({"objects": {"dragon": 1}}, "object kind"),
+        ({"objects": {"pine": 9}}, "pine"),
+        ({"colour": "red"}, "unknown field"),
+        ({"snow_cover": "yes"}, "snow_cover"),
+        ({"version": 7}, "version"),
+    ],
+)
 def test_bad_spec_one_line_error(tmp_path, edit: dict, word: str) -> None:
     spec, _ = parse_prompt("forest", 0)
     data = spec.to_json()
@@ -104,12 +121,15 @@ def test_room_words_and_autumn_shape_objects() -> None:
     assert named.objects["pine"] >= 1.0  # pines the prompt asks for stay
 
 
-@pytest.mark.parametrize("prompt,setting,phrase", [
-    ("a village on green hills at noon", "village", "more specific"),
-    ("green hills with a small village", "village", "more specific"),
-    ("a lake by a city street", "city", "keeping the lake"),
-    ("a forest village", "village", "more specific"),
-])
+@pytest.mark.parametrize(
+    "prompt,setting,phrase",
+    [
+        ("a village on green hills at noon", "village", "more specific"),
+        ("green hills with a small village", "village", "more specific"),
+        ("a lake by a city street", "city", "keeping the lake"),
+        ("a forest village", "village", "more specific"),
+    ],
+)
 def test_more_specific_setting_wins_regardless_of_order(prompt, setting, phrase):
     spec, lines = parse_prompt(prompt, 0)
     assert spec.setting == setting

@@ -27,8 +27,9 @@ def _scene(n: int = 1500, seed: int = 0, colors=None, sh_degree: int = 0) -> Gau
     sh[:, 0] = (cols - 0.5) / SH_C0
     if sh_degree:
         sh[:, 1:] = rng.normal(0, 0.05, sh[:, 1:].shape)
-    return GaussianCloud.from_activated(means, q / np.linalg.norm(q, axis=1, keepdims=True), scales,
-                                        rng.uniform(0.5, 0.95, m).astype(np.float32), sh=sh)
+    return GaussianCloud.from_activated(
+        means, q / np.linalg.norm(q, axis=1, keepdims=True), scales, rng.uniform(0.5, 0.95, m).astype(np.float32), sh=sh
+    )
 
 
 def _views(cloud: GaussianCloud, dirs=((0.0, -10.0), (25.0, -20.0), (-30.0, -5.0)), size: int = 48):
@@ -79,7 +80,7 @@ def test_exact_colours_are_a_fixed_point_and_the_solve_is_deterministic():
     np.testing.assert_allclose(out.sh, truth.sh, atol=2e-4)
     grey = _scene(seed=2, colors=np.full((len(truth), 3), 0.5, np.float32))
     a, _ = solve_colours(grey, views, iterations=4)
-    b, rep_b = solve_colours(grey, views, iterations=4, max_cached=0)   # recomputed weights
+    b, rep_b = solve_colours(grey, views, iterations=4, max_cached=0)  # recomputed weights
     assert not rep_b["cached"]
     assert a.sh.tobytes() == b.sh.tobytes()
 
@@ -87,8 +88,13 @@ def test_exact_colours_are_a_fixed_point_and_the_solve_is_deterministic():
 def test_keeps_higher_sh_bands():
     truth = _scene(seed=4, sh_degree=1)
     views = _views(truth)
-    start = GaussianCloud(truth.means, truth.quats, truth.log_scales, truth.opacity_logits,
-                          np.concatenate([np.zeros_like(truth.sh[:, :1]), truth.sh[:, 1:]], 1))
+    start = GaussianCloud(
+        truth.means,
+        truth.quats,
+        truth.log_scales,
+        truth.opacity_logits,
+        np.concatenate([np.zeros_like(truth.sh[:, :1]), truth.sh[:, 1:]], 1),
+    )
     out, rep = solve_colours(start, views, iterations=30)
     assert np.array_equal(out.sh[:, 1:], truth.sh[:, 1:])
     assert rep["psnr_after"] > 40, rep
@@ -97,8 +103,10 @@ def test_keeps_higher_sh_bands():
 def test_sky_pixels_can_be_left_out():
     truth = _scene(seed=5)
     views = _views(truth)
-    sky = [TrainingView(v.camera, np.ones_like(v.image), v.depth, v.color_mask, v.depth_mask,
-                        np.ones_like(v.sky)) for v in views]
+    sky = [
+        TrainingView(v.camera, np.ones_like(v.image), v.depth, v.color_mask, v.depth_mask, np.ones_like(v.sky))
+        for v in views
+    ]
     # Every pixel is "sky" and white: left out, nothing may change.
     out, _ = solve_colours(truth, sky, iterations=2, include_sky=False)
     assert np.array_equal(out.sh, truth.sh)

@@ -25,10 +25,14 @@ def room():
 
 def _rotmats(q):
     w, x, y, z = q.T.astype(np.float64)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], 1)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        1,
+    )
 
 
 def test_one_splat_per_pixel_on_its_ray(room):
@@ -115,7 +119,7 @@ def test_sky_dome_and_drop(outdoor):
     pano, depth, _, _ = outdoor
     dome = init_gaussians(pano, depth, InitConfig(sky_radius=50.0))
     assert len(dome) == depth.shape[0] * depth.shape[1]
-    sky_r = np.linalg.norm(dome.means[int(depth.valid.sum()):], axis=1)
+    sky_r = np.linalg.norm(dome.means[int(depth.valid.sum()) :], axis=1)
     assert np.allclose(sky_r, 50.0, rtol=1e-5)
     drop = init_gaussians(pano, depth, InitConfig(sky="drop"))
     assert len(drop) == int(depth.valid.sum())
@@ -151,8 +155,9 @@ def test_deterministic(room):
         assert np.array_equal(getattr(a, k), getattr(b, k))
 
 
-@pytest.mark.parametrize("bad", [{"opacity": 1.0}, {"sh_degree": 4}, {"max_splats": -1},
-                                 {"sky": "keep"}, {"thickness": 0.0}])
+@pytest.mark.parametrize(
+    "bad", [{"opacity": 1.0}, {"sh_degree": 4}, {"max_splats": -1}, {"sky": "keep"}, {"thickness": 0.0}]
+)
 def test_bad_config(room, bad):
     pano, depth, _, _ = room
     with pytest.raises(InputError):

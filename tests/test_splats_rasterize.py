@@ -56,8 +56,9 @@ def _dense_reference(means2d, conics, depths, radii, ops, feats, w, h, bg=None):
     """Slow twin: gsplat's compositing rules evaluated for every pixel and every splat in depth order."""
     C, N = depths.shape
     D = feats.shape[-1]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=means2d.dtype) + 0.5,
-                            torch.arange(w, dtype=means2d.dtype) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=means2d.dtype) + 0.5, torch.arange(w, dtype=means2d.dtype) + 0.5, indexing="ij"
+    )
     out = torch.zeros(C, h, w, D, dtype=means2d.dtype)
     acc = torch.zeros(C, h, w, dtype=means2d.dtype)
     for c in range(C):
@@ -217,8 +218,10 @@ def test_backward_matches_reference_autograd(saturated):
         ops[::3] = 0.9999  # above the clamp
     vms, ks = _cams(2, 19, 13, torch.float64)
     g = torch.Generator().manual_seed(2)
-    wi, wa = torch.randn(2, 13, 19, 3, generator=g, dtype=torch.float64), torch.randn(2, 13, 19, 1, generator=g,
-                                                                                     dtype=torch.float64)
+    wi, wa = (
+        torch.randn(2, 13, 19, 3, generator=g, dtype=torch.float64),
+        torch.randn(2, 13, 19, 1, generator=g, dtype=torch.float64),
+    )
     grads = []
     for fn in (rasterize_cpu, _reference_render):
         ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, ops, cols)]
@@ -234,12 +237,16 @@ def test_needle_splat_near_camera_keeps_float32_conics():
     # The direct determinant a c - b^2 cancelled to the 1e-10 clamp there (conics 1e18x too big,
     # gradients overflowing to inf and NaN through Adam); the cross-product form stays exact.
     a = math.radians(30)
-    ps = {"means": torch.tensor([[0.0, 0.0, 0.05], [0.0, 0.0, 3.0]]),
-          "quats": torch.tensor([[math.cos(a), 0, 0, math.sin(a)], [1.0, 0, 0, 0]]),
-          "scales": torch.tensor([[10.0, 1e-6, 1e-6], [0.2, 0.2, 0.2]]), "opacities": torch.tensor([0.8, 0.9])}
+    ps = {
+        "means": torch.tensor([[0.0, 0.0, 0.05], [0.0, 0.0, 3.0]]),
+        "quats": torch.tensor([[math.cos(a), 0, 0, math.sin(a)], [1.0, 0, 0, 0]]),
+        "scales": torch.tensor([[10.0, 1e-6, 1e-6], [0.2, 0.2, 0.2]]),
+        "opacities": torch.tensor([0.8, 0.9]),
+    }
     vms, ks = _cams(1, 32, 32)
-    ref = project_gaussians(**{k: v.double() for k, v in ps.items()}, viewmats=vms.double(), Ks=ks.double(),
-                            width=32, height=32)["conics"]
+    ref = project_gaussians(
+        **{k: v.double() for k, v in ps.items()}, viewmats=vms.double(), Ks=ks.double(), width=32, height=32
+    )["conics"]
     got = project_gaussians(**ps, viewmats=vms, Ks=ks, width=32, height=32)["conics"]
     torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=0)
     leaves = {k: v.clone().requires_grad_(True) for k, v in ps.items()}
@@ -254,15 +261,24 @@ def test_means2d_gradient_feeds_default_strategy():
     from gsplat.strategy import DefaultStrategy
 
     means, quats, scales, ops, cols = _scene(200, 12)
-    params = torch.nn.ParameterDict({
-        "means": means, "quats": quats, "scales": torch.log(scales),
-        "opacities": torch.logit(ops), "colors": cols})
+    params = torch.nn.ParameterDict(
+        {"means": means, "quats": quats, "scales": torch.log(scales), "opacities": torch.logit(ops), "colors": cols}
+    )
     opts = {k: torch.optim.Adam([p], lr=1e-3) for k, p in params.items()}
     strat = DefaultStrategy(refine_start_iter=0, refine_every=1, grow_grad2d=1e-9, verbose=False)
     state = strat.initialize_state(scene_scale=1.0)
     vms, ks = _cams(2, 24, 24)
-    img, _, meta = rasterize_cpu(params["means"], params["quats"], torch.exp(params["scales"]),
-                                 torch.sigmoid(params["opacities"]), params["colors"], vms, ks, 24, 24)
+    img, _, meta = rasterize_cpu(
+        params["means"],
+        params["quats"],
+        torch.exp(params["scales"]),
+        torch.sigmoid(params["opacities"]),
+        params["colors"],
+        vms,
+        ks,
+        24,
+        24,
+    )
     strat.step_pre_backward(params, opts, state, 1, meta)
     img.sum().backward()
     assert meta["means2d"].grad is not None and meta["means2d"].grad.shape == meta["means2d"].shape
@@ -285,8 +301,13 @@ def test_gltf_to_opencv_convention():
 
 def test_render_cloud_matches_camera_geometry():
     # One large opaque splat straight ahead of a glTF camera lands in the image centre at 3 m.
-    cloud = GaussianCloud.from_activated(np.array([[0.0, 0.0, -3.0]]), np.array([[1.0, 0, 0, 0]]),
-                                         np.full((1, 3), 0.5), np.array([0.99]), colors=np.array([[1.0, 0, 0]]))
+    cloud = GaussianCloud.from_activated(
+        np.array([[0.0, 0.0, -3.0]]),
+        np.array([[1.0, 0, 0, 0]]),
+        np.full((1, 3), 0.5),
+        np.array([0.99]),
+        colors=np.array([[1.0, 0, 0]]),
+    )
     cam = Camera.perspective(17, 17, 90.0)
     out = render_cloud(cloud, [cam], rasterizer="cpu")
     assert out["rgb"].shape == (1, 17, 17, 3)

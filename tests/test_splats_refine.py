@@ -32,8 +32,9 @@ def _cloud(pano, depth):
     d = equirect_directions(h).reshape(-1, 3)
     t = depth.depth.reshape(-1)
     s = np.repeat((t * math.pi / h * 0.6)[:, None], 3, 1)
-    return GaussianCloud.from_activated(d * t[:, None], np.tile([1.0, 0, 0, 0], (len(t), 1)), s,
-                                        np.full(len(t), 0.9), colors=pano.image.reshape(-1, 3))
+    return GaussianCloud.from_activated(
+        d * t[:, None], np.tile([1.0, 0, 0, 0], (len(t), 1)), s, np.full(len(t), 0.9), colors=pano.image.reshape(-1, 3)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +80,18 @@ def test_native_view_size_follows_the_splats(world):
     pano, _, cloud = world
     from worldgen.splats.refine import native_view_size
 
-    assert native_view_size(cloud, pano) == 64                       # 96 px wide: clamped up to 64
+    assert native_view_size(cloud, pano) == 64  # 96 px wide: clamped up to 64
     big = Panorama(np.zeros((512, 1024, 3), np.float32))
     n = 512 * 1024
-    many = GaussianCloud.from_activated(np.zeros((n, 3), np.float32), np.tile(np.float32([1, 0, 0, 0]), (n, 1)),
-                                        np.full((n, 3), 0.1, np.float32), np.full(n, 0.5, np.float32),
-                                        colors=np.zeros((n, 3), np.float32))
-    assert native_view_size(many, big) == 256                        # a quarter of the width
-    quarter = many.subset(np.arange(n // 4))                         # merged to a quarter: half the width
+    many = GaussianCloud.from_activated(
+        np.zeros((n, 3), np.float32),
+        np.tile(np.float32([1, 0, 0, 0]), (n, 1)),
+        np.full((n, 3), 0.1, np.float32),
+        np.full(n, 0.5, np.float32),
+        colors=np.zeros((n, 3), np.float32),
+    )
+    assert native_view_size(many, big) == 256  # a quarter of the width
+    quarter = many.subset(np.arange(n // 4))  # merged to a quarter: half the width
     assert native_view_size(quarter, big) == 128
 
 
@@ -102,12 +107,17 @@ def test_sky_dome_is_left_to_the_colour_solve(world):
     cfg = RefineConfig(cpu_iterations=20, cpu_view_size=32)
     out, rep = refine_gaussians(cloud, pano, sky_depth, cfg)
     assert rep["sky_splats"]
-    for a, b in ((out.means, cloud.means), (out.log_scales, cloud.log_scales), (out.quats, cloud.quats),
-                 (out.opacity_logits, cloud.opacity_logits)):
+    for a, b in (
+        (out.means, cloud.means),
+        (out.log_scales, cloud.log_scales),
+        (out.quats, cloud.quats),
+        (out.opacity_logits, cloud.opacity_logits),
+    ):
         assert np.allclose(a[dome], b[dome], atol=1e-6) and not np.allclose(a[~dome], b[~dome], atol=1e-6)
-    assert not np.array_equal(out.sh[dome], cloud.sh[dome])          # the colour solve still recolours the sky
-    free, _ = refine_gaussians(cloud, pano, sky_depth, RefineConfig(cpu_iterations=20, cpu_view_size=32,
-                                                                     freeze_sky=False))
+    assert not np.array_equal(out.sh[dome], cloud.sh[dome])  # the colour solve still recolours the sky
+    free, _ = refine_gaussians(
+        cloud, pano, sky_depth, RefineConfig(cpu_iterations=20, cpu_view_size=32, freeze_sky=False)
+    )
     assert not np.allclose(free.means[dome], cloud.means[dome], atol=1e-6)
 
 
@@ -119,8 +129,9 @@ def test_fast_preset_is_identity(world):
 
 def test_default_strategy_runs_on_cpu(world):
     pano, depth, cloud = world
-    cfg = RefineConfig(cpu_iterations=60, cpu_view_size=32, warp_baseline=0.0, cpu_strategy="default",
-                       densify_grad=1e-6)
+    cfg = RefineConfig(
+        cpu_iterations=60, cpu_view_size=32, warp_baseline=0.0, cpu_strategy="default", densify_grad=1e-6
+    )
     out, rep = refine_gaussians(cloud, pano, depth, cfg)
     assert rep["strategy"] == "default" and len(out) != len(cloud)
 
@@ -165,14 +176,22 @@ def test_needle_penalty_spares_flat_discs():
 
     cfg = RefineConfig(lambda_dssim=0.0, lambda_depth=0.0, lambda_sky=0.0)
     img = torch.zeros(1, 12, 12, 3)
-    tgt = {"image": img, "depth": torch.zeros(1, 12, 12), "cmask": torch.ones(1, 12, 12, dtype=torch.bool),
-           "dmask": torch.zeros(1, 12, 12, dtype=torch.bool), "sky": torch.zeros(1, 12, 12, dtype=torch.bool),
-           "weight": torch.ones(1)}
+    tgt = {
+        "image": img,
+        "depth": torch.zeros(1, 12, 12),
+        "cmask": torch.ones(1, 12, 12, dtype=torch.bool),
+        "dmask": torch.zeros(1, 12, 12, dtype=torch.bool),
+        "sky": torch.zeros(1, 12, 12, dtype=torch.bool),
+        "weight": torch.ones(1),
+    }
     render = torch.zeros(1, 12, 12, 4)
 
     def reg(scales):
-        p = {"means": torch.tensor([[0.0, 0.0, -2.0]]), "scales": torch.log(torch.tensor([scales])),
-             "opacities": torch.zeros(1)}
+        p = {
+            "means": torch.tensor([[0.0, 0.0, -2.0]]),
+            "scales": torch.log(torch.tensor([scales])),
+            "opacities": torch.zeros(1),
+        }
         return float(_loss(render, torch.zeros(1, 12, 12), tgt, p, cfg, True, None))
 
     disc, needle = reg([0.1, 0.1, 0.001]), reg([0.1, 0.005, 0.005])
@@ -197,8 +216,9 @@ def test_backend_through_registry(world):
     assert b.make_config("fast").iterations == 0
     cfg = b.make_config("balanced", {"cpu_iterations": 5, "cpu_view_size": 24, "warp_baseline": 0.0})
     msgs = []
-    ctx = StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg,
-                       lambda f, m="": msgs.append(m))
+    ctx = StageContext(
+        "gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg, lambda f, m="": msgs.append(m)
+    )
     res = b.run(ctx)
     cloud = res.artifacts["gaussians"]
     assert isinstance(cloud, GaussianCloud)
@@ -220,7 +240,10 @@ def test_backend_caps_splats_on_cpu_only_when_refining(world):
     capped = run("balanced", cpu_max_splats=budget, device="cpu")
     assert len(capped.artifacts["gaussians"]) <= budget and capped.report["init_splat_budget"] == budget
     # An explicit --max-splats wins; 0 disables the CPU cap; no refinement means no cap.
-    assert run("balanced", cpu_max_splats=budget, max_splats=budget * 2, device="cpu").report["init_splat_budget"] == budget * 2
+    assert (
+        run("balanced", cpu_max_splats=budget, max_splats=budget * 2, device="cpu").report["init_splat_budget"]
+        == budget * 2
+    )
     full = run("balanced", cpu_max_splats=0, device="cpu")
     assert len(full.artifacts["gaussians"]) == n_pixels + full.report["n_gaussians_backfill"]
     assert len(run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu").artifacts["gaussians"]) == n_pixels
@@ -233,8 +256,9 @@ def test_backend_adds_backfill_within_the_budget(world):
     b = get_backend("gaussians", "refine")
 
     def run(**over):
-        cfg = b.make_config("balanced", {"cpu_view_size": 24, "cpu_iterations": 1, "colour_iterations": 1,
-                                         "device": "cpu", **over})
+        cfg = b.make_config(
+            "balanced", {"cpu_view_size": 24, "cpu_iterations": 1, "colour_iterations": 1, "device": "cpu", **over}
+        )
         return b.run(StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg))
 
     n_pixels = depth.shape[0] * depth.shape[1]

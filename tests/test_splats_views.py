@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -41,7 +39,7 @@ def test_capture_views_cover_the_sphere_with_overlap(rng):
         with np.errstate(divide="ignore", invalid="ignore"):
             inside = (z > 0) & (np.abs(local[:, 0] / z) <= 1) & (np.abs(local[:, 1] / z) <= 1)
         seen += inside
-    assert seen.min() >= 1          # every direction is seen
+    assert seen.min() >= 1  # every direction is seen
     assert (seen >= 2).mean() > 0.5  # most directions are seen twice (views overlap)
     assert len(capture_directions()) == 18
 

@@ -80,8 +80,13 @@ def test_camera():
 class TestGaussianCloud:
     def _cloud(self, n=5, k=1):
         rng = np.random.default_rng(0)
-        return GaussianCloud(rng.normal(size=(n, 3)), np.tile([2.0, 0, 0, 0], (n, 1)), np.full((n, 3), -2.0),
-                             np.zeros(n), rng.normal(size=(n, k, 3)))
+        return GaussianCloud(
+            rng.normal(size=(n, 3)),
+            np.tile([2.0, 0, 0, 0], (n, 1)),
+            np.full((n, 3), -2.0),
+            np.zeros(n),
+            rng.normal(size=(n, k, 3)),
+        )
 
     def test_smoke(self):
         g = self._cloud(k=16)
@@ -98,8 +103,9 @@ class TestGaussianCloud:
             GaussianCloud(np.zeros((2, 3)), np.zeros((3, 4)), np.zeros((2, 3)), np.zeros(2), np.zeros((2, 1, 3)))
 
     def test_feature_from_activated(self):
-        g = GaussianCloud.from_activated(np.zeros((2, 3)), [[1, 0, 0, 0]] * 2, np.full((2, 3), 0.1),
-                                         [1.0, 0.25], colors=[[1, 0, 0], [0.5, 0.5, 0.5]])
+        g = GaussianCloud.from_activated(
+            np.zeros((2, 3)), [[1, 0, 0, 0]] * 2, np.full((2, 3), 0.1), [1.0, 0.25], colors=[[1, 0, 0], [0.5, 0.5, 0.5]]
+        )
         assert np.isfinite(g.opacity_logits).all()  # opacity 1.0 clamped, never an infinite logit
         assert np.allclose(g.colors, [[1, 0, 0], [0.5, 0.5, 0.5]], atol=1e-6)
         assert g.subset(np.array([1])).opacities[0] == pytest.approx(0.25)
@@ -121,10 +127,16 @@ def test_mesh():
 def test_gaussian_cloud_concatenate_pads_sh():
     from worldgen.types import GaussianCloud
 
-    a = GaussianCloud.from_activated(np.zeros((2, 3)), np.tile([1.0, 0, 0, 0], (2, 1)), np.full((2, 3), 0.1),
-                                     np.full(2, 0.5), colors=np.full((2, 3), 0.2))
-    b = GaussianCloud.from_activated(np.ones((3, 3)), np.tile([1.0, 0, 0, 0], (3, 1)), np.full((3, 3), 0.2),
-                                     np.full(3, 0.7), sh=np.ones((3, 4, 3)))
+    a = GaussianCloud.from_activated(
+        np.zeros((2, 3)),
+        np.tile([1.0, 0, 0, 0], (2, 1)),
+        np.full((2, 3), 0.1),
+        np.full(2, 0.5),
+        colors=np.full((2, 3), 0.2),
+    )
+    b = GaussianCloud.from_activated(
+        np.ones((3, 3)), np.tile([1.0, 0, 0, 0], (3, 1)), np.full((3, 3), 0.2), np.full(3, 0.7), sh=np.ones((3, 4, 3))
+    )
     c = GaussianCloud.concatenate([a, b])
     assert len(c) == 5 and c.sh_degree == 1
     assert np.array_equal(c.means[2:], b.means) and np.all(c.sh[:2, 1:] == 0)

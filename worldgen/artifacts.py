@@ -68,8 +68,9 @@ def _dec_semantics(b: bytes) -> SemanticLayers:
 
 
 def _enc_gaussians(g: GaussianCloud) -> bytes:
-    return arrays_to_bytes({"means": g.means, "quats": g.quats, "log_scales": g.log_scales,
-                            "opacity_logits": g.opacity_logits, "sh": g.sh})
+    return arrays_to_bytes(
+        {"means": g.means, "quats": g.quats, "log_scales": g.log_scales, "opacity_logits": g.opacity_logits, "sh": g.sh}
+    )
 
 
 def _dec_gaussians(b: bytes) -> GaussianCloud:

@@ -7,6 +7,7 @@ never a torn one. Archives are written with fixed timestamps so equal data gives
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -38,10 +39,8 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -139,7 +138,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 raise InputError(f"{p.name} is a 16-bit/float image; give an 8-bit sRGB colour image")
             rgb = np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise InputError(f"cannot read image {p.name}: the file is corrupt or not an image ({e.__class__.__name__})") from e
+        raise InputError(
+            f"cannot read image {p.name}: the file is corrupt or not an image ({e.__class__.__name__})"
+        ) from e
     return rgb
 
 

@@ -9,6 +9,7 @@ fixed seed, ends with byte-identical outputs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -117,9 +118,13 @@ def choose_backend(stage: str, request: Request, produced: set[str], chosen: Map
     return usable[0] if usable else None
 
 
-def run_pipeline(request: Request, out_dir: str | os.PathLike, options: RunOptions = RunOptions(),
-                 progress: ProgressFn | None = None,
-                 on_stage: Callable[[StageRecord], None] | None = None) -> RunResult:
+def run_pipeline(
+    request: Request,
+    out_dir: str | os.PathLike,
+    options: RunOptions = RunOptions(),
+    progress: ProgressFn | None = None,
+    on_stage: Callable[[StageRecord], None] | None = None,
+) -> RunResult:
     """Run the stages up to ``options.until`` into ``out_dir``, reusing what is cached.
 
     Args:
@@ -168,8 +173,9 @@ def run_pipeline(request: Request, out_dir: str | os.PathLike, options: RunOptio
         inputs = {k: produced[k] for k in STAGE_INPUTS[stage] if k in produced}
         key = _cache_key(stage, backend, cfg, request, {k: v[0] for k, v in inputs.items()})
         old = prev_stages.get(stage)
-        reuse = (not options.force and i < from_i and old is not None and old.get("key") == key
-                 and _outputs_intact(out, old))
+        reuse = (
+            not options.force and i < from_i and old is not None and old.get("key") == key and _outputs_intact(out, old)
+        )
         if reuse:
             entry = dict(old, cached=True)
             rec = StageRecord(stage, backend.name, "cached", files=sorted(old["files"]))
@@ -190,9 +196,16 @@ def run_pipeline(request: Request, out_dir: str | os.PathLike, options: RunOptio
     return RunResult(out, manifest, records)
 
 
-def _run_stage(out: Path, stage: str, backend: Backend, cfg: Any, request: Request,
-               inputs: dict[str, tuple[str, str]], key: str,
-               progress: ProgressFn | None) -> tuple[dict, StageRecord]:
+def _run_stage(
+    out: Path,
+    stage: str,
+    backend: Backend,
+    cfg: Any,
+    request: Request,
+    inputs: dict[str, tuple[str, str]],
+    key: str,
+    progress: ProgressFn | None,
+) -> tuple[dict, StageRecord]:
     decoded = {k: decode_artifact(k, (out / fname).read_bytes()) for k, (_, fname) in inputs.items()}
 
     def report(fraction: float, message: str = "") -> None:
@@ -253,8 +266,10 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
         fields = {f.name for b in backends(stage) for f in dataclasses.fields(b.config)}
         unknown = sorted(set(values) - fields)
         if unknown:
-            raise InputError(f"no {stage} backend has option {', '.join(unknown)}; "
-                             f"options are: {', '.join(sorted(fields)) or 'none'}")
+            raise InputError(
+                f"no {stage} backend has option {', '.join(unknown)}; "
+                f"options are: {', '.join(sorted(fields)) or 'none'}"
+            )
         # Build the config of the backend that will run, so a bad value (not only a bad name)
         # fails now too. A synthesizer or a --depth file delivers depth with the panorama.
         produced = {"given_depth"} if (request.depth or not request.panorama) else set()
@@ -275,8 +290,12 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
         raise InputError("give either --image or --panorama, not both")
     if sources and (request.prompt or request.spec):
         raise InputError("a prompt or --spec builds a procedural world; drop it when giving --image/--panorama")
-    for label, path in (("panorama", request.panorama), ("image", request.image),
-                        ("depth", request.depth), ("spec", request.spec)):
+    for label, path in (
+        ("panorama", request.panorama),
+        ("image", request.image),
+        ("depth", request.depth),
+        ("spec", request.spec),
+    ):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{label} file {path!r} does not exist; check the path")
     if not 0 <= request.seed < 2**63:
@@ -295,10 +314,8 @@ def _prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     except OSError as e:
         raise OutputError(f"cannot write to output folder {str(out)!r} ({e.strerror}); choose another with -o") from e
     for stale in out.rglob(f"{TMP_PREFIX}*"):  # torn writes of a killed run
-        try:
+        with contextlib.suppress(OSError):
             stale.unlink()
-        except OSError:
-            pass
     return out.resolve()
 
 
@@ -331,10 +348,8 @@ def _outputs_intact(out: Path, entry: dict) -> bool:
 
 def _remove_stale(out: Path, old: dict, new: dict) -> None:
     for fname in set(old.get("files", {})) - set(new["files"]):
-        try:
+        with contextlib.suppress(OSError, OutputError):
             safe_join(out, fname).unlink()
-        except (OSError, OutputError):
-            pass
 
 
 def _sha(data: bytes) -> str:
@@ -395,8 +410,19 @@ def _library_versions() -> dict[str, str | None]:
     from importlib import metadata
 
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("numpy", "torch", "gsplat", "open3d", "trimesh", "pygltflib", "usd-core", "xatlas",
-                 "fast-simplification", "pillow", "scipy"):
+    for dist in (
+        "numpy",
+        "torch",
+        "gsplat",
+        "open3d",
+        "trimesh",
+        "pygltflib",
+        "usd-core",
+        "xatlas",
+        "fast-simplification",
+        "pillow",
+        "scipy",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -177,9 +177,7 @@ def get_backend(stage: str, name: str, *, require_available: bool = True) -> Bac
     """Look up a backend; raise a one-line error naming the choices or why it cannot run."""
     table = {b.name: b for b in backends(stage)}
     if name not in table:
-        raise InputError(
-            f"unknown {stage} backend {name!r}; choose one of: {', '.join(table) or 'none registered'}"
-        )
+        raise InputError(f"unknown {stage} backend {name!r}; choose one of: {', '.join(table) or 'none registered'}")
     b = table[name]
     if require_available:
         why = b.unavailable()

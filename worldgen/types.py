@@ -23,8 +23,25 @@ SH_C0 = 0.28209479177387814
 """Zeroth-order real spherical-harmonic constant: colour = 0.5 + SH_C0 * dc."""
 
 SEMANTIC_CLASSES: tuple[str, ...] = (
-    "sky", "terrain", "water", "tree", "rock", "building", "house", "tower", "lamp", "fence",
-    "furniture", "wall", "floor", "ceiling", "window", "door", "road", "vegetation", "object",
+    "sky",
+    "terrain",
+    "water",
+    "tree",
+    "rock",
+    "building",
+    "house",
+    "tower",
+    "lamp",
+    "fence",
+    "furniture",
+    "wall",
+    "floor",
+    "ceiling",
+    "window",
+    "door",
+    "road",
+    "vegetation",
+    "object",
 )
 """Default class table: index = class id. ``sky`` is always 0, ``terrain`` 1, ``water`` 2."""
 
@@ -154,9 +171,7 @@ class DepthMap:
         """Build from a depth array where +inf (or 0) marks sky. depth: metres [H, W]."""
         d = np.asarray(depth, dtype=np.float32)
         if np.isnan(d).any():
-            raise InputError(
-                f"depth holds {int(np.isnan(d).sum())} NaN value(s); fill them, or use +inf or 0 for sky"
-            )
+            raise InputError(f"depth holds {int(np.isnan(d).sum())} NaN value(s); fill them, or use +inf or 0 for sky")
         sky = np.isposinf(d) | (d == 0)
         if (d < 0).any() or np.isneginf(d).any():
             raise InputError("depth has negative values; depth must be a distance in metres (>= 0)")
@@ -257,14 +272,21 @@ class Camera:
         frozen(m)
 
     @classmethod
-    def perspective(cls, width: int, height: int, fov_x_deg: float,
-                    cam_to_world: np.ndarray | None = None) -> Camera:
+    def perspective(cls, width: int, height: int, fov_x_deg: float, cam_to_world: np.ndarray | None = None) -> Camera:
         """Centred pinhole camera with square pixels and horizontal field of view ``fov_x_deg``."""
         if not 0.0 < fov_x_deg < 180.0:
             raise InputError(f"field of view {fov_x_deg}° must lie in (0, 180)")
         f = 0.5 * width / math.tan(math.radians(fov_x_deg) / 2)
-        return cls("perspective", width, height, f, f, width / 2, height / 2,
-                   np.eye(4) if cam_to_world is None else cam_to_world)
+        return cls(
+            "perspective",
+            width,
+            height,
+            f,
+            f,
+            width / 2,
+            height / 2,
+            np.eye(4) if cam_to_world is None else cam_to_world,
+        )
 
     @classmethod
     def equirect(cls, width: int, cam_to_world: np.ndarray | None = None) -> Camera:
@@ -323,16 +345,26 @@ class GaussianCloud:
         k = check_shape(sh, [n, "K", 3], "sh")["K"]
         if k not in (1, 4, 9, 16):
             raise InputError(f"sh has {k} coefficients per channel; expected 1, 4, 9 or 16 (degree 0-3)")
-        for arr, name in ((means, "means"), (quats, "quats"), (log_scales, "log_scales"),
-                          (logits, "opacity_logits"), (sh, "sh")):
+        for arr, name in (
+            (means, "means"),
+            (quats, "quats"),
+            (log_scales, "log_scales"),
+            (logits, "opacity_logits"),
+            (sh, "sh"),
+        ):
             check_finite(arr, f"gaussian {name}", "drop or repair those splats")
         norms = np.linalg.norm(quats, axis=1)
         if n and (norms < 1e-8).any():
             raise InputError("gaussian quats contain zero-length quaternions")
         if n and np.abs(norms - 1).max() > 1e-3:
             quats = (quats / norms[:, None]).astype(np.float32)
-        for name, arr in (("means", means), ("quats", quats), ("log_scales", log_scales),
-                          ("opacity_logits", logits), ("sh", sh)):
+        for name, arr in (
+            ("means", means),
+            ("quats", quats),
+            ("log_scales", log_scales),
+            ("opacity_logits", logits),
+            ("sh", sh),
+        ):
             object.__setattr__(self, name, arr)
         frozen(means, quats, log_scales, logits, sh)
 
@@ -359,9 +391,15 @@ class GaussianCloud:
         return np.clip(0.5 + SH_C0 * self.sh[:, 0, :], 0.0, 1.0).astype(np.float32)
 
     @classmethod
-    def from_activated(cls, means: np.ndarray, quats: np.ndarray, scales: np.ndarray,
-                       opacities: np.ndarray, colors: np.ndarray | None = None,
-                       sh: np.ndarray | None = None) -> GaussianCloud:
+    def from_activated(
+        cls,
+        means: np.ndarray,
+        quats: np.ndarray,
+        scales: np.ndarray,
+        opacities: np.ndarray,
+        colors: np.ndarray | None = None,
+        sh: np.ndarray | None = None,
+    ) -> GaussianCloud:
         """Build from activated values (what viewers and gsplat's ``rasterization`` take).
 
         Args:
@@ -382,8 +420,9 @@ class GaussianCloud:
 
     def subset(self, index: np.ndarray) -> GaussianCloud:
         """Splats selected by a boolean mask [N] or an index array [M]."""
-        return GaussianCloud(self.means[index], self.quats[index], self.log_scales[index],
-                             self.opacity_logits[index], self.sh[index])
+        return GaussianCloud(
+            self.means[index], self.quats[index], self.log_scales[index], self.opacity_logits[index], self.sh[index]
+        )
 
     @classmethod
     def concatenate(cls, clouds: list[GaussianCloud]) -> GaussianCloud:
@@ -449,8 +488,14 @@ class Mesh:
             vc = np.ascontiguousarray(self.vertex_colors, dtype=np.float32)
             check_shape(vc, [nv, 3], "mesh vertex colours")
             check_finite(vc, "mesh vertex colours")
-        for name, arr in (("vertices", v), ("faces", f), ("normals", n), ("uvs", uv),
-                          ("texture", tex), ("vertex_colors", vc)):
+        for name, arr in (
+            ("vertices", v),
+            ("faces", f),
+            ("normals", n),
+            ("uvs", uv),
+            ("texture", tex),
+            ("vertex_colors", vc),
+        ):
             object.__setattr__(self, name, arr)
         frozen(v, f, n, uv, tex, vc)
 

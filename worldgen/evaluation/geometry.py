@@ -53,9 +53,12 @@ class _Caster:
         self.scene = o3d.t.geometry.RaycastingScene()
         self.ids = []
         for v, f in meshes:
-            self.ids.append(self.scene.add_triangles(
-                o3d.core.Tensor(np.ascontiguousarray(v, np.float32)),
-                o3d.core.Tensor(np.ascontiguousarray(f, np.uint32))))
+            self.ids.append(
+                self.scene.add_triangles(
+                    o3d.core.Tensor(np.ascontiguousarray(v, np.float32)),
+                    o3d.core.Tensor(np.ascontiguousarray(f, np.uint32)),
+                )
+            )
         self._o3d = o3d
 
     def cast(self, origins: np.ndarray, dirs: np.ndarray, retry: bool = False) -> dict[str, np.ndarray]:
@@ -81,8 +84,10 @@ class _Caster:
     def _cast_flat(self, origins: np.ndarray, d: np.ndarray) -> dict[str, np.ndarray]:
         rays = np.concatenate([np.broadcast_to(np.asarray(origins, np.float64).reshape(-1, 3)[:1], d.shape), d], -1)
         out = self.scene.cast_rays(self._o3d.core.Tensor(np.ascontiguousarray(rays, np.float32)))
-        return {k: out[k].numpy().copy() for k in ("t_hit", "geometry_ids", "primitive_ids", "primitive_uvs",
-                                                   "primitive_normals")}
+        return {
+            k: out[k].numpy().copy()
+            for k in ("t_hit", "geometry_ids", "primitive_ids", "primitive_uvs", "primitive_normals")
+        }
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         q = self._o3d.core.Tensor(np.ascontiguousarray(points, np.float32))
@@ -98,10 +103,36 @@ def _box(lo, hi, inward: bool) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned box as 12 triangles; ``inward`` = faces look into the box (a room)."""
     x0, y0, z0 = lo
     x1, y1, z1 = hi
-    v = np.array([[x0, y0, z0], [x1, y0, z0], [x1, y1, z0], [x0, y1, z0],
-                  [x0, y0, z1], [x1, y0, z1], [x1, y1, z1], [x0, y1, z1]], np.float64)
-    f = np.array([[0, 3, 2], [0, 2, 1], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5, 4],
-                  [3, 7, 6], [3, 6, 2], [0, 4, 7], [0, 7, 3], [1, 2, 6], [1, 6, 5]], np.int64)
+    v = np.array(
+        [
+            [x0, y0, z0],
+            [x1, y0, z0],
+            [x1, y1, z0],
+            [x0, y1, z0],
+            [x0, y0, z1],
+            [x1, y0, z1],
+            [x1, y1, z1],
+            [x0, y1, z1],
+        ],
+        np.float64,
+    )
+    f = np.array(
+        [
+            [0, 3, 2],
+            [0, 2, 1],
+            [4, 5, 6],
+            [4, 6, 7],
+            [0, 1, 5],
+            [0, 5, 4],
+            [3, 7, 6],
+            [3, 6, 2],
+            [0, 4, 7],
+            [0, 7, 3],
+            [1, 2, 6],
+            [1, 6, 5],
+        ],
+        np.int64,
+    )
     if inward:
         f = f[:, ::-1]
     return v, f
@@ -118,15 +149,16 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
 
 def _surface_colour(p: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Smooth procedural albedo of a world point (sRGB [0, 1]) so renders have real texture."""
-    base = np.stack([0.55 + 0.3 * np.abs(n[..., 0]), 0.5 + 0.3 * np.abs(n[..., 1]),
-                     0.45 + 0.35 * np.abs(n[..., 2])], -1)
-    pat = (0.75 + 0.12 * np.sin(p[..., 0] * 7.0) * np.cos(p[..., 2] * 5.0)
-           + 0.1 * np.sin((p[..., 1] + p[..., 0]) * 11.0))
+    base = np.stack(
+        [0.55 + 0.3 * np.abs(n[..., 0]), 0.5 + 0.3 * np.abs(n[..., 1]), 0.45 + 0.35 * np.abs(n[..., 2])], -1
+    )
+    pat = 0.75 + 0.12 * np.sin(p[..., 0] * 7.0) * np.cos(p[..., 2] * 5.0) + 0.1 * np.sin((p[..., 1] + p[..., 0]) * 11.0)
     return np.clip(base * pat[..., None], 0.0, 1.0)
 
 
-def analytic_scene(name: str, height: int = 128, eye_height: float = 1.6
-                   ) -> tuple[Panorama, DepthMap, np.ndarray, np.ndarray]:
+def analytic_scene(
+    name: str, height: int = 128, eye_height: float = 1.6
+) -> tuple[Panorama, DepthMap, np.ndarray, np.ndarray]:
     """A small scene with exact depth by ray casting, for tests and benchmarks.
 
     Args:
@@ -148,8 +180,10 @@ def analytic_scene(name: str, height: int = 128, eye_height: float = 1.6
         ]
     elif name == "outdoor":
         parts = [
-            (np.array([[-60, g, -60], [60, g, -60], [60, g, 60], [-60, g, 60]], np.float64),
-             np.array([[0, 2, 1], [0, 3, 2]], np.int64)),
+            (
+                np.array([[-60, g, -60], [60, g, -60], [60, g, 60], [-60, g, 60]], np.float64),
+                np.array([[0, 2, 1], [0, 3, 2]], np.int64),
+            ),
             _box((4.0, g, -12.0), (10.0, g + 5.0, -6.0), inward=False),
             _box((-9.0, g, 3.0), (-5.0, g + 3.5, 8.0), inward=False),
             _box((-0.6, g, 4.0), (0.6, g + 2.0, 5.2), inward=False),
@@ -200,9 +234,16 @@ def _sample_surface(v: np.ndarray, f: np.ndarray, n: int, seed: int) -> np.ndarr
     return t[:, 0] * (1 - r1)[:, None] + t[:, 1] * (r1 * (1 - r2))[:, None] + t[:, 2] * (r1 * r2)[:, None]
 
 
-def surface_accuracy(mesh: Mesh, gt_vertices: np.ndarray, gt_faces: np.ndarray, gt_depth: DepthMap,
-                     tau_fraction: float = 0.01, n_samples: int = 200_000, seed: int = 0,
-                     max_rays: int = 0) -> dict:
+def surface_accuracy(
+    mesh: Mesh,
+    gt_vertices: np.ndarray,
+    gt_faces: np.ndarray,
+    gt_depth: DepthMap,
+    tau_fraction: float = 0.01,
+    n_samples: int = 200_000,
+    seed: int = 0,
+    max_rays: int = 0,
+) -> dict:
     """F-score at tau = ``tau_fraction`` x scene radius and Chamfer distance, visible surfaces.
 
     Both sides are sampled through the panorama's rays, weighted by each ray's solid angle
@@ -260,14 +301,28 @@ def surface_accuracy(mesh: Mesh, gt_vertices: np.ndarray, gt_faces: np.ndarray, 
     pts = _sample_surface(mesh.vertices, mesh.faces, n_samples, seed)
     near = np.linalg.norm(pts, axis=1) <= radius
     p_area = float((gt.distance(pts[near]) < tau).mean()) if near.any() else float("nan")
-    return {"fscore": f, "precision": precision, "recall": recall,
-            "chamfer_pct": 100.0 * chamfer / radius, "chamfer_m": float(chamfer),
-            "radius_m": radius, "tau_m": tau, "precision_near_area": p_area, "fscore_within_3r": f_near}
+    return {
+        "fscore": f,
+        "precision": precision,
+        "recall": recall,
+        "chamfer_pct": 100.0 * chamfer / radius,
+        "chamfer_m": float(chamfer),
+        "radius_m": radius,
+        "tau_m": tau,
+        "precision_near_area": p_area,
+        "fscore_within_3r": f_near,
+    }
 
 
-def discontinuity_edges(mesh: Mesh, width: int, gt_vertices: np.ndarray | None = None,
-                        gt_faces: np.ndarray | None = None, ratio: float = 1.1,
-                        max_pixels: float = 2.0, off_surface: float = 0.05) -> dict:
+def discontinuity_edges(
+    mesh: Mesh,
+    width: int,
+    gt_vertices: np.ndarray | None = None,
+    gt_faces: np.ndarray | None = None,
+    ratio: float = 1.1,
+    max_pixels: float = 2.0,
+    off_surface: float = 0.05,
+) -> dict:
     """Edges that bridge depth discontinuities.
 
     Args:
@@ -341,10 +396,13 @@ def view_measures(mesh: Mesh, gt_depth: DepthMap, sky: Mesh | None = None) -> di
     seam[:, :2] = seam[:, -2:] = True
     pole = np.zeros((h, w), bool)
     pole[:2] = pole[-2:] = True
-    out = {"front_face_share": share,
-           "ray_coverage": float(1.0 - missed.sum() / max(should.sum(), 1)),
-           "missed_rays": int(missed.sum()), "missed_seam_rays": int((missed & seam).sum()),
-           "missed_pole_rays": int((missed & pole).sum())}
+    out = {
+        "front_face_share": share,
+        "ray_coverage": float(1.0 - missed.sum() / max(should.sum(), 1)),
+        "missed_rays": int(missed.sum()),
+        "missed_seam_rays": int((missed & seam).sum()),
+        "missed_pole_rays": int((missed & pole).sum()),
+    }
     if sky is not None:
         rest = np.nonzero(~got.reshape(-1))[0]
         hs = _Caster([(sky.vertices, sky.faces)]).cast(np.zeros(3), dirs.reshape(-1, 3)[rest], retry=True)
@@ -352,8 +410,9 @@ def view_measures(mesh: Mesh, gt_depth: DepthMap, sky: Mesh | None = None) -> di
     return out
 
 
-def render_from_origin(scene: MeshScene, height: int, parts: tuple[str, ...] = ("world", "sky"),
-                       background: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def render_from_origin(
+    scene: MeshScene, height: int, parts: tuple[str, ...] = ("world", "sky"), background: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Ray cast textured parts through every pixel centre of an H x 2H panorama at the origin.
 
     Args:
@@ -374,8 +433,12 @@ def render_from_origin(scene: MeshScene, height: int, parts: tuple[str, ...] = (
     return _shade_hits(meshes, hit, dirs, background, tint_back_faces=False)
 
 
-def render_view(scene: MeshScene, camera, parts: tuple[str, ...] = ("world", "sky"),
-                background: tuple[float, float, float] = (1.0, 0.0, 1.0)) -> np.ndarray:
+def render_view(
+    scene: MeshScene,
+    camera,
+    parts: tuple[str, ...] = ("world", "sky"),
+    background: tuple[float, float, float] = (1.0, 0.0, 1.0),
+) -> np.ndarray:
     """Ray cast textured parts through a perspective camera anywhere in the world (previews).
 
     Args:
@@ -399,8 +462,9 @@ def render_view(scene: MeshScene, camera, parts: tuple[str, ...] = ("world", "sk
     return _shade_hits(meshes, hit, dirs, background, tint_back_faces=True)[0]
 
 
-def _shade_hits(meshes: list[Mesh], hit: dict, dirs: np.ndarray, background: tuple[float, float, float],
-                tint_back_faces: bool) -> tuple[np.ndarray, np.ndarray]:
+def _shade_hits(
+    meshes: list[Mesh], hit: dict, dirs: np.ndarray, background: tuple[float, float, float], tint_back_faces: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Colour of each ray's hit: texture, else vertex colours, else grey; background where missed.
 
     Args:
@@ -450,8 +514,16 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def evaluate_mesh(scene: MeshScene, panorama: Panorama, gt_vertices: np.ndarray, gt_faces: np.ndarray,
-                  gt_depth: DepthMap, n_samples: int = 200_000, seed: int = 0, max_rays: int = 0) -> dict:
+def evaluate_mesh(
+    scene: MeshScene,
+    panorama: Panorama,
+    gt_vertices: np.ndarray,
+    gt_faces: np.ndarray,
+    gt_depth: DepthMap,
+    n_samples: int = 200_000,
+    seed: int = 0,
+    max_rays: int = 0,
+) -> dict:
     """All geometry measures of a mesh scene's "world" part (plus the render with "sky").
 
     Returns:
@@ -461,9 +533,8 @@ def evaluate_mesh(scene: MeshScene, panorama: Panorama, gt_vertices: np.ndarray,
     if "world" not in scene:
         raise InputError("the mesh scene has no 'world' part to evaluate")
     world = scene["world"]
-    out = surface_accuracy(world, gt_vertices, gt_faces, gt_depth, n_samples=n_samples, seed=seed,
-                           max_rays=max_rays)
-    out.update(view_measures(world, gt_depth, scene["sky"] if "sky" in scene else None))
+    out = surface_accuracy(world, gt_vertices, gt_faces, gt_depth, n_samples=n_samples, seed=seed, max_rays=max_rays)
+    out.update(view_measures(world, gt_depth, scene.get("sky", None)))
     edges = discontinuity_edges(world, panorama.width, gt_vertices, gt_faces)
     out["bridging_edges_raw"] = edges["raw"]
     out["bridging_edges_confirmed"] = edges["confirmed"]

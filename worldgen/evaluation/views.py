@@ -28,8 +28,15 @@ def mse_to_psnr(mse: float) -> float:
     return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
-def holes_and_floaters(depth: np.ndarray, alpha: np.ndarray, true_depth: np.ndarray, *, far: float,
-                       rel_tol: float = 0.1, min_alpha: float = 0.5) -> dict[str, float]:
+def holes_and_floaters(
+    depth: np.ndarray,
+    alpha: np.ndarray,
+    true_depth: np.ndarray,
+    *,
+    far: float,
+    rel_tol: float = 0.1,
+    min_alpha: float = 0.5,
+) -> dict[str, float]:
     """Share of a view's pixels that show a hole or a floater.
 
     Args:

@@ -83,8 +83,9 @@ def equirect_directions(height: int, width: int | None = None) -> np.ndarray:
     return pixel_to_direction(x[None, :], y[:, None], width, height).astype(np.float32)
 
 
-def sample_equirect(image: np.ndarray, x: np.ndarray, y: np.ndarray,
-                    mode: Literal["bilinear", "nearest"] = "bilinear") -> np.ndarray:
+def sample_equirect(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, mode: Literal["bilinear", "nearest"] = "bilinear"
+) -> np.ndarray:
     """Sample a panorama at continuous coordinates, wrapping across the ±180° seam and over the poles.
 
     Args:
@@ -118,8 +119,9 @@ def sample_equirect(image: np.ndarray, x: np.ndarray, y: np.ndarray,
         tx = (xf - c0)[..., None]
         ty = (yf - r0)[..., None]
         f = img.astype(np.float32)
-        out = ((_gather(f, r0, c0) * (1 - tx) + _gather(f, r0, c0 + 1) * tx) * (1 - ty)
-               + (_gather(f, r0 + 1, c0) * (1 - tx) + _gather(f, r0 + 1, c0 + 1) * tx) * ty)
+        out = (_gather(f, r0, c0) * (1 - tx) + _gather(f, r0, c0 + 1) * tx) * (1 - ty) + (
+            _gather(f, r0 + 1, c0) * (1 - tx) + _gather(f, r0 + 1, c0 + 1) * tx
+        ) * ty
         out = out.astype(np.float32)
     else:
         raise InputError(f"unknown sampling mode {mode!r}; use 'bilinear' or 'nearest'")
@@ -167,8 +169,9 @@ def perspective_directions(camera: Camera) -> np.ndarray:
     return d / np.linalg.norm(d, axis=-1, keepdims=True)
 
 
-def equirect_to_perspective(image: np.ndarray, camera: Camera,
-                            mode: Literal["bilinear", "nearest"] = "bilinear") -> np.ndarray:
+def equirect_to_perspective(
+    image: np.ndarray, camera: Camera, mode: Literal["bilinear", "nearest"] = "bilinear"
+) -> np.ndarray:
     """Cut a perspective view from a panorama seen from the panorama's centre.
 
     The camera's translation is ignored: a panorama holds directions only. For a depth panorama
@@ -182,15 +185,15 @@ def equirect_to_perspective(image: np.ndarray, camera: Camera,
     Returns:
         [h, w] or [h, w, C].
     """
-    h = check_shape(np.asarray(image)[..., None] if np.ndim(image) == 2 else image,
-                    ["H", "W", "C"], "panorama")["H"]
+    h = check_shape(np.asarray(image)[..., None] if np.ndim(image) == 2 else image, ["H", "W", "C"], "panorama")["H"]
     d = perspective_directions(camera)
     x, y = direction_to_pixel(d, 2 * h, h)
     return sample_equirect(image, x, y, mode)
 
 
-def perspective_to_equirect(view: np.ndarray, camera: Camera, height: int,
-                            mode: Literal["bilinear", "nearest"] = "bilinear") -> tuple[np.ndarray, np.ndarray]:
+def perspective_to_equirect(
+    view: np.ndarray, camera: Camera, height: int, mode: Literal["bilinear", "nearest"] = "bilinear"
+) -> tuple[np.ndarray, np.ndarray]:
     """Paste a perspective view back onto an H x 2H panorama.
 
     Args:
@@ -229,15 +232,17 @@ def perspective_to_equirect(view: np.ndarray, camera: Camera, height: int,
         tx = (xf - c0)[:, None]
         ty = (yf - r0)[:, None]
         f = v.astype(np.float32)
-        out[covered] = ((f[r0, c0] * (1 - tx) + f[r0, c1] * tx) * (1 - ty)
-                        + (f[r1, c0] * (1 - tx) + f[r1, c1] * tx) * ty)
+        out[covered] = (f[r0, c0] * (1 - tx) + f[r0, c1] * tx) * (1 - ty) + (f[r1, c0] * (1 - tx) + f[r1, c1] * tx) * ty
     return (out[..., 0] if squeeze else out), covered
 
 
 _CUBE_FORWARD = {
-    "+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0),
-    "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0),
-    "+z": (0.0, 0.0, 1.0), "-z": (0.0, 0.0, -1.0),
+    "+x": (1.0, 0.0, 0.0),
+    "-x": (-1.0, 0.0, 0.0),
+    "+y": (0.0, 1.0, 0.0),
+    "-y": (0.0, -1.0, 0.0),
+    "+z": (0.0, 0.0, 1.0),
+    "-z": (0.0, 0.0, -1.0),
 }
 
 
@@ -254,14 +259,16 @@ def cubemap_cameras(face_size: int) -> dict[str, Camera]:
     return cams
 
 
-def equirect_to_cubemap(image: np.ndarray, face_size: int,
-                        mode: Literal["bilinear", "nearest"] = "bilinear") -> dict[str, np.ndarray]:
+def equirect_to_cubemap(
+    image: np.ndarray, face_size: int, mode: Literal["bilinear", "nearest"] = "bilinear"
+) -> dict[str, np.ndarray]:
     """Six cube faces cut from a panorama. Returns name -> [s, s(, C)]."""
     return {k: equirect_to_perspective(image, cam, mode) for k, cam in cubemap_cameras(face_size).items()}
 
 
-def cubemap_to_equirect(faces: dict[str, np.ndarray], height: int,
-                        mode: Literal["bilinear", "nearest"] = "bilinear") -> np.ndarray:
+def cubemap_to_equirect(
+    faces: dict[str, np.ndarray], height: int, mode: Literal["bilinear", "nearest"] = "bilinear"
+) -> np.ndarray:
     """Reassemble an H x 2H panorama from the six faces of :func:`equirect_to_cubemap`."""
     size = next(iter(faces.values())).shape[0]
     cams = cubemap_cameras(size)

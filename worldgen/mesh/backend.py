@@ -37,31 +37,35 @@ def _run_tsdf(ctx: StageContext) -> StageResult:
     return StageResult(artifacts={"mesh": scene}, report=scene.report)
 
 
-register_backend(Backend(
-    stage="mesh",
-    name="sheet",
-    run=_run_sheet,
-    summary="panorama grid mesh: closed seam, pole caps, depth-edge cuts, simplified, panorama as texture",
-    config=SheetConfig,
-    presets={
-        "fast": {"grid_width": 512, "max_triangles": 100_000, "texture_width": 2048},
-        "balanced": {},
-        "quality": {"grid_width": 2048, "max_triangles": 500_000},
-    },
-    version="2",
-))
-register_backend(Backend(
-    stage="mesh",
-    name="tsdf",
-    run=_run_tsdf,
-    summary="TSDF fusion of depth views (Open3D), marching cubes, simplified, UV atlas and baked texture",
-    config=TSDFConfig,
-    presets={
-        "fast": {"resolution": 192, "max_triangles": 50_000, "texture_size": 1024},
-        "balanced": {},
-        "quality": {"resolution": 400, "max_triangles": 200_000, "texture_size": 4096},
-    },
-    version="1",
-))
+register_backend(
+    Backend(
+        stage="mesh",
+        name="sheet",
+        run=_run_sheet,
+        summary="panorama grid mesh: closed seam, pole caps, depth-edge cuts, simplified, panorama as texture",
+        config=SheetConfig,
+        presets={
+            "fast": {"grid_width": 512, "max_triangles": 100_000, "texture_width": 2048},
+            "balanced": {},
+            "quality": {"grid_width": 2048, "max_triangles": 500_000},
+        },
+        version="2",
+    )
+)
+register_backend(
+    Backend(
+        stage="mesh",
+        name="tsdf",
+        run=_run_tsdf,
+        summary="TSDF fusion of depth views (Open3D), marching cubes, simplified, UV atlas and baked texture",
+        config=TSDFConfig,
+        presets={
+            "fast": {"resolution": 192, "max_triangles": 50_000, "texture_size": 1024},
+            "balanced": {},
+            "quality": {"resolution": 400, "max_triangles": 200_000, "texture_size": 4096},
+        },
+        version="1",
+    )
+)
 
 __all__ = ["SheetConfig", "TSDFConfig", "build_sheet", "build_tsdf"]

@@ -38,7 +38,8 @@ def collision_mesh(vertices: np.ndarray, faces: np.ndarray, max_triangles: int) 
             return Mesh(v.astype(np.float32), f, vertex_normals(v, f))
         target = int(target * 0.8)
     raise BackendUnavailableError(
-        f"the collision mesh stalls at {len(f)} triangles above its budget {max_triangles}; raise collision_triangles")
+        f"the collision mesh stalls at {len(f)} triangles above its budget {max_triangles}; raise collision_triangles"
+    )
 
 
 def collision_from_grid(depth: np.ndarray, valid: np.ndarray, max_triangles: int, config) -> Mesh:

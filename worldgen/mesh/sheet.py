@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
 from .._check import check_rgbd
+from ..errors import InputError
 from ..geometry.equirect import pixel_to_direction
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
@@ -138,8 +138,13 @@ class SheetConfig:
     uv_weight: float = 30.0
 
 
-def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = SheetConfig(),
-                semantics: SemanticLayers | None = None, eye_height: float = 1.6) -> MeshScene:
+def build_sheet(
+    panorama: Panorama,
+    depth: DepthMap,
+    config: SheetConfig = SheetConfig(),
+    semantics: SemanticLayers | None = None,
+    eye_height: float = 1.6,
+) -> MeshScene:
     """Triangulate an RGB-D panorama into textured "world", "sky" and "collision" parts.
 
     Args:
@@ -163,15 +168,22 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
     while True:
         t1 = time.perf_counter()
         rows, cols = grid_lines(depth.depth, depth.valid, stride, config)
-        verts, faces, stats, puv = sheet_geometry(depth.depth, depth.valid, stride, config, rows=rows,
-                                                  cols=cols, fringe=config.fringe, with_uv=True)
+        verts, faces, stats, puv = sheet_geometry(
+            depth.depth, depth.valid, stride, config, rows=rows, cols=cols, fringe=config.fringe, with_uv=True
+        )
         n_full = int(len(faces))
         t2 = time.perf_counter()
         if config.max_triangles and len(faces) > config.max_triangles:
-            verts, faces = simplify(verts, faces, config.max_triangles, preserve_border=True,
-                                    aggressiveness=config.aggressiveness, method=config.simplifier,
-                                    attributes=puv * config.uv_weight,
-                                    lock=_steep_zone(verts, faces, config, 2 * math.pi / w))
+            verts, faces = simplify(
+                verts,
+                faces,
+                config.max_triangles,
+                preserve_border=True,
+                aggressiveness=config.aggressiveness,
+                method=config.simplifier,
+                attributes=puv * config.uv_weight,
+                lock=_steep_zone(verts, faces, config, 2 * math.pi / w),
+            )
         t_grid += t2 - t1
         t_simp += time.perf_counter() - t2
         # With silhouettes, seam and caps locked the simplifier can stall above the budget
@@ -183,7 +195,8 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
     if config.max_triangles and len(faces) > config.max_triangles:
         raise InputError(
             f"the sheet cannot be simplified to {config.max_triangles} triangles (stalls at {len(faces)}) "
-            "with its silhouettes kept; raise max_triangles")
+            "with its silhouettes kept; raise max_triangles"
+        )
     texture = panorama_texture(panorama, config.texture_width)
     parts: dict[str, Mesh] = {}
     if len(faces):
@@ -213,8 +226,11 @@ def build_sheet(panorama: Panorama, depth: DepthMap, config: SheetConfig = Sheet
         "parts": {k: {"vertices": m.n_vertices, "triangles": m.n_faces} for k, m in parts.items()},
         "ground_y_m": None if ground_y is None else round(ground_y, 4),
         "eye_height_m": eye_height,
-        "seconds": {"grid": round(t_grid, 3), "simplify": round(t_simp, 3),
-                    "total": round(time.perf_counter() - t0, 3)},
+        "seconds": {
+            "grid": round(t_grid, 3),
+            "simplify": round(t_simp, 3),
+            "total": round(time.perf_counter() - t0, 3),
+        },
     }
     return MeshScene(parts, report)
 
@@ -240,8 +256,7 @@ def _check_inputs(panorama: Panorama, depth: DepthMap, config: SheetConfig) -> N
 # --------------------------------------------------------------------------------------------
 
 
-def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetConfig
-               ) -> tuple[np.ndarray, np.ndarray]:
+def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetConfig) -> tuple[np.ndarray, np.ndarray]:
     """Pixel rows and columns of the grid: every ``stride``-th, plus skipped ones that carry shape.
 
     A skipped row (column) is added when, at ``config.refine_min_pixels`` or more of its
@@ -266,13 +281,13 @@ def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetC
     tol = config.refine_tolerance * float(np.percentile(depth[valid], 95))
     from ..geometry.equirect import equirect_directions
 
-    P = equirect_directions(H, W) * d[..., None]                           # [H, W, 3] float32
+    P = equirect_directions(H, W) * d[..., None]  # [H, W, 3] float32
 
     def chord_far(a: np.ndarray, p: np.ndarray, b: np.ndarray) -> np.ndarray:
         ab = b - a
         dist = np.linalg.norm(np.cross(p - a, ab), axis=-1) / np.maximum(np.linalg.norm(ab, axis=-1), 1e-12)
         with np.errstate(invalid="ignore"):
-            return dist > tol                                               # NaN (no surface) -> False
+            return dist > tol  # NaN (no surface) -> False
 
     # Each test runs along the grid lines of the other direction (every other pixel).
     # A two-pixel step steeper than the bridge test (config.steep_ratio) would be cut into a
@@ -285,13 +300,17 @@ def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetC
 
     odd_r = np.arange(1, H - 1, 2)
     Pc, lc, vc = P[:, ::2], logd[:, ::2], valid[:, ::2]
-    bad_r = (chord_far(Pc[odd_r - 1], Pc[odd_r], Pc[odd_r + 1])
-             | steep_far(lc[odd_r - 1], lc[odd_r + 1], vc[odd_r - 1], vc[odd_r + 1])).sum(1)
+    bad_r = (
+        chord_far(Pc[odd_r - 1], Pc[odd_r], Pc[odd_r + 1])
+        | steep_far(lc[odd_r - 1], lc[odd_r + 1], vc[odd_r - 1], vc[odd_r + 1])
+    ).sum(1)
     odd_c = np.arange(1, W, 2)
     Pr, lr, vr = P[::2], logd[::2], valid[::2]
     nxt = (odd_c + 1) % W
-    bad_c = (chord_far(Pr[:, odd_c - 1], Pr[:, odd_c], Pr[:, nxt])
-             | steep_far(lr[:, odd_c - 1], lr[:, nxt], vr[:, odd_c - 1], vr[:, nxt])).sum(0)
+    bad_c = (
+        chord_far(Pr[:, odd_c - 1], Pr[:, odd_c], Pr[:, nxt])
+        | steep_far(lr[:, odd_c - 1], lr[:, nxt], vr[:, odd_c - 1], vr[:, nxt])
+    ).sum(0)
     # Most needed lines first (share of bad samples along the line), within the vertex budget.
     cand_r = np.nonzero(bad_r >= config.refine_min_pixels)[0]
     cand_c = np.nonzero(bad_c >= config.refine_min_pixels)[0]
@@ -302,7 +321,7 @@ def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetC
     cap = config.refine_budget * len(rows) * len(cols)
     nr, nc = len(rows), len(cols)
     take = np.zeros(len(order), bool)
-    for k in order:                      # at most H/2 + W/2 candidate lines, not pixels
+    for k in order:  # at most H/2 + W/2 candidate lines, not pixels
         r2, c2 = nr + is_row[k], nc + (not is_row[k])
         if r2 * c2 > cap:
             continue
@@ -313,9 +332,17 @@ def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetC
     return rows, cols
 
 
-def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetConfig, *,
-                   rows: np.ndarray | None = None, cols: np.ndarray | None = None,
-                   fringe: bool = False, with_uv: bool = False) -> tuple:
+def sheet_geometry(
+    depth: np.ndarray,
+    valid: np.ndarray,
+    stride: int,
+    config: SheetConfig,
+    *,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+    fringe: bool = False,
+    with_uv: bool = False,
+) -> tuple:
     """Vertices and faces of the cut, closed sheet before simplification.
 
     Args:
@@ -342,7 +369,7 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     valid = np.asarray(valid, bool)
     rr = np.broadcast_to(ri[:, None], (len(ri), len(ci)))
     cc = np.broadcast_to(ci[None, :], (len(ri), len(ci)))
-    gap_r = np.diff(np.append(ri, H))[:, None]                    # rows each grid line stands for
+    gap_r = np.diff(np.append(ri, H))[:, None]  # rows each grid line stands for
     gap_c = np.diff(np.append(ci, W))[None, :]
     gmax = int(max(gap_r.max(), gap_c.max()))
     if gmax > 1:
@@ -370,7 +397,7 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
         sy = np.zeros(d.shape)
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
-                sh = np.roll(d, dx, axis=1)                        # longitude wraps
+                sh = np.roll(d, dx, axis=1)  # longitude wraps
                 if dy:
                     sh = np.roll(sh, dy, axis=0)
                     sh[0 if dy > 0 else -1] = np.inf
@@ -395,7 +422,7 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     M = np.zeros((h + 2, w + 2), bool)
     Q[1:-1, 1:-1] = pts
     M[1:-1, 1:-1] = ok
-    p1, p2 = pts[:, -1], pts[:, 0]          # lon just below +pi and just above -pi
+    p1, p2 = pts[:, -1], pts[:, 0]  # lon just below +pi and just above -pi
     den = p1[:, 0] - p2[:, 0]
     t = np.where(np.abs(den) > 1e-12, p1[:, 0] / np.where(np.abs(den) > 1e-12, den, 1.0), 0.5)
     seam = p1 + t[:, None] * (p2 - p1)
@@ -419,15 +446,18 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
 
     V = Q.reshape(-1, 3)
     valid_v = M.reshape(-1)
-    D = np.sqrt(np.einsum("ijk,ijk->ij", Q, Q))                  # ray distance per vertex
+    D = np.sqrt(np.einsum("ijk,ijk->ij", Q, Q))  # ray distance per vertex
     L = np.log(np.maximum(D, 1e-12))
-    U = Q / np.maximum(D, 1e-12)[..., None]                      # unit ray per vertex
+    U = Q / np.maximum(D, 1e-12)[..., None]  # unit ray per vertex
     idx = np.arange((h + 2) * (w + 2)).reshape(h + 2, w + 2)
     cos_graze = math.cos(math.radians(config.grazing_deg))
     cos_soft = math.cos(math.radians(max(config.grazing_soft_deg, config.grazing_deg)))
-    backdrop = (config.backdrop_factor * float(np.percentile(d[ok], 95))
-                if config.backdrop_factor > 0 and ok.any() else math.inf)
-    pix = 2 * math.pi / W                                         # one pixel of ray angle, radians
+    backdrop = (
+        config.backdrop_factor * float(np.percentile(d[ok], 95))
+        if config.backdrop_factor > 0 and ok.any()
+        else math.inf
+    )
+    pix = 2 * math.pi / W  # one pixel of ray angle, radians
 
     def half_gap(ua: np.ndarray, ub: np.ndarray) -> np.ndarray:
         """1 - cos of the angle between unit rays, computed without cancellation."""
@@ -435,33 +465,56 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
         return 0.5 * np.einsum("...k,...k->...", g, g)
 
     # Horizontal edges (i, j)-(i, j+1) for j in 0..w; circular along a row (col w+1 == col 0).
-    s_h = L[:, 1:] - L[:, :-1]                                   # [(h+2), w+1]
+    s_h = L[:, 1:] - L[:, :-1]  # [(h+2), w+1]
     ok_h = M[:, 1:] & M[:, :-1]
-    cut_h = _cut_edges(s_h, ok_h, D[:, :-1], D[:, 1:], half_gap(U[:, :-1], U[:, 1:]), circular=True,
-                       cfg=config, cos_graze=cos_graze, cos_soft=cos_soft, backdrop=backdrop, pixel=pix)
+    cut_h = _cut_edges(
+        s_h,
+        ok_h,
+        D[:, :-1],
+        D[:, 1:],
+        half_gap(U[:, :-1], U[:, 1:]),
+        circular=True,
+        cfg=config,
+        cos_graze=cos_graze,
+        cos_soft=cos_soft,
+        backdrop=backdrop,
+        pixel=pix,
+    )
     # Vertical edges (i, j)-(i+1, j) for i in 0..h.
-    s_v = (L[1:, :] - L[:-1, :]).T                               # [(w+2), h+1]
+    s_v = (L[1:, :] - L[:-1, :]).T  # [(w+2), h+1]
     ok_v = (M[1:, :] & M[:-1, :]).T
-    cut_v = _cut_edges(s_v, ok_v, D[:-1, :].T, D[1:, :].T, half_gap(U[:-1, :], U[1:, :]).T,
-                       circular=False, cfg=config, cos_graze=cos_graze, cos_soft=cos_soft, pixel=pix,
-                       backdrop=backdrop).T  # [h+1, w+2]
+    cut_v = _cut_edges(
+        s_v,
+        ok_v,
+        D[:-1, :].T,
+        D[1:, :].T,
+        half_gap(U[:-1, :], U[1:, :]).T,
+        circular=False,
+        cfg=config,
+        cos_graze=cos_graze,
+        cos_soft=cos_soft,
+        pixel=pix,
+        backdrop=backdrop,
+    ).T  # [h+1, w+2]
 
     # Quads (i, j): rows i..i+1, cols j..j+1, for i in 0..h, j in 0..w.
     TL, TR = idx[:-1, :-1], idx[:-1, 1:]
     BL, BR = idx[1:, :-1], idx[1:, 1:]
-    c_top, c_bot = cut_h[:-1], cut_h[1:]                          # [h+1, w+1]
+    c_top, c_bot = cut_h[:-1], cut_h[1:]  # [h+1, w+1]
     c_left, c_right = cut_v[:, :-1], cut_v[:, 1:]
     Lf = L.reshape(-1)
-    dA = np.abs(Lf[TL] - Lf[BR])                                  # diagonal TL-BR
-    dB = np.abs(Lf[TR] - Lf[BL])                                  # diagonal TR-BL
+    dA = np.abs(Lf[TL] - Lf[BR])  # diagonal TL-BR
+    dB = np.abs(Lf[TR] - Lf[BL])  # diagonal TR-BL
     use_a = dA < dB
     Df = D.reshape(-1)
     omA = half_gap(U[:-1, :-1], U[1:, 1:])
     omB = half_gap(U[:-1, 1:], U[1:, :-1])
-    gA = (((_ray_cos(Df[TL], Df[BR], omA) > cos_graze) | _steep(omA, dA, config, pix))
-          & (np.minimum(Lf[TL], Lf[BR]) <= math.log(backdrop)))
-    gB = (((_ray_cos(Df[TR], Df[BL], omB) > cos_graze) | _steep(omB, dB, config, pix))
-          & (np.minimum(Lf[TR], Lf[BL]) <= math.log(backdrop)))
+    gA = ((_ray_cos(Df[TL], Df[BR], omA) > cos_graze) | _steep(omA, dA, config, pix)) & (
+        np.minimum(Lf[TL], Lf[BR]) <= math.log(backdrop)
+    )
+    gB = ((_ray_cos(Df[TR], Df[BL], omB) > cos_graze) | _steep(omB, dB, config, pix)) & (
+        np.minimum(Lf[TR], Lf[BL]) <= math.log(backdrop)
+    )
 
     # Two triangles per quad, split along the diagonal with the smaller depth ratio:
     # TL-BR: (TL, BL, BR) uses left+bottom, (TL, BR, TR) uses top+right;
@@ -477,7 +530,7 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     k2 = ~(c_right | np.where(use_a, c_top, c_bot) | diag)
     which2 = np.ones_like(use_a)
     which2[0] = which2[-1] = False
-    tris = np.stack([t1, t2], 0)                                  # [2, h+1, w+1, 3]
+    tris = np.stack([t1, t2], 0)  # [2, h+1, w+1, 3]
     keep = np.stack([k1, k2 & which2], 0)
     which_all = np.stack([np.ones_like(use_a), which2], 0)
     all_valid = valid_v[tris].all(-1)
@@ -502,9 +555,20 @@ def sheet_geometry(depth: np.ndarray, valid: np.ndarray, stride: int, config: Sh
     return (verts, faces, stats, uv) if with_uv else (verts, faces, stats)
 
 
-def _cut_edges(s: np.ndarray, ok: np.ndarray, da: np.ndarray, db: np.ndarray, om: np.ndarray, *,
-               circular: bool, cfg: SheetConfig, cos_graze: float, cos_soft: float,
-               backdrop: float = math.inf, pixel: float = 0.0) -> np.ndarray:
+def _cut_edges(
+    s: np.ndarray,
+    ok: np.ndarray,
+    da: np.ndarray,
+    db: np.ndarray,
+    om: np.ndarray,
+    *,
+    circular: bool,
+    cfg: SheetConfig,
+    cos_graze: float,
+    cos_soft: float,
+    backdrop: float = math.inf,
+    pixel: float = 0.0,
+) -> np.ndarray:
     """Which edges of grid lines cross a depth discontinuity.
 
     Args:
@@ -617,10 +681,10 @@ def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -
     Returns:
         (V extended with the moved corners [V + n, 3], triangles [T, 3] int64).
     """
-    lt = L[tris]                                         # [T, 3]
+    lt = L[tris]  # [T, 3]
     lmax = lt.max(1, keepdims=True)
     far = lt >= lmax - max(jump_min, 1e-6)
-    far_depth = np.exp(np.where(far, lt, 0.0).sum(1) / far.sum(1))   # mean log depth of far corners
+    far_depth = np.exp(np.where(far, lt, 0.0).sum(1) / far.sum(1))  # mean log depth of far corners
     near_t, near_c = np.nonzero(~far)
     src = tris[near_t, near_c]
     dirs = V[src] / np.linalg.norm(V[src], axis=1, keepdims=True)
@@ -664,7 +728,7 @@ def sky_dome(sky: np.ndarray, radius: float, grid_width: int, texture: np.ndarra
     cfg = SheetConfig(grazing_deg=1.0, backfill=False)
     depth = np.full((H, W), radius, np.float64)
     v, f, _ = sheet_geometry(depth, mask, stride, cfg)
-    n = -(v / np.linalg.norm(v, axis=1, keepdims=True))          # inward: toward the viewer
+    n = -(v / np.linalg.norm(v, axis=1, keepdims=True))  # inward: toward the viewer
     v2, f2, uv, n2 = equirect_uvs(v, f, n)
     return Mesh(v2, f2, n2, uv, texture)
 

@@ -40,10 +40,17 @@ def compact(vertices: np.ndarray, faces: np.ndarray, *extra: np.ndarray) -> tupl
     return (vertices[used], out_faces, *(e[used] for e in extra))
 
 
-def simplify(vertices: np.ndarray, faces: np.ndarray, max_triangles: int, *,
-             preserve_border: bool = True, aggressiveness: float = 7.0,
-             method: str = "quadric", attributes: np.ndarray | None = None,
-             lock: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def simplify(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    max_triangles: int,
+    *,
+    preserve_border: bool = True,
+    aggressiveness: float = 7.0,
+    method: str = "quadric",
+    attributes: np.ndarray | None = None,
+    lock: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Quadric-error simplification down to at most ``max_triangles`` triangles.
 
     Args:
@@ -74,8 +81,12 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, max_triangles: int, *,
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise MissingDependencyError("fast-simplification", "mesh", "mesh simplification") from exc
     v, f = fast_simplification.simplify(
-        np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int32),
-        target_count=int(max_triangles), agg=float(aggressiveness), preserve_border=preserve_border)
+        np.ascontiguousarray(vertices, dtype=np.float64),
+        np.ascontiguousarray(faces, dtype=np.int32),
+        target_count=int(max_triangles),
+        agg=float(aggressiveness),
+        preserve_border=preserve_border,
+    )
     f = np.asarray(f, np.int32).reshape(-1, 3)
     # The simplifier may leave zero-area slivers and orphaned vertices behind.
     tri = v[f]
@@ -85,9 +96,14 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, max_triangles: int, *,
     return v, f
 
 
-def _simplify_meshopt(vertices: np.ndarray, faces: np.ndarray, max_triangles: int,
-                      lock_border: bool, attributes: np.ndarray | None,
-                      lock: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _simplify_meshopt(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    max_triangles: int,
+    lock_border: bool,
+    attributes: np.ndarray | None,
+    lock: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
     try:
         import meshoptimizer
     except ImportError as exc:
@@ -135,8 +151,16 @@ def _simplify_meshopt(vertices: np.ndarray, faces: np.ndarray, max_triangles: in
     return compact(v64, f[area2 > 0])
 
 
-def _with_attributes(meshoptimizer, dst: np.ndarray, idx: np.ndarray, v: np.ndarray, a: np.ndarray,
-                     target_indices: int, options: int, lock: np.ndarray | None) -> int:
+def _with_attributes(
+    meshoptimizer,
+    dst: np.ndarray,
+    idx: np.ndarray,
+    v: np.ndarray,
+    a: np.ndarray,
+    target_indices: int,
+    options: int,
+    lock: np.ndarray | None,
+) -> int:
     """meshopt_simplifyWithAttributes through a typed prototype (the binding declares no
     argument types for it, so its float argument cannot be passed through its wrapper)."""
     import ctypes
@@ -145,17 +169,45 @@ def _with_attributes(meshoptimizer, dst: np.ndarray, idx: np.ndarray, v: np.ndar
 
     P = ctypes.POINTER
     proto = ctypes.CFUNCTYPE(
-        ctypes.c_size_t, P(ctypes.c_uint), P(ctypes.c_uint), ctypes.c_size_t, P(ctypes.c_float), ctypes.c_size_t,
-        ctypes.c_size_t, P(ctypes.c_float), ctypes.c_size_t, P(ctypes.c_float), ctypes.c_size_t, P(ctypes.c_ubyte),
-        ctypes.c_size_t, ctypes.c_float, ctypes.c_uint, P(ctypes.c_float))
+        ctypes.c_size_t,
+        P(ctypes.c_uint),
+        P(ctypes.c_uint),
+        ctypes.c_size_t,
+        P(ctypes.c_float),
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+        P(ctypes.c_float),
+        ctypes.c_size_t,
+        P(ctypes.c_float),
+        ctypes.c_size_t,
+        P(ctypes.c_ubyte),
+        ctypes.c_size_t,
+        ctypes.c_float,
+        ctypes.c_uint,
+        P(ctypes.c_float),
+    )
     fn = proto(("meshopt_simplifyWithAttributes", lib))
     weights = np.ones(a.shape[1], np.float32)
     lk = None if lock is None else np.ascontiguousarray(lock, dtype=np.uint8)
-    return int(fn(dst.ctypes.data_as(P(ctypes.c_uint)), idx.ctypes.data_as(P(ctypes.c_uint)), idx.size,
-                  v.ctypes.data_as(P(ctypes.c_float)), len(v), 12, a.ctypes.data_as(P(ctypes.c_float)),
-                  4 * a.shape[1], weights.ctypes.data_as(P(ctypes.c_float)), a.shape[1],
-                  None if lk is None else lk.ctypes.data_as(P(ctypes.c_ubyte)),
-                  target_indices, 1.0, options, None))
+    return int(
+        fn(
+            dst.ctypes.data_as(P(ctypes.c_uint)),
+            idx.ctypes.data_as(P(ctypes.c_uint)),
+            idx.size,
+            v.ctypes.data_as(P(ctypes.c_float)),
+            len(v),
+            12,
+            a.ctypes.data_as(P(ctypes.c_float)),
+            4 * a.shape[1],
+            weights.ctypes.data_as(P(ctypes.c_float)),
+            a.shape[1],
+            None if lk is None else lk.ctypes.data_as(P(ctypes.c_ubyte)),
+            target_indices,
+            1.0,
+            options,
+            None,
+        )
+    )
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

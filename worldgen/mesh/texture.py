@@ -41,8 +41,9 @@ def panorama_texture(panorama: Panorama, max_width: int) -> np.ndarray:
     return np.asarray(out, np.uint8)
 
 
-def equirect_uvs(vertices: np.ndarray, faces: np.ndarray,
-                 normals: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def equirect_uvs(
+    vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """UVs from each vertex's ray direction, with corner copies at the seam and the poles.
 
     Args:
@@ -64,11 +65,11 @@ def equirect_uvs(vertices: np.ndarray, faces: np.ndarray,
     u = np.mod((lon + math.pi) / (2 * math.pi), 1.0)
     vv = np.clip((math.pi / 2 - lat) / math.pi, 0.0, 1.0)
 
-    cu = u[f]                       # [F, 3] per-corner u
-    cpol = polar[f]                 # [F, 3]
+    cu = u[f]  # [F, 3] per-corner u
+    cpol = polar[f]  # [F, 3]
     big = np.where(cpol, -np.inf, cu).max(1)
     small = np.where(cpol, np.inf, cu).min(1)
-    wrap = (big - small) > 0.5      # faces straddling the seam
+    wrap = (big - small) > 0.5  # faces straddling the seam
     cu_fix = np.where(wrap[:, None] & (cu < 0.5) & ~cpol, 1.0, cu)
     # Pole corners: mean u of the non-polar corners of the same face.
     npol = (~cpol).sum(1)
@@ -117,8 +118,9 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     tx = (x - x0)[..., None]
     ty = (y - y0)[..., None]
     t = texture.astype(np.float32) / 255.0
-    return ((t[y0, x0] * (1 - tx) + t[y0, x1] * tx) * (1 - ty)
-            + (t[y1, x0] * (1 - tx) + t[y1, x1] * tx) * ty).astype(np.float32)
+    return ((t[y0, x0] * (1 - tx) + t[y0, x1] * tx) * (1 - ty) + (t[y1, x0] * (1 - tx) + t[y1, x1] * tx) * ty).astype(
+        np.float32
+    )
 
 
 def dilate_islands(texture: np.ndarray, filled: np.ndarray, iterations: int) -> np.ndarray:
@@ -146,8 +148,8 @@ def dilate_islands(texture: np.ndarray, filled: np.ndarray, iterations: int) -> 
         pi = np.pad(img, ((1, 1), (1, 1), (0, 0)))
         h, w = mask.shape
         for dy, dx in shifts:
-            m = pm[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-            acc += pi[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] * m[..., None]
+            m = pm[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+            acc += pi[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] * m[..., None]
             cnt += m
         grow = ~mask & (cnt > 0)
         img[grow] = acc[grow] / cnt[grow][:, None]

@@ -27,8 +27,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, InputError, MissingDependencyError
 from .._check import check_rgbd
+from ..errors import BackendUnavailableError, InputError, MissingDependencyError
 from ..geometry.equirect import direction_to_pixel, equirect_to_perspective, look_rotation, sample_equirect
 from ..types import Camera, DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
@@ -85,8 +85,13 @@ class TSDFConfig:
     collision_triangles: int = 20_000
 
 
-def build_tsdf(panorama: Panorama, depth: DepthMap, config: TSDFConfig = TSDFConfig(),
-               semantics: SemanticLayers | None = None, eye_height: float = 1.6) -> MeshScene:
+def build_tsdf(
+    panorama: Panorama,
+    depth: DepthMap,
+    config: TSDFConfig = TSDFConfig(),
+    semantics: SemanticLayers | None = None,
+    eye_height: float = 1.6,
+) -> MeshScene:
     """Fuse the panorama's depth into a TSDF and return textured "world", "sky" and "collision" parts.
 
     Args:
@@ -131,8 +136,7 @@ def build_tsdf(panorama: Panorama, depth: DepthMap, config: TSDFConfig = TSDFCon
         # Same ground-and-obstacles grid as the sheet's: robust to budget and cheap.
         from .sheet import SheetConfig
 
-        parts["collision"] = collision_from_grid(depth.depth, depth.valid, config.collision_triangles,
-                                                 SheetConfig())
+        parts["collision"] = collision_from_grid(depth.depth, depth.valid, config.collision_triangles, SheetConfig())
     report = {
         "extractor": "tsdf",
         "voxel_m": round(voxel, 5),
@@ -146,8 +150,12 @@ def build_tsdf(panorama: Panorama, depth: DepthMap, config: TSDFConfig = TSDFCon
         "texture_size": [config.texture_size, config.texture_size],
         "sky_radius_m": round(sky_radius, 3) if "sky" in parts else None,
         "parts": {k: {"vertices": m.n_vertices, "triangles": m.n_faces} for k, m in parts.items()},
-        "seconds": {"fuse": round(t_fuse, 3), "simplify": round(t_simp, 3), "atlas": round(t_atlas, 3),
-                    "total": round(time.perf_counter() - t0, 3)},
+        "seconds": {
+            "fuse": round(t_fuse, 3),
+            "simplify": round(t_simp, 3),
+            "atlas": round(t_atlas, 3),
+            "total": round(time.perf_counter() - t0, 3),
+        },
     }
     return MeshScene(parts, report)
 
@@ -181,11 +189,14 @@ def _fuse(depth: DepthMap, half: float, cfg: TSDFConfig, size: int) -> tuple[np.
     o3d = _o3d()
     voxel = 2 * half / cfg.resolution
     vol = o3d.pipelines.integration.UniformTSDFVolume(
-        length=2 * half, resolution=cfg.resolution, sdf_trunc=cfg.trunc_voxels * voxel,
+        length=2 * half,
+        resolution=cfg.resolution,
+        sdf_trunc=cfg.trunc_voxels * voxel,
         color_type=o3d.pipelines.integration.TSDFVolumeColorType.NoColor,
-        origin=np.array([-half, -half, -half], np.float64).reshape(3, 1))
+        origin=np.array([-half, -half, -half], np.float64).reshape(3, 1),
+    )
     d_pano = np.where(depth.valid, depth.depth, 0.0).astype(np.float32)
-    flip = np.diag([1.0, -1.0, -1.0, 1.0])     # glTF camera (-Z forward, +Y up) -> OpenCV
+    flip = np.diag([1.0, -1.0, -1.0, 1.0])  # glTF camera (-Z forward, +Y up) -> OpenCV
     colour = o3d.geometry.Image(np.zeros((size, size, 3), np.uint8))
     for cam in _views(size, cfg.view_fov_deg):
         ray_d = equirect_to_perspective(d_pano, cam, "nearest")
@@ -196,8 +207,8 @@ def _fuse(depth: DepthMap, half: float, cfg: TSDFConfig, size: int) -> tuple[np.
         z = (ray_d * cosang).astype(np.float32)
         z[(ray_d <= 0) | (ray_d > half * math.sqrt(3))] = 0.0
         rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
-            colour, o3d.geometry.Image(z), depth_scale=1.0, depth_trunc=float(half * 2),
-            convert_rgb_to_intensity=False)
+            colour, o3d.geometry.Image(z), depth_scale=1.0, depth_trunc=float(half * 2), convert_rgb_to_intensity=False
+        )
         intr = o3d.camera.PinholeCameraIntrinsic(size, size, cam.fx, cam.fy, cam.cx, cam.cy)
         extr = np.linalg.inv(cam.cam_to_world @ flip)
         vol.integrate(rgbd, intr, extr)
@@ -299,17 +310,20 @@ def _run_isolated(jobs: list[tuple[np.ndarray, np.ndarray]], timeout_s: float, w
                     stop_all()
                     raise BackendUnavailableError(
                         f"xatlas crashed (exit code {proc.exitcode}) while building the UV atlas; "
-                        "lower atlas_chunk (e.g. 6000)")
+                        "lower atlas_chunk (e.g. 6000)"
+                    )
             elif not proc.is_alive() and not recv.poll(0):
                 del running[k]
                 stop_all()
                 raise BackendUnavailableError(
                     f"xatlas crashed (exit code {proc.exitcode}) while building the UV atlas; "
-                    "lower atlas_chunk (e.g. 6000)")
+                    "lower atlas_chunk (e.g. 6000)"
+                )
         if time.monotonic() > deadline:
             stop_all()
             raise BackendUnavailableError(
-                f"xatlas did not finish within {timeout_s:.0f} s; lower max_triangles or atlas_timeout_s")
+                f"xatlas did not finish within {timeout_s:.0f} s; lower max_triangles or atlas_timeout_s"
+            )
     return [results[k] for k in range(len(jobs))]
 
 
@@ -337,8 +351,7 @@ def _chunks(v: np.ndarray, f: np.ndarray, max_tris: int) -> list[np.ndarray]:
     return out
 
 
-def atlas(v: np.ndarray, f: np.ndarray, chunk: int, timeout_s: float
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def atlas(v: np.ndarray, f: np.ndarray, chunk: int, timeout_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """UV atlas over the whole mesh from per-chunk xatlas runs packed on a grid of tiles.
 
     Args:
@@ -366,7 +379,7 @@ def atlas(v: np.ndarray, f: np.ndarray, chunk: int, timeout_s: float
     rows = math.ceil(n / cols)
     all_uv, all_map, all_f = [], [], np.zeros((len(f), 3), np.int64)
     base = 0
-    for k, ((vv, ff, orig, g), (vmap, idx, uv)) in enumerate(zip(jobs, results)):
+    for k, ((_vv, _ff, orig, g), (vmap, idx, uv)) in enumerate(zip(jobs, results)):
         tx, ty = k % cols, k // cols
         # Each chunk's atlas fills one tile; a 1/64-tile margin keeps tiles' dilation apart.
         m = 1.0 / 64
@@ -380,8 +393,7 @@ def atlas(v: np.ndarray, f: np.ndarray, chunk: int, timeout_s: float
     return uvs, np.concatenate(all_map), all_f.astype(np.int32), n
 
 
-def box_atlas(v: np.ndarray, f: np.ndarray, size: int, padding: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def box_atlas(v: np.ndarray, f: np.ndarray, size: int, padding: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Box-projection UV atlas: charts of edge-connected faces with the same dominant normal axis.
 
     Each chart is projected orthographically onto its axis plane (stretch at most sqrt(3), no
@@ -440,7 +452,7 @@ def box_atlas(v: np.ndarray, f: np.ndarray, size: int, padding: int
     np.minimum.at(lo_v, vchart, vo)
     np.maximum.at(hi_u, vchart, uo)
     np.maximum.at(hi_v, vchart, vo)
-    wm, hm = hi_u - lo_u, hi_v - lo_v                        # chart extents, metres
+    wm, hm = hi_u - lo_u, hi_v - lo_v  # chart extents, metres
     gutter = padding + 1
     density = math.sqrt(0.6 * size * size / max(float(((wm + 1e-9) * (hm + 1e-9)).sum()), 1e-12))
     for _ in range(60):
@@ -452,7 +464,8 @@ def box_atlas(v: np.ndarray, f: np.ndarray, size: int, padding: int
         density *= 0.93
     else:
         raise BackendUnavailableError(
-            f"{n_ch} charts do not fit a {size}x{size} texture; raise texture_size or lower max_triangles")
+            f"{n_ch} charts do not fit a {size}x{size} texture; raise texture_size or lower max_triangles"
+        )
     ox, oy = pos[:, 0] + gutter, pos[:, 1] + gutter
     tu = (ox[vchart] + (uo - lo_u[vchart]) * density) / size
     tv = (oy[vchart] + (vo - lo_v[vchart]) * density) / size
@@ -488,8 +501,9 @@ def _shelf_pack(w: np.ndarray, h: np.ndarray, size: int) -> np.ndarray | None:
 # --------------------------------------------------------------------------------------------
 
 
-def bake_from_panorama(panorama: Panorama, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray,
-                       size: int, padding: int) -> np.ndarray:
+def bake_from_panorama(
+    panorama: Panorama, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int, padding: int
+) -> np.ndarray:
     """Colour every texel with the panorama pixel its surface point is seen through.
 
     Args:

@@ -33,8 +33,9 @@ class ProceduralConfig:
     previews: bool = True
 
 
-def synthesize(spec: SceneSpec, eye_height: float = 1.6, config: ProceduralConfig = ProceduralConfig()
-               ) -> tuple[Panorama, DepthMap, SemanticLayers]:
+def synthesize(
+    spec: SceneSpec, eye_height: float = 1.6, config: ProceduralConfig = ProceduralConfig()
+) -> tuple[Panorama, DepthMap, SemanticLayers]:
     """Render the world a spec describes from the capture point.
 
     Args:
@@ -45,13 +46,20 @@ def synthesize(spec: SceneSpec, eye_height: float = 1.6, config: ProceduralConfi
         A tuple: **panorama** (sRGB, W x W/2), **depth** (exact Euclidean metres, +inf on sky) and
         **semantics** (ids into SEMANTIC_CLASSES).
     """
-    if isinstance(config.width, bool) or not isinstance(config.width, int) or config.width % 2 \
-            or not 64 <= config.width <= 16384:
+    if (
+        isinstance(config.width, bool)
+        or not isinstance(config.width, int)
+        or config.width % 2
+        or not 64 <= config.width <= 16384
+    ):
         raise InputError(f"procedural width {config.width!r} must be an even number of pixels in 64..16384")
     scene = build_scene(spec, eye_height)
     rgb, depth, ids = render_panorama(scene, config.width // 2, antialias=config.antialias)
-    return (Panorama(np.clip(rgb, 0, 1), "srgb"), DepthMap(depth, np.isposinf(depth)),
-            SemanticLayers(ids, SEMANTIC_CLASSES))
+    return (
+        Panorama(np.clip(rgb, 0, 1), "srgb"),
+        DepthMap(depth, np.isposinf(depth)),
+        SemanticLayers(ids, SEMANTIC_CLASSES),
+    )
 
 
 def _preview_ids(ids: np.ndarray) -> np.ndarray:
@@ -91,20 +99,27 @@ def _run(ctx: StageContext) -> StageResult:
     return StageResult(
         artifacts={"panorama": pano, "given_depth": depth, "semantics": sem, "scene_spec": spec.to_json()},
         files=files,
-        report={"setting": spec.setting, "time_of_day": spec.time_of_day, "weather": spec.weather,
-                "width": pano.width, "height": pano.height, "sky_fraction": round(float(depth.sky.mean()), 4),
-                "classes": {SEMANTIC_CLASSES[i]: int(c) for i, c in enumerate(present) if c},
-                "explanation": how},
+        report={
+            "setting": spec.setting,
+            "time_of_day": spec.time_of_day,
+            "weather": spec.weather,
+            "width": pano.width,
+            "height": pano.height,
+            "sky_fraction": round(float(depth.sky.mean()), 4),
+            "classes": {SEMANTIC_CLASSES[i]: int(c) for i, c in enumerate(present) if c},
+            "explanation": how,
+        },
     )
 
 
-register_backend(Backend(
-    stage="panorama",
-    name="procedural",
-    run=_run,
-    summary="text prompt or --spec -> procedural 3D world rendered with exact depth and semantics (CPU, no weights)",
-    config=ProceduralConfig,
-    presets={"fast": {"width": 1024, "antialias": False}, "balanced": {"width": 2048},
-             "quality": {"width": 4096}},
-    version="1",
-))
+register_backend(
+    Backend(
+        stage="panorama",
+        name="procedural",
+        run=_run,
+        summary="text prompt or --spec -> procedural 3D world rendered with exact depth and semantics (CPU, no weights)",
+        config=ProceduralConfig,
+        presets={"fast": {"width": 1024, "antialias": False}, "balanced": {"width": 2048}, "quality": {"width": 4096}},
+        version="1",
+    )
+)

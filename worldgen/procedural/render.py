@@ -79,8 +79,9 @@ class _Frame:
         o = self.origin + u[:, None] * right + v[:, None] * up
         return o, np.broadcast_to(-back, o.shape)
 
-    def rects(self, centers: np.ndarray, radii: np.ndarray, box_lo: np.ndarray | None = None,
-              box_hi: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    def rects(
+        self, centers: np.ndarray, radii: np.ndarray, box_lo: np.ndarray | None = None, box_hi: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
         """Pixel rectangles [r0, r1) x [c0, c1) covering each sphere's image (1 px margin).
 
         With axis-aligned boxes (box_lo/box_hi [P, 3]) an upright equirect frame uses the box's
@@ -142,8 +143,9 @@ class _Frame:
                 thi = np.where(hi_a >= big, 1e9, np.tan(np.clip(hi_a, -big, big)))
                 p_lo = c + sign * f * (tlo if sign > 0 else thi)
                 p_hi = c + sign * f * (thi if sign > 0 else tlo)
-                return np.floor(np.clip(p_lo, -1, size + 1)).astype(np.int64) - 1, \
-                    np.ceil(np.clip(p_hi, -1, size + 1)).astype(np.int64) + 1
+                return np.floor(np.clip(p_lo, -1, size + 1)).astype(np.int64) - 1, np.ceil(
+                    np.clip(p_hi, -1, size + 1)
+                ).astype(np.int64) + 1
 
             c0, c1 = extent(x, self.fx, self.cx, w, 1.0)
             r0, r1 = extent(y, self.fy, self.cy, h, -1.0)
@@ -154,8 +156,13 @@ class _Frame:
             r1 = np.where(full, h, r1)
             keep = ~behind
             idx = np.arange(n)[keep]
-            return (idx, np.clip(r0[keep], 0, h), np.clip(r1[keep], 0, h), np.clip(c0[keep], 0, w),
-                    np.clip(c1[keep], 0, w))
+            return (
+                idx,
+                np.clip(r0[keep], 0, h),
+                np.clip(r1[keep], 0, h),
+                np.clip(c0[keep], 0, w),
+                np.clip(c1[keep], 0, w),
+            )
         if box_lo is not None:
             # Orthographic: the box corners' projections bound the image exactly.
             corners = np.stack([np.where(np.array([i & 1, i & 2, i & 4]) > 0, box_hi, box_lo) for i in range(8)], 1)
@@ -166,17 +173,26 @@ class _Frame:
             x1 = (u.max(1) - self.u0) / self.texel + 1
             y0 = (self.v0 - v.max(1)) / self.texel - 1
             y1 = (self.v0 - v.min(1)) / self.texel + 1
-            return (np.arange(n), np.clip(np.floor(y0), 0, h).astype(np.int64), np.clip(np.ceil(y1), 0, h).astype(np.int64),
-                    np.clip(np.floor(x0), 0, w).astype(np.int64), np.clip(np.ceil(x1), 0, w).astype(np.int64))
+            return (
+                np.arange(n),
+                np.clip(np.floor(y0), 0, h).astype(np.int64),
+                np.clip(np.ceil(y1), 0, h).astype(np.int64),
+                np.clip(np.floor(x0), 0, w).astype(np.int64),
+                np.clip(np.ceil(x1), 0, w).astype(np.int64),
+            )
         rel = centers - self.origin
         u = rel @ self.rot[:, 0]
         v = rel @ self.rot[:, 1]
         xc = (u - self.u0) / self.texel
         yc = (self.v0 - v) / self.texel
         rr = radii / self.texel + 1
-        return (np.arange(n), np.clip(np.floor(yc - rr), 0, h).astype(np.int64),
-                np.clip(np.ceil(yc + rr), 0, h).astype(np.int64),
-                np.clip(np.floor(xc - rr), 0, w).astype(np.int64), np.clip(np.ceil(xc + rr), 0, w).astype(np.int64))
+        return (
+            np.arange(n),
+            np.clip(np.floor(yc - rr), 0, h).astype(np.int64),
+            np.clip(np.ceil(yc + rr), 0, h).astype(np.int64),
+            np.clip(np.floor(xc - rr), 0, w).astype(np.int64),
+            np.clip(np.ceil(xc + rr), 0, w).astype(np.int64),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,9 +237,13 @@ def _equirect_box_rects(frame: _Frame, lo: np.ndarray, hi: np.ndarray) -> tuple[
     c0, c1 = c0 - shift, c1 - shift
     idx = np.arange(n)
     wrap = c1 > w
-    return tuple(np.concatenate(a) for a in zip(
-        (idx, r0, r1, c0, np.minimum(c1, w)),
-        (idx[wrap], r0[wrap], r1[wrap], np.zeros(wrap.sum(), np.int64), c1[wrap] - w)))
+    return tuple(
+        np.concatenate(a)
+        for a in zip(
+            (idx, r0, r1, c0, np.minimum(c1, w)),
+            (idx[wrap], r0[wrap], r1[wrap], np.zeros(wrap.sum(), np.int64), c1[wrap] - w),
+        )
+    )
 
 
 def _slab(o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,8 +259,7 @@ def _slab(o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple
     return tn, tf
 
 
-def _trace_terrain(hf: S.Heightfield, o: np.ndarray, d: np.ndarray, tmin: np.ndarray,
-                   tmax: np.ndarray) -> np.ndarray:
+def _trace_terrain(hf: S.Heightfield, o: np.ndarray, d: np.ndarray, tmin: np.ndarray, tmax: np.ndarray) -> np.ndarray:
     """Exact first intersection with the triangulated heightfield.
 
     Args:
@@ -466,8 +485,9 @@ def _prim_normals(p: S.Primitives, q: np.ndarray, pos: np.ndarray) -> np.ndarray
                 n = np.where(on_cap[:, None], np.stack([np.zeros_like(y), cap, np.zeros_like(y)], 1), side)
             else:
                 slope = r / hgt
-                side = np.stack([rel[:, 0] / np.maximum(rho, 1e-9), slope * np.ones_like(y),
-                                 rel[:, 2] / np.maximum(rho, 1e-9)], 1)
+                side = np.stack(
+                    [rel[:, 0] / np.maximum(rho, 1e-9), slope * np.ones_like(y), rel[:, 2] / np.maximum(rho, 1e-9)], 1
+                )
                 on_base = np.abs(y) < 1e-4 * (1 + hgt)
                 n = np.where(on_base[:, None], np.array([0.0, -1.0, 0.0]), side)
         nrm[sel] = n
@@ -638,9 +658,18 @@ def _pairs(frame: _Frame, rect_idx, r0, r1, c0, c1, pix_sorted: np.ndarray):
         start = stop
 
 
-def _trace(scene: S.Scene, frame: _Frame, o: np.ndarray, d: np.ndarray, pix: np.ndarray,
-           tmin: np.ndarray | None = None, mirror: float | None = None, objects: bool = True,
-           terrain: bool = True, terrain_t: np.ndarray | None = None) -> _Hits:
+def _trace(
+    scene: S.Scene,
+    frame: _Frame,
+    o: np.ndarray,
+    d: np.ndarray,
+    pix: np.ndarray,
+    tmin: np.ndarray | None = None,
+    mirror: float | None = None,
+    objects: bool = True,
+    terrain: bool = True,
+    terrain_t: np.ndarray | None = None,
+) -> _Hits:
     """Nearest hits of rays whose parent pixels are ``pix`` (ascending) in ``frame``.
 
     mirror: water level when the rays are reflections off the water (objects are culled with
@@ -742,7 +771,9 @@ def _hash(*ints: np.ndarray) -> np.ndarray:
     """Deterministic hash of integer arrays to [0, 1). [n] float64"""
     h = np.zeros(np.broadcast(*ints).shape, np.uint64)
     for k, a in enumerate(ints):
-        h ^= (np.asarray(a).astype(np.int64).astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15 + k)) * np.uint64(0xBF58476D1CE4E5B9)
+        h ^= (np.asarray(a).astype(np.int64).astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15 + k)) * np.uint64(
+            0xBF58476D1CE4E5B9
+        )
         h ^= h >> np.uint64(29)
         h *= np.uint64(0x94D049BB133111EB)
         h ^= h >> np.uint64(31)
@@ -793,7 +824,9 @@ def _sky(scene: S.Scene, d: np.ndarray, origin_y: float = 0.0) -> np.ndarray:
     return col.astype(np.float32)
 
 
-def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _terrain_albedo(
+    scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Ground colour (linear) and semantic id per terrain hit. ([n, 3] float32, [n] uint8)"""
     spec = scene.spec
     x, y, z = pos[:, 0], pos[:, 1], pos[:, 2]
@@ -828,8 +861,16 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
         rock = c(170, 112, 74)
     elif setting == "canyon":
         band = np.floor(g / 7.0 + 0.35 * n3)
-        palette = np.array([S._srgb(184, 96, 58), S._srgb(200, 122, 76), S._srgb(160, 80, 52),
-                            S._srgb(214, 150, 100), S._srgb(176, 104, 70)], np.float32)
+        palette = np.array(
+            [
+                S._srgb(184, 96, 58),
+                S._srgb(200, 122, 76),
+                S._srgb(160, 80, 52),
+                S._srgb(214, 150, 100),
+                S._srgb(176, 104, 70),
+            ],
+            np.float32,
+        )
         strata = palette[(band.astype(np.int64) % len(palette))]
         flat = np.clip((ny - 0.8) / 0.15, 0, 1)[:, None]
         col = strata * (1 - flat) + c(206, 150, 104)[None] * flat
@@ -847,7 +888,7 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
         mark = (np.abs(x) < 0.12) & (np.mod(z - 2.5, 9.0) < 4.5)
         edge = np.abs(np.abs(x) - 5.7) < 0.1
         asphalt = np.where((mark | edge)[:, None], c(220, 210, 170)[None], asphalt)
-        tile = ((np.mod(z, 1.5) < 0.05) | (np.mod(x, 1.5) < 0.05))
+        tile = (np.mod(z, 1.5) < 0.05) | (np.mod(x, 1.5) < 0.05)
         concrete = c(150, 148, 144)[None] * (1 - 0.25 * tile[:, None])
         col = np.where(road[:, None], asphalt, np.where(walk[:, None], concrete, c(120, 118, 115)[None]))
         sem = np.where(road, _sem("road"), sem).astype(np.uint8)
@@ -884,7 +925,9 @@ def _terrain_albedo(scene: S.Scene, pos: np.ndarray, nrm: np.ndarray, dist: np.n
         if spec.snow_cover:
             hold = np.clip((ny - 0.62 + 0.45 * alt + 0.12 * n1) / 0.12, 0, 1)
         else:
-            hold = np.clip((ny - 0.75 + 0.45 * alt + 0.12 * n1) / 0.12, 0, 1) * np.clip((alt - 0.55 + 0.15 * n3) / 0.1, 0, 1)
+            hold = np.clip((ny - 0.75 + 0.45 * alt + 0.12 * n1) / 0.12, 0, 1) * np.clip(
+                (alt - 0.55 + 0.15 * n3) / 0.1, 0, 1
+            )
         snow = c(236, 240, 248)[None] * (1 + 0.03 * n2[:, None])
         col = col * (1 - hold[:, None]) + snow * hold[:, None]
     if spec.weather == "rain":
@@ -984,11 +1027,14 @@ def _room_surface(scene, pos, face, nrm, alb, emit, sem, shine, k) -> None:
         col = col * (0.8 + 0.12 * n1 + 0.1 * _hash(np.floor(fy / 0.35), np.floor((x + z) / 0.6)))[:, None]
     floor = face == 2
     ceil = face == 3
-    plank = c(120, 78, 46) * (0.85 + 0.2 * _hash(np.floor(x / 0.2), np.floor(z / 1.8 + np.floor(x / 0.2) * 0.37)))[:, None] \
+    plank = (
+        c(120, 78, 46)
+        * (0.85 + 0.2 * _hash(np.floor(x / 0.2), np.floor(z / 1.8 + np.floor(x / 0.2) * 0.37)))[:, None]
         * (1 - 0.3 * (np.mod(x, 0.2) < 0.012))[:, None]
+    )
     col = np.where(floor[:, None], plank, col)
     s = np.where(floor, _sem("floor"), s)
-    beam = (np.mod(z, 1.2) < 0.18)
+    beam = np.mod(z, 1.2) < 0.18
     cc = c(110, 72, 44) if style == "wood" else c(200, 196, 186)
     col = np.where(ceil[:, None], cc[None] * (1 - 0.35 * beam[:, None]), col)
     s = np.where(ceil, _sem("ceiling"), s)
@@ -1001,8 +1047,9 @@ def _room_surface(scene, pos, face, nrm, alb, emit, sem, shine, k) -> None:
         inside = (wall == int(w_id)) & (u >= u0) & (u <= u1) & (fy >= y0) & (fy <= y1)
         if not inside.any():
             continue
-        frame = inside & ((u - u0 < 0.07) | (u1 - u < 0.07) | (fy - y0 < 0.07) | (y1 - fy < 0.07)
-                          | (np.abs(u - (u0 + u1) / 2) < 0.03))
+        frame = inside & (
+            (u - u0 < 0.07) | (u1 - u < 0.07) | (fy - y0 < 0.07) | (y1 - fy < 0.07) | (np.abs(u - (u0 + u1) / 2) < 0.03)
+        )
         if kd == 0:
             view = scene.light.horizon * (0.25 if not night else 1.0) + (0 if night else 0.6)
             glass = np.where(fy > (y0 + y1) / 2, 1.0, 0.75)[:, None] * view[None].astype(np.float32)
@@ -1081,8 +1128,17 @@ def _object_surface(scene, pos, nrm, mats, q, alb, emit, sem, shine, k, dist) ->
             facing = np.abs(nrm[s, 0]) > 0.5
             shelf = np.mod(y[s] / 0.4, 1.0) < 0.12
             bk = _hash(np.floor(z[s] * 22.0), np.floor(y[s] / 0.4))
-            pal = np.array([S._srgb(120, 30, 30), S._srgb(30, 60, 100), S._srgb(40, 90, 50), S._srgb(160, 130, 60),
-                            S._srgb(90, 50, 80), S._srgb(200, 190, 160)], np.float32)
+            pal = np.array(
+                [
+                    S._srgb(120, 30, 30),
+                    S._srgb(30, 60, 100),
+                    S._srgb(40, 90, 50),
+                    S._srgb(160, 130, 60),
+                    S._srgb(90, 50, 80),
+                    S._srgb(200, 190, 160),
+                ],
+                np.float32,
+            )
             book = pal[(bk * len(pal)).astype(np.int64)] * (0.8 + 0.2 * np.mod(bk * 7, 1))[:, None]
             col[s] = np.where((facing & ~shelf)[:, None], book, col[s] * 0.8)
         elif p_id == S.P_FIRE:
@@ -1092,8 +1148,10 @@ def _object_surface(scene, pos, nrm, mats, q, alb, emit, sem, shine, k, dist) ->
             r = np.abs(np.mod(x[s] * 2.5 + z[s] * 2.5, 2.0) - 1.0) + np.abs(np.mod(x[s] * 2.5 - z[s] * 2.5, 2.0) - 1.0)
             col[s] *= (0.6 + 0.5 * (r > 1.0))[:, None]
         elif p_id == S.P_STONEWALL:
-            mortar = (np.mod(y[s] * 3.0, 1.0) < 0.08)
-            col[s] *= (0.75 + 0.25 * _hash(np.floor(y[s] * 3.0), np.floor((x[s] + z[s]) * 2.0)) - 0.35 * mortar)[:, None]
+            mortar = np.mod(y[s] * 3.0, 1.0) < 0.08
+            col[s] *= (0.75 + 0.25 * _hash(np.floor(y[s] * 3.0), np.floor((x[s] + z[s]) * 2.0)) - 0.35 * mortar)[
+                :, None
+            ]
     alb[k] = np.clip(col, 0, 1)
     emit[k] = em
     sem[k] = sm
@@ -1174,8 +1232,9 @@ def _terrain_shadow(scene: S.Scene, pos: np.ndarray) -> np.ndarray:
     j = v.astype(np.int64)
     fu = (u - i).astype(np.float32)
     fv = (v - j).astype(np.float32)
-    return ((grid[i, j] * (1 - fu) + grid[i + 1, j] * fu) * (1 - fv)
-            + (grid[i, j + 1] * (1 - fu) + grid[i + 1, j + 1] * fu) * fv)
+    return (grid[i, j] * (1 - fu) + grid[i + 1, j] * fu) * (1 - fv) + (
+        grid[i, j + 1] * (1 - fu) + grid[i + 1, j + 1] * fu
+    ) * fv
 
 
 def _shadow_lookup(sm, pos: np.ndarray) -> np.ndarray:
@@ -1205,8 +1264,16 @@ def _shadow_lookup(sm, pos: np.ndarray) -> np.ndarray:
     return lit.astype(np.float32)
 
 
-def _shade(scene: S.Scene, frame: _Frame, o: np.ndarray, d: np.ndarray, hits: _Hits, pix: np.ndarray,
-           sm, reflections: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _shade(
+    scene: S.Scene,
+    frame: _Frame,
+    o: np.ndarray,
+    d: np.ndarray,
+    hits: _Hits,
+    pix: np.ndarray,
+    sm,
+    reflections: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Linear radiance and semantic id of every ray. ([n, 3] float32, [n] uint8)"""
     n = len(d)
     o = np.broadcast_to(o, d.shape)
@@ -1220,7 +1287,6 @@ def _shade(scene: S.Scene, frame: _Frame, o: np.ndarray, d: np.ndarray, hits: _H
     ids[sel] = sem
     if sel.size:
         ndl = np.clip(nrm @ L.sun_dir, 0, None).astype(np.float32)
-        lit = ndl > 0
         shadow = np.ones(sel.size, np.float32)
         if L.sun_color.max() > 0 and L.sun_dir[1] > 0:
             if scene.terrain is not None and scene.ground_style != "city":
@@ -1284,7 +1350,11 @@ def _point_lights(lights: np.ndarray, pos: np.ndarray, nrm: np.ndarray) -> np.nd
     cell = float(lights[:, 6].max() * 3) / 2
     off = 1 << 20
     p32 = pos.astype(np.float32)
-    key = (np.floor(pos[:, 0] / cell).astype(np.int64) + off) * (1 << 21) + np.floor(pos[:, 2] / cell).astype(np.int64) + off
+    key = (
+        (np.floor(pos[:, 0] / cell).astype(np.int64) + off) * (1 << 21)
+        + np.floor(pos[:, 2] / cell).astype(np.int64)
+        + off
+    )
     order = np.argsort(key, kind="stable")
     skey = key[order]
     for lx, ly, lz, r, g, b, rng in lights:
@@ -1293,7 +1363,7 @@ def _point_lights(lights: np.ndarray, pos: np.ndarray, nrm: np.ndarray) -> np.nd
         runs = []
         for dx in (-2, -1, 0, 1, 2):
             k0 = (kx + dx) * (1 << 21) + kz - 2
-            runs.append(order[np.searchsorted(skey, k0, "left"):np.searchsorted(skey, k0 + 4, "right")])
+            runs.append(order[np.searchsorted(skey, k0, "left") : np.searchsorted(skey, k0 + 4, "right")])
         idx = np.concatenate(runs)
         if idx.size == 0:
             continue
@@ -1339,7 +1409,9 @@ def _fog(scene: S.Scene, o: np.ndarray, d: np.ndarray, t: np.ndarray, rgb: np.nd
     y0 = o[:, 1] - g
     dy = d[:, 1]
     tt = np.where(np.isfinite(t), t, 1e9)
-    haze = 1 - np.exp(-np.minimum(tt, 60000.0) * L.haze * np.exp(-np.clip(y0 + dy * np.minimum(tt, 20000) * 0.5, 0, None) / 3000.0))
+    haze = 1 - np.exp(
+        -np.minimum(tt, 60000.0) * L.haze * np.exp(-np.clip(y0 + dy * np.minimum(tt, 20000) * 0.5, 0, None) / 3000.0)
+    )
     haze = np.where(np.isfinite(t), haze, 0.0)
     fog = np.zeros_like(haze)
     if L.fog > 0:
@@ -1487,13 +1559,13 @@ def _antialias(scene, frame, rgb, key, depth, sm) -> np.ndarray:
         out[pp] = ((out[pp].astype(np.float64) + col.sum(1)) / (1 + ns)).astype(np.float32)
 
     def chunk_geo(s0: int) -> None:
-        pp = pix_geo[s0:s0 + step]
+        pp = pix_geo[s0 : s0 + step]
         rr, o, d = samples(pp)
         hits = _trace(scene, frame, o, d, rr)
         finish(pp, _shade(scene, frame, o, d, hits, rr, sm)[0])
 
     def chunk_tex(s0: int) -> None:
-        pp = pix_tex[s0:s0 + step]
+        pp = pix_tex[s0 : s0 + step]
         oc, dc = frame.rays(pp % w + 0.5, pp // w + 0.5)
         oc = np.ascontiguousarray(np.broadcast_to(oc, dc.shape))
         kk = flat_key[pp]
@@ -1522,8 +1594,9 @@ def _antialias(scene, frame, rgb, key, depth, sm) -> np.ndarray:
     return out.reshape(h, w, 3)
 
 
-def render_panorama(scene: S.Scene, height: int, *, antialias: bool = True,
-                    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_panorama(
+    scene: S.Scene, height: int, *, antialias: bool = True, origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render an equirect panorama with exact depth and class ids.
 
     Args:
@@ -1567,6 +1640,15 @@ def render_view(scene: S.Scene, camera: Camera, *, antialias: bool = True) -> tu
     if camera.model == "equirect":
         frame = _Frame("equirect", camera.height, camera.width, m[:3, 3].copy(), rot.copy())
     else:
-        frame = _Frame("perspective", camera.height, camera.width, m[:3, 3].copy(), rot.copy(),
-                       fx=camera.fx, fy=camera.fy, cx=camera.cx, cy=camera.cy)
+        frame = _Frame(
+            "perspective",
+            camera.height,
+            camera.width,
+            m[:3, 3].copy(),
+            rot.copy(),
+            fx=camera.fx,
+            fy=camera.fy,
+            cx=camera.cx,
+            cy=camera.cy,
+        )
     return _render(scene, frame, antialias)

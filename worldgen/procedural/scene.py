@@ -18,15 +18,28 @@ import numpy as np
 
 from ..errors import InputError
 from ..types import SEMANTIC_CLASSES, Mesh, MeshScene, srgb_to_linear
-from .spec import TIMES, SceneSpec
+from .spec import SceneSpec
 
 # Primitive types.
 ELLIPSOID, CYLINDER, CONE, POLYTOPE = 0, 1, 2, 3
 MAX_PLANES = 6
 
 # Surface patterns (procedural textures applied when shading).
-P_PLAIN, P_FOLIAGE, P_BARK, P_FACADE, P_PLANKS, P_ROOF, P_BOOKS, P_FIRE, P_GLOW, P_RUG, P_ROCK, \
-    P_FABRIC, P_STONEWALL = range(13)
+(
+    P_PLAIN,
+    P_FOLIAGE,
+    P_BARK,
+    P_FACADE,
+    P_PLANKS,
+    P_ROOF,
+    P_BOOKS,
+    P_FIRE,
+    P_GLOW,
+    P_RUG,
+    P_ROCK,
+    P_FABRIC,
+    P_STONEWALL,
+) = range(13)
 
 
 def _sem(name: str) -> int:
@@ -100,8 +113,9 @@ class Heightfield:
         h00, h10 = flat.take(base), flat.take(base + (n + 1))
         h01, h11 = flat.take(base + 1), flat.take(base + (n + 2))
         lower = a + b <= 1
-        return np.where(lower, h00 + a * (h10 - h00) + b * (h01 - h00),
-                        h11 + (1 - a) * (h01 - h11) + (1 - b) * (h10 - h11))
+        return np.where(
+            lower, h00 + a * (h10 - h00) + b * (h01 - h00), h11 + (1 - a) * (h01 - h11) + (1 - b) * (h10 - h11)
+        )
 
     def normal(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Smooth shading normal (bilinear blend of central-difference vertex normals). [..., 3] float32"""
@@ -300,8 +314,15 @@ class _Builder:
         self.lights: list = []
 
     # materials ---------------------------------------------------------------------------
-    def mat(self, name: str, rgb: tuple, sem: str, pattern: int = P_PLAIN,
-            emissive: tuple = (0.0, 0.0, 0.0), shine: float = 0.0) -> int:
+    def mat(
+        self,
+        name: str,
+        rgb: tuple,
+        sem: str,
+        pattern: int = P_PLAIN,
+        emissive: tuple = (0.0, 0.0, 0.0),
+        shine: float = 0.0,
+    ) -> int:
         if name not in self.mat_index:
             self.mat_index[name] = len(self.materials)
             self.materials.append(Material(_srgb(*rgb), _sem(sem), pattern, emissive, shine))
@@ -410,10 +431,24 @@ def build_scene(spec: SceneSpec, eye_height: float = 1.6) -> Scene:
         terrain, water = _build_terrain(b)
         _place_objects(b, terrain, water)
     light = _lighting(spec, b)
-    scene = Scene(spec=spec, eye_height=float(eye_height), terrain=terrain, water_level=water, room=room,
-                  prims=b.primitives(), materials=b.materials, light=light, ground_style=style, noise=tex)
-    scene.report = {"primitives": len(scene.prims), "point_lights": int(light.lights.shape[0]),
-                    "water_level": water, "terrain_cells": terrain.n if terrain is not None else 0}
+    scene = Scene(
+        spec=spec,
+        eye_height=float(eye_height),
+        terrain=terrain,
+        water_level=water,
+        room=room,
+        prims=b.primitives(),
+        materials=b.materials,
+        light=light,
+        ground_style=style,
+        noise=tex,
+    )
+    scene.report = {
+        "primitives": len(scene.prims),
+        "point_lights": int(light.lights.shape[0]),
+        "water_level": water,
+        "terrain_cells": terrain.n if terrain is not None else 0,
+    }
     return scene
 
 
@@ -452,7 +487,7 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
         big = np.clip((big - np.quantile(big, 0.25)) / (big.max() - np.quantile(big, 0.25)), 0, None)
         ridge = gaussian_filter(np.clip(1.0 - np.abs(field(3.3)), 0, None), 3.0, mode="wrap")
         ridge = (ridge - ridge.min()) / (ridge.max() - ridge.min())
-        peaks = big ** 1.2 * (0.55 + 0.45 * ridge) + 0.08 * ridge
+        peaks = big**1.2 * (0.55 + 0.45 * ridge) + 0.08 * ridge
         valley = _smoothstep(40.0, 320.0, r + 50 * detail)
         h = relief * 2.6 * peaks * valley + 2.0 * detail
         h += 0.45 * relief * ring
@@ -462,13 +497,16 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
         wob = wob - wob[n // 2, n // 2]
         wall = np.abs(x + wob)
         mesa = 0.8 + 0.2 * np.tanh(base)
-        level = _smoothstep(45.0, 60.0, wall) * 0.45 + _smoothstep(110.0, 125.0, wall + 20 * detail) * 0.35 \
+        level = (
+            _smoothstep(45.0, 60.0, wall) * 0.45
+            + _smoothstep(110.0, 125.0, wall + 20 * detail) * 0.35
             + _smoothstep(260.0, 280.0, wall + 60 * base) * 0.2
+        )
         h = relief * level * mesa * 1.6 + 0.6 * detail
         h = np.maximum(h, relief * 0.3 * ring * 3)
     elif setting == "desert":
         dune = np.clip(1.0 - np.abs(np.sin(0.012 * (x + 0.6 * z) + 1.2 * base)), 0, None)
-        h = relief * (0.7 * dune ** 1.5 + 0.3 * base) * _smoothstep(40.0, 600.0, r) + 0.3 * detail
+        h = relief * (0.7 * dune**1.5 + 0.3 * base) * _smoothstep(40.0, 600.0, r) + 0.3 * detail
         h += 2.0 * relief * ring * (0.6 + 0.4 * base)
     elif setting == "city":
         h = np.zeros_like(x) + 0.02 * detail
@@ -508,9 +546,20 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
         inland = np.clip(coast, 0, None)
         drop = np.clip(-coast, 0, None)
         rel = h + b.eye
-        land = water + 0.12 + 0.9 * (1 - np.exp(-inland / 9.0)) + 0.015 * inland \
+        land = (
+            water
+            + 0.12
+            + 0.9 * (1 - np.exp(-inland / 9.0))
+            + 0.015 * inland
             + np.clip(rel, 0, None) * _smoothstep(25.0, 160.0, inland)
-        bed = water + 0.12 - 0.09 * drop - 6.0 * (1 - np.exp(-drop / 60.0)) - 0.3 * np.abs(detail) * _smoothstep(0, 30, drop)
+        )
+        bed = (
+            water
+            + 0.12
+            - 0.09 * drop
+            - 6.0 * (1 - np.exp(-drop / 60.0))
+            - 0.3 * np.abs(detail) * _smoothstep(0, 30, drop)
+        )
         h = np.where(coast < 0, bed, land)
         h = h - h[c, c] - b.eye
         pad2 = _smoothstep(2.0, 6.0, r)
@@ -524,8 +573,9 @@ def _build_terrain(b: _Builder) -> tuple[Heightfield, float | None]:
 # --------------------------------------------------------------------------------------------
 
 
-def _scatter(rng: np.random.Generator, spacing: float, radius: float, clear: float,
-             clump: np.ndarray | None = None) -> np.ndarray:
+def _scatter(
+    rng: np.random.Generator, spacing: float, radius: float, clear: float, clump: np.ndarray | None = None
+) -> np.ndarray:
     """Jittered-grid points in a disc (one per spacing^2 m^2), outside ``clear`` metres. [K, 2] float64"""
     k = int(math.ceil(radius / spacing))
     g = (np.arange(-k, k) + 0.5) * spacing
@@ -607,7 +657,12 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
                 for k in range(layers):
                     f = k / max(layers, 1)
                     base_y = py + height * (0.2 + 0.45 * f)
-                    b.cone((px, base_y, pz), rad * (1 - 0.35 * f), height * (0.8 - 0.45 * f) if layers > 1 else height * 0.8, m_pine)
+                    b.cone(
+                        (px, base_y, pz),
+                        rad * (1 - 0.35 * f),
+                        height * (0.8 - 0.45 * f) if layers > 1 else height * 0.8,
+                        m_pine,
+                    )
             elif kind == "broadleaf":
                 height = float(rng.uniform(7.0, 16.0))
                 crown = height * float(rng.uniform(0.2, 0.28))
@@ -617,8 +672,11 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
                 if d < 60:
                     for _ in range(2):
                         off = rng.uniform(-0.5, 0.5, 3) * crown
-                        b.ellipsoid((px + off[0], py + height - crown * 0.8 + off[1] * 0.5, pz + off[2]),
-                                    (crown * 0.7, crown * 0.6, crown * 0.7), mat)
+                        b.ellipsoid(
+                            (px + off[0], py + height - crown * 0.8 + off[1] * 0.5, pz + off[2]),
+                            (crown * 0.7, crown * 0.6, crown * 0.7),
+                            mat,
+                        )
             else:
                 height = float(rng.uniform(7.0, 13.0))
                 b.cylinder((px, py, pz), 0.18, height, m_bark)
@@ -626,8 +684,11 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
                 top = py + height
                 b.ellipsoid((px, top + 0.2, pz), (0.7, 0.45, 0.7), m_palm)
                 for fx, fz in ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)):
-                    b.ellipsoid((px + 1.7 * fx, top - 0.35, pz + 1.7 * fz),
-                                (1.9 if fx else 0.5, 0.22, 1.9 if fz else 0.5), m_palm)
+                    b.ellipsoid(
+                        (px + 1.7 * fx, top - 0.35, pz + 1.7 * fz),
+                        (1.9 if fx else 0.5, 0.22, 1.9 if fz else 0.5),
+                        m_palm,
+                    )
     if amt.get("cactus", 0) > 0:
         pts = _scatter(rng, 18.0 / math.sqrt(amt["cactus"]), radius, 5.0)
         pts = pts[usable(pts, 0.85)]
@@ -660,7 +721,9 @@ def _place_objects(b: _Builder, hf: Heightfield, water: float | None) -> None:
                 # Open rocky ground: some boulders several metres across, half sunk, with a
                 # smaller stone leaning on them.
                 rr = float(rng.uniform(2.0, 5.0))
-                b.ellipsoid((px, py + rr * 0.1, pz), (rr * rng.uniform(1.0, 1.6), rr * rng.uniform(0.6, 0.9), rr), m_rock)
+                b.ellipsoid(
+                    (px, py + rr * 0.1, pz), (rr * rng.uniform(1.0, 1.6), rr * rng.uniform(0.6, 0.9), rr), m_rock
+                )
                 off = rng.uniform(-1, 1, 2) * rr
                 b.ellipsoid((px + off[0], py, pz + off[1]), (rr * 0.5, rr * 0.45, rr * 0.55), m_rock)
                 continue
@@ -688,8 +751,8 @@ def _clear_of_buildings(b: _Builder, pts: np.ndarray) -> np.ndarray:
     c, rad = bc[big][:, [0, 2]], br[big]
     ok = np.ones(len(pts), bool)
     for start in range(0, len(pts), 4096):
-        d = np.linalg.norm(pts[start:start + 4096, None, :] - c[None], axis=-1)
-        ok[start:start + 4096] = (d > rad[None] * 0.8 + 2.0).all(axis=1)
+        d = np.linalg.norm(pts[start : start + 4096, None, :] - c[None], axis=-1)
+        ok[start : start + 4096] = (d > rad[None] * 0.8 + 2.0).all(axis=1)
     return ok
 
 
@@ -708,8 +771,11 @@ def _city(b: _Builder, rng: np.random.Generator, amt: dict, night: bool) -> None
                 height = float(rng.uniform(10, 30) + (rng.uniform(0, 60) if rng.uniform() < 0.25 * n_b else 0))
                 depth = float(rng.uniform(14, 24))
                 x0 = side * (9.0 + depth / 2)
-                b.box((x0, -b.eye + height / 2 - 0.5, z + width / 2), (depth / 2, height / 2 + 0.5, width / 2 - 0.3),
-                      mats[int(rng.integers(len(mats)))])
+                b.box(
+                    (x0, -b.eye + height / 2 - 0.5, z + width / 2),
+                    (depth / 2, height / 2 + 0.5, width / 2 - 0.3),
+                    mats[int(rng.integers(len(mats)))],
+                )
                 z += width
         # A skyline beyond the street.
         for _ in range(int(60 * n_b)):
@@ -717,19 +783,28 @@ def _city(b: _Builder, rng: np.random.Generator, amt: dict, night: bool) -> None
             dist = rng.uniform(350, 900)
             hgt = rng.uniform(30, 150)
             w = rng.uniform(20, 45)
-            b.box((dist * math.sin(ang), -b.eye + hgt / 2, -dist * math.cos(ang)), (w / 2, hgt / 2, w / 2),
-                  mats[int(rng.integers(len(mats)))], yaw=float(rng.uniform(0, 1.5)))
+            b.box(
+                (dist * math.sin(ang), -b.eye + hgt / 2, -dist * math.cos(ang)),
+                (w / 2, hgt / 2, w / 2),
+                mats[int(rng.integers(len(mats)))],
+                yaw=float(rng.uniform(0, 1.5)),
+            )
     n_l = amt.get("lamp", 0.0)
     if n_l > 0:
-        _lamps(b, [(side * 6.3, z) for side in (-1, 1) for z in np.arange(-150.0 + 12.5 * (side > 0), 150.0, 25.0 / n_l)],
-               night, -b.eye, height=6.0)
+        _lamps(
+            b,
+            [(side * 6.3, z) for side in (-1, 1) for z in np.arange(-150.0 + 12.5 * (side > 0), 150.0, 25.0 / n_l)],
+            night,
+            -b.eye,
+            height=6.0,
+        )
 
 
 def _lamps(b: _Builder, spots, night: bool, ground_y, height: float = 4.0) -> None:
     m_pole = b.mat("lamp_pole", (40, 42, 46), "lamp", shine=0.3)
     glow = (18.0, 12.0, 6.0) if night else (0.6, 0.55, 0.45)
     m_glow = b.mat("lamp_glow", (255, 240, 200), "lamp", P_GLOW, emissive=glow)
-    for i, (x, z) in enumerate(spots):
+    for _i, (x, z) in enumerate(spots):
         if math.hypot(x, z) < 2.5:
             continue
         gy = ground_y(np.array([x]), np.array([z]))[0] if callable(ground_y) else ground_y
@@ -874,11 +949,11 @@ def _build_room(b: _Builder) -> Room:
 
 
 def _lighting(spec: SceneSpec, b: _Builder) -> Lighting:
-    hour = TIMES[spec.time_of_day]
     night = spec.time_of_day == "night"
     # Sun elevation follows a simple day arc: 0 at 6h and 19h, highest at 12.5h.
-    elev = {"dawn": 4.0, "morning": 28.0, "noon": 68.0, "afternoon": 38.0, "sunset": 3.5, "dusk": -3.0,
-            "night": 35.0}[spec.time_of_day]
+    elev = {"dawn": 4.0, "morning": 28.0, "noon": 68.0, "afternoon": 38.0, "sunset": 3.5, "dusk": -3.0, "night": 35.0}[
+        spec.time_of_day
+    ]
     az = math.radians(spec.sun_azimuth_deg)
     el = math.radians(elev)
     sun = np.array([math.cos(el) * math.sin(az), math.sin(el), -math.cos(el) * math.cos(az)])
@@ -923,9 +998,22 @@ def _lighting(spec: SceneSpec, b: _Builder) -> Lighting:
     if spec.setting == "interior":
         # Daylight or night through the windows; the room is lit by its lamps and fire.
         exposure = 1.4 if night else 1.0
-    return Lighting(sun_dir=sun, sun_color=sun_col, zenith=zen, horizon=hor, ground_bounce=ground_bounce,
-                    glow=glow, fog_color=hor.copy(), haze=haze, fog=fog, fog_height=25.0, clouds=cloud,
-                    night=night or spec.time_of_day == "dusk", exposure=exposure, lights=lights)
+    return Lighting(
+        sun_dir=sun,
+        sun_color=sun_col,
+        zenith=zen,
+        horizon=hor,
+        ground_bounce=ground_bounce,
+        glow=glow,
+        fog_color=hor.copy(),
+        haze=haze,
+        fog=fog,
+        fog_height=25.0,
+        clouds=cloud,
+        night=night or spec.time_of_day == "dusk",
+        exposure=exposure,
+        lights=lights,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -972,8 +1060,10 @@ def scene_to_mesh(scene: Scene, terrain_radius: float = 800.0, segments: int = 2
         if scene.water_level is not None:
             r = terrain_radius
             wl = scene.water_level
-            parts["water"] = Mesh(np.array([[-r, wl, -r], [r, wl, -r], [-r, wl, r], [r, wl, r]], np.float32),
-                                  np.array([[0, 2, 1], [1, 2, 3]], np.int32))
+            parts["water"] = Mesh(
+                np.array([[-r, wl, -r], [r, wl, -r], [-r, wl, r], [r, wl, r]], np.float32),
+                np.array([[0, 2, 1], [1, 2, 3]], np.int32),
+            )
     if scene.room is not None:
         lo, hi = scene.room.lo, scene.room.hi
         parts["room"] = _box_mesh(lo, hi, inward=True)
@@ -988,8 +1078,11 @@ def scene_to_mesh(scene: Scene, terrain_radius: float = 800.0, segments: int = 2
         cs.append(np.repeat(albedo[p.material[q]][None], len(v), 0))
         off += len(v)
     if vs:
-        parts["objects"] = Mesh(np.concatenate(vs).astype(np.float32), np.concatenate(fs).astype(np.int32),
-                                vertex_colors=np.concatenate(cs).astype(np.float32))
+        parts["objects"] = Mesh(
+            np.concatenate(vs).astype(np.float32),
+            np.concatenate(fs).astype(np.int32),
+            vertex_colors=np.concatenate(cs).astype(np.float32),
+        )
     return MeshScene(parts, {"source": "procedural", "primitives": len(p), "terrain_radius": terrain_radius})
 
 
@@ -1024,8 +1117,14 @@ def _prim_mesh(p: Primitives, q: int, seg: int) -> tuple[np.ndarray, np.ndarray]
     if kind == ELLIPSOID:
         rings = max(4, seg // 2)
         th = np.linspace(0, np.pi, rings + 1)[1:-1]
-        ring = np.stack([np.sin(th)[:, None] * np.cos(ang)[None], np.cos(th)[:, None] * np.ones_like(ang)[None],
-                         np.sin(th)[:, None] * np.sin(ang)[None]], -1).reshape(-1, 3)
+        ring = np.stack(
+            [
+                np.sin(th)[:, None] * np.cos(ang)[None],
+                np.cos(th)[:, None] * np.ones_like(ang)[None],
+                np.sin(th)[:, None] * np.sin(ang)[None],
+            ],
+            -1,
+        ).reshape(-1, 3)
         pts = np.concatenate([[[0, 1, 0]], ring, [[0, -1, 0]]]) * sz + c
         return _hull_mesh(pts)
     r, h = sz[0], sz[1]

@@ -21,20 +21,53 @@ from ..errors import InputError
 
 SPEC_VERSION = 1
 
-SETTINGS: tuple[str, ...] = ("forest", "mountains", "desert", "canyon", "lake", "coast", "meadow",
-                             "city", "village", "interior")
+SETTINGS: tuple[str, ...] = (
+    "forest",
+    "mountains",
+    "desert",
+    "canyon",
+    "lake",
+    "coast",
+    "meadow",
+    "city",
+    "village",
+    "interior",
+)
 """Settings the scene builder knows. ``lake`` and ``coast`` are land settings with water."""
 
-TIMES: dict[str, float] = {"dawn": 6.0, "morning": 9.0, "noon": 12.5, "afternoon": 15.5,
-                           "sunset": 18.6, "dusk": 19.4, "night": 23.0}
+TIMES: dict[str, float] = {
+    "dawn": 6.0,
+    "morning": 9.0,
+    "noon": 12.5,
+    "afternoon": 15.5,
+    "sunset": 18.6,
+    "dusk": 19.4,
+    "night": 23.0,
+}
 """Named times of day and their clock hour (local solar time)."""
 
 WEATHERS: tuple[str, ...] = ("clear", "cloudy", "overcast", "fog", "rain", "snow")
 SEASONS: tuple[str, ...] = ("spring", "summer", "autumn", "winter")
 
 OBJECT_KINDS: tuple[str, ...] = (
-    "pine", "broadleaf", "palm", "cactus", "bush", "rock", "building", "house", "tower", "lamp",
-    "fence", "table", "chair", "bed", "sofa", "bookshelf", "fireplace", "rug",
+    "pine",
+    "broadleaf",
+    "palm",
+    "cactus",
+    "bush",
+    "rock",
+    "building",
+    "house",
+    "tower",
+    "lamp",
+    "fence",
+    "table",
+    "chair",
+    "bed",
+    "sofa",
+    "bookshelf",
+    "fireplace",
+    "rug",
 )
 """Object kinds the scene builder can place. Amounts are density multipliers (1 = the setting's
 usual density, 0 = none, up to 5)."""
@@ -57,108 +90,363 @@ _SETTING_OBJECTS: dict[str, dict[str, float]] = {
 
 # Furniture a room word brings along (amounts as in SceneSpec.objects).
 _ROOM_OBJECTS: dict[str, dict[str, float]] = {
-    "bedroom": {"bed": 1.0}, "library": {"bookshelf": 2.0}, "study": {"bookshelf": 1.5},
-    "kitchen": {"table": 1.0, "chair": 1.0}, "dining": {"table": 1.0, "chair": 1.0},
-    "living": {"sofa": 1.0}, "lounge": {"sofa": 1.0},
+    "bedroom": {"bed": 1.0},
+    "library": {"bookshelf": 2.0},
+    "study": {"bookshelf": 1.5},
+    "kitchen": {"table": 1.0, "chair": 1.0},
+    "dining": {"table": 1.0, "chair": 1.0},
+    "living": {"sofa": 1.0},
+    "lounge": {"sofa": 1.0},
 }
 
 _SETTING_WORDS: dict[str, str] = {
-    "forest": "forest", "woods": "forest", "woodland": "forest", "jungle": "forest", "taiga": "forest",
-    "grove": "forest", "rainforest": "forest",
-    "mountain": "mountains", "mountains": "mountains", "alps": "mountains", "alpine": "mountains",
-    "peak": "mountains", "peaks": "mountains", "summit": "mountains", "glacier": "mountains",
-    "ridge": "mountains", "valley": "mountains",
-    "desert": "desert", "dune": "desert", "dunes": "desert", "sand": "desert", "sahara": "desert",
+    "forest": "forest",
+    "woods": "forest",
+    "woodland": "forest",
+    "jungle": "forest",
+    "taiga": "forest",
+    "grove": "forest",
+    "rainforest": "forest",
+    "mountain": "mountains",
+    "mountains": "mountains",
+    "alps": "mountains",
+    "alpine": "mountains",
+    "peak": "mountains",
+    "peaks": "mountains",
+    "summit": "mountains",
+    "glacier": "mountains",
+    "ridge": "mountains",
+    "valley": "mountains",
+    "desert": "desert",
+    "dune": "desert",
+    "dunes": "desert",
+    "sand": "desert",
+    "sahara": "desert",
     "oasis": "desert",
-    "canyon": "canyon", "mesa": "canyon", "gorge": "canyon", "badlands": "canyon", "butte": "canyon",
-    "lake": "lake", "pond": "lake", "lakeside": "lake", "river": "lake", "fjord": "lake",
-    "sea": "coast", "ocean": "coast", "coast": "coast", "beach": "coast", "shore": "coast",
-    "coastal": "coast", "bay": "coast", "island": "coast", "cliff": "coast", "cliffs": "coast",
+    "canyon": "canyon",
+    "mesa": "canyon",
+    "gorge": "canyon",
+    "badlands": "canyon",
+    "butte": "canyon",
+    "lake": "lake",
+    "pond": "lake",
+    "lakeside": "lake",
+    "river": "lake",
+    "fjord": "lake",
+    "sea": "coast",
+    "ocean": "coast",
+    "coast": "coast",
+    "beach": "coast",
+    "shore": "coast",
+    "coastal": "coast",
+    "bay": "coast",
+    "island": "coast",
+    "cliff": "coast",
+    "cliffs": "coast",
     "seaside": "coast",
-    "meadow": "meadow", "hill": "meadow", "hills": "meadow", "field": "meadow", "fields": "meadow",
-    "grassland": "meadow", "prairie": "meadow", "plain": "meadow", "plains": "meadow",
-    "countryside": "meadow", "park": "meadow", "garden": "meadow", "pasture": "meadow",
-    "city": "city", "street": "city", "downtown": "city", "urban": "city", "avenue": "city",
-    "metropolis": "city", "road": "city", "alley": "city", "skyscraper": "city", "town": "village",
-    "village": "village", "hamlet": "village", "farm": "village", "cottages": "village",
-    "interior": "interior", "room": "interior", "indoor": "interior", "indoors": "interior",
-    "inside": "interior", "bedroom": "interior", "kitchen": "interior", "library": "interior",
-    "hall": "interior", "office": "interior", "lounge": "interior", "livingroom": "interior",
-    "attic": "interior", "studio": "interior",
+    "meadow": "meadow",
+    "hill": "meadow",
+    "hills": "meadow",
+    "field": "meadow",
+    "fields": "meadow",
+    "grassland": "meadow",
+    "prairie": "meadow",
+    "plain": "meadow",
+    "plains": "meadow",
+    "countryside": "meadow",
+    "park": "meadow",
+    "garden": "meadow",
+    "pasture": "meadow",
+    "city": "city",
+    "street": "city",
+    "downtown": "city",
+    "urban": "city",
+    "avenue": "city",
+    "metropolis": "city",
+    "road": "city",
+    "alley": "city",
+    "skyscraper": "city",
+    "town": "village",
+    "village": "village",
+    "hamlet": "village",
+    "farm": "village",
+    "cottages": "village",
+    "interior": "interior",
+    "room": "interior",
+    "indoor": "interior",
+    "indoors": "interior",
+    "inside": "interior",
+    "bedroom": "interior",
+    "kitchen": "interior",
+    "library": "interior",
+    "hall": "interior",
+    "office": "interior",
+    "lounge": "interior",
+    "livingroom": "interior",
+    "attic": "interior",
+    "studio": "interior",
 }
 
 _TIME_WORDS: dict[str, str] = {
-    "dawn": "dawn", "sunrise": "dawn", "daybreak": "dawn",
-    "morning": "morning", "noon": "noon", "midday": "noon", "day": "noon", "daytime": "noon",
-    "afternoon": "afternoon", "sunset": "sunset", "golden": "sunset", "evening": "sunset",
-    "dusk": "dusk", "twilight": "dusk", "night": "night", "midnight": "night", "nighttime": "night",
-    "moonlight": "night", "moonlit": "night", "starry": "night", "stars": "night", "dark": "night",
+    "dawn": "dawn",
+    "sunrise": "dawn",
+    "daybreak": "dawn",
+    "morning": "morning",
+    "noon": "noon",
+    "midday": "noon",
+    "day": "noon",
+    "daytime": "noon",
+    "afternoon": "afternoon",
+    "sunset": "sunset",
+    "golden": "sunset",
+    "evening": "sunset",
+    "dusk": "dusk",
+    "twilight": "dusk",
+    "night": "night",
+    "midnight": "night",
+    "nighttime": "night",
+    "moonlight": "night",
+    "moonlit": "night",
+    "starry": "night",
+    "stars": "night",
+    "dark": "night",
 }
 
 _WEATHER_WORDS: dict[str, str] = {
-    "clear": "clear", "sunny": "clear", "bright": "clear",
-    "cloudy": "cloudy", "clouds": "cloudy", "cloud": "cloudy",
-    "overcast": "overcast", "grey": "overcast", "gray": "overcast", "gloomy": "overcast", "stormy": "overcast",
+    "clear": "clear",
+    "sunny": "clear",
+    "bright": "clear",
+    "cloudy": "cloudy",
+    "clouds": "cloudy",
+    "cloud": "cloudy",
+    "overcast": "overcast",
+    "grey": "overcast",
+    "gray": "overcast",
+    "gloomy": "overcast",
+    "stormy": "overcast",
     "storm": "overcast",
-    "fog": "fog", "foggy": "fog", "mist": "fog", "misty": "fog", "haze": "fog", "hazy": "fog",
-    "rain": "rain", "rainy": "rain", "raining": "rain", "drizzle": "rain", "wet": "rain",
-    "snowfall": "snow", "blizzard": "snow", "snowing": "snow",
+    "fog": "fog",
+    "foggy": "fog",
+    "mist": "fog",
+    "misty": "fog",
+    "haze": "fog",
+    "hazy": "fog",
+    "rain": "rain",
+    "rainy": "rain",
+    "raining": "rain",
+    "drizzle": "rain",
+    "wet": "rain",
+    "snowfall": "snow",
+    "blizzard": "snow",
+    "snowing": "snow",
 }
 
 _SEASON_WORDS: dict[str, str] = {
-    "spring": "spring", "blossom": "spring", "summer": "summer", "autumn": "autumn", "fall": "autumn",
-    "autumnal": "autumn", "winter": "winter", "wintry": "winter", "frozen": "winter", "icy": "winter",
+    "spring": "spring",
+    "blossom": "spring",
+    "summer": "summer",
+    "autumn": "autumn",
+    "fall": "autumn",
+    "autumnal": "autumn",
+    "winter": "winter",
+    "wintry": "winter",
+    "frozen": "winter",
+    "icy": "winter",
 }
 
-_SNOW_WORDS = frozenset({"snow", "snowy", "snowcapped", "winter", "frozen", "icy", "glacier", "blizzard",
-                         "snowfall", "snowing", "wintry"})
+_SNOW_WORDS = frozenset(
+    {"snow", "snowy", "snowcapped", "winter", "frozen", "icy", "glacier", "blizzard", "snowfall", "snowing", "wintry"}
+)
 
 _OBJECT_WORDS: dict[str, str] = {
-    "pine": "pine", "pines": "pine", "fir": "pine", "spruce": "pine", "conifer": "pine",
-    "conifers": "pine", "evergreen": "pine", "cedar": "pine",
-    "tree": "broadleaf", "trees": "broadleaf", "oak": "broadleaf", "oaks": "broadleaf",
-    "birch": "broadleaf", "maple": "broadleaf", "willow": "broadleaf", "elm": "broadleaf",
-    "deciduous": "broadleaf", "orchard": "broadleaf",
-    "palm": "palm", "palms": "palm", "tropical": "palm", "cactus": "cactus", "cacti": "cactus",
-    "bush": "bush", "bushes": "bush", "shrub": "bush", "shrubs": "bush", "hedge": "bush",
-    "flowers": "bush", "flower": "bush",
-    "rock": "rock", "rocks": "rock", "rocky": "rock", "boulder": "rock", "boulders": "rock",
-    "stone": "rock", "stones": "rock",
-    "building": "building", "buildings": "building", "skyscrapers": "building", "skyscraper": "building",
-    "tower": "tower", "towers": "tower", "lighthouse": "tower", "castle": "tower", "church": "tower",
-    "house": "house", "houses": "house", "cottage": "house", "cottages": "house", "cabin": "house",
-    "hut": "house", "barn": "house", "home": "house", "homes": "house",
-    "lamp": "lamp", "lamps": "lamp", "streetlight": "lamp", "streetlights": "lamp", "lantern": "lamp",
-    "lanterns": "lamp", "lights": "lamp",
-    "fence": "fence", "fences": "fence", "wall": "fence",
-    "table": "table", "tables": "table", "desk": "table", "chair": "chair", "chairs": "chair",
-    "bed": "bed", "sofa": "sofa", "couch": "sofa", "armchair": "sofa", "bookshelf": "bookshelf",
-    "bookshelves": "bookshelf", "books": "bookshelf", "shelf": "bookshelf", "shelves": "bookshelf",
-    "fireplace": "fireplace", "hearth": "fireplace", "fire": "fireplace", "rug": "rug", "carpet": "rug",
+    "pine": "pine",
+    "pines": "pine",
+    "fir": "pine",
+    "spruce": "pine",
+    "conifer": "pine",
+    "conifers": "pine",
+    "evergreen": "pine",
+    "cedar": "pine",
+    "tree": "broadleaf",
+    "trees": "broadleaf",
+    "oak": "broadleaf",
+    "oaks": "broadleaf",
+    "birch": "broadleaf",
+    "maple": "broadleaf",
+    "willow": "broadleaf",
+    "elm": "broadleaf",
+    "deciduous": "broadleaf",
+    "orchard": "broadleaf",
+    "palm": "palm",
+    "palms": "palm",
+    "tropical": "palm",
+    "cactus": "cactus",
+    "cacti": "cactus",
+    "bush": "bush",
+    "bushes": "bush",
+    "shrub": "bush",
+    "shrubs": "bush",
+    "hedge": "bush",
+    "flowers": "bush",
+    "flower": "bush",
+    "rock": "rock",
+    "rocks": "rock",
+    "rocky": "rock",
+    "boulder": "rock",
+    "boulders": "rock",
+    "stone": "rock",
+    "stones": "rock",
+    "building": "building",
+    "buildings": "building",
+    "skyscrapers": "building",
+    "skyscraper": "building",
+    "tower": "tower",
+    "towers": "tower",
+    "lighthouse": "tower",
+    "castle": "tower",
+    "church": "tower",
+    "house": "house",
+    "houses": "house",
+    "cottage": "house",
+    "cottages": "house",
+    "cabin": "house",
+    "hut": "house",
+    "barn": "house",
+    "home": "house",
+    "homes": "house",
+    "lamp": "lamp",
+    "lamps": "lamp",
+    "streetlight": "lamp",
+    "streetlights": "lamp",
+    "lantern": "lamp",
+    "lanterns": "lamp",
+    "lights": "lamp",
+    "fence": "fence",
+    "fences": "fence",
+    "wall": "fence",
+    "table": "table",
+    "tables": "table",
+    "desk": "table",
+    "chair": "chair",
+    "chairs": "chair",
+    "bed": "bed",
+    "sofa": "sofa",
+    "couch": "sofa",
+    "armchair": "sofa",
+    "bookshelf": "bookshelf",
+    "bookshelves": "bookshelf",
+    "books": "bookshelf",
+    "shelf": "bookshelf",
+    "shelves": "bookshelf",
+    "fireplace": "fireplace",
+    "hearth": "fireplace",
+    "fire": "fireplace",
+    "rug": "rug",
+    "carpet": "rug",
 }
 
 _AMOUNT_WORDS: dict[str, float] = {
-    "dense": 2.0, "thick": 2.0, "lush": 1.6, "many": 1.8, "lots": 1.8, "crowded": 2.0, "busy": 1.8,
-    "sparse": 0.4, "few": 0.4, "scattered": 0.5, "lonely": 0.3, "lone": 0.2, "empty": 0.15,
-    "quiet": 0.8, "deserted": 0.2, "barren": 0.2,
+    "dense": 2.0,
+    "thick": 2.0,
+    "lush": 1.6,
+    "many": 1.8,
+    "lots": 1.8,
+    "crowded": 2.0,
+    "busy": 1.8,
+    "sparse": 0.4,
+    "few": 0.4,
+    "scattered": 0.5,
+    "lonely": 0.3,
+    "lone": 0.2,
+    "empty": 0.15,
+    "quiet": 0.8,
+    "deserted": 0.2,
+    "barren": 0.2,
 }
 
 _MOOD_WORDS: dict[str, str] = {
-    "cozy": "warm", "cosy": "warm", "warm": "warm", "snug": "warm", "wooden": "wood", "wood": "wood",
-    "log": "wood", "rustic": "wood", "stone": "stone", "medieval": "stone", "modern": "plaster",
+    "cozy": "warm",
+    "cosy": "warm",
+    "warm": "warm",
+    "snug": "warm",
+    "wooden": "wood",
+    "wood": "wood",
+    "log": "wood",
+    "rustic": "wood",
+    "stone": "stone",
+    "medieval": "stone",
+    "modern": "plaster",
     "white": "plaster",
 }
 
 _INTERIOR_HINTS = frozenset({"cabin", "house", "cottage", "hut", "home", "castle", "church"})
 
-_IGNORED = frozenset({
-    "a", "an", "the", "at", "in", "on", "of", "by", "with", "and", "or", "to", "from", "under", "over",
-    "near", "beside", "next", "behind", "into", "during", "some", "very", "is", "are", "its", "it",
-    "scene", "view", "landscape", "world", "panorama", "beautiful", "nice", "pretty", "photo",
-    "picture", "360", "degree", "degrees", "this", "that", "there", "here", "small", "big", "large",
-    "huge", "tall", "old", "new", "little", "full", "lots", "around", "among", "along", "above",
-    "for", "as", "like", "time",
-})
+_IGNORED = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "at",
+        "in",
+        "on",
+        "of",
+        "by",
+        "with",
+        "and",
+        "or",
+        "to",
+        "from",
+        "under",
+        "over",
+        "near",
+        "beside",
+        "next",
+        "behind",
+        "into",
+        "during",
+        "some",
+        "very",
+        "is",
+        "are",
+        "its",
+        "it",
+        "scene",
+        "view",
+        "landscape",
+        "world",
+        "panorama",
+        "beautiful",
+        "nice",
+        "pretty",
+        "photo",
+        "picture",
+        "360",
+        "degree",
+        "degrees",
+        "this",
+        "that",
+        "there",
+        "here",
+        "small",
+        "big",
+        "large",
+        "huge",
+        "tall",
+        "old",
+        "new",
+        "little",
+        "full",
+        "lots",
+        "around",
+        "among",
+        "along",
+        "above",
+        "for",
+        "as",
+        "like",
+        "time",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -215,19 +503,20 @@ class SceneSpec:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (every field; objects as a sorted dict)."""
-        return {f.name: (dict(getattr(self, f.name)) if f.name == "objects" else getattr(self, f.name))
-                for f in dataclasses.fields(self)}
+        return {
+            f.name: (dict(getattr(self, f.name)) if f.name == "objects" else getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> SceneSpec:
         """Build from a dict such as :meth:`to_json` returns; raises a one-line InputError on bad fields."""
         if not isinstance(data, dict):
-            raise InputError("a scene spec must be a JSON object with fields such as \"setting\" and \"seed\"")
+            raise InputError('a scene spec must be a JSON object with fields such as "setting" and "seed"')
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise InputError(f"scene spec has unknown field(s) {', '.join(unknown)}; "
-                             f"known fields: {', '.join(known)}")
+            raise InputError(f"scene spec has unknown field(s) {', '.join(unknown)}; known fields: {', '.join(known)}")
         values = {}
         for name, value in data.items():
             values[name] = _coerce(name, known[name].type, value)
@@ -277,7 +566,9 @@ def _validate(s: SceneSpec) -> None:
             raise InputError(f"scene spec {name} = {value!r} must be a number in [{lo}, {hi}]")
 
     if s.version != SPEC_VERSION:
-        raise InputError(f"scene spec version {s.version!r} is not supported; this worldgen reads version {SPEC_VERSION}")
+        raise InputError(
+            f"scene spec version {s.version!r} is not supported; this worldgen reads version {SPEC_VERSION}"
+        )
     if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not (0 <= s.seed < 2**63):
         raise InputError(f"scene spec seed {s.seed!r} must be a non-negative integer")
     choice("setting", s.setting, SETTINGS)
@@ -294,7 +585,7 @@ def _validate(s: SceneSpec) -> None:
     rng("fog_density", s.fog_density, 0.0, 1.0)
     rng("sun_azimuth_deg", s.sun_azimuth_deg, -360.0, 360.0)
     if not isinstance(s.objects, dict):
-        raise InputError("scene spec objects must be a mapping of object kind to amount, e.g. {\"pine\": 1.0}")
+        raise InputError('scene spec objects must be a mapping of object kind to amount, e.g. {"pine": 1.0}')
     for kind, amount in s.objects.items():
         choice("object kind", kind, OBJECT_KINDS)
         rng(f"amount of {kind}", amount, 0.0, 5.0)
@@ -303,15 +594,45 @@ def _validate(s: SceneSpec) -> None:
 
 
 _DEFAULT_TIME = {"city": "afternoon", "interior": "night", "desert": "afternoon", "canyon": "afternoon"}
-_DEFAULT_RELIEF = {"forest": 35.0, "mountains": 900.0, "desert": 25.0, "canyon": 120.0, "lake": 60.0,
-                   "coast": 30.0, "meadow": 25.0, "city": 0.0, "village": 15.0, "interior": 0.0}
-_DEFAULT_ROUGH = {"forest": 0.45, "mountains": 0.8, "desert": 0.2, "canyon": 0.7, "lake": 0.5,
-                  "coast": 0.5, "meadow": 0.3, "city": 0.0, "village": 0.3, "interior": 0.0}
+_DEFAULT_RELIEF = {
+    "forest": 35.0,
+    "mountains": 900.0,
+    "desert": 25.0,
+    "canyon": 120.0,
+    "lake": 60.0,
+    "coast": 30.0,
+    "meadow": 25.0,
+    "city": 0.0,
+    "village": 15.0,
+    "interior": 0.0,
+}
+_DEFAULT_ROUGH = {
+    "forest": 0.45,
+    "mountains": 0.8,
+    "desert": 0.2,
+    "canyon": 0.7,
+    "lake": 0.5,
+    "coast": 0.5,
+    "meadow": 0.3,
+    "city": 0.0,
+    "village": 0.3,
+    "interior": 0.0,
+}
 
 
 # Which setting word names the place when a prompt has several ("a village in the hills").
-_SPECIFICITY = {"interior": 7, "city": 6, "village": 5, "canyon": 4, "desert": 3, "mountains": 3,
-                "forest": 2, "lake": 1, "coast": 1, "meadow": 1}
+_SPECIFICITY = {
+    "interior": 7,
+    "city": 6,
+    "village": 5,
+    "canyon": 4,
+    "desert": 3,
+    "mountains": 3,
+    "forest": 2,
+    "lake": 1,
+    "coast": 1,
+    "meadow": 1,
+}
 
 
 def _relief(setting: str, terrain_word: str | None) -> float:
@@ -517,14 +838,33 @@ def parse_prompt(prompt: str, seed: int = 0) -> tuple[SceneSpec, list[str]]:
     fog = {"fog": 0.8, "rain": 0.35, "snow": 0.4}.get(weather, 0.0)
     # The sun stands roughly ahead at dawn and sunset so the warm sky is in the centre of the view;
     # the seed varies it a little so two seeds do not share a sky.
-    base_az = {"dawn": -20.0, "sunset": 15.0, "dusk": 10.0, "morning": -60.0, "noon": 160.0,
-               "afternoon": 50.0, "night": 30.0}[time]
+    base_az = {
+        "dawn": -20.0,
+        "sunset": 15.0,
+        "dusk": 10.0,
+        "morning": -60.0,
+        "noon": 160.0,
+        "afternoon": 50.0,
+        "night": 30.0,
+    }[time]
     az = base_az + ((seed * 2654435761) % 41) - 20.0
     spec = SceneSpec(
-        seed=seed, setting=setting, time_of_day=time, weather=weather, season=season,
-        snow_cover=bool(snow), water=water, relief=_relief(setting, terrain_word), roughness=_DEFAULT_ROUGH[setting],
-        cloud_cover=cloud, fog_density=fog, sun_azimuth_deg=float(az), objects=final,
-        interior_style=style, warm_light=bool(warm), prompt=prompt,
+        seed=seed,
+        setting=setting,
+        time_of_day=time,
+        weather=weather,
+        season=season,
+        snow_cover=bool(snow),
+        water=water,
+        relief=_relief(setting, terrain_word),
+        roughness=_DEFAULT_ROUGH[setting],
+        cloud_cover=cloud,
+        fog_density=fog,
+        sun_azimuth_deg=float(az),
+        objects=final,
+        interior_style=style,
+        warm_light=bool(warm),
+        prompt=prompt,
     )
     lines.append(f"seed {seed}: terrain and object placement")
     return spec, lines
@@ -535,8 +875,7 @@ def explain(prompt: str, seed: int = 0) -> str:
     then the resulting spec as JSON."""
     spec, lines = parse_prompt(prompt, seed)
     body = "\n".join(f"  - {line}" for line in lines)
-    return (f"Prompt: {prompt!r}\nRead as:\n{body}\nScene spec:\n"
-            + json.dumps(spec.to_json(), indent=2, sort_keys=True))
+    return f"Prompt: {prompt!r}\nRead as:\n{body}\nScene spec:\n" + json.dumps(spec.to_json(), indent=2, sort_keys=True)
 
 
 def spec_to_bytes(spec: SceneSpec) -> bytes:
@@ -556,7 +895,9 @@ def load_spec(path: str | os.PathLike) -> SceneSpec:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"scene spec {p.name} is not valid JSON ({e}); fix the file or regenerate it from a prompt") from e
+        raise InputError(
+            f"scene spec {p.name} is not valid JSON ({e}); fix the file or regenerate it from a prompt"
+        ) from e
     try:
         return SceneSpec.from_json(data)
     except InputError as e:

@@ -11,5 +11,12 @@ from .rasterize import rasterize_cpu, render_cloud, select_rasterizer
 from .refine import RefineConfig, refine_gaussians
 from .views import capture_views, warped_views
 
-__all__ = ["RefineConfig", "capture_views", "rasterize_cpu", "refine_gaussians", "render_cloud",
-           "select_rasterizer", "warped_views"]
+__all__ = [
+    "RefineConfig",
+    "capture_views",
+    "rasterize_cpu",
+    "refine_gaussians",
+    "render_cloud",
+    "select_rasterizer",
+    "warped_views",
+]

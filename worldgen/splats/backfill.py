@@ -26,8 +26,15 @@ from ..types import DepthMap, GaussianCloud, Panorama
 from .init import InitConfig, _splats, _srgb, _to_cloud, pixel_footprints, sky_radius
 
 
-def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.0, *, step: int = 1,
-                       config: InitConfig = InitConfig(), edge_ratio: float = 1.1) -> GaussianCloud:
+def backfill_gaussians(
+    panorama: Panorama,
+    depth: DepthMap,
+    band_deg: float = 8.0,
+    *,
+    step: int = 1,
+    config: InitConfig = InitConfig(),
+    edge_ratio: float = 1.1,
+) -> GaussianCloud:
     """Splats continuing the far side of every depth edge behind the nearer surface.
 
     Args:
@@ -53,8 +60,11 @@ def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.
     d = np.where(valid, depth.depth, np.where(sky, sky_radius(depth, config), 0.0)).astype(np.float32)
     known = valid | (sky if config.sky == "dome" else False)
     if step > 1:
-        d, known, colour = d[step // 2::step, step // 2::step], known[step // 2::step, step // 2::step], \
-            colour[step // 2::step, step // 2::step]
+        d, known, colour = (
+            d[step // 2 :: step, step // 2 :: step],
+            known[step // 2 :: step, step // 2 :: step],
+            colour[step // 2 :: step, step // 2 :: step],
+        )
     H, W = d.shape
     band = int(round(band_deg / 360.0 * W))
     bg_d, bg_c = d.copy(), colour.astype(np.float32, copy=True)
@@ -62,9 +72,12 @@ def backfill_gaussians(panorama: Panorama, depth: DepthMap, band_deg: float = 8.
         # One pixel further per pass: each pixel takes the farthest background among itself and
         # its 4 neighbours (longitude wraps, rows clamp at the poles) where that is behind its surface.
         best_d, best_c = bg_d, bg_c
-        for nd, nc in ((np.roll(bg_d, 1, 1), np.roll(bg_c, 1, 1)), (np.roll(bg_d, -1, 1), np.roll(bg_c, -1, 1)),
-                       (np.concatenate([bg_d[:1], bg_d[:-1]]), np.concatenate([bg_c[:1], bg_c[:-1]])),
-                       (np.concatenate([bg_d[1:], bg_d[-1:]]), np.concatenate([bg_c[1:], bg_c[-1:]]))):
+        for nd, nc in (
+            (np.roll(bg_d, 1, 1), np.roll(bg_c, 1, 1)),
+            (np.roll(bg_d, -1, 1), np.roll(bg_c, -1, 1)),
+            (np.concatenate([bg_d[:1], bg_d[:-1]]), np.concatenate([bg_c[:1], bg_c[:-1]])),
+            (np.concatenate([bg_d[1:], bg_d[-1:]]), np.concatenate([bg_c[1:], bg_c[-1:]])),
+        ):
             take = nd > best_d
             best_d = np.where(take, nd, best_d)
             best_c = np.where(take[..., None], nc, best_c)

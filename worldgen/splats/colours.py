@@ -36,9 +36,16 @@ from ..types import SH_C0, GaussianCloud
 from .views import TrainingView
 
 
-def solve_colours(cloud: GaussianCloud, views: list[TrainingView], iterations: int = 10, *,
-                  relaxation: float = 1.0, include_sky: bool = True, device: str = "cpu",
-                  max_cached: int = 80_000_000) -> tuple[GaussianCloud, dict[str, Any]]:
+def solve_colours(
+    cloud: GaussianCloud,
+    views: list[TrainingView],
+    iterations: int = 10,
+    *,
+    relaxation: float = 1.0,
+    include_sky: bool = True,
+    device: str = "cpu",
+    max_cached: int = 80_000_000,
+) -> tuple[GaussianCloud, dict[str, Any]]:
     """Least-squares DC colours of ``cloud`` against ``views`` with the geometry held fixed.
 
     Args:
@@ -73,10 +80,10 @@ def solve_colours(cloud: GaussianCloud, views: list[TrainingView], iterations: i
     scales, opac = t(cloud.scales), t(cloud.opacities)
     deg = cloud.sh_degree
     N, P = len(cloud), w * h
-    colour = (0.5 + SH_C0 * t(cloud.sh[:, 0])).clamp(0.0, 1.0)          # [N, 3]
+    colour = (0.5 + SH_C0 * t(cloud.sh[:, 0])).clamp(0.0, 1.0)  # [N, 3]
 
     def weights(i):
-        pix, gid, wt = composite_weights(means, quats, scales, opac, t(viewmats[i:i + 1]), t(Ks[i:i + 1]), w, h)
+        pix, gid, wt = composite_weights(means, quats, scales, opac, t(viewmats[i : i + 1]), t(Ks[i : i + 1]), w, h)
         return pix.to(torch.int32), gid.to(torch.int32), wt
 
     targets, masks, offsets, cache = [], [], [], []
@@ -128,8 +135,13 @@ def solve_colours(cloud: GaussianCloud, views: list[TrainingView], iterations: i
     keep = seen.cpu().numpy()
     sh[keep, 0] = ((colour.cpu().numpy()[keep] - 0.5) / SH_C0).astype(np.float32)
     out = replace(cloud, sh=sh)
-    return out, {"iterations": iterations, "psnr_before": mse_to_psnr(mse0), "psnr_after": mse_to_psnr(mse_final),
-                 "intersections": total, "cached": cache[0] is not None}
+    return out, {
+        "iterations": iterations,
+        "psnr_before": mse_to_psnr(mse0),
+        "psnr_after": mse_to_psnr(mse_final),
+        "intersections": total,
+        "cached": cache[0] is not None,
+    }
 
 
 def _sh_offset(eval_sh, cloud: GaussianCloud, means, viewmat: np.ndarray, entry, P: int, deg: int, t):

@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import InputError
 from .._check import check_rgbd
+from ..errors import InputError
 from ..geometry.equirect import equirect_directions
 from ..types import SH_C0, DepthMap, GaussianCloud, Panorama, SemanticLayers
 
@@ -55,8 +55,13 @@ class InitConfig:
     max_slant_deg: float = 80.0
 
 
-def init_gaussians(panorama: Panorama, depth: DepthMap, config: InitConfig = InitConfig(),
-                   semantics: SemanticLayers | None = None, eye_height: float = 1.6) -> GaussianCloud:
+def init_gaussians(
+    panorama: Panorama,
+    depth: DepthMap,
+    config: InitConfig = InitConfig(),
+    semantics: SemanticLayers | None = None,
+    eye_height: float = 1.6,
+) -> GaussianCloud:
     """One Gaussian per valid pixel (or per merged block), in the world frame.
 
     Args:
@@ -72,7 +77,7 @@ def init_gaussians(panorama: Panorama, depth: DepthMap, config: InitConfig = Ini
     _check(panorama, depth, config)
     H, W = depth.shape
     colour = _srgb(panorama)
-    dirs = equirect_directions(H)                                   # [H, W, 3] float32
+    dirs = equirect_directions(H)  # [H, W, 3] float32
     d = np.where(depth.valid, depth.depth, 0.0).astype(np.float32)
     normals = _depth_normals(dirs, d, depth.valid)
     alpha_e, alpha_n = pixel_footprints(H, W)
@@ -92,9 +97,17 @@ def init_gaussians(panorama: Panorama, depth: DepthMap, config: InitConfig = Ini
         nn = normals if name == "surface" else -dirs
         if groups is None:
             sel = mask.reshape(-1)
-            parts.append(_splats(dirs.reshape(-1, 3)[sel], dd.reshape(-1)[sel], nn.reshape(-1, 3)[sel],
-                                 colour.reshape(-1, 3)[sel], alpha_e.reshape(-1)[sel],
-                                 alpha_n.reshape(-1)[sel], config))
+            parts.append(
+                _splats(
+                    dirs.reshape(-1, 3)[sel],
+                    dd.reshape(-1)[sel],
+                    nn.reshape(-1, 3)[sel],
+                    colour.reshape(-1, 3)[sel],
+                    alpha_e.reshape(-1)[sel],
+                    alpha_n.reshape(-1)[sel],
+                    config,
+                )
+            )
         else:
             parts.append(_splats(*_merge(groups, mask, dirs, dd, nn, colour, alpha_e, alpha_n), config))
     return _to_cloud(*(np.concatenate([p[i] for p in parts]) for i in range(5)), config.sh_degree)
@@ -167,8 +180,12 @@ def _depth_normals(dirs: np.ndarray, d: np.ndarray, valid: np.ndarray) -> np.nda
 
     tx, okx = tangent(np.roll(P, -1, 1), np.roll(P, 1, 1), np.roll(logd, -1, 1), np.roll(logd, 1, 1))
     big = np.full_like(logd[:1], 1e30)
-    ty, oky = tangent(np.concatenate([P[1:], P[-1:]], 0), np.concatenate([P[:1], P[:-1]], 0),
-                      np.concatenate([logd[1:], big], 0), np.concatenate([big, logd[:-1]], 0))
+    ty, oky = tangent(
+        np.concatenate([P[1:], P[-1:]], 0),
+        np.concatenate([P[:1], P[:-1]], 0),
+        np.concatenate([logd[1:], big], 0),
+        np.concatenate([big, logd[:-1]], 0),
+    )
     n = np.cross(tx, ty)
     ln = np.sqrt(np.einsum("...i,...i->...", n, n))
     good = okx & oky & valid & (ln > 0)
@@ -182,8 +199,15 @@ def _depth_normals(dirs: np.ndarray, d: np.ndarray, valid: np.ndarray) -> np.nda
 _CHUNK = 1 << 17
 
 
-def _splats(r: np.ndarray, d: np.ndarray, n: np.ndarray, c: np.ndarray, alpha_e: np.ndarray,
-            alpha_n: np.ndarray, cfg: InitConfig) -> tuple[np.ndarray, ...]:
+def _splats(
+    r: np.ndarray,
+    d: np.ndarray,
+    n: np.ndarray,
+    c: np.ndarray,
+    alpha_e: np.ndarray,
+    alpha_n: np.ndarray,
+    cfg: InitConfig,
+) -> tuple[np.ndarray, ...]:
     """:func:`_splats_block` over blocks of 131072 splats written into preallocated outputs.
 
     Blocking keeps the ~60 temporaries small: they stay in cache and are reused from the heap
@@ -191,8 +215,13 @@ def _splats(r: np.ndarray, d: np.ndarray, n: np.ndarray, c: np.ndarray, alpha_e:
     first, cold call on 2M splats ~3x slower than a warm one.
     """
     N = len(d)
-    out = (np.empty((N, 3), np.float32), np.empty((N, 4), np.float32), np.empty((N, 3), np.float32),
-           np.empty(N, np.float32), np.empty((N, 3), np.float32))
+    out = (
+        np.empty((N, 3), np.float32),
+        np.empty((N, 4), np.float32),
+        np.empty((N, 3), np.float32),
+        np.empty(N, np.float32),
+        np.empty((N, 3), np.float32),
+    )
     for s0 in range(0, N, _CHUNK):
         sl = slice(s0, min(N, s0 + _CHUNK))
         for dst, src in zip(out, _splats_block(r[sl], d[sl], n[sl], c[sl], alpha_e[sl], alpha_n[sl], cfg)):
@@ -200,8 +229,15 @@ def _splats(r: np.ndarray, d: np.ndarray, n: np.ndarray, c: np.ndarray, alpha_e:
     return out
 
 
-def _splats_block(r: np.ndarray, d: np.ndarray, n: np.ndarray, c: np.ndarray, alpha_e: np.ndarray,
-                  alpha_n: np.ndarray, cfg: InitConfig) -> tuple[np.ndarray, ...]:
+def _splats_block(
+    r: np.ndarray,
+    d: np.ndarray,
+    n: np.ndarray,
+    c: np.ndarray,
+    alpha_e: np.ndarray,
+    alpha_n: np.ndarray,
+    cfg: InitConfig,
+) -> tuple[np.ndarray, ...]:
     """Splat parameters for rays r [N, 3] at depths d [N] with normals n [N, 3], colours c [N, 3]
     and angular footprints alpha_e (across, radians) and alpha_n (down) [N].
 
@@ -223,7 +259,7 @@ def _splats_block(r: np.ndarray, d: np.ndarray, n: np.ndarray, c: np.ndarray, al
     polar = el < 1e-6
     inv = np.where(polar, f32(0), 1 / np.where(polar, f32(1), el))
     ex, ez = np.where(polar, f32(1), -rz * inv), rx * inv
-    ux, uy, uz = ry * ez, rz * ex - rx * ez, -ry * ex       # r x east with east_y = 0
+    ux, uy, uz = ry * ez, rz * ex - rx * ez, -ry * ex  # r x east with east_y = 0
     nr = nx * rx + ny * ry + nz * rz
     min_cos = f32(math.cos(math.radians(cfg.max_slant_deg)))
     nr = np.where(np.abs(nr) < min_cos, -min_cos, nr)
@@ -241,10 +277,10 @@ def _splats_block(r: np.ndarray, d: np.ndarray, n: np.ndarray, c: np.ndarray, al
     t1x, t1y, t1z = t1x - nx * dn, t1y - ny * dn, t1z - nz * dn
     it = 1 / np.maximum(np.sqrt(t1x * t1x + t1y * t1y + t1z * t1z), f32(1e-30))
     t1x, t1y, t1z = t1x * it, t1y * it, t1z * it
-    t2x, t2y, t2z = ny * t1z - nz * t1y, nz * t1x - nx * t1z, nx * t1y - ny * t1x   # n x t1
+    t2x, t2y, t2z = ny * t1z - nz * t1y, nz * t1x - nx * t1z, nx * t1y - ny * t1x  # n x t1
     s1 = cfg.footprint_sigma * la
     s2 = cfg.footprint_sigma * np.abs(bx * t2x + by * t2y + bz * t2z)
-    floor = f32(1e-5) + f32(1e-4 * cfg.footprint_sigma) * sn   # keep degenerate footprints positive
+    floor = f32(1e-5) + f32(1e-4 * cfg.footprint_sigma) * sn  # keep degenerate footprints positive
     s1 = np.maximum(s1, floor)
     s2 = np.maximum(s2, floor)
     s3 = np.maximum(f32(cfg.thickness) * np.minimum(s1, s2), f32(1e-6))
@@ -302,7 +338,7 @@ def _group_ids(H: int, W: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     lat_c = math.pi / 2 - math.pi * (np.minimum((band + 0.5) * s, H - 0.5)) / H
     m = np.maximum(1, np.floor(1.0 / np.maximum(np.cos(lat_c), 1e-6))).astype(np.int64)
     cols_per = np.minimum(s * m, W)
-    per_band = -(-W // cols_per)                              # blocks in each row's band
+    per_band = -(-W // cols_per)  # blocks in each row's band
     band_first = np.concatenate([[0], np.cumsum(per_band[::s])])[:-1]
     # per_band is constant inside a band: index band starts by taking every s-th row.
     start = np.zeros(H, np.int64)
@@ -337,15 +373,17 @@ def _merge(groups, mask, dirs, d, n, colour, alpha_e, alpha_n):
     ng = int(g.max()) + 1 if len(g) else 0
     dmin = np.full(ng, np.inf)
     np.minimum.at(dmin, g, dd)
-    near = np.log(dd) <= np.log(dmin[g]) + 0.05                # pixels on the nearest surface
+    near = np.log(dd) <= np.log(dmin[g]) + 0.05  # pixels on the nearest surface
     g2 = g[near]
     cnt = np.bincount(g2, minlength=ng).astype(np.float64)
     used = cnt > 0
 
     def mean(x):
         x = x.reshape(-1, x.shape[-1])[sel][near]
-        return np.stack([np.bincount(g2, weights=x[:, k], minlength=ng) for k in range(x.shape[1])], 1)[used] \
+        return (
+            np.stack([np.bincount(g2, weights=x[:, k], minlength=ng) for k in range(x.shape[1])], 1)[used]
             / cnt[used, None]
+        )
 
     # The centroid of the block's nearest-surface points stays on a plane (a convex combination
     # of coplanar points), unlike mean direction x mean depth.
@@ -360,5 +398,11 @@ def _merge(groups, mask, dirs, d, n, colour, alpha_e, alpha_n):
     lat = np.arcsin(np.clip(r[:, 1], -1, 1))
     ae = (2 * math.pi / W) * np.cos(lat) * cols
     an = np.full(len(r), math.pi / H * rows)
-    return (r.astype(np.float32), depth.astype(np.float32), nn.astype(np.float32), col.astype(np.float32),
-            ae.astype(np.float32), an.astype(np.float32))
+    return (
+        r.astype(np.float32),
+        depth.astype(np.float32),
+        nn.astype(np.float32),
+        col.astype(np.float32),
+        ae.astype(np.float32),
+        an.astype(np.float32),
+    )

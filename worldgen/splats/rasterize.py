@@ -139,13 +139,17 @@ def select_rasterizer() -> tuple[str, str]:
     # Do not import gsplat.cuda._backend here: importing it starts the JIT build when a toolkit
     # exists and nothing is built yet.
     if not _cuda_toolkit_found():
-        return "cpu", ("gsplat has no prebuilt kernels and no CUDA toolkit (nvcc) to build them; "
-                       "set CUDA_HOME or install a gsplat wheel with kernels")
+        return "cpu", (
+            "gsplat has no prebuilt kernels and no CUDA toolkit (nvcc) to build them; "
+            "set CUDA_HOME or install a gsplat wheel with kernels"
+        )
     build = _gsplat_build_dir()
     if build and os.path.exists(os.path.join(build, "gsplat_cuda.so")):
         return "gsplat", f"CUDA device {torch.cuda.get_device_name(0)}; gsplat kernels built in {build}"
-    return "gsplat", (f"CUDA device {torch.cuda.get_device_name(0)}; gsplat's kernels compile on first use "
-                      "(can take 20+ minutes: set TORCH_CUDA_ARCH_LIST to the card's architecture and MAX_JOBS=4)")
+    return "gsplat", (
+        f"CUDA device {torch.cuda.get_device_name(0)}; gsplat's kernels compile on first use "
+        "(can take 20+ minutes: set TORCH_CUDA_ARCH_LIST to the card's architecture and MAX_JOBS=4)"
+    )
 
 
 def _cuda_toolkit_found() -> bool:
@@ -190,16 +194,37 @@ def quat_to_rotmat(quats):
 
     q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(q.shape[:-1] + (3, 3))
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(q.shape[:-1] + (3, 3))
 
 
-def project_gaussians(means, quats, scales, opacities, viewmats, Ks, width: int, height: int,
-                      eps2d: float = 0.3, near_plane: float = 0.01, far_plane: float = 1e10,
-                      radius_clip: float = 0.0, antialiased: bool = False) -> dict[str, Any]:
+def project_gaussians(
+    means,
+    quats,
+    scales,
+    opacities,
+    viewmats,
+    Ks,
+    width: int,
+    height: int,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    antialiased: bool = False,
+) -> dict[str, Any]:
     """EWA projection of 3D Gaussians to every camera (gsplat's fused projection, unpacked).
 
     Args:
@@ -270,8 +295,14 @@ def project_gaussians(means, quats, scales, opacities, viewmats, Ks, width: int,
         valid &= torch.isfinite(mx) & torch.isfinite(my)
         radii = torch.stack([rx, ry], dim=-1) * valid[..., None]
         radii = radii.to(torch.int32)
-    return {"means2d": means2d, "conics": conics, "depths": z, "radii": radii,
-            "compensations": comp, "means_c": means_c}
+    return {
+        "means2d": means2d,
+        "conics": conics,
+        "depths": z,
+        "radii": radii,
+        "compensations": comp,
+        "means_c": means_c,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,8 +312,15 @@ def project_gaussians(means, quats, scales, opacities, viewmats, Ks, width: int,
 _SH_C0 = 0.28209479177387814
 _SH_C1 = 0.4886025119029199
 _SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
-_SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
-          -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+_SH_C3 = (
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+)
 
 
 def eval_sh(degree: int, dirs, coeffs):
@@ -303,17 +341,25 @@ def eval_sh(degree: int, dirs, coeffs):
         out = out - _SH_C1 * y * coeffs[..., 1, :] + _SH_C1 * z * coeffs[..., 2, :] - _SH_C1 * x * coeffs[..., 3, :]
     if degree >= 2:
         xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
-        out = (out + _SH_C2[0] * xy * coeffs[..., 4, :] + _SH_C2[1] * yz * coeffs[..., 5, :]
-               + _SH_C2[2] * (2 * zz - xx - yy) * coeffs[..., 6, :]
-               + _SH_C2[3] * xz * coeffs[..., 7, :] + _SH_C2[4] * (xx - yy) * coeffs[..., 8, :])
+        out = (
+            out
+            + _SH_C2[0] * xy * coeffs[..., 4, :]
+            + _SH_C2[1] * yz * coeffs[..., 5, :]
+            + _SH_C2[2] * (2 * zz - xx - yy) * coeffs[..., 6, :]
+            + _SH_C2[3] * xz * coeffs[..., 7, :]
+            + _SH_C2[4] * (xx - yy) * coeffs[..., 8, :]
+        )
     if degree >= 3:
-        out = (out + _SH_C3[0] * y * (3 * xx - yy) * coeffs[..., 9, :]
-               + _SH_C3[1] * xy * z * coeffs[..., 10, :]
-               + _SH_C3[2] * y * (4 * zz - xx - yy) * coeffs[..., 11, :]
-               + _SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * coeffs[..., 12, :]
-               + _SH_C3[4] * x * (4 * zz - xx - yy) * coeffs[..., 13, :]
-               + _SH_C3[5] * z * (xx - yy) * coeffs[..., 14, :]
-               + _SH_C3[6] * x * (xx - 3 * yy) * coeffs[..., 15, :])
+        out = (
+            out
+            + _SH_C3[0] * y * (3 * xx - yy) * coeffs[..., 9, :]
+            + _SH_C3[1] * xy * z * coeffs[..., 10, :]
+            + _SH_C3[2] * y * (4 * zz - xx - yy) * coeffs[..., 11, :]
+            + _SH_C3[3] * z * (2 * zz - 3 * xx - 3 * yy) * coeffs[..., 12, :]
+            + _SH_C3[4] * x * (4 * zz - xx - yy) * coeffs[..., 13, :]
+            + _SH_C3[5] * z * (xx - yy) * coeffs[..., 14, :]
+            + _SH_C3[6] * x * (xx - 3 * yy) * coeffs[..., 15, :]
+        )
     if degree > 3:
         raise InputError(f"SH degree {degree} is not supported; use 0..3")
     return out
@@ -324,12 +370,26 @@ def eval_sh(degree: int, dirs, coeffs):
 # --------------------------------------------------------------------------------------------
 
 
-def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: int, height: int,
-                  near_plane: float = 0.01, far_plane: float = 1e10, radius_clip: float = 0.0,
-                  eps2d: float = 0.3, sh_degree: int | None = None, backgrounds=None,
-                  render_mode: RenderMode = "RGB",
-                  rasterize_mode: Literal["classic", "antialiased"] = "classic",
-                  max_intersections: int = 60_000_000):
+def rasterize_cpu(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    eps2d: float = 0.3,
+    sh_degree: int | None = None,
+    backgrounds=None,
+    render_mode: RenderMode = "RGB",
+    rasterize_mode: Literal["classic", "antialiased"] = "classic",
+    max_intersections: int = 60_000_000,
+):
     """Render Gaussians to C pinhole cameras with gsplat's ``rasterization`` semantics, on any device.
 
     Args:
@@ -365,14 +425,29 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
     if means.shape != (N, 3) or quats.shape != (N, 4) or scales.shape != (N, 3) or opacities.shape != (N,):
         raise InputError(
             f"gaussian tensors disagree: means {list(means.shape)}, quats {list(quats.shape)}, "
-            f"scales {list(scales.shape)}, opacities {list(opacities.shape)}; expected [N,3], [N,4], [N,3], [N]")
+            f"scales {list(scales.shape)}, opacities {list(opacities.shape)}; expected [N,3], [N,4], [N,3], [N]"
+        )
     if viewmats.shape != (C, 4, 4) or Ks.shape != (C, 3, 3):
         raise InputError(f"viewmats {list(viewmats.shape)} / Ks {list(Ks.shape)} must be [C, 4, 4] / [C, 3, 3]")
     dev, dt = means.device, means.dtype
-    pk = _project_packed(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane,
-                         far_plane, radius_clip, rasterize_mode == "antialiased")
+    pk = _project_packed(
+        means,
+        quats,
+        scales,
+        opacities,
+        viewmats,
+        Ks,
+        width,
+        height,
+        eps2d,
+        near_plane,
+        far_plane,
+        radius_clip,
+        rasterize_mode == "antialiased",
+    )
     cam_ids, gs_ids, means2d, conics, depths, radii, ops = (
-        pk[k] for k in ("camera_ids", "gaussian_ids", "means2d", "conics", "depths", "radii", "opacities"))
+        pk[k] for k in ("camera_ids", "gaussian_ids", "means2d", "conics", "depths", "radii", "opacities")
+    )
 
     # Per-visible-splat features.
     if sh_degree is not None:
@@ -400,10 +475,17 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
 
     P = C * height * width
     pix, entry, alpha, trans, start, end, clamped = _bin_intersections(
-        means2d.detach(), conics.detach(), ops.detach(), depths.detach(), radii, cam_ids, width, height,
-        max_intersections)
-    img, acc = _Composite.apply(means2d, conics, ops, feats, pix, entry, alpha, trans, end, clamped, P,
-                                width, height)
+        means2d.detach(),
+        conics.detach(),
+        ops.detach(),
+        depths.detach(),
+        radii,
+        cam_ids,
+        width,
+        height,
+        max_intersections,
+    )
+    img, acc = _Composite.apply(means2d, conics, ops, feats, pix, entry, alpha, trans, end, clamped, P, width, height)
     render = img.reshape(C, height, width, D)
     alphas = acc.reshape(C, height, width, 1)
     if backgrounds is not None:
@@ -417,15 +499,38 @@ def rasterize_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width: 
         render = torch.cat([render[..., :-1], render[..., -1:] / alphas.clamp(min=1e-10)], dim=-1)
 
     meta = {
-        "camera_ids": cam_ids, "gaussian_ids": gs_ids, "radii": radii, "means2d": means2d,
-        "depths": depths, "conics": conics, "opacities": ops, "width": width, "height": height,
-        "n_cameras": C, "n_batches": 1, "packed": True, "n_intersections": int(pix.shape[0]),
+        "camera_ids": cam_ids,
+        "gaussian_ids": gs_ids,
+        "radii": radii,
+        "means2d": means2d,
+        "depths": depths,
+        "conics": conics,
+        "opacities": ops,
+        "width": width,
+        "height": height,
+        "n_cameras": C,
+        "n_batches": 1,
+        "packed": True,
+        "n_intersections": int(pix.shape[0]),
     }
     return render, alphas, meta
 
 
-def _project_packed(means, quats, scales, opacities, viewmats, Ks, width: int, height: int, eps2d: float,
-                    near_plane: float, far_plane: float, radius_clip: float, antialiased: bool) -> dict[str, Any]:
+def _project_packed(
+    means,
+    quats,
+    scales,
+    opacities,
+    viewmats,
+    Ks,
+    width: int,
+    height: int,
+    eps2d: float,
+    near_plane: float,
+    far_plane: float,
+    radius_clip: float,
+    antialiased: bool,
+) -> dict[str, Any]:
     """Cull, project and pack the visible (camera, splat) pairs (gsplat's ``packed=True`` layout).
 
     Returns a dict of [nnz, ...] tensors: camera_ids, gaussian_ids, means2d (in the autograd graph),
@@ -433,11 +538,24 @@ def _project_packed(means, quats, scales, opacities, viewmats, Ks, width: int, h
     """
     # Cull before projecting: a conservative screen-space bound from each splat's largest scale
     # leaves typically 10-20 % of a world's splats for the exact (differentiable) projection.
-    sub = _frustum_candidates(means.detach(), scales.detach(), opacities.detach(), viewmats, Ks,
-                              width, height, eps2d, near_plane, far_plane)
-    proj = project_gaussians(means.index_select(0, sub), quats.index_select(0, sub), scales.index_select(0, sub),
-                             opacities.index_select(0, sub), viewmats, Ks, width, height, eps2d,
-                             near_plane, far_plane, radius_clip, antialiased)
+    sub = _frustum_candidates(
+        means.detach(), scales.detach(), opacities.detach(), viewmats, Ks, width, height, eps2d, near_plane, far_plane
+    )
+    proj = project_gaussians(
+        means.index_select(0, sub),
+        quats.index_select(0, sub),
+        scales.index_select(0, sub),
+        opacities.index_select(0, sub),
+        viewmats,
+        Ks,
+        width,
+        height,
+        eps2d,
+        near_plane,
+        far_plane,
+        radius_clip,
+        antialiased,
+    )
     import torch
 
     vis = (proj["radii"] > 0).all(dim=-1)  # [C, n_sub]
@@ -446,15 +564,33 @@ def _project_packed(means, quats, scales, opacities, viewmats, Ks, width: int, h
     ops = opacities.index_select(0, gs_ids)
     if proj["compensations"] is not None:
         ops = ops * proj["compensations"][cam_ids, loc_ids]
-    return {"camera_ids": cam_ids, "gaussian_ids": gs_ids, "means2d": proj["means2d"][cam_ids, loc_ids],
-            "conics": proj["conics"][cam_ids, loc_ids], "depths": proj["depths"][cam_ids, loc_ids],
-            "radii": proj["radii"][cam_ids, loc_ids], "opacities": ops}
+    return {
+        "camera_ids": cam_ids,
+        "gaussian_ids": gs_ids,
+        "means2d": proj["means2d"][cam_ids, loc_ids],
+        "conics": proj["conics"][cam_ids, loc_ids],
+        "depths": proj["depths"][cam_ids, loc_ids],
+        "radii": proj["radii"][cam_ids, loc_ids],
+        "opacities": ops,
+    }
 
 
-def composite_weights(means, quats, scales, opacities, viewmats, Ks, width: int, height: int, *,
-                      eps2d: float = 0.3, near_plane: float = 0.01, far_plane: float = 1e10,
-                      rasterize_mode: Literal["classic", "antialiased"] = "classic",
-                      max_intersections: int = 60_000_000):
+def composite_weights(
+    means,
+    quats,
+    scales,
+    opacities,
+    viewmats,
+    Ks,
+    width: int,
+    height: int,
+    *,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    rasterize_mode: Literal["classic", "antialiased"] = "classic",
+    max_intersections: int = 60_000_000,
+):
     """Every (pixel, splat) compositing weight of a render (no gradients).
 
     With the geometry fixed, a render is linear in the splats' colours: pixel p shows
@@ -471,16 +607,38 @@ def composite_weights(means, quats, scales, opacities, viewmats, Ks, width: int,
     import torch
 
     with torch.no_grad():
-        pk = _project_packed(means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near_plane,
-                             far_plane, 0.0, rasterize_mode == "antialiased")
+        pk = _project_packed(
+            means,
+            quats,
+            scales,
+            opacities,
+            viewmats,
+            Ks,
+            width,
+            height,
+            eps2d,
+            near_plane,
+            far_plane,
+            0.0,
+            rasterize_mode == "antialiased",
+        )
         pix, entry, alpha, trans, _s, _e, _c = _bin_intersections(
-            pk["means2d"], pk["conics"], pk["opacities"], pk["depths"], pk["radii"], pk["camera_ids"],
-            width, height, max_intersections)
+            pk["means2d"],
+            pk["conics"],
+            pk["opacities"],
+            pk["depths"],
+            pk["radii"],
+            pk["camera_ids"],
+            width,
+            height,
+            max_intersections,
+        )
         return pix, pk["gaussian_ids"].index_select(0, entry), alpha * trans
 
 
-def _frustum_candidates(means, scales, opacities, viewmats, Ks, width: int, height: int, eps2d: float,
-                        near_plane: float, far_plane: float):
+def _frustum_candidates(
+    means, scales, opacities, viewmats, Ks, width: int, height: int, eps2d: float, near_plane: float, far_plane: float
+):
     """Indices of splats that may be visible in at least one camera (a superset of the exact test).
 
     The projected standard deviation along any image axis is at most f / z x sqrt(1 + xz^2 + yz^2)
@@ -550,20 +708,20 @@ def _make_composite_function():
                 g_img = torch.zeros(acc.shape[0], D, dtype=dt, device=feats.device)
             if g_acc is None:
                 g_acc = torch.zeros_like(acc)
-            gp = g_img.index_select(0, pix)                          # [M, D]
+            gp = g_img.index_select(0, pix)  # [M, D]
             w = alpha * T
-            v = (gp * feats.index_select(0, entry)).sum(-1)          # dL/dC . f_k
+            v = (gp * feats.index_select(0, entry)).sum(-1)  # dL/dC . f_k
             # S_k = sum over later intersections of the same pixel of w_j v_j (one float64 cumsum).
             cs = torch.cumsum((w * v).to(torch.float64), 0)
             S = (cs.index_select(0, end) - cs).to(dt)
-            t_final = (1.0 - acc).index_select(0, pix)               # transmittance after the list
+            t_final = (1.0 - acc).index_select(0, pix)  # transmittance after the list
             # dC/dalpha_k = T_k f_k - S_k / (1 - alpha_k); dA/dalpha_k = T_final / (1 - alpha_k).
             g_alpha = T * v - (S - g_acc.index_select(0, pix) * t_final) / (1.0 - alpha)
             # alpha = min(0.999, o exp(-sigma)): no gradient where the clamp is active (as gsplat).
             g_alpha = g_alpha.masked_fill(clamped, 0.0)
             o = ops.index_select(0, entry)
-            g_o = g_alpha * alpha / o                                # d alpha / d o = exp(-sigma)
-            g_sig = -g_alpha * alpha                                 # d alpha / d sigma = -alpha
+            g_o = g_alpha * alpha / o  # d alpha / d o = exp(-sigma)
+            g_sig = -g_alpha * alpha  # d alpha / d sigma = -alpha
             m2 = means2d.index_select(0, entry)
             cn = conics.index_select(0, entry)
             W = ctx.width
@@ -585,8 +743,9 @@ def _make_composite_function():
     return Composite
 
 
-def _bin_intersections(means2d, conics, ops, depths, radii, cam_ids, width: int, height: int,
-                       max_intersections: int, tile: int = 4):
+def _bin_intersections(
+    means2d, conics, ops, depths, radii, cam_ids, width: int, height: int, max_intersections: int, tile: int = 4
+):
     """(pixel, splat) intersections that contribute, grouped by pixel in front-to-back order.
 
     Args:
@@ -636,17 +795,18 @@ def _bin_intersections(means2d, conics, ops, depths, radii, cam_ids, width: int,
         ty = ty0.index_select(0, sp) + torch.div(loc, ntx_s, rounding_mode="floor")
         tid = (cam_ids.index_select(0, order.index_select(0, sp)) * th + ty) * tw + tx
         tid, perm = torch.sort(tid, stable=True)
-        rank = sp.index_select(0, perm)                      # depth rank of each list entry [E]
+        rank = sp.index_select(0, perm)  # depth rank of each list entry [E]
         tiles, tlen = torch.unique_consecutive(tid, return_counts=True)
         n_t = tiles.shape[0]
-        tstart = torch.cumsum(tlen, 0) - tlen                # first list entry of each non-empty tile
+        tstart = torch.cumsum(tlen, 0) - tlen  # first list entry of each non-empty tile
         t_of = torch.repeat_interleave(torch.arange(n_t, device=dev), tlen)  # [E]
         area = tile * tile
         E = rank.shape[0]
         if E * area > max_intersections:
             raise BackendUnavailableError(
                 f"{E * area} splat-pixel candidates exceed the CPU rasterizer's limit of {max_intersections}; "
-                "render smaller images or fewer, smaller splats")
+                "render smaller images or fewer, smaller splats"
+            )
         cam_t = torch.div(tiles, th * tw, rounding_mode="floor")
         t_in = tiles - cam_t * (th * tw)
         ty_t = torch.div(t_in, tw, rounding_mode="floor")
@@ -672,14 +832,14 @@ def _bin_intersections(means2d, conics, ops, depths, radii, cam_ids, width: int,
         # Reorder the kept candidates pixel-major without sorting (a counting sort): a candidate's
         # place = kept candidates of earlier tiles + of earlier pixels of its tile + of nearer
         # splats on its own pixel, all from one cumulative count along the list axis.
-        kc = torch.cumsum(keep, 1, dtype=torch.int32)       # [area, E]
+        kc = torch.cumsum(keep, 1, dtype=torch.int32)  # [area, E]
         kcz = torch.nn.functional.pad(kc, (1, 0))
-        base = kcz.index_select(1, tstart).T                 # [T, area] kept before each tile
+        base = kcz.index_select(1, tstart).T  # [T, area] kept before each tile
         cnt_tp = kcz.index_select(1, tstart + tlen).T - base
         off_tp = torch.cumsum(cnt_tp, 1) - cnt_tp
         tot = cnt_tp.sum(1)
         toff = ((torch.cumsum(tot, 0) - tot)[:, None] + off_tp - base - 1).reshape(-1)  # [T * area]
-        flat = torch.nonzero(keep.reshape(-1)).reshape(-1)   # p * E + e
+        flat = torch.nonzero(keep.reshape(-1)).reshape(-1)  # p * E + e
         p_k = torch.div(flat, E, rounding_mode="floor")
         e_k = flat - p_k * E
         dest = toff.index_select(0, t_of.index_select(0, e_k) * area + p_k) + kc.reshape(-1).index_select(0, flat)
@@ -687,8 +847,11 @@ def _bin_intersections(means2d, conics, ops, depths, radii, cam_ids, width: int,
         p_k = torch.div(perm, E, rounding_mode="floor")
         e_k = perm - p_k * E
         t_k = t_of.index_select(0, e_k)
-        pix = ((cam_t.index_select(0, t_k) * height + ey.index_select(0, e_k) + offy.index_select(0, p_k)) * width
-               + ex.index_select(0, e_k) + offx.index_select(0, p_k))
+        pix = (
+            (cam_t.index_select(0, t_k) * height + ey.index_select(0, e_k) + offy.index_select(0, p_k)) * width
+            + ex.index_select(0, e_k)
+            + offx.index_select(0, p_k)
+        )
         entry = entry_e.index_select(0, e_k)
         raw = ops.index_select(0, entry) * torch.exp(-sigma.reshape(-1).index_select(0, perm))
         exact = raw >= ALPHA_THRESHOLD
@@ -741,8 +904,9 @@ def _ray_length_per_z(cam) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width: int, height: int, *,
-              rasterizer: str = "cpu", **kwargs):
+def rasterize(
+    means, quats, scales, opacities, colors, viewmats, Ks, width: int, height: int, *, rasterizer: str = "cpu", **kwargs
+):
     """Render with gsplat (``rasterizer="gsplat"``, CUDA tensors) or :func:`rasterize_cpu`.
 
     Same arguments and outputs as :func:`rasterize_cpu`; ``meta["packed"]`` says which layout the
@@ -753,8 +917,9 @@ def rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width: int,
         from gsplat import rasterization
 
         kw = {k: v for k, v in kwargs.items() if k != "max_intersections"}
-        render, alphas, meta = rasterization(means, quats, scales, opacities, colors, viewmats, Ks,
-                                             width, height, packed=False, **kw)
+        render, alphas, meta = rasterization(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height, packed=False, **kw
+        )
         meta["packed"] = False
         return render, alphas, meta
     if rasterizer != "cpu":
@@ -780,9 +945,15 @@ def torch_threads(n: int | None):
         torch.set_num_threads(prev)
 
 
-def render_cloud(cloud, cameras: list, *, sh_degree: int | None = None,
-                 background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                 rasterizer: str | None = None, cpu_threads: int | None = 1) -> dict[str, np.ndarray]:
+def render_cloud(
+    cloud,
+    cameras: list,
+    *,
+    sh_degree: int | None = None,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    rasterizer: str | None = None,
+    cpu_threads: int | None = 1,
+) -> dict[str, np.ndarray]:
     """Render a :class:`~worldgen.types.GaussianCloud` through worldgen cameras (evaluation, previews).
 
     Args:
@@ -811,10 +982,21 @@ def render_cloud(cloud, cameras: list, *, sh_degree: int | None = None,
         out = []
         # Render cameras one at a time: memory then scales with one image.
         for i in range(len(cameras)):
-            r, a, _ = rasterize(t(cloud.means), t(cloud.quats), t(cloud.scales), t(cloud.opacities),
-                                t(cloud.sh), t(viewmats[i:i + 1]), t(Ks[i:i + 1]), w, h, rasterizer=name,
-                                sh_degree=deg, backgrounds=t(np.asarray([background], np.float32)),
-                                render_mode="RGB+ED")
+            r, a, _ = rasterize(
+                t(cloud.means),
+                t(cloud.quats),
+                t(cloud.scales),
+                t(cloud.opacities),
+                t(cloud.sh),
+                t(viewmats[i : i + 1]),
+                t(Ks[i : i + 1]),
+                w,
+                h,
+                rasterizer=name,
+                sh_degree=deg,
+                backgrounds=t(np.asarray([background], np.float32)),
+                render_mode="RGB+ED",
+            )
             out.append((r[0].cpu().numpy(), a[0, ..., 0].cpu().numpy()))
     rgb = np.stack([o[0][..., :3] for o in out]).clip(0, 1).astype(np.float32)
     zdepth = np.stack([o[0][..., 3] for o in out]).astype(np.float32)

@@ -127,8 +127,14 @@ class RefineConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"iterations": 0, "cpu_iterations": 0},
     "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 300, "cpu_view_size": 0},
-    "quality": {"iterations": 5000, "view_size": 768, "views_per_step": 2, "cpu_iterations": 1000,
-                "cpu_view_size": 0, "colour_iterations": 20},
+    "quality": {
+        "iterations": 5000,
+        "view_size": 768,
+        "views_per_step": 2,
+        "cpu_iterations": 1000,
+        "cpu_view_size": 0,
+        "colour_iterations": 20,
+    },
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
 (524k splats) in under 10 minutes on 2 cores: two colour solves of ~25 s and 300 steps of ~1 s at
@@ -147,8 +153,10 @@ def _check_config(cfg: RefineConfig) -> None:
     if cfg.strategy not in ("default", "mcmc", "none"):
         raise InputError(f"unknown densification strategy {cfg.strategy!r}; use default, mcmc or none")
     if cfg.cpu_strategy not in ("default", "none"):
-        raise InputError(f"cpu_strategy {cfg.cpu_strategy!r} is not available on CPU; use default or none "
-                         "(mcmc needs gsplat's CUDA kernels)")
+        raise InputError(
+            f"cpu_strategy {cfg.cpu_strategy!r} is not available on CPU; use default or none "
+            "(mcmc needs gsplat's CUDA kernels)"
+        )
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise InputError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
     if cfg.warp_baseline < 0:
@@ -228,11 +236,11 @@ def ssim_map(a, b, window=None):
     H, W = a.shape[1], a.shape[2]
     # Each pass is a sum of k shifted slices: on CPU this (and its backward) is several times
     # faster than conv2d, whose backward dominated a training step.
-    rows = sum(g[i] * stack[:, :, i:i + W] for i in range(k))
-    blur = sum(g[i] * rows[:, i:i + H, :] for i in range(k))
+    rows = sum(g[i] * stack[:, :, i : i + W] for i in range(k))
+    blur = sum(g[i] * rows[:, i : i + H, :] for i in range(k))
     mx, my, exx, eyy, exy = blur.split(n, 0)
     sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return s.reshape(a.shape[0], 3, H, W).mean(1)
 
@@ -246,8 +254,13 @@ def _params(cloud: GaussianCloud, device: str):
     import torch
 
     t = lambda a: torch.nn.Parameter(torch.tensor(np.asarray(a), device=device))  # noqa: E731
-    p = {"means": t(cloud.means), "quats": t(cloud.quats), "scales": t(cloud.log_scales),
-         "opacities": t(cloud.opacity_logits), "sh0": t(cloud.sh[:, :1])}
+    p = {
+        "means": t(cloud.means),
+        "quats": t(cloud.quats),
+        "scales": t(cloud.log_scales),
+        "opacities": t(cloud.opacity_logits),
+        "sh0": t(cloud.sh[:, :1]),
+    }
     if cloud.sh.shape[1] > 1:
         p["shN"] = t(cloud.sh[:, 1:])
     return torch.nn.ParameterDict(p)
@@ -256,8 +269,14 @@ def _params(cloud: GaussianCloud, device: str):
 def _optimizers(params, cfg: RefineConfig, scene_scale: float):
     import torch
 
-    lrs = {"means": cfg.lr_means * scene_scale, "quats": cfg.lr_quats, "scales": cfg.lr_scales,
-           "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_sh0 * cfg.lr_shn_factor}
+    lrs = {
+        "means": cfg.lr_means * scene_scale,
+        "quats": cfg.lr_quats,
+        "scales": cfg.lr_scales,
+        "opacities": cfg.lr_opacities,
+        "sh0": cfg.lr_sh0,
+        "shN": cfg.lr_sh0 * cfg.lr_shn_factor,
+    }
     return {k: torch.optim.Adam([{"params": p, "lr": lrs[k], "name": k}], eps=1e-15) for k, p in params.items()}
 
 
@@ -269,18 +288,29 @@ def _make_strategy(cfg: RefineConfig, iterations: int, rasterizer: str):
         if rasterizer != "gsplat":
             raise BackendUnavailableError(
                 "the mcmc strategy needs gsplat's CUDA kernels (its relocation op has no CPU version); "
-                "use strategy='default' on CPU")
+                "use strategy='default' on CPU"
+            )
         from gsplat.strategy import MCMCStrategy
 
-        return MCMCStrategy(cap_max=cfg.max_gaussians, refine_start_iter=int(0.1 * iterations),
-                            refine_stop_iter=int(0.8 * iterations), refine_every=max(25, iterations // 30))
+        return MCMCStrategy(
+            cap_max=cfg.max_gaussians,
+            refine_start_iter=int(0.1 * iterations),
+            refine_stop_iter=int(0.8 * iterations),
+            refine_every=max(25, iterations // 30),
+        )
     from gsplat.strategy import DefaultStrategy
 
     # gsplat's schedule (start 500, every 100, reset opacity every 3000) assumes 30k steps; scale
     # it to the run, and never reset opacities: short runs cannot recover from a reset.
-    return DefaultStrategy(prune_opa=cfg.prune_opacity, grow_grad2d=cfg.densify_grad,
-                           refine_start_iter=int(0.15 * iterations), refine_stop_iter=int(0.75 * iterations),
-                           refine_every=max(25, iterations // 15), reset_every=10 ** 9, verbose=False)
+    return DefaultStrategy(
+        prune_opa=cfg.prune_opacity,
+        grow_grad2d=cfg.densify_grad,
+        refine_start_iter=int(0.15 * iterations),
+        refine_stop_iter=int(0.75 * iterations),
+        refine_every=max(25, iterations // 15),
+        reset_every=10**9,
+        verbose=False,
+    )
 
 
 def _stack_views(views: list[TrainingView], device: str):
@@ -288,18 +318,29 @@ def _stack_views(views: list[TrainingView], device: str):
 
     viewmats, Ks, w, h = cameras_to_gsplat([v.camera for v in views])
     t = lambda a: torch.tensor(np.asarray(a), device=device)  # noqa: E731
-    return {"viewmats": t(viewmats), "Ks": t(Ks), "w": w, "h": h,
-            "image": t(np.stack([v.image for v in views])),
-            "depth": t(np.stack([v.depth for v in views])),
-            "cmask": t(np.stack([v.color_mask for v in views])),
-            "dmask": t(np.stack([v.depth_mask for v in views])),
-            "sky": t(np.stack([v.sky for v in views])),
-            "weight": t(np.array([1.0 if v.kind == "capture" else 0.0 for v in views], np.float32))}
+    return {
+        "viewmats": t(viewmats),
+        "Ks": t(Ks),
+        "w": w,
+        "h": h,
+        "image": t(np.stack([v.image for v in views])),
+        "depth": t(np.stack([v.depth for v in views])),
+        "cmask": t(np.stack([v.color_mask for v in views])),
+        "dmask": t(np.stack([v.depth_mask for v in views])),
+        "sky": t(np.stack([v.sky for v in views])),
+        "weight": t(np.array([1.0 if v.kind == "capture" else 0.0 for v in views], np.float32)),
+    }
 
 
-def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, cfg: RefineConfig,
-                     seed: int = 0, progress: Callable[[float, str], None] | None = None,
-                     backfill: GaussianCloud | None = None) -> tuple[GaussianCloud, dict[str, Any]]:
+def refine_gaussians(
+    cloud: GaussianCloud,
+    panorama: Panorama,
+    depth: DepthMap,
+    cfg: RefineConfig,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+    backfill: GaussianCloud | None = None,
+) -> tuple[GaussianCloud, dict[str, Any]]:
     """Optimise ``cloud`` so that its renders match views of the panorama and its depth.
 
     Args:
@@ -325,8 +366,13 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
     rasterizer, reason = choose_device(cfg)
     iters = cfg.iterations if rasterizer == "gsplat" else cfg.cpu_iterations
     size = cfg.view_size if rasterizer == "gsplat" else (cfg.cpu_view_size or native_view_size(cloud, panorama))
-    report: dict[str, Any] = {"rasterizer": rasterizer, "rasterizer_reason": reason, "iterations": iters,
-                              "view_size": size, "n_gaussians_in": len(cloud)}
+    report: dict[str, Any] = {
+        "rasterizer": rasterizer,
+        "rasterizer_reason": reason,
+        "iterations": iters,
+        "view_size": size,
+        "n_gaussians_in": len(cloud),
+    }
     if iters == 0 or len(cloud) == 0:
         report.update(n_gaussians_out=len(cloud), seconds=0.0)
         progress(1.0, "no refinement (iterations = 0)")
@@ -346,7 +392,7 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
     finite = depth.depth[~depth.sky]
     scene_scale = float(np.median(finite)) if finite.size else 1.0
     far = float(finite.max()) if finite.size else 1.0
-    dome_from = 1.02 * far   # sky-dome splats lie beyond every surface (init puts them at 1.5 x far)
+    dome_from = 1.02 * far  # sky-dome splats lie beyond every surface (init puts them at 1.5 x far)
     dist = np.linalg.norm(cloud.means, axis=1)
     has_sky_splats = bool((dist > dome_from).mean() > 0.02) if depth.sky.any() else True
     report["sky_splats"] = has_sky_splats
@@ -358,31 +404,64 @@ def refine_gaussians(cloud: GaussianCloud, panorama: Panorama, depth: DepthMap, 
             # so the optimiser spends its steps on shape and opacity; then once more at the end,
             # for the final geometry (docs/splats.md, "Colour solve").
             progress(0.0, "solving colours")
-            cloud, rep = solve_colours(cloud, views[:n_capture], cfg.colour_iterations,
-                                       include_sky=has_sky_splats, device=device)
+            cloud, rep = solve_colours(
+                cloud, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device
+            )
             report["colour_psnr_init"] = rep["psnr_before"]
         # The two colour solves take ~10 % of a CPU run: keep the bar moving forwards through them.
         loop_progress = progress if not cfg.colour_iterations else (lambda f, m="": progress(0.05 + 0.9 * f, m))
         sky_from = dome_from if (has_sky_splats and cfg.freeze_sky and depth.sky.any()) else None
-        out, loop = _optimise(cloud, views, data, cfg, iters, rasterizer, device, scene_scale, has_sky_splats,
-                              sky_from, seed, fork_devices, loop_progress)
+        out, loop = _optimise(
+            cloud,
+            views,
+            data,
+            cfg,
+            iters,
+            rasterizer,
+            device,
+            scene_scale,
+            has_sky_splats,
+            sky_from,
+            seed,
+            fork_devices,
+            loop_progress,
+        )
         if backfill is not None and len(backfill):
             out = GaussianCloud.concatenate([out, backfill])
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
-            out, rep = solve_colours(out, views[:n_capture], cfg.colour_iterations,
-                                     include_sky=has_sky_splats, device=device)
+            out, rep = solve_colours(
+                out, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device
+            )
             report["colour_psnr_final"] = rep["psnr_after"]
             progress(1.0, f"refined: loss {loop['final_loss']:.4f}, capture views {rep['psnr_after']:.1f} dB")
     report.update(loop)
     report.update(n_gaussians_backfill=0 if backfill is None else len(backfill))
-    report.update(n_gaussians_out=len(out), scene_scale=scene_scale, n_views=len(views), n_capture_views=n_capture,
-                  seconds=time.perf_counter() - t0)
+    report.update(
+        n_gaussians_out=len(out),
+        scene_scale=scene_scale,
+        n_views=len(views),
+        n_capture_views=n_capture,
+        seconds=time.perf_counter() - t0,
+    )
     return out, report
 
 
-def _optimise(cloud, views, data, cfg: RefineConfig, iters: int, rasterizer: str, device: str, scene_scale: float,
-              has_sky_splats: bool, sky_from: float | None, seed: int, fork_devices, progress):
+def _optimise(
+    cloud,
+    views,
+    data,
+    cfg: RefineConfig,
+    iters: int,
+    rasterizer: str,
+    device: str,
+    scene_scale: float,
+    has_sky_splats: bool,
+    sky_from: float | None,
+    seed: int,
+    fork_devices,
+    progress,
+):
     """The optimisation loop of :func:`refine_gaussians`: (refined cloud, loop report)."""
     import torch
 
@@ -405,18 +484,34 @@ def _optimise(cloud, views, data, cfg: RefineConfig, iters: int, rasterizer: str
         for step in range(iters):
             if len(order) < cfg.views_per_step:
                 order += rng.permutation(len(views)).tolist()
-            idx = torch.tensor(order[:cfg.views_per_step], device=device)
-            del order[:cfg.views_per_step]
+            idx = torch.tensor(order[: cfg.views_per_step], device=device)
+            del order[: cfg.views_per_step]
             colors = params["sh0"] if "shN" not in params else torch.cat([params["sh0"], params["shN"]], 1)
             render, alpha, meta = rasterize(
-                params["means"], params["quats"], torch.exp(params["scales"]), torch.sigmoid(params["opacities"]),
-                colors, data["viewmats"][idx], data["Ks"][idx], data["w"], data["h"], rasterizer=rasterizer,
-                sh_degree=deg, render_mode="RGB+ED")
+                params["means"],
+                params["quats"],
+                torch.exp(params["scales"]),
+                torch.sigmoid(params["opacities"]),
+                colors,
+                data["viewmats"][idx],
+                data["Ks"][idx],
+                data["w"],
+                data["h"],
+                rasterizer=rasterizer,
+                sh_degree=deg,
+                render_mode="RGB+ED",
+            )
             if strategy is not None:
                 strategy.step_pre_backward(params, opts, state, step, meta)
-            loss = _loss(render, alpha[..., 0], {k: data[k][idx] for k in
-                                                  ("image", "depth", "cmask", "dmask", "sky", "weight")},
-                         params, cfg, has_sky_splats, window)
+            loss = _loss(
+                render,
+                alpha[..., 0],
+                {k: data[k][idx] for k in ("image", "depth", "cmask", "dmask", "sky", "weight")},
+                params,
+                cfg,
+                has_sky_splats,
+                window,
+            )
             loss.backward()
             if sky_from is not None:
                 with torch.no_grad():  # frozen sky dome: zero gradients keep Adam's moments at zero
@@ -446,13 +541,15 @@ def _optimise(cloud, views, data, cfg: RefineConfig, iters: int, rasterizer: str
                     if len(params["means"]) < cfg.max_gaussians or step >= strategy.refine_stop_iter:
                         strategy.step_post_backward(params, opts, state, step, meta, packed=meta["packed"])
                     else:
-                        strategy.step_post_backward(params, opts, state, strategy.refine_stop_iter,
-                                                    meta, packed=meta["packed"])
+                        strategy.step_post_backward(
+                            params, opts, state, strategy.refine_stop_iter, meta, packed=meta["packed"]
+                        )
             lv = float(loss.detach())
             loss_ema = lv if loss_ema is None else 0.9 * loss_ema + 0.1 * lv
             if step % 10 == 0 or step == iters - 1:
-                progress((step + 1) / iters, f"refine {step + 1}/{iters} loss {loss_ema:.4f} "
-                                             f"splats {len(params['means'])}")
+                progress(
+                    (step + 1) / iters, f"refine {step + 1}/{iters} loss {loss_ema:.4f} splats {len(params['means'])}"
+                )
         out = _to_cloud(params)
     report.update(final_loss=loss_ema, skipped_steps=skipped, nonfinite=sorted(bad_names))
     return out, report
@@ -502,8 +599,9 @@ def _to_cloud(params) -> GaussianCloud:
         q = arr["quats"]
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         keep = np.isfinite(arr["means"]).all(1) & np.isfinite(arr["scales"]).all(1) & np.isfinite(q).all(1)
-        return GaussianCloud(arr["means"][keep], q[keep], arr["scales"][keep], arr["opacities"][keep],
-                             sh.detach().cpu().numpy()[keep])
+        return GaussianCloud(
+            arr["means"][keep], q[keep], arr["scales"][keep], arr["opacities"][keep], sh.detach().cpu().numpy()[keep]
+        )
 
 
 def evaluate(cloud: GaussianCloud, views: list[TrainingView], rasterizer: str | None = None) -> dict[str, float]:

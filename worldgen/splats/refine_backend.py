@@ -67,8 +67,7 @@ def _run(ctx: StageContext) -> StageResult:
     if budget == 0 and cfg.cpu_max_splats > 0 and refining and rasterizer == "cpu":
         budget = cfg.cpu_max_splats
     total_budget = budget
-    init_cfg = InitConfig(max_splats=budget, sh_degree=cfg.init_sh_degree,
-                          opacity=cfg.init_opacity, sky=cfg.init_sky)
+    init_cfg = InitConfig(max_splats=budget, sh_degree=cfg.init_sh_degree, opacity=cfg.init_opacity, sky=cfg.init_sky)
     extra = None
     if refining and cfg.backfill_deg > 0:
         ctx.progress(0.0, "filling in behind depth edges")
@@ -77,11 +76,12 @@ def _run(ctx: StageContext) -> StageResult:
         step = max(1, round(math.sqrt(n_pixels / budget))) if budget and n_pixels > budget else 1
         extra = backfill_gaussians(pano, depth, cfg.backfill_deg, step=step, config=init_cfg)
         if budget:
-            budget = max(1, budget - len(extra))   # the whole cloud stays within the budget
+            budget = max(1, budget - len(extra))  # the whole cloud stays within the budget
             init_cfg = replace(init_cfg, max_splats=budget)
     ctx.progress(0.0, "initialising splats")
-    cloud = init_gaussians(pano, depth, init_cfg, semantics=ctx.inputs.get("semantics"),
-                           eye_height=ctx.request.eye_height)
+    cloud = init_gaussians(
+        pano, depth, init_cfg, semantics=ctx.inputs.get("semantics"), eye_height=ctx.request.eye_height
+    )
     n_init = len(cloud)
     out, report = refine_gaussians(cloud, pano, depth, rcfg, seed=ctx.seed, progress=ctx.progress, backfill=extra)
     report["init_splat_budget"] = total_budget
@@ -89,14 +89,16 @@ def _run(ctx: StageContext) -> StageResult:
     return StageResult(artifacts={"gaussians": out}, report=report)
 
 
-register_backend(Backend(
-    stage="gaussians",
-    name="refine",
-    run=_run,
-    summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
-    config=RefineStageConfig,
-    presets=PRESETS,
-    version="5",
-))
+register_backend(
+    Backend(
+        stage="gaussians",
+        name="refine",
+        run=_run,
+        summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
+        config=RefineStageConfig,
+        presets=PRESETS,
+        version="5",
+    )
+)
 
 __all__ = ["RefineStageConfig"]

@@ -59,8 +59,9 @@ def capture_directions() -> list[tuple[float, float]]:
     return dirs
 
 
-def view_camera(yaw_deg: float, pitch_deg: float, size: int, fov_deg: float = 90.0,
-                position: np.ndarray | None = None) -> Camera:
+def view_camera(
+    yaw_deg: float, pitch_deg: float, size: int, fov_deg: float = 90.0, position: np.ndarray | None = None
+) -> Camera:
     """Square pinhole camera looking at (yaw, pitch) from ``position`` (default: the capture point)."""
     yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
     fwd = np.array([math.cos(pitch) * math.sin(yaw), math.sin(pitch), -math.cos(pitch) * math.cos(yaw)])
@@ -80,14 +81,17 @@ def _z_per_ray(camera: Camera) -> np.ndarray:
 
 def _check_inputs(panorama: Panorama, depth: DepthMap, size: int) -> None:
     if depth.shape != (panorama.height, panorama.width):
-        raise InputError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the panorama is "
-                         f"{panorama.width}x{panorama.height}; resample the depth to the panorama size")
+        raise InputError(
+            f"depth is {depth.shape[1]}x{depth.shape[0]} but the panorama is "
+            f"{panorama.width}x{panorama.height}; resample the depth to the panorama size"
+        )
     if size < 8:
         raise InputError(f"training view size {size} is too small; use at least 8 pixels")
 
 
-def capture_views(panorama: Panorama, depth: DepthMap, size: int,
-                  directions: list[tuple[float, float]] | None = None) -> list[TrainingView]:
+def capture_views(
+    panorama: Panorama, depth: DepthMap, size: int, directions: list[tuple[float, float]] | None = None
+) -> list[TrainingView]:
     """Perspective views cut from the panorama and its depth at the capture point.
 
     Args:
@@ -109,14 +113,22 @@ def capture_views(panorama: Panorama, depth: DepthMap, size: int,
         sky = equirect_to_perspective(depth.sky.astype(np.uint8), cam, mode="nearest") > 0
         z = (dist * _z_per_ray(cam)).astype(np.float32)
         known = ~sky & (z > 0)
-        out.append(TrainingView(cam, img, np.where(known, z, 0).astype(np.float32),
-                                np.ones((size, size), bool), known, sky, "capture"))
+        out.append(
+            TrainingView(
+                cam, img, np.where(known, z, 0).astype(np.float32), np.ones((size, size), bool), known, sky, "capture"
+            )
+        )
     return out
 
 
-def warped_views(panorama: Panorama, depth: DepthMap, size: int, offsets: np.ndarray,
-                 directions: list[tuple[float, float]] | None = None,
-                 edge_ratio: float = 1.1) -> list[TrainingView]:
+def warped_views(
+    panorama: Panorama,
+    depth: DepthMap,
+    size: int,
+    offsets: np.ndarray,
+    directions: list[tuple[float, float]] | None = None,
+    edge_ratio: float = 1.1,
+) -> list[TrainingView]:
     """Views from cameras moved by ``offsets``, built by forward-warping the panorama's RGB-D.
 
     Args:
@@ -193,10 +205,11 @@ def _warp_one(cam: Camera, dirs, dist, sky, cols, edge_ratio: float) -> Training
     # the slope, so only real see-through pixels exceed it by ``edge_ratio``).
     zs = np.where(hit & ~skyv, zbuf, np.inf)
     pad = np.pad(zs, 1, constant_values=np.inf)
-    ring = [pad[dy:dy + s, dx:dx + s] for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
+    ring = [pad[dy : dy + s, dx : dx + s] for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1)]
     near = np.median(np.stack(ring), axis=0)
     gap = hit & (zs > edge_ratio * near) | (hit & skyv & np.isfinite(near))
     color_mask = hit & ~gap
     depth_mask = color_mask & ~skyv
-    return TrainingView(cam, img, np.where(depth_mask, zbuf, 0).astype(np.float32), color_mask,
-                        depth_mask, skyv & color_mask, "warped")
+    return TrainingView(
+        cam, img, np.where(depth_mask, zbuf, 0).astype(np.float32), color_mask, depth_mask, skyv & color_mask, "warped"
+    )

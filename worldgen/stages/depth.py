@@ -109,18 +109,22 @@ def _depth_report(depth: DepthMap) -> dict:
     }
 
 
-register_backend(Backend(
-    stage="depth",
-    name="given",
-    run=_run_given,
-    summary="pass through depth delivered with the panorama (--depth file or the synthesizer's exact depth)",
-))
-register_backend(Backend(
-    stage="depth",
-    name="layout",
-    run=_run_layout,
-    config=LayoutConfig,
-    summary="weight-free prior: ground plane at eye height + far sphere, sky from colour; coarse",
-))
+register_backend(
+    Backend(
+        stage="depth",
+        name="given",
+        run=_run_given,
+        summary="pass through depth delivered with the panorama (--depth file or the synthesizer's exact depth)",
+    )
+)
+register_backend(
+    Backend(
+        stage="depth",
+        name="layout",
+        run=_run_layout,
+        config=LayoutConfig,
+        summary="weight-free prior: ground plane at eye height + far sphere, sky from colour; coarse",
+    )
+)
 
 __all__ = ["LayoutConfig", "layout_depth"]

@@ -44,9 +44,7 @@ def load_user_panorama(image_path: str, depth_path: str | None = None) -> tuple[
         )
     nan = int(np.isnan(d).sum())
     if nan:
-        raise InputError(
-            f"depth {depth_path} holds {nan} NaN value(s); fill them, or mark sky with +inf or 0"
-        )
+        raise InputError(f"depth {depth_path} holds {nan} NaN value(s); fill them, or mark sky with +inf or 0")
     return pano, DepthMap.from_array(d)
 
 
@@ -64,9 +62,11 @@ def _run_file(ctx: StageContext) -> StageResult:
     )
 
 
-register_backend(Backend(
-    stage="panorama",
-    name="file",
-    run=_run_file,
-    summary="a user's equirect panorama (--panorama), with optional depth (--depth)",
-))
+register_backend(
+    Backend(
+        stage="panorama",
+        name="file",
+        run=_run_file,
+        summary="a user's equirect panorama (--panorama), with optional depth (--depth)",
+    )
+)
