@@ -11,6 +11,7 @@ import numpy as np
 from worldgen.errors import InputError
 from worldgen.types import Mesh, MeshScene
 
+from .placement import fit_far_plane
 from .settings import ExportSettings
 
 _LOD = re.compile(r"lod\d+")
@@ -132,7 +133,9 @@ def encode_texture(texture: np.ndarray, cfg: ExportSettings) -> tuple[bytes, str
 
 
 def role_of(name: str) -> str | None:
-    """ "sky", "collision", "surface", or None for LOD parts (not written: no portable LOD)."""
+    """ "sky", "collision", "surface" (every other part: world, completion layers...), or None for
+    LOD parts, which are not part of the product (docs/engines.md, "LODs": no mesher makes them and
+    a single-viewpoint world of <= 500k triangles needs none)."""
     if name == "sky":
         return "sky"
     if name == "collision":
@@ -147,11 +150,14 @@ def prepare_parts(
 ) -> tuple[list[Part], list[str]]:
     """Parts to write, in scene order, plus the names of parts skipped (LODs, empty meshes).
 
+    The scene is first fitted inside ``cfg.far_plane`` (:func:`placement.fit_far_plane`).
+
     Collision parts are named ``cfg.collision_prefix + <first surface mesh name>`` so Unreal's
     UCX_ convention ties them to the render mesh; their textures are never written.
     """
     if not isinstance(scene, MeshScene):
         raise InputError(f"mesh writers take a MeshScene, got {type(scene).__name__}")
+    scene, _ = fit_far_plane(scene, cfg.far_plane)
     parts: list[Part] = []
     skipped: list[str] = []
     for name, mesh in scene.parts.items():

@@ -36,34 +36,47 @@ ENGINES: dict[str, EnginePreset] = {
         EnginePreset(
             "default",
             ("glb", "usdz", "ply", "spz"),
-            {},
-            "the sensible set: mesh as GLB and USDZ, splats as INRIA PLY and SPZ v2",
+            {"far_plane": 1000.0},
+            "the sensible set: mesh as GLB and USDZ, splats as INRIA PLY and SPZ v2; "
+            "sky inside a 1,000 m far plane (Unity's default camera, the tightest of the common engines but Blender's)",
         ),
         EnginePreset(
             "unity",
             ("glb", "ply", "spz"),
-            {"spz_version": 2},
-            "glTFast for the mesh; aras-p UnityGaussianSplatting reads the PLY and SPZ v2 only",
+            {"spz_version": 2, "far_plane": 1000.0},
+            "glTFast for the mesh (default camera far plane 1,000 m); aras-p UnityGaussianSplatting reads the PLY and SPZ v2 only",
         ),
         EnginePreset(
             "unreal",
             ("glb", "usdz", "ply"),
-            {"collision_prefix": "UCX_"},
+            {"collision_prefix": "UCX_", "far_plane": 0.0},
             "Interchange glTF with UCX_ collision names; USD stage import honours UsdPhysics; "
-            "splat plugins (XScene, Luma) read INRIA PLY",
+            "splat plugins (XScene, Luma) read INRIA PLY; the default camera has an infinite far plane",
         ),
         EnginePreset(
-            "blender", ("glb", "usdz", "ply"), {}, "glTF and USD importers are built in; splat add-ons read INRIA PLY"
+            "blender",
+            ("glb", "usdz", "ply"),
+            {"far_plane": 100.0},
+            "glTF and USD importers are built in; splat add-ons read INRIA PLY; a new camera clips at 100 m",
         ),
         EnginePreset(
-            "omniverse", ("usdz", "splat-usdz"), {}, "USD everywhere; Kit 110+ renders ParticleField3DGaussianSplat"
+            "godot",
+            ("glb", "ply"),
+            {"far_plane": 4000.0},
+            "Godot 4 imports OMI_physics_shape/OMI_physics_body collision natively; Camera3D far is 4,000 m",
+        ),
+        EnginePreset(
+            "omniverse",
+            ("usdz", "splat-usdz"),
+            {"far_plane": 0.0},
+            "USD everywhere; Kit 110+ renders ParticleField3DGaussianSplat; USD cameras clip at 1,000,000 units",
         ),
         EnginePreset(
             "web",
             ("glb", "splat-glb", "spz"),
-            {"spz_version": 3, "max_texture_size": 2048, "collision": "file"},
+            {"spz_version": 3, "max_texture_size": 2048, "collision": "file", "far_plane": 2000.0},
             "three.js/Babylon/PlayCanvas load KHR_gaussian_splatting GLB; Spark reads SPZ <= v3; "
-            "2048 textures for mobile; collision.glb for viewers that take one",
+            "2048 textures for mobile; collision.glb for viewers that take one; three.js cameras clip at 2,000 m",
         ),
     )
 }

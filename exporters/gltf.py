@@ -10,13 +10,21 @@ Rules followed (see docs/engines.md):
     - Textures power-of-two <= ``max_texture_size``, JPEG or PNG, sampled as sRGB base colour.
     - Materials: PBR fallback (base colour texture, metallic 0, roughness 0.9) plus the
       optional KHR_materials_unlit (listed in extensionsUsed, never extensionsRequired).
-    - The sky dome and the collision mesh are their own top-level nodes; the collision node is
-      named ``UCX_<render mesh>_NN`` with the Unreal preset.
+    - The sky dome is its own top-level node, placed inside the preset's far plane (distant
+      geometry folded: ``placement.py``).
+    - The collision mesh is never drawn: its glTF mesh is referenced only by an
+      ``OMI_physics_shape`` trimesh shape, and its node carries a static ``OMI_physics_body``
+      collider (Godot imports both natively; viewers that draw every node's ``mesh`` skip it,
+      because the node has none). Both extensions are optional (extensionsUsed only).
+    - With the Unreal preset the collision node is named ``UCX_<render mesh>_NN`` and keeps its
+      ``mesh`` too (Unreal's Interchange finds collision by mesh-node name), hidden with the
+      optional ``KHR_node_visibility`` (``visible: false``) for viewers that honour it.
     - Vertex colours, when a part has no texture, go to COLOR_0 decoded to linear (glTF's rule).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -25,9 +33,13 @@ from worldgen.types import MeshScene, srgb_to_linear
 
 from ._glb import ELEMENT_ARRAY_BUFFER, GlbBuilder
 from ._mesh_common import Part, prepare_parts
+from .placement import fit_far_plane
 from .settings import ExportSettings
 
 UNLIT = "KHR_materials_unlit"
+SHAPE = "OMI_physics_shape"
+BODY = "OMI_physics_body"
+VISIBILITY = "KHR_node_visibility"
 _LINEAR, _LINEAR_MIPMAP_LINEAR, _REPEAT, _CLAMP = 9729, 9987, 10497, 33071
 
 
@@ -43,7 +55,7 @@ def _material(b: GlbBuilder, part: Part, cfg: ExportSettings, tex_index: int | N
     return b.add("materials", mat)
 
 
-def _primitive(b: GlbBuilder, chunk, material: int, with_uv: bool) -> dict:
+def _primitive(b: GlbBuilder, chunk, material: int | None, with_uv: bool) -> dict:
     attrs = {"POSITION": b.accessor(chunk.vertices, minmax=True), "NORMAL": b.accessor(chunk.normals)}
     if with_uv and chunk.uvs is not None:
         attrs["TEXCOORD_0"] = b.accessor(chunk.uvs)
@@ -51,7 +63,10 @@ def _primitive(b: GlbBuilder, chunk, material: int, with_uv: bool) -> dict:
         attrs["COLOR_0"] = b.accessor(srgb_to_linear(chunk.colors))
     idx_type = np.uint16 if chunk.vertices.shape[0] <= 65535 else np.uint32
     indices = b.accessor(chunk.faces.reshape(-1).astype(idx_type), target=ELEMENT_ARRAY_BUFFER)
-    return {"attributes": attrs, "indices": indices, "material": material, "mode": 4}
+    prim = {"attributes": attrs, "indices": indices, "mode": 4}
+    if material is not None:
+        prim["material"] = material
+    return prim
 
 
 def export_glb(scene: MeshScene, cfg: ExportSettings | None = None) -> bytes:
@@ -68,15 +83,38 @@ def export_collision_glb(scene: MeshScene, cfg: ExportSettings | None = None) ->
         from worldgen.errors import InputError
 
         raise InputError("the mesh scene has no 'collision' part; the mesh stage did not make one")
-    parts, _ = prepare_parts(MeshScene({"collision": scene["collision"]}), cfg)
-    return _build(parts, cfg)
+    # Fold the whole scene first so the collision matches the folded world of world.glb.
+    scene, _ = fit_far_plane(scene, cfg.far_plane)
+    flat = dataclasses.replace(cfg, far_plane=0.0)
+    parts, _ = prepare_parts(MeshScene({"collision": scene["collision"]}), flat)
+    return _build(parts, flat, collision_as_shape=False)
 
 
-def _build(parts: list[Part], cfg: ExportSettings) -> bytes:
+def _collision_nodes(b: GlbBuilder, part: Part, cfg: ExportSettings) -> list[int]:
+    """One node per chunk whose mesh only an OMI physics shape references (never drawn)."""
+    shapes = b.doc.setdefault("extensions", {}).setdefault(SHAPE, {"shapes": []})["shapes"]
+    nodes = []
+    for chunk in part.chunks:
+        mesh = b.add("meshes", {"name": chunk.name, "primitives": [_primitive(b, chunk, None, False)]})
+        shapes.append({"type": "trimesh", "trimesh": {"mesh": mesh}})
+        node: dict[str, Any] = {"name": chunk.name, "extensions": {BODY: {"collider": {"shape": len(shapes) - 1}}}}
+        if cfg.collision_prefix:  # Unreal finds UCX_ collision by mesh-node name: keep the mesh, hidden
+            node["mesh"] = mesh
+            node["extensions"][VISIBILITY] = {"visible": False}
+        nodes.append(b.add("nodes", node))
+    return nodes
+
+
+def _build(parts: list[Part], cfg: ExportSettings, collision_as_shape: bool = True) -> bytes:
     b = GlbBuilder()
     roots: list[int] = []
-    used_unlit = False
+    used: set[str] = set()
     for part in parts:
+        if part.role == "collision" and collision_as_shape:
+            nodes = _collision_nodes(b, part, cfg)
+            used |= {SHAPE, BODY} | ({VISIBILITY} if cfg.collision_prefix else set())
+            roots.append(nodes[0] if len(nodes) == 1 else b.add("nodes", {"name": part.name, "children": nodes}))
+            continue
         tex_index = None
         if part.texture is not None:
             img = b.image(part.texture, part.texture_mime, f"{part.name}_basecolor")
@@ -86,7 +124,8 @@ def _build(parts: list[Part], cfg: ExportSettings) -> bytes:
             )
             tex_index = b.add("textures", {"sampler": sampler, "source": img})
         material = _material(b, part, cfg, tex_index)
-        used_unlit |= "extensions" in b.doc["materials"][material]
+        if "extensions" in b.doc["materials"][material]:
+            used.add(UNLIT)
         nodes = []
         for chunk in part.chunks:
             prim = _primitive(b, chunk, material, tex_index is not None)
@@ -98,8 +137,8 @@ def _build(parts: list[Part], cfg: ExportSettings) -> bytes:
             roots.append(b.add("nodes", {"name": part.name, "children": nodes}))
     b.doc["scenes"] = [{"name": "world", "nodes": roots}]
     b.doc["scene"] = 0
-    if used_unlit:
-        b.doc["extensionsUsed"] = [UNLIT]
+    if used:
+        b.doc["extensionsUsed"] = sorted(used)
     return b.to_bytes()
 
 

@@ -27,6 +27,9 @@ class ExportSettings:
         collision_prefix: prefix of the collision node name; "UCX_" for Unreal's convention.
         spz_version: SPZ version written: 2 (aras-p Unity, Spark, splat-transform, Niantic) or
             3 (Spark, splat-transform, Niantic; smaller rotations). Default 2.
+        far_plane: the target's default camera far clip distance, metres; the mesh writers put
+            the sky dome and fold distant geometry inside it (see ``placement.py``). 0 = no
+            limit (the scene is written as built). Default 1000 (Unity's default camera).
     """
 
     engine: str = "default"
@@ -38,6 +41,7 @@ class ExportSettings:
     collision: Literal["node", "file", "none"] = "node"
     collision_prefix: str = ""
     spz_version: int = 2
+    far_plane: float = 1000.0
 
     def __post_init__(self) -> None:
         if self.max_triangles_per_chunk < 1:
@@ -50,6 +54,10 @@ class ExportSettings:
             raise InputError("jpeg_quality must lie in 1..100")
         if self.collision not in ("node", "file", "none"):
             raise InputError(f"unknown collision mode {self.collision!r}; use 'node', 'file' or 'none'")
+        if not (self.far_plane == 0 or 10.0 <= self.far_plane <= 1e7):
+            raise InputError(
+                f"far_plane {self.far_plane} m is out of range; give the camera's far clip in metres (10..1e7), or 0 for no limit"
+            )
         if self.spz_version not in (2, 3):
             raise InputError(
                 f"SPZ version {self.spz_version} is not written; use 2 (Unity aras-p, Spark) or 3 "

@@ -43,7 +43,8 @@ def test_glb_structure_and_values():
     scene = mesh_scene()
     doc, blob = _glb(export_glb(scene))
     assert doc["asset"]["version"] == "2.0"
-    assert doc["extensionsUsed"] == ["KHR_materials_unlit"] and "extensionsRequired" not in doc
+    assert doc["extensionsUsed"] == ["KHR_materials_unlit", "OMI_physics_body", "OMI_physics_shape"]
+    assert "extensionsRequired" not in doc
     names = [doc["nodes"][i]["name"] for i in doc["scenes"][0]["nodes"]]
     assert names == ["world", "sky", "collision"]
     prim = doc["meshes"][0]["primitives"][0]
@@ -85,10 +86,32 @@ def test_glb_uint32_and_chunks_keep_every_triangle():
     assert sorted(tris) == _tris(v, f)
 
 
+def test_collision_is_a_physics_shape_no_node_draws():
+    scene = mesh_scene()
+    doc, blob = _glb(export_glb(scene))
+    node = doc["nodes"][doc["scenes"][0]["nodes"][2]]
+    assert node["name"] == "collision" and "mesh" not in node  # nothing for a viewer to draw
+    shape = doc["extensions"]["OMI_physics_shape"]["shapes"][
+        node["extensions"]["OMI_physics_body"]["collider"]["shape"]
+    ]
+    assert shape["type"] == "trimesh"
+    prim = doc["meshes"][shape["trimesh"]["mesh"]]["primitives"][0]
+    assert "material" not in prim
+    assert _tris(_acc(doc, blob, prim["attributes"]["POSITION"]), _acc(doc, blob, prim["indices"]).reshape(-1, 3)) == (
+        _tris(scene["collision"].vertices, scene["collision"].faces)
+    )
+    drawn = {n["mesh"] for n in doc["nodes"] if "mesh" in n}
+    assert shape["trimesh"]["mesh"] not in drawn and len(drawn) == 2
+
+
 def test_unreal_names_collision_ucx():
     doc, _ = _glb(export_glb(mesh_scene(), resolve("unreal")))
     names = [doc["nodes"][i]["name"] for i in doc["scenes"][0]["nodes"]]
     assert names == ["world", "sky", "UCX_world_00"]
+    ucx = doc["nodes"][doc["scenes"][0]["nodes"][2]]
+    # Interchange needs a mesh node to find UCX_ collision; KHR_node_visibility hides it elsewhere.
+    assert "mesh" in ucx and ucx["extensions"]["KHR_node_visibility"] == {"visible": False}
+    assert "KHR_node_visibility" in doc["extensionsUsed"] and "extensionsRequired" not in doc
 
 
 def test_collision_file_mode_leaves_it_out():
@@ -112,7 +135,7 @@ def test_empty_scene_is_an_input_error():
 
 @needs_node
 @pytest.mark.validators
-@pytest.mark.parametrize("engine", ["default", "unreal", "web"])
+@pytest.mark.parametrize("engine", ["default", "unreal", "web", "godot"])
 def test_glb_passes_khronos_validator(tmp_path, engine):
     p = tmp_path / "world.glb"
     p.write_bytes(export_glb(mesh_scene(), resolve(engine, max_triangles_per_chunk=100)))
