@@ -6,10 +6,13 @@ sky dome lies beyond that. For a preset with a far plane F the writers therefore
 
 - put the sky dome at radius ``SKY_FRACTION * F`` (when it lies farther), and
 - fold world geometry radially: a point at distance d from the capture point (the origin) keeps
-  its direction and moves to ``r0 + (r1 - r0) * tanh((d - r0) / (r1 - r0))`` when d > r0, with
-  ``r0 = KEEP_FRACTION * F`` and ``r1 = FOLD_FRACTION * F``. The map is the identity up to r0,
-  continuous with a continuous slope there, strictly increasing (so surfaces keep their order
-  along every ray: no new occlusion, no z-fighting) and bounded by r1 < the dome. Nothing is
+  its direction and moves to ``r0 + w x / (1 + x)`` with ``x = (d - r0) / w`` when d > r0, where
+  ``r0 = KEEP_FRACTION * F``, ``r1 = FOLD_FRACTION * F`` and ``w = r1 - r0``. The map is the
+  identity up to r0, continuous with a continuous slope there, strictly increasing (so surfaces
+  keep their order along every ray: no new occlusion) and bounded by r1 < the dome. A rational
+  map rather than tanh: tanh saturates in floating point (every point beyond ~20 w would land
+  exactly on r1 and overlapping far surfaces would z-fight), x / (1 + x) still separates points
+  a million w away. Nothing is
   clipped; from the capture point the folded world looks exactly like the original, because
   every point stays on its own ray.
 
@@ -38,10 +41,10 @@ def fold_radius(d: np.ndarray, r0: float, r1: float) -> tuple[np.ndarray, np.nda
     """
     d = np.asarray(d, dtype=np.float64)
     w = r1 - r0
-    t = np.tanh(np.maximum(d - r0, 0.0) / w)
+    x = np.maximum(d - r0, 0.0) / w
     far = d > r0
-    out = np.where(far, r0 + w * t, d)
-    slope = np.where(far, 1.0 - t * t, 1.0)
+    out = np.where(far, r0 + w * x / (1.0 + x), d)
+    slope = np.where(far, 1.0 / (1.0 + x) ** 2, 1.0)
     return out, slope
 
 

@@ -113,12 +113,23 @@ def export_assets(
         from .gltf import export_collision_glb
 
         files["collision.glb"] = export_collision_glb(mesh, settings)
+    mesh_written = mesh is not None and any(f.kind == "mesh" for f in fmts)
+    if mesh_written:
+        from .placement import fit_far_plane
+        from .sky import sky_files
+
+        sky = sky_files(mesh, settings)
+        files.update(sky)
+        placement_report = fit_far_plane(mesh, settings.far_plane)[1]
+        placement_report["environment"] = sorted(sky) or None
     report = {
         "files": {k: len(v) for k, v in files.items()},
         "skipped": skipped,
         "engine": settings.engine,
         "settings": _settings_dict(settings),
     }
+    if mesh_written:
+        report["placement"] = placement_report
     if mesh is not None:
         report["mesh_triangles"] = {k: m.n_faces for k, m in mesh.parts.items()}
     if gaussians is not None:

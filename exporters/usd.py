@@ -8,7 +8,11 @@ Meshes author ``extent``, ``subdivisionScheme = "none"``, vertex ``normals`` and
 Materials are UsdPreviewSurface (diffuse from a UsdUVTexture in sRGB, read through a
 UsdPrimvarReader_float2 whose ``varname`` is a string), bound with MaterialBindingAPI. The
 collision part carries UsdPhysics CollisionAPI + MeshCollisionAPI (approximation "none": the
-triangle mesh itself) and is invisible. The ``.usdz`` is packaged with
+triangle mesh itself) and is invisible (``visibility = invisible``, so no renderer draws it; its
+purpose stays "default" because Unreal's USD importer loads only default/proxy/render purposes and
+would drop a "guide" prim with its collision). ``/World/sky_light`` is a UsdLux DomeLight whose
+latlong texture (``sky_latlong.png``, OpenEXR orientation) is the sky environment (``sky.py``),
+packaged inside the usdz. Geometry is fitted to the preset's far plane (``placement.py``). The ``.usdz`` is packaged with
 ``UsdUtils.CreateNewARKitUsdzPackage`` (usdc root layer first, 64-byte aligned, stored entries).
 """
 
@@ -25,6 +29,7 @@ from worldgen.types import MeshScene
 
 from ._mesh_common import Chunk, Part, prepare_parts
 from .settings import ExportSettings
+from .sky import encode_png, sky_environment, usd_latlong
 
 ROOT = "/World"
 
@@ -131,6 +136,16 @@ def build_stage(
                 UsdPhysics.CollisionAPI.Apply(mesh.GetPrim())
                 UsdPhysics.MeshCollisionAPI.Apply(mesh.GetPrim()).CreateApproximationAttr(UsdPhysics.Tokens.none)
                 mesh.CreateVisibilityAttr(UsdGeom.Tokens.invisible)
+    env = sky_environment(scene, cfg)
+    if env is not None:
+        from pxr import UsdLux
+
+        rel = f"{tex_dir}/sky_latlong.png"
+        textures[rel] = encode_png(usd_latlong(env))
+        light = UsdLux.DomeLight.Define(stage, f"{ROOT}/sky_light")
+        light.CreateTextureFileAttr(Sdf.AssetPath("./" + rel))
+        light.CreateTextureFormatAttr(UsdLux.Tokens.latlong)
+        light.CreateIntensityAttr(1.0)
     return stage, textures
 
 
