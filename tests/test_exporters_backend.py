@@ -22,11 +22,11 @@ def _ctx(inputs, **cfg):
 def test_backend_default_set_and_missing_inputs():
     b, ctx = _ctx({"mesh": mesh_scene(), "gaussians": cloud(20)})
     res = b.run(ctx)
-    assert set(res.files) == {"world.glb", "world.usdz", "splats.ply", "splats.spz"}
+    assert set(res.files) == {"world.glb", "world.usdz", "splats.ply", "splats.spz", "sky.png", "sky.hdr"}
     assert res.report["engine"] == "default" and res.report["splats"] == 20
     b, ctx = _ctx({"mesh": mesh_scene()}, formats=("glb", "ply"))
     res = b.run(ctx)
-    assert set(res.files) == {"world.glb"} and "ply" in res.report["skipped"]
+    assert set(res.files) == {"world.glb", "sky.png", "sky.hdr"} and "ply" in res.report["skipped"]
     b, ctx = _ctx({})
     with pytest.raises(InputError, match="mesh or gaussians"):
         b.run(ctx)
@@ -37,7 +37,7 @@ def test_backend_rejects_unknown_format_and_engine():
     with pytest.raises(InputError, match="choose from: glb"):
         b.run(ctx)
     with pytest.raises(InputError, match="unity"):
-        get_engine("godot")
+        get_engine("cryengine")
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
@@ -69,9 +69,12 @@ def test_export_run_writes_from_stored_artifacts(tmp_path):
     written, report = export_run(d, ["usda", "splat"], None)
     names = sorted(p.relative_to(d).as_posix() for p in written)
     assert names == [
+        "sky.hdr",
+        "sky.png",
         "splats.splat",
         "world.usda",
         "world_textures/sky_basecolor.jpg",
+        "world_textures/sky_latlong.png",
         "world_textures/world_basecolor.jpg",
     ]
     assert len((d / "splats.splat").read_bytes()) == 30 * 32

@@ -151,7 +151,12 @@ def test_usda_stage_rules(tmp_path):
 
     scene = mesh_scene()
     files = export_usda(scene)
-    assert set(files) == {"world.usda", "world_textures/world_basecolor.jpg", "world_textures/sky_basecolor.jpg"}
+    assert set(files) == {
+        "world.usda",
+        "world_textures/world_basecolor.jpg",
+        "world_textures/sky_basecolor.jpg",
+        "world_textures/sky_latlong.png",  # the DomeLight's environment
+    }
     for rel, data in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
@@ -179,6 +184,7 @@ def test_usdz_is_aligned_with_usdc_root_first():
         assert {i.filename for i in infos[1:]} == {
             "world_textures/world_basecolor.jpg",
             "world_textures/sky_basecolor.jpg",
+            "world_textures/sky_latlong.png",
         }
         for i in infos:
             assert i.compress_type == zipfile.ZIP_STORED
