@@ -1,0 +1,121 @@
+"""Run three.js's GLTFLoader in headless Chromium on a GLB and get the rendered frame back.
+
+three comes from the repository's node_modules (installed by ``npm ci`` from package.json and
+package-lock.json); nothing is fetched at run time. The page (tools/threejs_view.html) is served
+from 127.0.0.1 with the GLB and POSTs the frame back.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+THREE = ROOT / "node_modules" / "three"
+PAGE = ROOT / "tools" / "threejs_view.html"
+
+
+def missing() -> str | None:
+    """Why the three.js client cannot run here, or None."""
+    if shutil.which("chromium") is None:
+        return "chromium is not installed (tools/system-deps.sh installs it)"
+    if not (THREE / "build" / "three.module.js").is_file():
+        return "node_modules/three is missing (run `npm ci`)"
+    return None
+
+
+def render_glb(glb: bytes, width: int, height: int, fov_deg: float, eye, look, far: float | None = None) -> dict:
+    """{"ok", "drawn" (mesh names three.js draws), "far", "image" [H, W, 3] uint8} or {"ok": False, "error"}."""
+    from PIL import Image
+
+    result: dict = {}
+    got = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest output clean
+            pass
+
+        def _send(self, data: bytes, ctype: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            path = self.path.split("?", 1)[0]
+            if path == "/view.html":
+                return self._send(PAGE.read_bytes(), "text/html")
+            if path == "/world.glb":
+                return self._send(glb, "model/gltf-binary")
+            if path.startswith("/three/"):
+                f = (THREE / path[len("/three/") :]).resolve()
+                if THREE.resolve() in f.parents and f.is_file():
+                    return self._send(f.read_bytes(), "text/javascript")
+            self.send_error(404)
+
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            result.update(json.loads(body))
+            self._send(b"ok", "text/plain")
+            got.set()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    query = {
+        "glb": "/world.glb",
+        "w": width,
+        "h": height,
+        "fov": fov_deg,
+        "eye": ",".join(map(str, eye)),
+        "look": ",".join(map(str, look)),
+    }
+    if far is not None:
+        query["far"] = far
+    url = f"http://127.0.0.1:{server.server_port}/view.html?{urlencode(query)}"
+    with tempfile.TemporaryDirectory(prefix="wg-chromium-") as profile:
+        proc = subprocess.Popen(
+            [
+                "chromium",
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu-sandbox",
+                "--disable-background-networking",
+                "--disable-extensions",
+                "--no-first-run",
+                "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while not got.wait(0.2):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    return {"ok": False, "error": f"chromium gave no result (exit {proc.poll()})"}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            server.shutdown()
+    if result.get("ok"):
+        png = base64.b64decode(result.pop("png").split(",", 1)[1])
+        result["image"] = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return result
