@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_PROMPT ?= a pine forest by a lake at sunset
 DEMO_OUT ?= out/demo
 
-.PHONY: install validators demo test lint bench clean
+.PHONY: install validators blender demo test lint bench clean
 
 install: $(STAMP)
 
@@ -32,12 +32,25 @@ $(NODE_STAMP): package.json package-lock.json
 
 validators: $(STAMP) $(NODE_STAMP)
 
+# Blender as a Python module for the client tests (tests/test_clients_blender.py). bpy pins
+# numpy 1.26 and needs CPython 3.11 (bpy 5.0.x), so it gets its own venv next to .venv.
+BLENDER_VENV ?= .venv-blender
+BPY_SPEC ?= bpy==5.0.1
+BLENDER_STAMP := $(BLENDER_VENV)/.installed
+
+$(BLENDER_STAMP):
+	@test -x $(BLENDER_VENV)/bin/python || $(PYTHON) -m venv $(BLENDER_VENV)
+	$(BLENDER_VENV)/bin/python -m pip install -q '$(BPY_SPEC)'
+	@touch $(BLENDER_STAMP)
+
+blender: $(BLENDER_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/worldgen generate "$(DEMO_PROMPT)" -o $(DEMO_OUT) --preset fast
 	@echo "open $(DEMO_OUT)/world.glb in Blender; $(DEMO_OUT)/panorama.png is the 360° image"
 
-test: $(STAMP) $(NODE_STAMP) lint
-	$(PY) -m pytest -q
+test: $(STAMP) $(NODE_STAMP) $(BLENDER_STAMP) lint
+	WORLDGEN_REQUIRE_CLIENTS=1 $(PY) -m pytest -q
 
 # ruff: lint rules and the formatter's verdict, both configured in pyproject.toml.
 lint: $(STAMP)
@@ -48,4 +61,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(BLENDER_VENV) out .pytest_cache

@@ -5,8 +5,10 @@ units, so nothing is rotated or scaled), ``defaultPrim = /World`` (an ``assembly
 ``component`` Xform per part holding its Mesh prim(s) and a ``Looks`` Scope, every prim typed.
 Meshes author ``extent``, ``subdivisionScheme = "none"``, vertex ``normals`` and a vertex
 ``primvars:st`` (USD's st origin is the bottom-left, so v is flipped: st = (u, 1 - v)).
-Materials are UsdPreviewSurface (diffuse from a UsdUVTexture in sRGB, read through a
-UsdPrimvarReader_float2 whose ``varname`` is a string), bound with MaterialBindingAPI. The
+Materials are UsdPreviewSurface (colour from a UsdUVTexture in sRGB, read through a
+UsdPrimvarReader_float2 whose ``varname`` is a string), bound with MaterialBindingAPI; with
+``unlit`` (the default, baked lighting) the texture drives ``emissiveColor`` over a black diffuse,
+otherwise ``diffuseColor``. The
 collision part carries UsdPhysics CollisionAPI + MeshCollisionAPI (approximation "none": the
 triangle mesh itself) and is invisible (``visibility = invisible``, so no renderer draws it; its
 purpose stays "default" because Unreal's USD importer loads only default/proxy/render purposes and
@@ -70,7 +72,7 @@ def _define_mesh(stage, path: str, chunk: Chunk):
     return mesh
 
 
-def _material(stage, looks: str, part: Part, tex_path: str):
+def _material(stage, looks: str, part: Part, tex_path: str, unlit: bool = False):
     Gf, Kind, Sdf, Usd, UsdGeom, UsdPhysics, UsdShade, UsdUtils, Vt = _pxr()
     mat = UsdShade.Material.Define(stage, f"{looks}/{part.name}_material")
     surf = UsdShade.Shader.Define(stage, f"{mat.GetPath()}/PreviewSurface")
@@ -91,7 +93,15 @@ def _material(stage, looks: str, part: Part, tex_path: str):
     tex.CreateInput("wrapS", Sdf.ValueTypeNames.Token).Set(wrap)
     tex.CreateInput("wrapT", Sdf.ValueTypeNames.Token).Set("clamp")
     tex.CreateOutput("rgb", Sdf.ValueTypeNames.Float3)
-    surf.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(tex.ConnectableAPI(), "rgb")
+    if unlit:
+        # Baked lighting: the texture is the emitted colour and the surface reflects nothing, so
+        # every renderer (Storm, Blender, Omniverse) shows the panorama's colours whatever lights
+        # the scene has (USD has no unlit shading model; this is its usual stand-in).
+        surf.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set((0.0, 0.0, 0.0))
+        surf.CreateInput("ior", Sdf.ValueTypeNames.Float).Set(1.0)  # no specular glint of the dome
+        surf.CreateInput("emissiveColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(tex.ConnectableAPI(), "rgb")
+    else:
+        surf.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).ConnectToSource(tex.ConnectableAPI(), "rgb")
     mat.CreateSurfaceOutput().ConnectToSource(surf.ConnectableAPI(), "surface")
     return mat
 
@@ -117,7 +127,7 @@ def build_stage(
             textures[rel] = part.texture
             looks = f"{xf.GetPath()}/Looks"
             UsdGeom.Scope.Define(stage, looks)
-            mat = _material(stage, looks, part, "./" + rel)
+            mat = _material(stage, looks, part, "./" + rel, cfg.unlit)
         for chunk in part.chunks:
             mesh = _define_mesh(stage, f"{xf.GetPath()}/{chunk.name}", chunk)
             if chunk.uvs is not None and mat is not None:
