@@ -533,8 +533,10 @@ class MeshScene:
     """Named mesh parts of one world, all in the world frame.
 
     Well-known part names: ``world`` (the textured surface), ``sky`` (the far dome),
-    ``collision`` (a simplified ground-and-obstacles mesh for physics), ``lod1``, ``lod2``...
-    Exporters name parts per engine (e.g. Unreal's ``UCX_`` prefix for collision).
+    ``collision`` (a simplified ground-and-obstacles mesh for physics); every other part is
+    exported as visible geometry, except ``lod1``, ``lod2``... which the exporters skip (LODs are
+    not part of the product: docs/engines.md). Exporters name parts per engine (e.g. Unreal's
+    ``UCX_`` prefix for collision).
 
     Args:
         parts: part name -> mesh; names are [A-Za-z0-9_]+ and ordered as given.
