@@ -17,6 +17,7 @@ sky dome lies beyond that. For a preset with a far plane F the writers therefore
   every point stays on its own ray.
 
 Folding happens only when some geometry lies beyond r1; worlds that already fit are untouched.
+Splat clouds are folded the same way (:func:`fit_cloud`) for the splat formats.
 The collision part is folded with the visible world, so what a player sees is what they hit.
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldgen.types import Mesh, MeshScene
+from worldgen.types import GaussianCloud, Mesh, MeshScene
 
 KEEP_FRACTION = 0.5
 FOLD_FRACTION = 0.8
@@ -118,3 +119,34 @@ def fit_far_plane(scene: MeshScene, far_plane: float) -> tuple[MeshScene, dict]:
         sky_radius_m=rs if scale_sky else sky_r,
     )
     return MeshScene(parts, scene.report), report
+
+
+def fit_cloud(cloud: GaussianCloud, far_plane: float) -> tuple[GaussianCloud, dict]:
+    """Splats placed for a camera whose far plane is ``far_plane`` metres (0 = no limit).
+
+    The same fold as the mesh (:func:`fold_radius`, from the capture point), for every splat
+    including the sky's (the cloud does not mark them; the fold keeps them behind the world
+    because it is monotone): centres move along their rays and every axis of a splat scales by
+    the centre's tangential factor d'/d, so each splat keeps its angular size from the capture
+    point (its radial depth, invisible from there, is not squeezed further).
+
+    Returns:
+        (cloud, report) with ``reach_m`` (farthest centre before and after) and ``folded``.
+    """
+    d = np.linalg.norm(cloud.means.astype(np.float64), axis=1)
+    reach = float(d.max()) if len(d) else 0.0
+    report = {"far_plane_m": far_plane, "reach_m": [round(reach, 3)] * 2, "folded": False}
+    if far_plane <= 0 or reach <= FOLD_FRACTION * far_plane:
+        return cloud, report
+    r0, r1 = KEEP_FRACTION * far_plane, FOLD_FRACTION * far_plane
+    d2, _ = fold_radius(d, r0, r1)
+    g = np.where(d > 0, d2 / np.maximum(d, 1e-300), 1.0)
+    out = GaussianCloud(
+        cloud.means * g[:, None],
+        cloud.quats,
+        cloud.log_scales + np.log(g)[:, None],
+        cloud.opacity_logits,
+        cloud.sh,
+    )
+    report.update(folded=True, reach_m=[round(reach, 3), round(float(d2.max()), 3)])
+    return out, report

@@ -97,6 +97,11 @@ def export_assets(
         )
     files: dict[str, bytes] = {}
     skipped: dict[str, str] = {}
+    splat_report = None
+    if gaussians is not None and any(f.kind == "splats" for f in fmts):
+        from .placement import fit_cloud
+
+        gaussians, splat_report = fit_cloud(gaussians, settings.far_plane)
     for fmt in fmts:
         value = mesh if fmt.kind == "mesh" else gaussians
         if value is None:
@@ -134,6 +139,8 @@ def export_assets(
         report["mesh_triangles"] = {k: m.n_faces for k, m in mesh.parts.items()}
     if gaussians is not None:
         report["splats"] = len(gaussians)
+    if splat_report is not None:
+        report["splat_placement"] = splat_report
     return files, report
 
 

@@ -30,13 +30,33 @@ def missing() -> str | None:
     """Why the three.js client cannot run here, or None."""
     if shutil.which("chromium") is None:
         return "chromium is not installed (tools/system-deps.sh installs it)"
-    if not (THREE / "build" / "three.module.js").is_file():
-        return "node_modules/three is missing (run `npm ci`)"
+    if not (THREE / "build" / "three.module.js").is_file() or not (SPARK / "dist" / "spark.module.js").is_file():
+        return "node_modules/three or @sparkjsdev/spark is missing (run `npm ci`)"
     return None
+
+
+SPARK = ROOT / "node_modules" / "@sparkjsdev" / "spark"
 
 
 def render_glb(glb: bytes, width: int, height: int, fov_deg: float, eye, look, far: float | None = None) -> dict:
     """{"ok", "drawn" (mesh names three.js draws), "far", "image" [H, W, 3] uint8} or {"ok": False, "error"}."""
+    query = {"glb": "/world.glb", "w": width, "h": height, "fov": fov_deg}
+    query.update(eye=",".join(map(str, eye)), look=",".join(map(str, look)))
+    if far is not None:
+        query["far"] = far
+    return render_page(PAGE, {"/world.glb": glb}, query, width, height)
+
+
+def render_splats(spz: bytes, width: int, height: int, fov_deg: float, eye, look, frames: int = 30) -> dict:
+    """Spark renders ``splats.spz``: {"ok", "count", "image"} or {"ok": False, "error"}."""
+    query = {"splats": "/splats.spz", "w": width, "h": height, "fov": fov_deg, "frames": frames}
+    query.update(eye=",".join(map(str, eye)), look=",".join(map(str, look)))
+    return render_page(ROOT / "tools" / "spark_view.html", {"/splats.spz": spz}, query, width, height)
+
+
+def render_page(page: Path, files: dict[str, bytes], query: dict, width: int, height: int) -> dict:
+    """Serve ``page`` as /view.html with ``files`` and node_modules' three (/three/) and Spark (/spark/),
+    open it in headless Chromium and return what it POSTs to /result (its PNG decoded to ``image``)."""
     from PIL import Image
 
     result: dict = {}
@@ -56,13 +76,14 @@ def render_glb(glb: bytes, width: int, height: int, fov_deg: float, eye, look, f
         def do_GET(self):  # noqa: N802 (http.server's name)
             path = self.path.split("?", 1)[0]
             if path == "/view.html":
-                return self._send(PAGE.read_bytes(), "text/html")
-            if path == "/world.glb":
-                return self._send(glb, "model/gltf-binary")
-            if path.startswith("/three/"):
-                f = (THREE / path[len("/three/") :]).resolve()
-                if THREE.resolve() in f.parents and f.is_file():
-                    return self._send(f.read_bytes(), "text/javascript")
+                return self._send(page.read_bytes(), "text/html")
+            if path in files:
+                return self._send(files[path], "application/octet-stream")
+            for prefix, base in (("/three/", THREE), ("/spark/", SPARK)):
+                if path.startswith(prefix):
+                    f = (base / path[len(prefix) :]).resolve()
+                    if base.resolve() in f.parents and f.is_file():
+                        return self._send(f.read_bytes(), "text/javascript")
             self.send_error(404)
 
         def do_POST(self):  # noqa: N802
@@ -73,16 +94,6 @@ def render_glb(glb: bytes, width: int, height: int, fov_deg: float, eye, look, f
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    query = {
-        "glb": "/world.glb",
-        "w": width,
-        "h": height,
-        "fov": fov_deg,
-        "eye": ",".join(map(str, eye)),
-        "look": ",".join(map(str, look)),
-    }
-    if far is not None:
-        query["far"] = far
     url = f"http://127.0.0.1:{server.server_port}/view.html?{urlencode(query)}"
     with tempfile.TemporaryDirectory(prefix="wg-chromium-") as profile:
         proc = subprocess.Popen(
