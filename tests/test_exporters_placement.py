@@ -105,3 +105,24 @@ def test_far_plane_setting_is_checked():
     with pytest.raises(InputError, match="far_plane"):
         resolve("default", far_plane=-5.0)
     assert resolve("blender").far_plane == 100.0 and resolve("unreal").far_plane == 0.0
+
+
+def test_fit_cloud_keeps_rays_and_angular_size():
+    from worldgen.exporters.placement import fit_cloud
+    from worldgen.types import GaussianCloud
+
+    rng = np.random.default_rng(1)
+    dirs = rng.normal(size=(50, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    dist = np.r_[rng.uniform(1, 40, 25), rng.uniform(500, 5000, 25)]
+    q = np.tile([1.0, 0, 0, 0], (50, 1))
+    cloud = GaussianCloud(dirs * dist[:, None], q, np.full((50, 3), -2.0), np.zeros(50), np.zeros((50, 1, 3)))
+    same, rep = fit_cloud(cloud, 0.0)
+    assert same is cloud and not rep["folded"]
+    out, rep = fit_cloud(cloud, 100.0)
+    d2 = np.linalg.norm(out.means, axis=1)
+    assert rep["folded"] and d2.max() < 80.0
+    np.testing.assert_allclose(out.means / d2[:, None], dirs, atol=1e-5)  # on their rays
+    np.testing.assert_allclose(d2[dist < 50], dist[dist < 50], rtol=1e-6)  # near splats untouched
+    np.testing.assert_allclose(np.exp(out.log_scales[:, 0]) / d2, np.exp(-2.0) / dist, rtol=1e-4)  # angular size
+    assert (np.argsort(d2) == np.argsort(dist)).all()  # order along rays kept
