@@ -8,6 +8,7 @@ panorama pixel from a point (Open3D) and sampling the hit triangle's base-colour
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -22,8 +23,12 @@ from worldgen.procedural.spec import parse_prompt
 WIDTH = 256  # panorama columns of the test worlds
 
 
+@functools.lru_cache(maxsize=4)
 def world(prompt: str):
-    """(panorama uint8 [128, 256, 3], MeshScene) for a prompt, built by the procedural + sheet stages."""
+    """(panorama uint8 [128, 256, 3], MeshScene) for a prompt, built by the procedural + sheet stages.
+
+    Cached: the client and placement test modules share the same few worlds (all read-only).
+    """
     spec, _ = parse_prompt(prompt, 0)
     pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=WIDTH))
     cfg = SheetConfig(grid_width=WIDTH, max_triangles=20_000, texture_width=2 * WIDTH, collision_triangles=3000)
