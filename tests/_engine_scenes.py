@@ -169,3 +169,47 @@ def scene_primitives(scene, names=("world", "sky")) -> list[dict]:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def usd_drawn_primitives(path: str) -> list[dict]:
+    """Triangles a USD renderer draws from a .usdz: every Mesh prim whose computed visibility is not
+    invisible and whose purpose is default or render, textured by the UsdUVTexture its bound
+    material reads (read from the package). Triangle meshes only (what worldgen writes)."""
+    import zipfile
+
+    from PIL import Image
+    from pxr import Usd, UsdGeom, UsdShade
+
+    stage = Usd.Stage.Open(path)
+    out = []
+    with zipfile.ZipFile(path) as z:
+        for prim in stage.Traverse():
+            if not prim.IsA(UsdGeom.Mesh):
+                continue
+            img = UsdGeom.Imageable(prim)
+            if img.ComputeVisibility() == UsdGeom.Tokens.invisible or img.ComputePurpose() not in (
+                UsdGeom.Tokens.default_,
+                UsdGeom.Tokens.render,
+            ):
+                continue
+            mesh = UsdGeom.Mesh(prim)
+            xf = np.array(UsdGeom.Xformable(prim).ComputeLocalToWorldTransform(Usd.TimeCode.Default()), np.float64)
+            pts = np.array(mesh.GetPointsAttr().Get(), np.float64)
+            pts = pts @ xf[:3, :3] + xf[3, :3]  # Gf matrices are row-vector: p' = p M
+            counts = np.array(mesh.GetFaceVertexCountsAttr().Get())
+            assert (counts == 3).all()
+            faces = np.array(mesh.GetFaceVertexIndicesAttr().Get(), np.int64).reshape(-1, 3)
+            uvs = tex = None
+            material = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()[0]
+            st = UsdGeom.PrimvarsAPI(prim).GetPrimvar("st")
+            if material and st:
+                for shader in Usd.PrimRange(material.GetPrim()):
+                    s = UsdShade.Shader(shader)
+                    if s and s.GetIdAttr().Get() == "UsdUVTexture":
+                        asset = s.GetInput("file").Get()
+                        inner = asset.resolvedPath.split("[", 1)[1].rstrip("]")
+                        tex = np.asarray(Image.open(io.BytesIO(z.read(inner))).convert("RGB"))
+                uv = np.array(st.Get(), np.float64)
+                uvs = np.c_[uv[:, 0], 1.0 - uv[:, 1]]  # USD st origin bottom-left -> image rows
+            out.append({"positions": pts, "faces": faces, "uvs": uvs, "texture": tex, "name": prim.GetName()})
+    return out
