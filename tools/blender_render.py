@@ -5,6 +5,7 @@ numpy, so it lives apart from worldgen's venv):
 
     .venv-blender/bin/python tools/blender_render.py IN.glb|IN.usdz OUT.png --look 0,0,-1 \
         [--eye 0,0,0] [--width 256] [--height 128] [--fov-y 60] [--clip-end METRES] [--engine cycles]
+        [--environment sky.hdr --environment-z-deg -90]      (IN may be "-": the World alone)
 
 Directions and points are in glTF/worldgen coordinates (+Y up, -Z forward); Blender's importers
 turn +Y up into +Z up, and so does this script for the camera. The camera is the factory startup
@@ -43,6 +44,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--fov-y", type=float, default=60.0)
     ap.add_argument("--clip-end", type=float, default=None)
     ap.add_argument("--engine", default="CYCLES")
+    ap.add_argument("--environment", default=None, help="latlong image for the World (e.g. sky.hdr)")
+    ap.add_argument("--environment-z-deg", type=float, default=0.0, help="Mapping node Z rotation")
     a = ap.parse_args(argv)
 
     import bpy
@@ -54,11 +57,31 @@ def main(argv: list[str]) -> int:
     for obj in list(bpy.data.objects):
         if obj.type != "CAMERA":
             bpy.data.objects.remove(obj)
-    if a.input.lower().endswith((".glb", ".gltf")):
+    if a.input == "-":
+        pass  # nothing to import: render the World (environment) alone
+    elif a.input.lower().endswith((".glb", ".gltf")):
         bpy.ops.import_scene.gltf(filepath=a.input)
     else:
         bpy.ops.wm.usd_import(filepath=a.input)
     scene = bpy.context.scene
+    if a.environment:
+        # World -> Environment Texture (equirect) through a Mapping node, as docs/engines.md says.
+        world = scene.world or bpy.data.worlds.new("World")
+        scene.world = world
+        world.use_nodes = True
+        nodes, links = world.node_tree.nodes, world.node_tree.links
+        nodes.clear()
+        coord = nodes.new("ShaderNodeTexCoord")
+        mapping = nodes.new("ShaderNodeMapping")
+        mapping.inputs["Rotation"].default_value[2] = math.radians(a.environment_z_deg)
+        env = nodes.new("ShaderNodeTexEnvironment")
+        env.image = bpy.data.images.load(a.environment)
+        bg = nodes.new("ShaderNodeBackground")
+        out = nodes.new("ShaderNodeOutputWorld")
+        links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
+        links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+        links.new(env.outputs["Color"], bg.inputs["Color"])
+        links.new(bg.outputs["Background"], out.inputs["Surface"])
     cam = bpy.data.objects["Camera"]
     cam_data = cam.data
     if a.clip_end is not None:
