@@ -47,6 +47,13 @@ def render_glb(glb: bytes, width: int, height: int, fov_deg: float, eye, look, f
     return render_page(PAGE, {"/world.glb": glb}, query, width, height)
 
 
+def render_environment(hdr: bytes, width: int, height: int, fov_deg: float, look, rot_y: float) -> dict:
+    """three.js shows ``sky.hdr`` (HDRLoader) as ``scene.background`` turned by ``rot_y`` radians about Y."""
+    query = {"env": "/sky.hdr", "envRotY": rot_y, "w": width, "h": height, "fov": fov_deg}
+    query.update(eye="0,0,0", look=",".join(map(str, look)))
+    return render_page(PAGE, {"/sky.hdr": hdr}, query, width, height)
+
+
 def render_splats(spz: bytes, width: int, height: int, fov_deg: float, eye, look, frames: int = 30) -> dict:
     """Spark renders ``splats.spz``: {"ok", "count", "image"} or {"ok": False, "error"}."""
     query = {"splats": "/splats.spz", "w": width, "h": height, "fov": fov_deg, "frames": frames}

@@ -79,3 +79,20 @@ def test_spark_renders_the_web_preset_splats_with_their_sky():
     assert r["ok"], r.get("error")
     assert r["count"] == len(cloud)
     assert psnr(r["image"], _cut(pano.to_uint8(), (0, 0, -1))) > 22.0  # measured 26.7 dB; sky clipped: ~5 dB
+
+
+def test_sky_hdr_as_threejs_background_with_the_documented_rotation(harbour):
+    """docs/engines.md: HDRLoader + EquirectangularReflectionMapping, scene.backgroundRotation.y = pi/2."""
+    import io
+
+    from _threejs import render_environment
+    from PIL import Image
+
+    from worldgen.exporters import export_assets
+
+    files, _ = export_assets(harbour[1], None, ["glb"], resolve("web"))
+    env = np.asarray(Image.open(io.BytesIO(files["sky.png"])).convert("RGB"))
+    look = (0.0, 0.3, -1.0)
+    r = render_environment(files["sky.hdr"], W, H, FOV_Y, look, math.pi / 2)
+    assert r["ok"], r.get("error")
+    assert psnr(r["image"], _cut(env, look)) > 32.0  # measured 37.4 dB; without the rotation ~18 dB
