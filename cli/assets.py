@@ -46,6 +46,20 @@ def export_command(
         int | None,
         typer.Option(help="SPZ version: 2 (Unity aras-p, Spark) or 3 (Spark, splat-transform).", show_default=False),
     ] = None,
+    far_plane: Annotated[
+        float | None,
+        typer.Option(
+            help="Far clip of the target camera, metres: the sky is placed and distant geometry folded inside it "
+            "(0 = no limit); default: the engine's.",
+            show_default=False,
+        ),
+    ] = None,
+    collision: Annotated[
+        str | None,
+        typer.Option(
+            help="Collision: node (physics shape in the world file), file (collision.glb) or none.", show_default=False
+        ),
+    ] = None,
     validate: Annotated[
         bool, typer.Option("--validate/--no-validate", help="Run the validators on the written files.")
     ] = False,
@@ -58,6 +72,8 @@ def export_command(
         max_texture_size=max_texture_size,
         texture_format=texture_format,
         spz_version=spz_version,
+        far_plane=far_plane,
+        collision=collision,
     )
     for name, why in report.get("skipped", {}).items():
         _console.err.print(f"[yellow]skipped {name}: {why}[/]")

@@ -18,13 +18,14 @@ class ExportConfig:
     Args:
         formats: format names to write (see ``worldgen.exporters.available_formats()``); empty ->
             the engine preset's set. Default empty.
-        engine: "default", "unity", "unreal", "blender", "omniverse" or "web". Default "default".
+        engine: "default", "unity", "unreal", "godot", "blender", "omniverse" or "web". Default "default".
         max_triangles_per_chunk: override of the preset's mesh chunk size (triangles), or None.
         max_texture_size: override of the preset's largest texture side (pixels), or None.
         texture_format: "jpeg" or "png" override, or None.
         unlit: KHR_materials_unlit on/off override, or None.
         collision: "node", "file" or "none" override, or None.
         spz_version: 2 or 3 override, or None.
+        far_plane: override of the preset's camera far plane (metres, 0 = no limit), or None.
     """
 
     formats: tuple[str, ...] = ()
@@ -35,6 +36,7 @@ class ExportConfig:
     unlit: bool | None = None
     collision: str | None = None
     spz_version: int | None = None
+    far_plane: float | None = None
 
 
 def _run(ctx: StageContext) -> StageResult:
@@ -51,6 +53,7 @@ def _run(ctx: StageContext) -> StageResult:
         unlit=cfg.unlit,
         collision=cfg.collision,
         spz_version=cfg.spz_version,
+        far_plane=cfg.far_plane,
     )
     mesh, gaussians = ctx.inputs.get("mesh"), ctx.inputs.get("gaussians")
     if mesh is None and gaussians is None:
