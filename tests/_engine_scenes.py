@@ -213,3 +213,8 @@ def usd_drawn_primitives(path: str) -> list[dict]:
                 uvs = np.c_[uv[:, 0], 1.0 - uv[:, 1]]  # USD st origin bottom-left -> image rows
             out.append({"positions": pts, "faces": faces, "uvs": uvs, "texture": tex, "name": prim.GetName()})
     return out
+
+
+def visual_parts(scene) -> list[str]:
+    """Names of the parts a viewer should draw (every part but the collision), sorted."""
+    return sorted(k for k in scene.parts if k != "collision")
