@@ -72,6 +72,6 @@ register_backend(
         summary="engine-ready GLB, USD/USDZ, splat PLY/SPZ/.splat/KHR GLB, USD ParticleField",
         config=ExportConfig,
         presets={},
-        version="1",
+        version="2",  # 2: collision as OMI physics shape, sky files, far-plane fitting
     )
 )
