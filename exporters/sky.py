@@ -21,6 +21,7 @@ Files (worldgen's panorama mapping, docs/conventions.md: the image centre looks 
 from __future__ import annotations
 
 import io
+import logging
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from worldgen.types import MeshScene, srgb_to_linear
 
 from .placement import KEEP_FRACTION, fit_far_plane
 from .settings import ExportSettings
+
+log = logging.getLogger(__name__)
 
 MASK_ROWS = 256  # rays cast: MASK_ROWS x 2 MASK_ROWS, upsampled to the image
 
@@ -85,6 +88,10 @@ def _fill_down(img: np.ndarray, keep: np.ndarray) -> np.ndarray:
 def sky_environment(scene: MeshScene, cfg: ExportSettings) -> np.ndarray | None:
     """The environment image, or None when the scene has no textured sky part (indoor scenes).
 
+    The sky part's texture is the panorama itself (``mesh.sheet.sky_dome`` textures the dome with
+    it through equirect UVs), so it is the latlong source; the dome geometry only decides which
+    pixels are sky.
+
     Args:
         scene: the world as built (it is fitted to ``cfg.far_plane`` here, as the writers do).
         cfg: export settings (far plane, largest texture side).
@@ -95,6 +102,11 @@ def sky_environment(scene: MeshScene, cfg: ExportSettings) -> np.ndarray | None:
     """
     sky = scene.parts.get("sky")
     if sky is None or sky.texture is None or sky.n_faces == 0:
+        return None
+    if sky.texture.shape[1] != 2 * sky.texture.shape[0]:
+        # The meshers texture the dome with the whole panorama (2:1, equirect UVs); any other
+        # texture is not a latlong image and cannot serve as the environment.
+        log.warning("the sky part's texture is not a 2:1 panorama; no sky.png / sky.hdr written")
         return None
     fitted, _ = fit_far_plane(scene, cfg.far_plane)
     tex = sky.texture

@@ -41,7 +41,7 @@ def mesh_scene(n: int = 12, seed: int = 0, tex_shape: tuple[int, int] = (60, 100
     return MeshScene(
         {
             "world": Mesh(v, f, uvs=uv, texture=tex),
-            "sky": Mesh(sky_v * np.float32([10, 1, 10]), sky_f, uvs=uv, texture=tex[::2, ::2].copy()),
+            "sky": Mesh(sky_v * np.float32([10, 1, 10]), sky_f, uvs=uv, texture=tex[:50].copy()),  # 2:1 like a panorama
             "collision": Mesh(cv, cf),
         },
         {"note": "test scene"},

@@ -127,3 +127,11 @@ def test_usd_dome_orientation_matches_openexr_latlong():
         lon = np.arctan2(d_usd[0], -d_usd[2])  # worldgen longitude of that direction
         src = int(np.floor(((lon + np.pi) / (2 * np.pi)) * W + 1e-9)) % W
         assert rolled[0, col, 0] == src
+
+
+def test_no_environment_from_a_sky_texture_that_is_not_a_panorama(harbour):
+    from worldgen.types import Mesh, MeshScene
+
+    sky = harbour[1]["sky"]
+    odd = Mesh(sky.vertices, sky.faces, sky.normals, sky.uvs, sky.texture[:, : sky.texture.shape[1] // 2 + 2].copy())
+    assert sky_environment(MeshScene({"world": harbour[1]["world"], "sky": odd}), resolve("default")) is None
