@@ -54,6 +54,16 @@ def render_environment(hdr: bytes, width: int, height: int, fov_deg: float, look
     return render_page(PAGE, {"/sky.hdr": hdr}, query, width, height)
 
 
+def render_splat_glb(
+    glb: bytes, width: int, height: int, fov_deg: float, eye, look, frames: int = 3, output_linear: bool = True
+) -> dict:
+    """three.js's GLTFLoader + GaussianSplat addon (KHR_gaussian_splatting) renders ``splats.glb``."""
+    query = {"glb": "/splats.glb", "w": width, "h": height, "fov": fov_deg, "frames": frames}
+    query["outputLinear"] = int(output_linear)
+    query.update(eye=",".join(map(str, eye)), look=",".join(map(str, look)))
+    return render_page(ROOT / "tools" / "threejs_splat_view.html", {"/splats.glb": glb}, query, width, height)
+
+
 def render_splats(spz: bytes, width: int, height: int, fov_deg: float, eye, look, frames: int = 30) -> dict:
     """Spark renders ``splats.spz``: {"ok", "count", "image"} or {"ok": False, "error"}."""
     query = {"splats": "/splats.spz", "w": width, "h": height, "fov": fov_deg, "frames": frames}

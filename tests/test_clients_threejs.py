@@ -61,10 +61,8 @@ def test_threejs_from_one_metre_away_matches_independent_viewer(harbour):
     assert psnr(r["image"], ref) > 25.0  # measured 29.1 dB (nearest-texel viewer vs WebGL filtering)
 
 
-def test_spark_renders_the_web_preset_splats_with_their_sky():
-    """Spark 2.2 (World Labs) loads ``splats.spz`` (SPZ v3) and shows world and sky under the 2,000 m far plane."""
-    from _threejs import render_splats
-
+@pytest.fixture(scope="module")
+def harbour_splats():
     from worldgen.exporters import export_assets
     from worldgen.procedural.backend import ProceduralConfig, synthesize
     from worldgen.procedural.spec import parse_prompt
@@ -73,12 +71,36 @@ def test_spark_renders_the_web_preset_splats_with_their_sky():
     spec, _ = parse_prompt("a harbour with wooden boats at dawn", 0)
     pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=128))
     cloud = init_gaussians(pano, depth)  # 8,192 splats; the sky's lie ~4.9 km out before folding
-    files, report = export_assets(None, cloud, ["spz"], resolve("web"))
+    files, report = export_assets(None, cloud, ["spz", "splat-glb"], resolve("web"))
+    return pano.to_uint8(), cloud, files, report
+
+
+def test_spark_renders_the_web_preset_splats_with_their_sky(harbour_splats):
+    """Spark 2.2 (World Labs) loads ``splats.spz`` (SPZ v3) and shows world and sky under the 2,000 m far plane."""
+    from _threejs import render_splats
+
+    pano, cloud, files, report = harbour_splats
     assert report["splat_placement"]["folded"] and report["splat_placement"]["reach_m"][1] < 0.8 * 2000
     r = render_splats(files["splats.spz"], W, H, FOV_Y, (0, 0, 0), (0, 0, -1), frames=12)
     assert r["ok"], r.get("error")
     assert r["count"] == len(cloud)
-    assert psnr(r["image"], _cut(pano.to_uint8(), (0, 0, -1))) > 22.0  # measured 26.7 dB; sky clipped: ~5 dB
+    assert psnr(r["image"], _cut(pano, (0, 0, -1))) > 22.0  # measured 26.7 dB; sky clipped: ~5 dB
+
+
+def test_threejs_gaussian_splat_addon_renders_splats_glb(harbour_splats):
+    """three r187's GLTFLoader + GaussianSplat addon (WebGPURenderer, WebGL fallback) loads ``splats.glb``.
+
+    The addon ignores KHR_gaussian_splatting's ``colorSpace`` (it treats the colours as linear), so
+    the page shows worldgen's display-referred ("srgb_rec709_display") colours with the sRGB output
+    encoding off; with it on they come out washed out (measured 13.5 dB).
+    """
+    from _threejs import render_splat_glb
+
+    pano, _, files, _ = harbour_splats
+    r = render_splat_glb(files["splats.glb"], W, H, FOV_Y, (0, 0, 0), (0, 0, -1))
+    assert r["ok"], r.get("error")
+    assert r["count"] == 1  # one GaussianSplat object
+    assert psnr(r["image"], _cut(pano, (0, 0, -1))) > 22.0  # measured 26.3 dB (Spark on the SPZ: 26.7 dB)
 
 
 def test_sky_hdr_as_threejs_background_with_the_documented_rotation(harbour):
