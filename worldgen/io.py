@@ -8,6 +8,7 @@ never a torn one. Archives are written with fixed timestamps so equal data gives
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -26,11 +27,16 @@ TMP_PREFIX = ".wg-tmp-"
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename."""
+    """Write ``data`` to ``path`` via a temp file in the same folder and an atomic rename.
+
+    A failed write (full disk, read-only or unwritable folder) removes the temp file, leaves any
+    earlier ``path`` untouched and raises :class:`OutputError` in one line saying what to do.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -38,10 +44,34 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OutputError(write_error_message(path, e)) from e
         raise
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def write_error_message(path: Path, e: OSError) -> str:
+    """One line for a failed write: what happened to which file, and what to do."""
+    where = f"{path.name} in {str(path.parent)!r}"
+    if e.errno in _DISK_FULL:
+        return (
+            f"the disk is full: could not write {where} ({_reason(e)}); free some space and run the same "
+            "command again to resume (finished stages are kept)"
+        )
+    if e.errno in _NOT_WRITABLE:
+        return f"cannot write {where} ({e.strerror}); choose a writable folder with -o"
+    return f"could not write {where} ({e.strerror or e}); check the folder and run the same command again"
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or errno.errorcode.get(e.errno or 0, "error")
 
 
 def _umask() -> int:
@@ -101,7 +131,14 @@ def arrays_from_bytes(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any
                     meta = json.loads(raw)
                 elif name.endswith(".npy"):
                     arrays[name[:-4]] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
+    except ValueError as e:
+        if "allow_pickle" in str(e):  # an object array: loading it would run pickled code
+            raise InputError(
+                "archive holds a pickled object array, which worldgen never loads (it could run code); "
+                "delete the file and run again"
+            ) from e
+        raise InputError(f"archive is corrupt ({e}); delete it and run again") from e
+    except (zipfile.BadZipFile, OSError, RecursionError) as e:
         raise InputError(f"archive is corrupt ({e}); delete it and run again") from e
     return arrays, meta
 

@@ -206,7 +206,12 @@ def _run_stage(
     key: str,
     progress: ProgressFn | None,
 ) -> tuple[dict, StageRecord]:
-    decoded = {k: decode_artifact(k, (out / fname).read_bytes()) for k, (_, fname) in inputs.items()}
+    decoded = {}
+    for k, (_, fname) in inputs.items():
+        try:
+            decoded[k] = decode_artifact(k, (out / fname).read_bytes())
+        except InputError as e:
+            raise InputError(f"{fname} in {str(out)!r}: {e}") from e
 
     def report(fraction: float, message: str = "") -> None:
         if progress:
