@@ -1,6 +1,8 @@
 """Memory guard: each stage's estimated peak resident memory (worldgen/memory.py, decided before
 the stage starts) against the peak measured while it ran, on procedural benchmark worlds, each in
-a fresh process (`worldgen generate PROMPT --backend gaussians=init`). Target: within 30 %.
+a fresh process (`worldgen generate PROMPT --backend gaussians=init`), and on two large user
+panoramas (`--panorama FILE --until panorama`: a 16384x8192 bilevel PNG scaled to the fast and
+quality working widths, an 8192x4096 RGB PNG). Target: within 30 %.
 Both figures are the whole process's resident memory (estimate = resident at the stage's start
 + the stage's estimated increase), as the manifest records them side by side."""
 
@@ -25,16 +27,31 @@ def _load() -> str:
         return " ".join(f.read().split()[:3])
 
 
+def _files(d: Path) -> list[tuple[str, str, list[str]]]:
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_inputs import _png_1bit
+
+    (d / "huge.png").write_bytes(_png_1bit(16384, 8192))
+    Image.new("RGB", (8192, 4096), (50, 100, 150)).save(d / "big.png", compress_level=1)
+    out = []
+    for name, preset in (("huge.png", "fast"), ("huge.png", "quality"), ("big.png", "quality")):
+        out.append((f"{name} {preset}", preset, ["--panorama", str(d / name), "--until", "panorama"]))
+    return out
+
+
 def run() -> list[dict]:
     rows = []
     worst = 0.0
-    for prompt, preset in WORLDS:
+    inputs = tempfile.TemporaryDirectory()
+    cases = [(f"{p}, {s}", s, [p, "--seed", "3", "--backend", "gaussians=init"]) for p, s in WORLDS]
+    for label, preset, args in cases + _files(Path(inputs.name)):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
             load = _load()
             subprocess.run(
-                [sys.executable, "-m", "cli", "generate", prompt, "--seed", "3", "--preset", preset]
-                + ["--backend", "gaussians=init", "-q", "-o", str(out)],
+                [sys.executable, "-m", "cli", "generate", *args, "--preset", preset, "-q", "-o", str(out)],
                 check=True,
                 cwd=Path(__file__).resolve().parent.parent,
                 capture_output=True,
@@ -49,7 +66,7 @@ def run() -> list[dict]:
             worst = max(worst, abs(err))
             rows.append(
                 {
-                    "name": f"{prompt}, {preset}, {stage} ({e['backend']}): estimate / measured peak",
+                    "name": f"{label}, {stage} ({e['backend']}): estimate / measured peak",
                     "value": f"{est:.0f} / {peak:.0f}",
                     "unit": "MB",
                     "target": "within 30 %",
@@ -57,6 +74,7 @@ def run() -> list[dict]:
                     "note": f"{100 * err:+.0f} %; resident at start {mem['start_mb']:.0f} MB; load {load}",
                 }
             )
+    inputs.cleanup()
     rows.append(
         {"name": "largest estimate error", "value": 100 * worst, "unit": "%", "target": "<= 30", "ok": worst <= 0.3}
     )

@@ -6,6 +6,9 @@ on the developer's own machine, not first on a user's (docs/conventions.md, "Det
 Prints nothing on a CPU with nothing above the baseline.
 """
 
-from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+try:  # numpy >= 2
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+except ImportError:  # numpy 1.x
+    from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
 print(" ".join(f for f in __cpu_dispatch__ if __cpu_features__.get(f)))
