@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -50,6 +51,11 @@ def announce(signum: int, hint: str) -> None:
 def stop_on_signals(hint: str, grace: float = 1.5) -> Iterator[None]:
     """Within the block, SIGINT / SIGTERM raise :class:`Interrupted` (main thread only).
 
+    Python runs a signal handler only when the main thread is back in bytecode, so the watchdog
+    is started from the C level instead: ``signal.set_wakeup_fd`` makes the interpreter's C
+    handler write the signal number to a socket at once, and a thread waiting on that socket
+    arms the ``grace`` timer even while the main thread sits in a long C call.
+
     Args:
         hint: what to do next, e.g. "run the same command again to resume".
         grace: seconds the run may take to unwind before the watchdog ends the process.
@@ -58,29 +64,51 @@ def stop_on_signals(hint: str, grace: float = 1.5) -> Iterator[None]:
         yield
         return
     fired: list[int] = []
+    done = threading.Event()
+    rsock, wsock = socket.socketpair()
+    wsock.setblocking(False)
 
-    def watchdog(signum: int) -> None:
+    def watch() -> None:
+        while True:
+            try:
+                data = rsock.recv(1)
+            except OSError:
+                return
+            if not data or done.is_set():
+                return
+            if data[0] in SIGNAL_NAMES:  # another signal with a Python handler: not ours
+                break
         if not done.wait(grace):
-            _hard_exit(signum, hint)
+            _hard_exit(data[0], hint)
 
     def handler(signum: int, frame) -> None:
         if fired:  # a second signal: the user insists
             _hard_exit(signum, hint)
         fired.append(signum)
-        threading.Thread(target=watchdog, args=(signum,), daemon=True, name="worldgen-stop").start()
         raise Interrupted(signum)
 
-    done = threading.Event()
     old = {s: signal.signal(s, handler) for s in SIGNAL_NAMES}
+    old_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, daemon=True, name="worldgen-stop")
+    watcher.start()
     try:
         yield
     finally:
         # After a signal the watchdog stays armed until the process ends: worker threads still
         # inside a C call (the two-halves simplifier) would otherwise hold up the exit.
-        if not fired:
-            done.set()
+        signal.set_wakeup_fd(old_fd)
         for s, h in old.items():
             signal.signal(s, h)
+        if not fired:
+            done.set()
+            with contextlib.suppress(OSError):
+                wsock.send(b"\0")  # wake the watcher so it ends
+        else:
+            # Keep the sockets open for the armed watcher; the process is about to end anyway.
+            _keep.append((rsock, wsock))
+
+
+_keep: list = []
 
 
 def _hard_exit(signum: int, hint: str) -> None:

@@ -2,7 +2,8 @@
 
 Usage: python _cli_child.py WORLDGEN-ARGS...
 Environment: WG_SLOW_STAGE (a stage whose backend sleeps SECONDS before it runs, in slices of
-0.05 s), WG_SLOW_SECONDS, WG_MARK (a file written when the sleep starts), WG_STUBBORN=1 (the sleep swallows the stop exception and sleeps on,
+0.05 s), WG_SLOW_SECONDS, WG_MARK (a file written when the sleep starts), WG_C_CALL=1 (a long numpy sort, one C call, before the sleep; WG_MARK.c marks its start),
+WG_STUBBORN=1 (the sleep swallows the stop exception and sleeps on,
 like a C call that does not return: only the CLI's watchdog can end the run). The backend keeps
 its name and config, so cache keys match an ordinary run's and a resumed run is comparable.
 """
@@ -26,6 +27,14 @@ def _slowed(run):
         if os.environ.get("WG_MARK"):
             with open(os.environ["WG_MARK"], "w") as f:
                 f.write(ctx.stage)
+        if os.environ.get("WG_C_CALL") == "1":
+            import numpy as np
+
+            big = np.random.default_rng(0).random(40_000_000)
+            with open(os.environ["WG_MARK"] + ".c", "w") as f:
+                f.write("in C")
+            np.sort(big)  # seconds inside one C call: the handler cannot run until it returns
+            np.sort(big[::-1].copy())
         while time.monotonic() < end:
             try:
                 time.sleep(0.05)

@@ -68,17 +68,26 @@ def reference(inputs, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "sig, stage, stubborn",
+    "sig, stage, mode",
     [
-        (signal.SIGINT, "panorama", False),
-        (signal.SIGTERM, "depth", False),
-        (signal.SIGINT, "gaussians", True),  # the stop exception is swallowed: the watchdog ends it
-        (signal.SIGTERM, "mesh", True),
+        (signal.SIGINT, "panorama", "python"),
+        (signal.SIGTERM, "depth", "python"),
+        (signal.SIGINT, "gaussians", "stubborn"),  # the stop exception is swallowed: the watchdog ends it
+        (signal.SIGTERM, "mesh", "c"),  # inside one long C call: no Python handler can run
     ],
 )
-def test_signal_stops_fast_and_resumes_byte_identical(inputs, reference, tmp_path, sig, stage, stubborn):
+def test_signal_stops_fast_and_resumes_byte_identical(inputs, reference, tmp_path, sig, stage, mode):
     out, mark = tmp_path / "run", tmp_path / "mark"
-    env = dict(os.environ, WG_SLOW_STAGE=stage, WG_SLOW_SECONDS="60", WG_MARK=str(mark), WG_STUBBORN=str(int(stubborn)))
+    env = dict(
+        os.environ,
+        WG_SLOW_STAGE=stage,
+        WG_SLOW_SECONDS="60",
+        WG_MARK=str(mark),
+        WG_STUBBORN=str(int(mode == "stubborn")),
+        WG_C_CALL=str(int(mode == "c")),
+    )
+    if mode == "c":
+        mark = tmp_path / "mark.c"
     proc = subprocess.Popen(
         _cmd(inputs, out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
