@@ -321,7 +321,10 @@ def _memory_guard(
         while True:
             w = getattr(cfg, field_name)
             px = w * (w // 2) if field_name == "width" or not pixels else min(pixels, w * (w // 2))
-            need = max([est or 0.0] + _later_estimates(stage, request, options, px))
+            own = mem.estimate_mb(
+                stage, backend.name, cfg, mem.panorama_pixels(stage, backend.name, cfg, request, made)
+            )
+            need = max([own or 0.0] + _later_estimates(stage, request, options, px))
             if start_mb + need <= limit_mb or w <= 512:
                 break
             cfg = dataclasses.replace(cfg, **{field_name: w // 2})
