@@ -103,6 +103,9 @@ def stop_on_signals(hint: str, grace: float = 1.5) -> Iterator[None]:
             done.set()
             with contextlib.suppress(OSError):
                 wsock.send(b"\0")  # wake the watcher so it ends
+            watcher.join(timeout=1.0)
+            rsock.close()
+            wsock.close()
         else:
             # Keep the sockets open for the armed watcher; the process is about to end anyway.
             _keep.append((rsock, wsock))
