@@ -43,7 +43,7 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("depth", "given"): Cost(0.0, 4.0, "pixels"),
     ("gaussians", "init"): Cost(0.0, 190.0, "pixels"),
     ("gaussians", "refine"): Cost(180.0, 190.0, "pixels"),  # fast preset (no training) only measured
-    ("mesh", "sheet"): Cost(-50.0, 716.0, "grid"),
+    ("mesh", "sheet"): Cost(-55.0, 760.0, "grid"),
     ("export", "assets"): Cost(43.0, 534.0, "pixels"),
 }
 
