@@ -80,6 +80,16 @@ def generate(
             "--set", "-s", help="STAGE.FIELD=VALUE backend option, e.g. mesh.max_triangles=100000.", show_default=False
         ),
     ] = None,
+    max_memory: Annotated[
+        float | None,
+        typer.Option(
+            "--max-memory",
+            min=0.1,
+            help="Most memory the run may use, GB (default: what the system has free); a stage that "
+            "would need more is scaled down with a note or refused before it starts.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -103,7 +113,9 @@ def generate(
         eye_height=eye_height,
         preset=preset,
     )
-    run_opts = RunOptions(until=until, rerun_from=rerun_from, force=force, backends=backends, options=options)
+    run_opts = RunOptions(
+        until=until, rerun_from=rerun_from, force=force, backends=backends, options=options, max_memory_gb=max_memory
+    )
     check_request(request, run_opts)
     if explain:
         _explain(request)

@@ -14,6 +14,7 @@ import typer
 from worldgen.errors import InputError, WorldgenError
 
 from . import _console
+from ._signals import Interrupted, announce, stop_on_signals
 from .assets import export_command, validate_command
 from .generate import generate
 from .info import info, stages
@@ -45,11 +46,26 @@ def main(argv: list[str] | None = None) -> int:
 _ClickException = sys.modules[typer.BadParameter.__module__].ClickException
 
 
+RESUME_HINT = "run the same command again to resume (finished stages are reused)"
+
+
 def _run(argv: list[str] | None) -> int:
+    try:
+        with stop_on_signals(RESUME_HINT):
+            return _dispatch(argv)
+    except Interrupted as e:  # raised by the handler between bytecodes, possibly late in unwinding
+        announce(e.signum, RESUME_HINT)
+        return e.exit_code
+
+
+def _dispatch(argv: list[str] | None) -> int:
     debug = os.environ.get("WORLDGEN_DEBUG") == "1"
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="worldgen")
         return rv if isinstance(rv, int) else 0
+    except Interrupted as e:
+        announce(e.signum, RESUME_HINT)
+        return e.exit_code
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
@@ -66,8 +82,8 @@ def _run(argv: list[str] | None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         _console.err.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
         return 2 if isinstance(e, InputError) else 1
-    except KeyboardInterrupt:
-        _console.err.print("[red]interrupted[/]: run the same command again to resume")
+    except KeyboardInterrupt:  # SIGINT outside stop_on_signals (e.g. a library's own handler)
+        announce(2, RESUME_HINT)
         return 130
 
 

@@ -16,6 +16,7 @@ def files(tmp_path, rng):
     d = rng.uniform(1, 10, (32, 64)).astype(np.float32)
     np.save(tmp_path / "depth.npy", d)
     np.save(tmp_path / "small.npy", d[:16, :32])
+    np.save(tmp_path / "square_depth.npy", d[:, :32])
     bad = d.copy()
     bad[3, 4] = np.nan
     np.save(tmp_path / "nan.npy", bad)
@@ -86,7 +87,7 @@ def test_generate_panorama(files, capsys):
         (["--panorama", "{d}/missing.png"], "does not exist"),
         (["--panorama", "{d}/square.png"], "not 2:1"),
         (["--panorama", "{d}/corrupt.png"], "corrupt"),
-        (["--panorama", "{d}/pano.png", "--depth", "{d}/small.npy"], "panorama's size"),
+        (["--panorama", "{d}/pano.png", "--depth", "{d}/square_depth.npy"], "not 2:1"),
         (["--panorama", "{d}/pano.png", "--depth", "{d}/nan.npy"], "NaN"),
         (["--panorama", "{d}/pano.png", "--backend", "depth=magic"], "unknown depth backend"),
         (["--panorama", "{d}/pano.png", "--backend", "nonsense"], "STAGE=NAME"),

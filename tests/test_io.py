@@ -1,3 +1,4 @@
+import errno
 import zipfile
 
 import numpy as np
@@ -30,10 +31,10 @@ def test_atomic_write_failure_leaves_old_file(tmp_path, monkeypatch):
     import worldgen.io as wio
 
     def boom(*a, **k):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(wio.os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="disk is full: could not write f.bin"):
         atomic_write(p, b"new")
     assert p.read_bytes() == b"old"
     assert not list(tmp_path.glob(f"{TMP_PREFIX}*"))

@@ -78,6 +78,9 @@ def _dec_gaussians(b: bytes) -> GaussianCloud:
     return GaussianCloud(a["means"], a["quats"], a["log_scales"], a["opacity_logits"], a["sh"])
 
 
+RUN_DEPENDENT_KEYS = frozenset({"seconds"})
+"""Report keys that vary between identical runs (wall-clock timings): kept out of artifacts."""
+
 _MESH_FIELDS = ("vertices", "faces", "normals", "uvs", "texture", "vertex_colors")
 
 
@@ -88,7 +91,10 @@ def _enc_mesh(s: MeshScene) -> bytes:
             v = getattr(m, f)
             if v is not None:
                 arrays[f"{name}/{f}"] = v
-    return arrays_to_bytes(arrays, {"parts": list(s.parts), "report": s.report})
+    # Timings differ on every run: a content-addressed artifact must not hold them (three
+    # identical runs gave three mesh.npz hashes). The manifest's stage entry keeps them.
+    report = {k: v for k, v in s.report.items() if k not in RUN_DEPENDENT_KEYS}
+    return arrays_to_bytes(arrays, {"parts": list(s.parts), "report": report})
 
 
 def _dec_mesh(b: bytes) -> MeshScene:

@@ -56,6 +56,9 @@ class RunOptions:
         force: re-run every stage.
         backends: stage -> backend name, overriding the automatic choice.
         options: stage -> {config field: value}, overriding the preset.
+        max_memory_gb: most resident memory the run may use, GB (None: what the system has
+            available). A stage whose estimate exceeds it is scaled down with a note where it
+            can be (a user panorama's working width), else refused before it starts.
     """
 
     until: str = "export"
@@ -63,6 +66,7 @@ class RunOptions:
     force: bool = False
     backends: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    max_memory_gb: float | None = None
 
 
 @dataclass
@@ -171,16 +175,24 @@ def run_pipeline(
             continue
         cfg = backend.make_config(request.preset, options.options.get(stage))
         inputs = {k: produced[k] for k in STAGE_INPUTS[stage] if k in produced}
-        key = _cache_key(stage, backend, cfg, request, {k: v[0] for k, v in inputs.items()})
         old = prev_stages.get(stage)
-        reuse = (
-            not options.force and i < from_i and old is not None and old.get("key") == key and _outputs_intact(out, old)
-        )
+
+        may_reuse = not options.force and i < from_i and old is not None
+        key, reuse = _reusable(out, stage, backend, cfg, request, inputs, old if may_reuse else None)
+        memory: dict[str, Any] = {}
+        if not reuse:
+            # Before the stage starts: estimate, and scale down or refuse (worldgen/memory.py).
+            cfg, memory = _memory_guard(out, stage, backend, cfg, request, options, produced)
+            if memory.get("scaled"):
+                key, reuse = _reusable(out, stage, backend, cfg, request, inputs, old if may_reuse else None)
         if reuse:
             entry = dict(old, cached=True)
             rec = StageRecord(stage, backend.name, "cached", files=sorted(old["files"]))
         else:
             entry, rec = _run_stage(out, stage, backend, cfg, request, inputs, key, progress)
+            if memory:
+                memory["peak_mb"] = entry["peak_rss_mb"]
+                entry["memory"] = memory
             if old:
                 _remove_stale(out, old, entry)
         for akey, (fname, sha) in entry["artifacts"].items():
@@ -206,7 +218,12 @@ def _run_stage(
     key: str,
     progress: ProgressFn | None,
 ) -> tuple[dict, StageRecord]:
-    decoded = {k: decode_artifact(k, (out / fname).read_bytes()) for k, (_, fname) in inputs.items()}
+    decoded = {}
+    for k, (_, fname) in inputs.items():
+        try:
+            decoded[k] = decode_artifact(k, (out / fname).read_bytes())
+        except InputError as e:
+            raise InputError(f"{fname} in {str(out)!r}: {e}") from e
 
     def report(fraction: float, message: str = "") -> None:
         if progress:
@@ -242,10 +259,111 @@ def _run_stage(
         "wall_seconds": round(usage.seconds, 4),
         "peak_rss_mb": round(usage.peak_rss / 2**20, 1),
         "peak_rss_exact": usage.peak_is_exact,
+        "start_rss_mb": round(usage.start_rss / 2**20, 1),
         "cached": False,
     }
     rec = StageRecord(stage, backend.name, "ran", usage.seconds, entry["peak_rss_mb"], sorted(blobs))
     return entry, rec
+
+
+def _reusable(
+    out: Path,
+    stage: str,
+    backend: Backend,
+    cfg: Any,
+    request: Request,
+    inputs: Mapping[str, tuple[str, str]],
+    old: dict | None,
+) -> tuple[str, bool]:
+    """(cache key, whether ``old`` -- the previous run's entry, None when reuse is off -- matches it)."""
+    key = _cache_key(stage, backend, cfg, request, {k: v[0] for k, v in inputs.items()})
+    return key, old is not None and old.get("key") == key and _outputs_intact(out, old)
+
+
+def _memory_guard(
+    out: Path,
+    stage: str,
+    backend: Backend,
+    cfg: Any,
+    request: Request,
+    options: RunOptions,
+    produced: Mapping[str, tuple[str, str]],
+) -> tuple[Any, dict]:
+    """Estimate the stage's peak before it starts; scale a panorama's working size down so the
+    whole run fits, or refuse in one line. Returns (config to run, manifest "memory" record)."""
+    from . import memory as mem
+    from ._resources import available_memory, current_rss
+
+    made = str(out / produced["panorama"][1]) if "panorama" in produced else None
+    start_mb = current_rss() / mem.MB
+    avail = available_memory()
+    limits = []
+    if options.max_memory_gb is not None:
+        limits.append(options.max_memory_gb * 1024)
+    if avail is not None:
+        limits.append(start_mb + 0.9 * avail / mem.MB)  # keep a tenth for the system
+    limit_mb = min(limits) if limits else None
+    pixels = mem.panorama_pixels(stage, backend.name, cfg, request, made)
+    est = mem.estimate_mb(stage, backend.name, cfg, pixels)
+    record: dict[str, Any] = {
+        "estimate_mb": None if est is None else round(start_mb + est, 1),
+        "start_mb": round(start_mb, 1),
+        "limit_mb": None if limit_mb is None else round(limit_mb, 1),
+        "estimate_source": "worldgen/memory.py COSTS" if est is not None else "no estimate for this backend",
+    }
+    if limit_mb is None:
+        return cfg, record
+    field_name = next((f for f in ("max_width", "width") if stage == "panorama" and hasattr(cfg, f)), None)
+    if field_name is not None:
+        # The first stage fixes the working size of every later one: halve it until the whole
+        # run (up to --until) fits, with a note.
+        width0 = getattr(cfg, field_name)
+        while True:
+            w = getattr(cfg, field_name)
+            px = w * (w // 2) if field_name == "width" or not pixels else min(pixels, w * (w // 2))
+            own = mem.estimate_mb(
+                stage, backend.name, cfg, mem.panorama_pixels(stage, backend.name, cfg, request, made)
+            )
+            need = max([own or 0.0] + _later_estimates(stage, request, options, px))
+            if start_mb + need <= limit_mb or w <= 512:
+                break
+            cfg = dataclasses.replace(cfg, **{field_name: w // 2})
+        est = mem.estimate_mb(stage, backend.name, cfg, mem.panorama_pixels(stage, backend.name, cfg, request, made))
+        fits = est is None or start_mb + est <= limit_mb
+        if getattr(cfg, field_name) != width0 and fits:
+            note = (
+                f"memory: panorama working width {width0} -> {getattr(cfg, field_name)} so the run fits in "
+                f"{limit_mb / 1024:.1f} GB (--max-memory raises the limit)"
+            )
+            log.warning(note)
+            record.update(scaled=True, note=note, estimate_mb=None if est is None else round(start_mb + est, 1))
+    if est is not None and start_mb + est > limit_mb:
+        raise InputError(
+            f"the {stage} stage ({backend.name}) would need about {(start_mb + est) / 1024:.1f} GB but "
+            f"{limit_mb / 1024:.1f} GB is available; close other programs, raise --max-memory, use --preset fast "
+            "or a smaller panorama"
+        )
+    return cfg, record
+
+
+def _later_estimates(first: str, request: Request, options: RunOptions, pixels: int) -> list[float]:
+    """Estimated peaks (MB over the start) of the stages after ``first`` up to ``options.until``."""
+    from . import memory as mem
+
+    out = []
+    produced = {"panorama", "given_depth"} if (request.depth or not request.panorama) else {"panorama"}
+    for stage in STAGES[STAGES.index(first) + 1 : STAGES.index(options.until) + 1]:
+        try:
+            b = choose_backend(stage, request, produced, options.backends)
+            if b is None:
+                continue
+            cfg = b.make_config(request.preset, options.options.get(stage))
+        except InputError:
+            continue
+        e = mem.estimate_mb(stage, b.name, cfg, pixels)
+        if e is not None:
+            out.append(e)
+    return out
 
 
 def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
@@ -298,6 +416,8 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
     ):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{label} file {path!r} does not exist; check the path")
+    if options.max_memory_gb is not None and not options.max_memory_gb > 0:
+        raise InputError(f"--max-memory {options.max_memory_gb} GB must be a positive number of gigabytes")
     if not 0 <= request.seed < 2**63:
         raise InputError(f"seed {request.seed} must lie in [0, 2^63)")
 

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _detmath as dm
 from .._check import check_rgbd
 from ..errors import InputError
-from ..geometry.equirect import pixel_to_direction
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
 from .simplify import compact, simplify, vertex_normals
@@ -279,9 +279,10 @@ def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetC
         return rows, cols
     d = np.where(valid, depth, np.nan).astype(np.float32)
     tol = config.refine_tolerance * float(np.percentile(depth[valid], 95))
-    from ..geometry.equirect import equirect_directions
-
-    P = equirect_directions(H, W) * d[..., None]  # [H, W, 3] float32
+    # Directions, logs and exponentials from worldgen._detmath throughout this module: numpy's
+    # and glibc's versions differ in the last bit between CPUs, which changed the grid here.
+    xs, ys = np.arange(W, dtype=np.float64) + 0.5, np.arange(H, dtype=np.float64) + 0.5
+    P = dm.pixel_to_direction(xs[None, :], ys[:, None], W, H).astype(np.float32) * d[..., None]  # [H, W, 3]
 
     def chord_far(a: np.ndarray, p: np.ndarray, b: np.ndarray) -> np.ndarray:
         ab = b - a
@@ -293,7 +294,7 @@ def grid_lines(depth: np.ndarray, valid: np.ndarray, stride: int, config: SheetC
     # A two-pixel step steeper than the bridge test (config.steep_ratio) would be cut into a
     # backfilled step two pixels tall; with the skipped line added it is one pixel tall.
     steep = math.log(config.steep_ratio) if config.steep_ratio > 0 else math.inf
-    logd = np.log(np.where(valid, depth, 1.0)).astype(np.float32)
+    logd = dm.log(np.where(valid, depth, 1.0)).astype(np.float32)
 
     def steep_far(la: np.ndarray, lb: np.ndarray, va: np.ndarray, vb: np.ndarray) -> np.ndarray:
         return va & vb & (np.abs(la - lb) > steep)
@@ -413,7 +414,7 @@ def sheet_geometry(
         fx = np.where(add, fx - 0.5 * sx, fx)
         fy = np.where(add, fy - 0.5 * sy, fy)
     d = np.where(ok, d, 1.0)
-    dirs = pixel_to_direction(fx, fy, W, H)
+    dirs = dm.pixel_to_direction(fx, fy, W, H)
     pts = dirs * d[..., None]
     h, w = d.shape
 
@@ -447,7 +448,7 @@ def sheet_geometry(
     V = Q.reshape(-1, 3)
     valid_v = M.reshape(-1)
     D = np.sqrt(np.einsum("ijk,ijk->ij", Q, Q))  # ray distance per vertex
-    L = np.log(np.maximum(D, 1e-12))
+    L = dm.log(np.maximum(D, 1e-12))
     U = Q / np.maximum(D, 1e-12)[..., None]  # unit ray per vertex
     idx = np.arange((h + 2) * (w + 2)).reshape(h + 2, w + 2)
     cos_graze = math.cos(math.radians(config.grazing_deg))
@@ -621,7 +622,7 @@ def _steep_zone(verts: np.ndarray, faces: np.ndarray, config: SheetConfig, pixel
     unit = verts / dist[:, None]
     g = unit[e[:, 0]] - unit[e[:, 1]]
     om = 0.5 * np.einsum("ij,ij->i", g, g)
-    mag = np.abs(np.log(dist[e[:, 0]] / dist[e[:, 1]]))
+    mag = np.abs(dm.log(dist[e[:, 0]] / dist[e[:, 1]]))
     z = (om < 1.0 - math.cos(1.02 * config.steep_pixels * pixel)) & (mag > 0.5 * math.log(config.steep_ratio))
     lock[e[z].ravel()] = True
     return lock
@@ -684,7 +685,7 @@ def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -
     lt = L[tris]  # [T, 3]
     lmax = lt.max(1, keepdims=True)
     far = lt >= lmax - max(jump_min, 1e-6)
-    far_depth = np.exp(np.where(far, lt, 0.0).sum(1) / far.sum(1))  # mean log depth of far corners
+    far_depth = dm.exp(np.where(far, lt, 0.0).sum(1) / far.sum(1))  # mean log depth of far corners
     near_t, near_c = np.nonzero(~far)
     src = tris[near_t, near_c]
     dirs = V[src] / np.linalg.norm(V[src], axis=1, keepdims=True)
@@ -745,5 +746,5 @@ def _ground_height(depth: DepthMap) -> float | None:
     ok = depth.valid[low]
     if not ok.any():
         return None
-    y = d * np.sin(lat[low])[:, None]
+    y = d * dm.sin(lat[low])[:, None]
     return float(np.median(y[ok]))

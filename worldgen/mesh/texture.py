@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from .. import _detmath as dm
 from ..errors import InputError
 from ..types import Panorama
 
@@ -57,11 +58,12 @@ def equirect_uvs(
     """
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
-    r_xz = np.hypot(v[:, 0], v[:, 2])
+    # worldgen._detmath: the same bits on every CPU (numpy's arctan2 differs with AVX-512).
+    r_xz = np.sqrt(v[:, 0] * v[:, 0] + v[:, 2] * v[:, 2])
     rad = np.linalg.norm(v, axis=1)
     polar = r_xz <= 1e-7 * np.maximum(rad, 1e-12)
-    lon = np.arctan2(v[:, 0], -v[:, 2])
-    lat = np.arctan2(v[:, 1], r_xz)
+    lon = dm.arctan2(v[:, 0], -v[:, 2])
+    lat = dm.arctan2(v[:, 1], r_xz)
     u = np.mod((lon + math.pi) / (2 * math.pi), 1.0)
     vv = np.clip((math.pi / 2 - lat) / math.pi, 0.0, 1.0)
 

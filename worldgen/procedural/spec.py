@@ -591,6 +591,8 @@ def _validate(s: SceneSpec) -> None:
         rng(f"amount of {kind}", amount, 0.0, 5.0)
     if not isinstance(s.prompt, str):
         raise InputError("scene spec prompt must be a string")
+    if len(s.prompt) > MAX_PROMPT_CHARS:
+        raise InputError(f"scene spec prompt has {len(s.prompt)} characters; at most {MAX_PROMPT_CHARS}")
 
 
 _DEFAULT_TIME = {"city": "afternoon", "interior": "night", "desert": "afternoon", "canyon": "afternoon"}
@@ -883,6 +885,12 @@ def spec_to_bytes(spec: SceneSpec) -> bytes:
     return (json.dumps(spec.to_json(), indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
+MAX_SPEC_BYTES = 1 << 20
+"""Largest --spec file read (1 MB; a real spec is under 1 KB)."""
+
+MAX_PROMPT_CHARS = 10_000
+
+
 def load_spec(path: str | os.PathLike) -> SceneSpec:
     """Read and validate an edited ``scene_spec.json``.
 
@@ -892,12 +900,20 @@ def load_spec(path: str | os.PathLike) -> SceneSpec:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"scene spec {str(p)!r} does not exist; check the path")
+    size = p.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise InputError(
+            f"scene spec {p.name} is {size / 1e6:.1f} MB; a spec is a few hundred bytes of JSON "
+            "(regenerate it with 'worldgen generate PROMPT' and edit scene_spec.json)"
+        )
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(
             f"scene spec {p.name} is not valid JSON ({e}); fix the file or regenerate it from a prompt"
         ) from e
+    except RecursionError as e:  # json recurses once per nesting level
+        raise InputError(f"scene spec {p.name} is nested too deeply; a spec is one flat JSON object") from e
     try:
         return SceneSpec.from_json(data)
     except InputError as e:
