@@ -17,6 +17,7 @@ from . import _console
 from .assets import export_command, validate_command
 from .generate import generate
 from .info import info, stages
+from .report import report_command
 
 app = typer.Typer(
     name="worldgen",
@@ -31,6 +32,7 @@ app.command("export")(export_command)
 app.command("validate")(validate_command)
 app.command()(info)
 app.command()(stages)
+app.command("report")(report_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -356,7 +356,7 @@ def _counts(pano: Panorama, cloud, scene) -> dict:
         out["splats"] = len(cloud)
     if scene is not None:
         out["triangles"] = {name: int(len(scene[name].faces)) for name in scene.parts}
-        world = scene["world"] if "world" in scene else None
+        world = scene.parts.get("world")
         if world is not None and world.texture is not None:
             out["texture"] = [int(world.texture.shape[1]), int(world.texture.shape[0])]
     return out
