@@ -109,6 +109,11 @@ JS = """
       if(c.style.display==='') shown++; grid.appendChild(c); });
     document.getElementById('shown').textContent=shown+' shown';
   }
+  // A link may preset the view: index.html#status=failed&sort=seconds
+  location.hash.replace(/^#/,'').split('&').forEach(function(kv){
+    var p=kv.split('='), el=p[0]==='status'?sel:(p[0]==='sort'?sort:null);
+    if(el && Array.prototype.some.call(el.options,function(o){return o.value===p[1];})) el.value=p[1];
+  });
   sel.addEventListener('change',apply); sort.addEventListener('change',apply); apply();
 })();
 """
