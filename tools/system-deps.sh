@@ -3,6 +3,7 @@
 #   libusb-1.0-0  - open3d's native library links against it
 #   python3-venv  - to create .venv (Debian splits venv/ensurepip out of python3)
 #   nodejs, npm   - only with --node: the glTF validator and splat reader used by the tests
+#   chromium      - only with --node: headless browser for the report/index/viewer page tests
 set -euo pipefail
 python=${PYTHON:-python3}
 need=()
@@ -11,6 +12,7 @@ ldconfig -p 2>/dev/null | grep -q 'libusb-1\.0\.so\.0' || need+=(libusb-1.0-0)
 if [ "${1:-}" = "--node" ]; then
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
