@@ -76,3 +76,85 @@ def resembles(shot: np.ndarray, reference: np.ndarray, bins: int = 6) -> float:
         return h / max(h.sum(), 1.0)
 
     return float(np.minimum(hist(shot, True), hist(reference, False)).sum())
+
+
+def live_screenshot(
+    url: str, out: Path, size=(640, 420), wait_s: float = 60.0, settle: float = 1.0, then=()
+) -> list[np.ndarray]:
+    """Screenshot a live page (websockets, WebGL animation) in real time through the DevTools
+    protocol: load ``url``, then capture every 2 s until two captures in a row differ by less than
+    ``settle`` (mean absolute 8-bit difference) and the page is not uniform, or ``wait_s`` passes.
+    After that, for each callable in ``then``: call it, and capture again the same way.
+    Returns the settled captures, [H, W, 3] uint8 each (the first also written to ``out``)."""
+    import base64
+    import io
+    import json
+    import time
+    import urllib.request
+
+    from PIL import Image
+    from websockets.sync.client import connect
+
+    with tempfile.TemporaryDirectory(prefix="wg-chromium-") as profile:
+        proc = subprocess.Popen(
+            [
+                chromium(),
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={size[0]},{size[1]}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            port_file = Path(profile) / "DevToolsActivePort"
+            deadline = time.monotonic() + 30
+            while not (port_file.is_file() and port_file.read_text().strip()):
+                assert time.monotonic() < deadline and proc.poll() is None, "chromium did not start"
+                time.sleep(0.1)
+            port = int(port_file.read_text().split()[0])
+            targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=10).read())
+            ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+            with connect(ws_url, max_size=None, open_timeout=10) as ws:
+                counter = iter(range(1, 1 << 30))
+
+                def call(method: str, **params):
+                    i = next(counter)
+                    ws.send(json.dumps({"id": i, "method": method, "params": params}))
+                    while True:
+                        msg = json.loads(ws.recv(timeout=60))
+                        if msg.get("id") == i:
+                            assert "error" not in msg, msg
+                            return msg.get("result", {})
+
+                call("Page.enable")
+                call("Page.navigate", url=url)
+
+                def settled() -> np.ndarray:
+                    end = time.monotonic() + wait_s
+                    prev = None
+                    while True:
+                        time.sleep(1.5)
+                        data = call("Page.captureScreenshot", format="png")["data"]
+                        img = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+                        if prev is not None and np.abs(img.astype(np.int16) - prev).mean() < settle and img.std() > 5:
+                            return img
+                        if time.monotonic() > end:
+                            return img
+                        prev = img.astype(np.int16)
+
+                shots = [settled()]
+                for step in then:
+                    step()
+                    shots.append(settled())
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    Image.fromarray(shots[0]).save(out)
+    return shots
