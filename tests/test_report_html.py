@@ -48,16 +48,19 @@ def test_previews_are_reused_and_deterministic(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     assert make_previews(run)["reused"]
-    # Another config redoes them (small, no fly-through: quick).
-    small = PreviewConfig(view_width=64, view_height=40, frames=0)
+    # Another config redoes them (small: quick).
+    small = PreviewConfig(view_width=64, view_height=40, frames=4, frame_width=64, frame_height=48)
     rec = make_previews(run, small)
-    assert not rec["reused"] and not (run / "flythrough.gif").exists()
-    before = (run / "preview.png").read_bytes()
-    # An edited preview is redone, with the same bytes: same inputs, same pictures.
+    assert not rec["reused"] and Image.open(run / "flythrough.gif").n_frames == 4
+    before = {n: (run / n).read_bytes() for n in ("preview.png", "flythrough.gif", "flythrough.mp4")}
+    # An edited preview is redone, with the same bytes: same inputs, same pictures and video.
     (run / "preview.png").write_bytes(b"x")
     assert not make_previews(run, small)["reused"]
-    assert (run / "preview.png").read_bytes() == before
+    assert {n: (run / n).read_bytes() for n in before} == before
     assert make_previews(run, small)["reused"]
+    # No fly-through asked for: the old one is removed, not left stale.
+    make_previews(run, PreviewConfig(view_width=64, view_height=40, frames=0))
+    assert not (run / "flythrough.gif").exists() and not (run / "flythrough.mp4").exists()
 
 
 def test_report_command_rebuilds_and_handles_partial_runs(tiny_run, tmp_path, capsys):
