@@ -15,7 +15,7 @@ from worldgen.report.html import write_report
 
 
 def test_generate_leaves_previews_and_report(tiny_run):
-    for name in ("preview.png", "flythrough.gif", "flythrough.mp4", "previews.json", "validation.json", "report.html"):
+    for name in ("preview.png", "flythrough.gif", "flythrough.mp4", "previews.json", "report.html"):
         assert (tiny_run / name).is_file(), name
     rec = json.loads((tiny_run / "previews.json").read_text())
     q = rec["quality"]
@@ -32,7 +32,7 @@ def test_generate_leaves_previews_and_report(tiny_run):
     page = (tiny_run / "report.html").read_text()
     for text in ("a pine forest by a lake", "SceneSpec", "gaussians", "refine", "peak memory", "world.glb", "PSNR"):
         assert text in page, text
-    assert "passed" in page or "skipped" in page  # validators ran (or say why not)
+    assert "not validated" in page  # generate leaves the slow validators to `worldgen report`
 
 
 def test_report_page_shows_the_world_in_chromium(tiny_run, tmp_path):
@@ -61,6 +61,19 @@ def test_previews_are_reused_and_deterministic(tiny_run, tmp_path):
     # No fly-through asked for: the old one is removed, not left stale.
     make_previews(run, PreviewConfig(view_width=64, view_height=40, frames=0))
     assert not (run / "flythrough.gif").exists() and not (run / "flythrough.mp4").exists()
+
+
+def test_report_command_validates_the_assets_once(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["report", str(run), "-q"]) == 0
+    stored = json.loads((run / "validation.json").read_text())["files"]
+    assert {"world.glb", "world.usdz", "splats.ply", "splats.spz"} <= set(stored)
+    page = (run / "report.html").read_text()
+    assert "not validated" not in page and ("passed" in page or "skipped" in page)
+    mtime = (run / "validation.json").stat().st_mtime_ns
+    assert main(["report", str(run), "-q"]) == 0
+    assert (run / "validation.json").stat().st_mtime_ns == mtime  # unchanged files: results reused
 
 
 def test_report_command_rebuilds_and_handles_partial_runs(tiny_run, tmp_path, capsys):

@@ -52,6 +52,10 @@ class PreviewConfig:
             multiples of 16 for the video codec (224 x 128).
         fps: fly-through frames per second (12: a 2 s loop).
         loop_radius_m: radius of the fly-through loop around the capture point, metres (0.5).
+        fly_max_splats: splats drawn in fly-through frames at most (300,000): a small frame does
+            not need millions, and the CPU rasterizer's time grows with the count; beyond it a
+            uniform subset is drawn, each splat enlarged to cover the same area
+            (:func:`worldgen.report.quality.thin_cloud`). The views in preview.png use every splat.
     """
 
     view_width: int = 256
@@ -63,6 +67,7 @@ class PreviewConfig:
     frame_height: int = 128
     fps: int = 12
     loop_radius_m: float = 0.5
+    fly_max_splats: int = 300_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,7 +229,7 @@ def _fly_frames(cloud, scene, cfg: PreviewConfig) -> list[np.ndarray]:
     cams = loop_cameras(cfg.frames, cfg.loop_radius_m, cfg.frame_width, cfg.frame_height, cfg.fov_deg)
     halves = []
     if cloud is not None:
-        halves.append(_u8(Q.render_splats(cloud, cams)["rgb"]))
+        halves.append(_u8(Q.render_splats(Q.thin_cloud(cloud, cfg.fly_max_splats), cams)["rgb"]))
     if scene is not None:
         halves.append(_u8(Q.render_mesh(scene, cams)["rgb"]))
     return [np.concatenate([h[k] for h in halves], axis=1) for k in range(cfg.frames)]
@@ -312,6 +317,17 @@ def make_previews(run_dir: str | os.PathLike, config: PreviewConfig = PreviewCon
         (run / stale).unlink(missing_ok=True)
     atomic_write(run / PREVIEWS_JSON, (json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n").encode())
     return dict(record, reused=False)
+
+
+def _fly_label(cloud, scene, cfg: PreviewConfig) -> str:
+    parts = []
+    if cloud is not None:
+        parts.append(
+            "splats" if len(cloud) <= cfg.fly_max_splats else f"splats ({cfg.fly_max_splats:,} of {len(cloud):,})"
+        )
+    if scene is not None:
+        parts.append("mesh")
+    return " | ".join(parts)
 
 
 def measure(depth: DepthMap, cams, truth, splats, mesh) -> dict:

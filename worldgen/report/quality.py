@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from ..evaluation.geometry import _Caster, _shade_hits
 from ..evaluation.views import holes_and_floaters, psnr
 from ..geometry.equirect import direction_to_pixel, perspective_directions
@@ -54,6 +55,23 @@ def render_mesh(scene: MeshScene, cameras: list[Camera]) -> dict[str, np.ndarray
         rgbs.append(np.clip(rgb, 0, 1))
         depths.append(np.where(world, hit["t_hit"], np.inf).astype(np.float32))
     return {"rgb": np.stack(rgbs).astype(np.float32), "depth": np.stack(depths)}
+
+
+def thin_cloud(cloud: GaussianCloud, max_splats: int, seed: int = 0) -> GaussianCloud:
+    """At most ``max_splats`` splats: a seeded uniform subset whose splats are enlarged by
+    sqrt(total / kept) across, so the surface stays covered (coarser, not holed). The cloud
+    itself when it is small enough. Used where a picture does not need every splat: fly-through
+    frames, the browser viewer."""
+    n = len(cloud)
+    if n <= max_splats:
+        return cloud
+    if max_splats < 1:
+        raise InputError(f"max_splats {max_splats} must be at least 1")
+    idx = np.sort(np.random.default_rng(seed).choice(n, max_splats, replace=False))
+    grow = np.float32(0.5 * np.log(n / max_splats))
+    return GaussianCloud(
+        cloud.means[idx], cloud.quats[idx], cloud.log_scales[idx] + grow, cloud.opacity_logits[idx], cloud.sh[idx]
+    )
 
 
 def render_splats(cloud: GaussianCloud, cameras: list[Camera]) -> dict[str, np.ndarray]:

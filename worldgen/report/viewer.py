@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import InputError, MissingDependencyError
 from ..pipeline import load_artifact, read_manifest
 from ..types import GaussianCloud, MeshScene
+from .quality import thin_cloud
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,9 @@ def browser_splats(cloud: GaussianCloud, max_splats: int = DEFAULT_MAX_SPLATS, s
     """
     if max_splats < 1:
         raise InputError(f"--max-splats {max_splats} must be at least 1")
-    n = len(cloud)
-    idx = np.arange(n)
-    grow = 1.0
-    if n > max_splats:
-        idx = np.sort(np.random.default_rng(seed).choice(n, max_splats, replace=False))
-        grow = math.sqrt(n / max_splats)
-    q = cloud.quats[idx].astype(np.float64)
+    total = len(cloud)
+    cloud = thin_cloud(cloud, max_splats, seed)
+    q = cloud.quats.astype(np.float64)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     w, x, y, z = q.T
     R = np.stack(
@@ -85,14 +82,14 @@ def browser_splats(cloud: GaussianCloud, max_splats: int = DEFAULT_MAX_SPLATS, s
         ],
         1,
     )
-    s = cloud.scales[idx].astype(np.float64) * grow
+    s = cloud.scales.astype(np.float64)
     cov = (R * (s * s)[:, None, :]) @ R.transpose(0, 2, 1)
     return BrowserSplats(
-        centers=np.ascontiguousarray(cloud.means[idx], np.float32),
+        centers=np.ascontiguousarray(cloud.means, np.float32),
         covariances=cov.astype(np.float32),
-        rgbs=np.clip(cloud.colors[idx], 0.0, 1.0).astype(np.float32),
-        opacities=np.clip(cloud.opacities[idx], 0.0, 1.0).astype(np.float32)[:, None],
-        total=n,
+        rgbs=np.clip(cloud.colors, 0.0, 1.0).astype(np.float32),
+        opacities=np.clip(cloud.opacities, 0.0, 1.0).astype(np.float32)[:, None],
+        total=total,
     )
 
 
