@@ -112,7 +112,11 @@ def undo_tone_mapping(texture: np.ndarray) -> np.ndarray:
     """
     from ..types import linear_to_srgb, srgb_to_linear
 
-    y = srgb_to_linear(texture.astype(np.float32) / 255.0).reshape(-1, 3).astype(np.float64)
+    # Each distinct colour once: textures hold far fewer colours than pixels.
+    flat = texture.reshape(-1, 3).astype(np.int32)
+    colours, where = np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2], return_inverse=True)
+    rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], -1)
+    y = srgb_to_linear(rgb.astype(np.float32) / 255.0).astype(np.float64)
     z = np.clip(y @ np.linalg.inv(_ACES_OUT).T, 0.0, 1.0)
     # RRTAndODTFit(v) = (v (v + 0.0245786) - 0.000090537) / (v (0.983729 v + 0.432951) + 0.238081) = z,
     # a quadratic in v with one non-negative root for z in [0, 1].
@@ -121,7 +125,8 @@ def undo_tone_mapping(texture: np.ndarray) -> np.ndarray:
     c = -(0.000090537 + 0.238081 * z)
     v = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
     x = np.clip(0.6 * (v @ np.linalg.inv(_ACES_IN).T), 0.0, 1.0)
-    return np.rint(linear_to_srgb(x.astype(np.float32)) * 255.0).astype(np.uint8).reshape(texture.shape)
+    out = np.rint(linear_to_srgb(x.astype(np.float32)) * 255.0).astype(np.uint8)
+    return out[where.reshape(-1)].reshape(texture.shape)
 
 
 def mesh_glb(scene: MeshScene) -> bytes:
