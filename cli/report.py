@@ -24,8 +24,13 @@ def report_command(
         Path, typer.Argument(help="A run folder (manifest.json) or a batch root (batch.json).", show_default=False)
     ],
     validate: Annotated[
-        bool, typer.Option("--validate/--no-validate", help="Run the asset validators on files without a result.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--validate/--no-validate",
+            help="Run the asset validators on files without a stored result (default: yes for a run, no for a batch).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo the previews even when they are current.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
@@ -38,7 +43,7 @@ def report_command(
     if not folder.is_dir():
         raise InputError(f"{str(folder)!r} is not a folder; give a run folder or a batch root")
     if (folder / BATCH_JSON).is_file():
-        out = write_batch_index(folder, validate=validate)
+        out = write_batch_index(folder, validate=bool(validate))
     else:
-        out = write_report(folder, validate=validate, force=force)
+        out = write_report(folder, validate=validate is not False, force=force)
     _console.out.print(str(out))

@@ -19,7 +19,8 @@ from typing import Any
 from ..io import atomic_write
 from ..pipeline import read_manifest
 from ..registry import STAGES
-from .previews import FLY_GIF, FLY_MP4, PREVIEW_PNG, PreviewConfig, artifact_hashes, make_previews
+from ..types import SEMANTIC_CLASSES
+from .previews import FLY_GIF, FLY_MP4, PREVIEW_PNG, PreviewConfig, artifact_hashes, class_palette, make_previews
 from .validation import validate_run, verdict
 
 REPORT_HTML = "report.html"
@@ -95,8 +96,18 @@ def _input_section(m: dict) -> str:
         out += f"<pre>{_e(json.dumps(m['scene_spec'], indent=2, sort_keys=True))}</pre>"
     if pano.get("classes"):
         total = sum(pano["classes"].values()) or 1
-        out += "<p>Classes in the panorama: " + ", ".join(
-            f"{_e(k)} {100 * v / total:.1f} %" for k, v in sorted(pano["classes"].items(), key=lambda kv: -kv[1])
+        pal = class_palette()
+        ids = {name: i for i, name in enumerate(SEMANTIC_CLASSES)}
+
+        def swatch(name: str) -> str:
+            if name not in ids:
+                return ""
+            r, g, b = (int(c) for c in pal[ids[name]])
+            return f"<span style='display:inline-block;width:10px;height:10px;background:rgb({r},{g},{b})'></span> "
+
+        out += "<p>Classes in the panorama (colours as in the preview's semantics): " + ", ".join(
+            f"{swatch(k)}{_e(k)} {100 * v / total:.1f} %"
+            for k, v in sorted(pano["classes"].items(), key=lambda kv: -kv[1])
         )
         out += "</p>"
     return out
