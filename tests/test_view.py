@@ -144,3 +144,16 @@ def test_view_of_a_run_without_splats_or_mesh_exits_2(tmp_path, capsys):
     capsys.readouterr()
     assert main(["view", str(tmp_path / "r")]) == 2
     assert "no splats or mesh" in capsys.readouterr().err
+
+
+def test_walk_keeps_the_eye_at_standing_height(tiny_run):
+    from worldgen import load_artifact
+    from worldgen.report.viewer import Ground
+
+    ground = Ground(load_artifact(tiny_run, "mesh"), eye_height=1.6)
+    # The capture point stands on the ground at eye height: its eye is the origin.
+    assert abs(ground.eye_y(0.0, 0.0)) < 0.1
+    # An eye lifted by 1 m (Q/E) comes back down to standing height over the same ground.
+    assert abs(ground.eye_y(0.0, 0.0, current_y=1.0) - ground.eye_y(0.0, 0.0)) < 0.05
+    # Nothing to stand on: the eye stays where it is.
+    assert Ground(None, 1.6).eye_y(3.0, 4.0, current_y=0.7) == 0.7
