@@ -79,12 +79,14 @@ def resembles(shot: np.ndarray, reference: np.ndarray, bins: int = 6) -> float:
 
 
 def live_screenshot(
-    url: str, out: Path, size=(640, 420), wait_s: float = 60.0, settle: float = 1.0, then=()
+    url: str, out: Path, size=(640, 420), wait_s: float = 60.0, settle: float = 1.0, then=(), ready=None
 ) -> list[np.ndarray]:
     """Screenshot a live page (websockets, WebGL animation) in real time through the DevTools
     protocol: load ``url``, then capture every 2 s until two captures in a row differ by less than
     ``settle`` (mean absolute 8-bit difference) and the page is not uniform, or ``wait_s`` passes.
-    After that, for each callable in ``then``: call it, and capture again the same way.
+    ``ready(img) -> bool`` adds a condition (e.g. the scene's part of the page is not blank: a
+    page fading in stays uniform for a while). After that, for each callable in ``then``: call
+    it, and capture again the same way.
     Returns the settled captures, [H, W, 3] uint8 each (the first also written to ``out``)."""
     import base64
     import io
@@ -139,7 +141,8 @@ def live_screenshot(
                         time.sleep(1.5)
                         data = call("Page.captureScreenshot", format="png")["data"]
                         img = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
-                        if prev is not None and np.abs(img.astype(np.int16) - prev).mean() < settle and img.std() > 5:
+                        steady = prev is not None and np.abs(img.astype(np.int16) - prev).mean() < settle
+                        if steady and img.std() > 5 and (ready is None or ready(img)):
                             return img
                         if time.monotonic() > end:
                             return img

@@ -27,13 +27,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _scene_drawn(img: np.ndarray) -> bool:
+    """The lower left of the page (the world from the capture point, no GUI there) is not blank."""
+    return img[img.shape[0] // 2 :, : img.shape[1] // 2].std() > 10
+
+
 def test_viewer_page_shows_the_world(tiny_run, tmp_path):
     """Splats first, then the mesh (the page's toggle), each from the capture point."""
     chromium()
     viewer = start_viewer(tiny_run, port=_free_port())
     try:
         assert viewer.url.startswith("http://127.0.0.1:")
-        shots = live_screenshot(viewer.url, tmp_path / "view.png", wait_s=60, then=[lambda: viewer.show("mesh")])
+        shots = live_screenshot(
+            viewer.url, tmp_path / "view.png", wait_s=60, then=[lambda: viewer.show("mesh")], ready=_scene_drawn
+        )
     finally:
         viewer.stop()
     pano = np.asarray(Image.open(tiny_run / "panorama.png").convert("RGB"))
