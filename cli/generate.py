@@ -126,7 +126,24 @@ def generate(
         result = _run_with_progress(request, out, run_opts)
     if not quiet:
         _summary(result.stages, result.out_dir, time.perf_counter() - t0)
+    _write_report(result.out_dir, quiet)
     _console.out.print(str(result.out_dir))
+
+
+def _write_report(out_dir: Path, quiet: bool) -> None:
+    """report.html and previews (worldgen.report), after the run: they hold run times, so they stay
+    outside the stage cache; previews are reused while the artifacts they show are unchanged.
+    The asset validators take longer than a fast run (node, USD rules): `worldgen report` runs them."""
+    from worldgen.errors import WorldgenError
+    from worldgen.report.html import write_report
+
+    try:
+        path = write_report(out_dir, validate=False)
+    except WorldgenError as e:  # the world is built; a report that fails must not fail the run
+        _console.err.print(f"[yellow]warning:[/] no report: {str(e).splitlines()[0]}", soft_wrap=True)
+        return
+    if not quiet:
+        _console.err.print(f"report: {path}")
 
 
 def _explain(request: Request) -> None:

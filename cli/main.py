@@ -18,6 +18,8 @@ from ._signals import Interrupted, announce, stop_on_signals
 from .assets import export_command, validate_command
 from .generate import generate
 from .info import info, stages
+from .report import report_command
+from .view import view_command
 
 app = typer.Typer(
     name="worldgen",
@@ -32,6 +34,8 @@ app.command("export")(export_command)
 app.command("validate")(validate_command)
 app.command()(info)
 app.command()(stages)
+app.command("report")(report_command)
+app.command("view")(view_command)
 
 
 def main(argv: list[str] | None = None) -> int:

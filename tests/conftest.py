@@ -9,3 +9,18 @@ import pytest
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One tiny procedural run (256x128, fast preset) made with `worldgen generate`, which also
+    writes its previews and report.html; shared by the report and viewer tests. Read-only: copy it
+    before changing anything."""
+    from worldgen.cli.main import main
+
+    out = tmp_path_factory.mktemp("tiny_run") / "forest"
+    code = main(
+        ["generate", "a pine forest by a lake", "-o", str(out), "--preset", "fast", "--set", "panorama.width=256", "-q"]
+    )
+    assert code == 0
+    return out

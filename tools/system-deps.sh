@@ -3,7 +3,7 @@
 #   libusb-1.0-0  - open3d's native library links against it
 #   python3-venv  - to create .venv (Debian splits venv/ensurepip out of python3)
 #   nodejs, npm   - only with --node: the glTF validator and splat reader used by the tests
-#   chromium      - only with --node: headless browser for the three.js client tests
+#   chromium      - only with --node: headless browser for the three.js client tests and the report/viewer page tests
 set -euo pipefail
 python=${PYTHON:-python3}
 need=()

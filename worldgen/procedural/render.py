@@ -1443,9 +1443,19 @@ def _tonemap(rgb: np.ndarray, exposure: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _scene_shadow_map(scene: S.Scene):
+    """:func:`_shadow_map`, computed once per scene: it does not depend on the camera, and
+    previews render several views of one scene (worldgen.report)."""
+    key = (id(scene.light), id(scene.prims))  # a scene given new lights or objects gets a new map
+    cached = scene.__dict__.get("_shadow_map")
+    if cached is None or cached[0] != key:
+        cached = scene.__dict__["_shadow_map"] = (key, _shadow_map(scene))
+    return cached[1]
+
+
 def _render(scene: S.Scene, frame: _Frame, antialias: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h, w = frame.height, frame.width
-    sm = _shadow_map(scene)
+    sm = _scene_shadow_map(scene)
     rgb = np.zeros((h * w, 3), np.float32)
     depth = np.zeros(h * w, np.float32)
     ids = np.zeros(h * w, np.uint8)
