@@ -53,7 +53,15 @@ _ClickException = sys.modules[typer.BadParameter.__module__].ClickException
 RESUME_HINT = "run the same command again to resume (finished stages are reused)"
 
 
+# Commands that own Ctrl-C: for the viewer it is the normal way to stop serving (exit 0), and a
+# batch stops its workers and prints its own resume line. Every other command computes into a
+# folder and stops through stop_on_signals.
+OWN_SIGNALS = frozenset({"view", "batch"})
+
+
 def _run(argv: list[str] | None) -> int:
+    if _command_name(argv) in OWN_SIGNALS:
+        return _dispatch(argv)
     try:
         with stop_on_signals(RESUME_HINT):
             return _dispatch(argv)

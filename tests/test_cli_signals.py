@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _runfiles import run_outputs
 
 from worldgen.io import TMP_PREFIX, encode_png
 from worldgen.pipeline import MANIFEST
@@ -56,15 +57,13 @@ def _cmd(inputs: Path, out: Path) -> list[str]:
     ]
 
 
-def _outputs(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file() and p.name != MANIFEST}
 
 
 @pytest.fixture(scope="module")
 def reference(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("signal_ref") / "run"
     subprocess.run(_cmd(inputs, out), check=True, timeout=120, cwd=ROOT, capture_output=True)
-    return _outputs(out)
+    return run_outputs(out)
 
 
 @pytest.mark.parametrize(
@@ -116,4 +115,4 @@ def test_signal_stops_fast_and_resumes_byte_identical(inputs, reference, tmp_pat
         assert p.name == MANIFEST or p.name in recorded or p.name.startswith(TMP_PREFIX), p.name
     res = subprocess.run(_cmd(inputs, out), cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert _outputs(out) == reference
+    assert run_outputs(out) == reference

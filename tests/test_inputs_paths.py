@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _runfiles import run_outputs
 
 import worldgen.io as wio
 from worldgen.cli.main import main
@@ -51,8 +52,6 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
-def _outputs(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file() and p.name != MANIFEST}
 
 
 def _consistent(out: Path, ref: Path | None = None) -> None:
@@ -155,7 +154,7 @@ def test_full_disk_stops_cleanly_and_resumes(files, capsys, monkeypatch, failing
     _consistent(out, ref)  # no truncated artifact: the half-written temp file is gone
     monkeypatch.setattr(wio.os, "fdopen", real_fdopen)  # space is free again
     assert main(_gen(files, out, "-q")) == 0
-    assert _outputs(out) == _outputs(ref)
+    assert run_outputs(out) == run_outputs(ref)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _runfiles import run_outputs
 
 from worldgen import InputError, OutputError
 from worldgen.io import TMP_PREFIX, encode_png
@@ -28,12 +29,6 @@ def pano_files(tmp_path, rng):
     return tmp_path / "pano.png", tmp_path / "depth.npy"
 
 
-def _outputs(out: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(out).as_posix(): p.read_bytes()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
 
 
 def test_run_and_manifest(pano_files, tmp_path):
@@ -87,7 +82,7 @@ def test_deterministic_bytes(pano_files, tmp_path):
     pano, _ = pano_files
     a = run_pipeline(Request(panorama=str(pano)), tmp_path / "a", RunOptions(until="depth"))
     b = run_pipeline(Request(panorama=str(pano)), tmp_path / "b", RunOptions(until="depth"))
-    assert _outputs(a.out_dir) == _outputs(b.out_dir)
+    assert run_outputs(a.out_dir, recursive=True) == run_outputs(b.out_dir, recursive=True)
 
 
 def test_stale_temp_files_removed(pano_files, tmp_path):
@@ -199,7 +194,7 @@ def test_killed_run_resumes_byte_identical(pano_files, tmp_path):
     m = json.loads((out / MANIFEST).read_text())
     assert m["stages"]["panorama"]["cached"] and m["stages"]["depth"]["cached"]
     assert not m["stages"]["gaussians"]["cached"]
-    assert _outputs(out) == _outputs(ref)
+    assert run_outputs(out, recursive=True) == run_outputs(ref, recursive=True)
 
 
 def test_load_artifact(pano_files, tmp_path):
