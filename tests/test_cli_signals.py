@@ -57,8 +57,6 @@ def _cmd(inputs: Path, out: Path) -> list[str]:
     ]
 
 
-
-
 @pytest.fixture(scope="module")
 def reference(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("signal_ref") / "run"

@@ -52,8 +52,6 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
-
-
 def _consistent(out: Path, ref: Path | None = None) -> None:
     """No temp file and nothing torn: every file left is recorded in the manifest with its hash,
     or (written by the stage that failed, before the manifest could record it) complete, equal to

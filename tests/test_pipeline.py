@@ -29,8 +29,6 @@ def pano_files(tmp_path, rng):
     return tmp_path / "pano.png", tmp_path / "depth.npy"
 
 
-
-
 def test_run_and_manifest(pano_files, tmp_path):
     pano, depth = pano_files
     res = run_pipeline(Request(panorama=str(pano), depth=str(depth)), tmp_path / "out", RunOptions(until="depth"))
