@@ -15,6 +15,7 @@ from worldgen.errors import InputError, WorldgenError
 
 from . import _console
 from .assets import export_command, validate_command
+from .batch import batch
 from .generate import generate
 from .info import info, stages
 
@@ -31,6 +32,7 @@ app.command("export")(export_command)
 app.command("validate")(validate_command)
 app.command()(info)
 app.command()(stages)
+app.command(epilog="Example: worldgen batch jobs.yaml -o out/batch --workers 2")(batch)
 
 
 def main(argv: list[str] | None = None) -> int:

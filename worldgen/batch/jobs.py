@@ -33,7 +33,7 @@ from typing import Any
 
 from worldgen.errors import InputError
 from worldgen.overrides import apply_shorthands, option_map, parse_backends, parse_options, parse_value
-from worldgen.pipeline import RunOptions, check_request
+from worldgen.pipeline import PRESETS, RunOptions, check_request
 from worldgen.registry import STAGES, Request
 
 from .names import folder_name
@@ -299,7 +299,7 @@ def _read_yaml(data: str, label: str) -> tuple[Entry | None, list[Entry]]:
             node = loader.get_single_node()
             if node is None:
                 return None, []
-            _check_expansion(node)
+            _check_expansion(node, label)
             value = loader.construct_document(node)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
@@ -314,7 +314,7 @@ def _read_yaml(data: str, label: str) -> tuple[Entry | None, list[Entry]]:
     return _split(value, node, label)
 
 
-def _check_expansion(root: Any) -> None:
+def _check_expansion(root: Any, label: str) -> None:
     """Count the values a YAML node graph expands to (aliases counted at every use), so a small
     file of nested aliases cannot expand into billions of values when the jobs are read."""
     import yaml
@@ -327,7 +327,7 @@ def _check_expansion(root: Any) -> None:
         if nid in sizes:
             return sizes[nid]
         if nid in busy:
-            raise JobFileError([f"line {node.start_mark.line + 1}: a YAML alias refers to itself; remove the cycle"])
+            raise JobFileError([f"{label}:{node.start_mark.line + 1}: a YAML alias refers to itself; remove the cycle"])
         busy.add(nid)
         if isinstance(node, yaml.MappingNode):
             n = 1 + sum(size(k) + size(v) for k, v in node.value)
@@ -339,7 +339,7 @@ def _check_expansion(root: Any) -> None:
         if n > MAX_VALUES:
             raise JobFileError(
                 [
-                    f"line {node.start_mark.line + 1}: the YAML expands to more than {MAX_VALUES:,} values "
+                    f"{label}:{node.start_mark.line + 1}: the YAML expands to more than {MAX_VALUES:,} values "
                     "through aliases (an alias bomb?); write the jobs out or split the file"
                 ]
             )
@@ -575,6 +575,15 @@ def _make_job(
         ok = False
     if "until" in get and get["until"] not in STAGES:
         err(merged["until"][0], "until", f"unknown stage {get['until']!r}; stages are {', '.join(STAGES)}")
+        ok = False
+    if "preset" in get and get["preset"] not in PRESETS:
+        err(merged["preset"][0], "preset", f"unknown preset {get['preset']!r}; choose one of {', '.join(PRESETS)}")
+        ok = False
+    if "seed" in get and not 0 <= get["seed"] < 2**63:
+        err(merged["seed"][0], "seed", f"{get['seed']} must lie in [0, 2^63)")
+        ok = False
+    if "eye_height" in get and not 0.0 < get["eye_height"] < 1000.0:
+        err(merged["eye_height"][0], "eye_height", f"{get['eye_height']} m must lie in (0, 1000)")
         ok = False
     if not ok:
         return None
