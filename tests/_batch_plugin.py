@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +77,20 @@ register_backend(Backend("panorama", "test_crash", _crash, "test: the process di
 register_backend(Backend("panorama", "test_sleep", _sleep, "test: sleeps", SleepConfig))
 register_backend(Backend("panorama", "test_flaky", _flaky, "test: fails the first time", FlakyConfig))
 register_backend(Backend("panorama", "test_memory", _memory, "test: runs out of memory"))
+
+
+@dataclass(frozen=True)
+class SlowDepthConfig:
+    seconds: float = 4.0
+
+
+def _slow_depth(ctx):
+    """The real 'given' depth backend, after a pause: a run can be stopped while depth is in flight."""
+    from worldgen.registry import get_backend
+
+    time.sleep(ctx.config.seconds)
+    given = get_backend("depth", "given")
+    return given.run(replace(ctx, config=given.make_config(ctx.request.preset)))
+
+
+register_backend(Backend("depth", "test_slow", _slow_depth, "test: given depth, slowly", SlowDepthConfig))

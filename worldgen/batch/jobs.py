@@ -226,10 +226,15 @@ def _model(v: Any, text: bool) -> dict[str, str]:
 
 def _set(v: Any, text: bool) -> dict[str, dict[str, Any]]:
     try:
-        if isinstance(v, dict):
-            if all(isinstance(x, dict) for x in v.values()):  # {mesh: {max_triangles: 1000}}
-                return {str(s): {str(k): _value(x) for k, x in vals.items()} for s, vals in v.items()}
-            return option_map({k: _value(x) for k, x in v.items()})  # {mesh.max_triangles: 1000}
+        if isinstance(v, dict):  # {mesh.max_triangles: 1000} and/or {mesh: {max_triangles: 1000}}
+            out: dict[str, dict[str, Any]] = {}
+            for k, x in v.items():
+                if isinstance(x, dict) and "." not in str(k):
+                    out.setdefault(str(k).strip(), {}).update({str(f).strip(): _value(y) for f, y in x.items()})
+                else:
+                    for stage, vals in option_map({k: _value(x)}).items():
+                        out.setdefault(stage, {}).update(vals)
+            return out
         return parse_options(_items(v, text, r";"))
     except ValueError as e:
         raise _FieldError(str(e)) from None
@@ -513,7 +518,7 @@ def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Pa
         # (file paths are checked per job above).
         sig = json.dumps([job.request.preset, bool(job.request.panorama), bool(job.request.depth),
                           job.until, job.backends, job.options, bool(job.request.image), bool(job.request.prompt),
-                          bool(job.request.spec), job.request.seed, job.request.eye_height], default=list,
+                          bool(job.request.spec)], default=list,
                          sort_keys=True)  # fmt: skip
         try:
             if sig not in checked:
