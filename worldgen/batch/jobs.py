@@ -473,6 +473,7 @@ def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Pa
         if "name" in raw:
             errors.append(f"{label}:{raw['name'][0]}: defaults: field 'name': every job names itself; remove it")
         base_values = _convert(raw, text, lambda ln, f, m: errors.append(f"{label}:{ln}: defaults: field {f!r}: {m}"))
+        base_values = {k: v for k, v in base_values.items() if v[1] is not None}
     jobs: list[Job] = []
     folders: dict[str, tuple[str, int]] = {}
     checked: dict[str, None] = {}
@@ -487,10 +488,14 @@ def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Pa
         if "name" not in raw:
             err(line, "name", "missing; every job needs a name (its folder under ROOT)")
             continue
-        if "name" not in values:
+        if values.get("name", (0, None))[1] is None:
+            err(line, "name", "is empty; every job needs a name (its folder under ROOT)")
             continue
         merged = dict(base_values)
         for k, (ln, v) in values.items():
+            if v is None:
+                merged.pop(k, None)
+                continue
             if k in _MERGED and k in merged:
                 old = merged[k][1]
                 v = {s: {**old.get(s, {}), **v.get(s, {})} for s in {*old, *v}} if k == "set" else {**old, **v}
@@ -552,7 +557,8 @@ def _convert(raw: Mapping[str, tuple[int, Any]], text: bool, err: Callable[[int,
             err(ln, key, f"unknown; job fields are {', '.join(FIELDS)}")
             continue
         if v is None:
-            continue  # an empty YAML value means "not given"
+            out[fld] = (ln, None)  # empty: not given (in a job: also drops the default's value)
+            continue
         try:
             out[fld] = (ln, conv(v, text))
         except _FieldError as e:

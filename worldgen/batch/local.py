@@ -59,6 +59,7 @@ class _Slot:
     started: float = 0.0
     ready: bool = False
     failed_starts: int = 0
+    retiring: bool = False  # said it will exit after its last result: give it no more jobs
     messages: list[dict] = field(default_factory=list)
 
 
@@ -132,7 +133,7 @@ class LocalExecutor:
                 args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True
             )
         os.set_blocking(slot.proc.stdout.fileno(), False)
-        slot.buf, slot.ready, slot.item = b"", False, None
+        slot.buf, slot.ready, slot.item, slot.retiring = b"", False, None, False
         self.sel.register(slot.proc.stdout, selectors.EVENT_READ, slot)
 
     def _kill(self, slot: _Slot, sig: int = signal.SIGKILL) -> None:
@@ -185,7 +186,7 @@ class LocalExecutor:
     def _dispatch(self) -> None:
         now = time.monotonic()
         for slot in self.slots:
-            if slot.item is not None or slot.proc is None:
+            if slot.item is not None or slot.proc is None or slot.retiring:
                 continue
             item = self._pick(slot, now)
             if item is None:
@@ -236,6 +237,7 @@ class LocalExecutor:
             self.on_event("progress", slot.item.job, {"stage": msg.get("stage"), "worker": slot.index})
         elif event == "result" and slot.item is not None:
             item, slot.item = slot.item, None
+            slot.retiring = bool(msg.get("restart"))
             self._settle(item, msg)
 
     def _settle(self, item: _Queued, result: dict[str, Any]) -> None:
