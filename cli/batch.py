@@ -98,7 +98,7 @@ def batch(
             _console.err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
         if len(e.errors) > 50:
             _console.err.print(f"... and {len(e.errors) - 50} more problems")
-        _console.err.print(f"{len(e.errors)} problem(s) in {jobs_file}; nothing was run")
+        _console.err.print(f"{len(e.errors)} problem(s) in {jobs_file}; nothing was run", soft_wrap=True, markup=False)
         raise typer.Exit(2) from None
     if not quiet:
         _table(result)
@@ -143,7 +143,9 @@ def _check(jobs_file: Path, out: Path) -> None:
     root = out.resolve()
     finished = sum(finished_record(root, j) is not None for j in jobs) if root.is_dir() else 0
     _console.err.print(
-        f"{jobs_file}: {len(jobs)} jobs, all valid; {finished} already finished, {len(jobs) - finished} to run"
+        f"{jobs_file}: {len(jobs)} jobs, all valid; {finished} already finished, {len(jobs) - finished} to run",
+        soft_wrap=True,
+        markup=False,
     )
 
 
