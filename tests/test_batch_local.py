@@ -41,7 +41,7 @@ jobs:
   - {{name: corrupt, prompt: null, panorama: corrupt.png}}
   - {{name: "../../escape", seed: 4, backend: {{panorama: test_model}}}}
   - {{name: "/etc/evil", seed: 5, backend: {{panorama: test_model}}}}
-  - {{name: sleepy, backend: {{panorama: test_sleep}}, set: {{panorama.seconds: 60}}}}
+  - {{name: sleepy, backend: {{panorama: test_sleep}}, set: {{panorama.seconds: 60}}, timeout: 5}}
 """
     )
     before = _files(tmp_path)
@@ -51,7 +51,7 @@ jobs:
         jobs,
         root,
         LocalExecutor(2, gpus=[], plugins=PLUGINS),
-        Policy(timeout=5.0, retries=1, backoff=0.1),
+        Policy(retries=1, backoff=0.1),
         on_event=lambda kind, job, info: events.append((kind, job.name, info)),
     )
     e = result.entries
@@ -69,7 +69,7 @@ jobs:
         "sleepy": ("timeout", 1),
     }
     assert "SIGKILL" in e["crash"]["error"] and "out of memory" in e["oom"]["error"]
-    assert "corrupt" in e["corrupt"]["error"] and "timeout" in e["sleepy"]["error"]
+    assert "corrupt" in e["corrupt"]["error"] and "timeout of 5 s" in e["sleepy"]["error"]
     assert not result.ok
     # Nothing outside the root was written; hostile names became plain folders in it.
     new = {p for p in _files(tmp_path) - before if root not in p.parents}

@@ -8,7 +8,7 @@ with ``csv``. Nothing in a job file is executed or unpickled.
 Fields are ``worldgen generate``'s options under their long names (see docs/batch.md): ``name``,
 one input (``prompt``, ``spec``, ``image`` or ``panorama`` with optional ``depth``), ``seed``,
 ``preset``, ``eye_height``, ``until``, ``max_splats``, ``engine``, ``format``, ``backend``,
-``set``, ``model``, and ``gpu`` for the scheduler. A ``defaults`` block (YAML: a top-level key;
+``set``, ``model``, and ``gpu`` and ``timeout`` for the scheduler. A ``defaults`` block (YAML: a top-level key;
 JSONL: a line ``{"defaults": {...}}``) gives values for every job; a job's own values win, and its
 ``backend``/``set``/``model`` entries are merged over the defaults' entry by entry.
 
@@ -75,6 +75,7 @@ class Job:
         options: stage -> {config field: value}.
         models: role -> model id or folder (needs a worldgen with model configuration).
         gpu: "auto" (a GPU worker when one is free), "yes" (wait for a GPU) or "no" (CPU only).
+        timeout: seconds one attempt may run (None: the batch's --timeout).
     """
 
     name: str
@@ -86,6 +87,7 @@ class Job:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     models: Mapping[str, str] = field(default_factory=dict)
     gpu: str = "auto"
+    timeout: float | None = None
 
     def run_options(self) -> RunOptions:
         return RunOptions(until=self.until, backends=dict(self.backends), options=_tuples(self.options))
@@ -127,6 +129,7 @@ class Job:
             options=_tuples(d["options"]),
             models=dict(d["models"]),
             gpu=d["gpu"],
+            timeout=d.get("timeout"),
         )
 
 
@@ -173,6 +176,13 @@ def _float(v: Any, text: bool) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _FieldError(f"must be a number, got {_kind(v)}")
     return float(v)
+
+
+def _seconds(v: Any, text: bool) -> float:
+    x = _float(v, text)
+    if not 0.0 < x < float("inf"):
+        raise _FieldError(f"must be a positive number of seconds, got {v!r}")
+    return x
 
 
 def _gpu(v: Any, text: bool) -> str:
@@ -268,6 +278,7 @@ FIELDS: dict[str, Callable[[Any, bool], Any]] = {
     "set": _set,
     "model": _model,
     "gpu": _gpu,
+    "timeout": _seconds,
 }
 """Job fields and their converters (documented in docs/batch.md)."""
 
@@ -620,4 +631,5 @@ def _make_job(
         options=options,
         models=get.get("model", {}),
         gpu=get.get("gpu", "auto"),
+        timeout=get.get("timeout"),
     )

@@ -300,15 +300,15 @@ class LocalExecutor:
         return True
 
     def _check_timeouts(self) -> None:
-        limit = self.policy.timeout
-        if not limit:
-            return
         now = time.monotonic()
         for slot in self.slots:
-            if slot.item is not None and now - slot.started > limit:
+            if slot.item is None:
+                continue
+            limit = slot.item.job.timeout or self.policy.timeout
+            if limit and now - slot.started > limit:
                 item, slot.item = slot.item, None
                 self._retire(slot)  # killing the process is the only way to stop a job mid-stage
-                result = {"status": "timeout", "error": f"ran longer than --timeout {limit:g} s", "log": "job.log"}
+                result = {"status": "timeout", "error": f"ran longer than its timeout of {limit:g} s", "log": "job.log"}
                 self._finish(item, result)
                 if self.queue or any(s.item for s in self.slots):
                     self._start(slot)

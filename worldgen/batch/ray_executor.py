@@ -139,13 +139,13 @@ class RayExecutor:
                     except ray.exceptions.RayError as e:  # the worker died (OOM kill, segfault) or Ray failed
                         result = {"status": "failed", "error": _ray_error(e), "retry": True, "log": "job.log"}
                     settle(job, attempt, first, result)
-                if policy.timeout:
-                    for ref, (job, attempt, started, first) in list(running.items()):
-                        if time.monotonic() - started > policy.timeout:
-                            running.pop(ref)
-                            ray.cancel(ref, force=True)
-                            error = f"ran longer than --timeout {policy.timeout:g} s"
-                            settle(job, attempt, first, {"status": "timeout", "error": error, "log": "job.log"})
+                for ref, (job, attempt, started, first) in list(running.items()):
+                    limit = job.timeout or policy.timeout
+                    if limit and time.monotonic() - started > limit:
+                        running.pop(ref)
+                        ray.cancel(ref, force=True)
+                        error = f"ran longer than its timeout of {limit:g} s"
+                        settle(job, attempt, first, {"status": "timeout", "error": error, "log": "job.log"})
         except KeyboardInterrupt:
             for ref, (job, attempt, _, first) in running.items():
                 ray.cancel(ref, force=True)
