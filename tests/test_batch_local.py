@@ -69,6 +69,7 @@ jobs:
         "sleepy": ("timeout", 1),
     }
     assert "SIGKILL" in e["crash"]["error"] and "out of memory" in e["oom"]["error"]
+    assert "the driver saw: the worker process died from SIGKILL" in (root / "crash" / "job.log").read_text()
     assert "corrupt" in e["corrupt"]["error"] and "timeout of 5 s" in e["sleepy"]["error"]
     assert not result.ok
     # Nothing outside the root was written; hostile names became plain folders in it.

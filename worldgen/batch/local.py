@@ -30,7 +30,7 @@ from worldgen.errors import WorldgenError
 
 from .jobs import Job
 from .policy import EventFn, Policy, death_message
-from .state import STATE_DIR
+from .state import STATE_DIR, note_in_log
 
 
 class BatchInterrupted(WorldgenError):
@@ -276,6 +276,7 @@ class LocalExecutor:
             was_ready = slot.ready
             self._retire(slot)
             if item is not None:
+                note_in_log(self.root, item.job, f"the driver saw: {death_message(code)}")
                 self._settle(item, {"status": "failed", "error": death_message(code), "retry": True, "log": "job.log"})
             if not was_ready:
                 slot.failed_starts += 1
@@ -309,6 +310,7 @@ class LocalExecutor:
                 item, slot.item = slot.item, None
                 self._retire(slot)  # killing the process is the only way to stop a job mid-stage
                 result = {"status": "timeout", "error": f"ran longer than its timeout of {limit:g} s", "log": "job.log"}
+                note_in_log(self.root, item.job, f"stopped by the driver: {result['error']}")
                 self._finish(item, result)
                 if self.queue or any(s.item for s in self.slots):
                     self._start(slot)

@@ -26,6 +26,7 @@ from worldgen.errors import InputError, MissingDependencyError
 from .jobs import Job
 from .local import BatchInterrupted
 from .policy import EventFn, Policy
+from .state import note_in_log
 
 
 def _task(root: str, job_json: str, attempt: int, plugins: list[str]) -> str:
@@ -138,6 +139,7 @@ class RayExecutor:
                         continue
                     except ray.exceptions.RayError as e:  # the worker died (OOM kill, segfault) or Ray failed
                         result = {"status": "failed", "error": _ray_error(e), "retry": True, "log": "job.log"}
+                        note_in_log(Path(root_s), job, f"the driver saw: {result['error']}")
                     settle(job, attempt, first, result)
                 for ref, (job, attempt, started, first) in list(running.items()):
                     limit = job.timeout or policy.timeout
@@ -145,6 +147,7 @@ class RayExecutor:
                         running.pop(ref)
                         ray.cancel(ref, force=True)
                         error = f"ran longer than its timeout of {limit:g} s"
+                        note_in_log(Path(root_s), job, f"stopped by the driver: {error}")
                         settle(job, attempt, first, {"status": "timeout", "error": error, "log": "job.log"})
         except KeyboardInterrupt:
             for ref, (job, attempt, _, first) in running.items():

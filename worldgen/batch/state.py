@@ -185,6 +185,19 @@ class Ledger:
         atomic_write(self.path, text.encode())
 
 
+class Busy(OutputError):
+    """Another process holds a lock (a worker of an earlier batch may still be finishing a job)."""
+
+
+def note_in_log(root: Path, job: Job, text: str) -> None:
+    """Append a line to the job's ``job.log`` from the driver (why its worker died or was stopped)."""
+    with contextlib.suppress(OSError, OutputError):
+        folder = job_dir(root, job)
+        if folder.is_dir():
+            with open(folder / JOB_LOG, "a") as f:
+                f.write(f"== {now_iso()} {text}\n")
+
+
 @contextlib.contextmanager
 def hold_lock(path: Path, what: str):
     """An exclusive, non-blocking ``flock`` on ``path`` for the block; OutputError when another
@@ -195,7 +208,7 @@ def hold_lock(path: Path, what: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise OutputError(f"{what} is busy: another worldgen process holds {path}; wait for it") from None
+            raise Busy(f"{what} is busy: another worldgen process holds {path}; wait for it") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {os.uname().nodename}\n".encode())
         yield

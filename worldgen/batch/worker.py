@@ -29,7 +29,7 @@ from worldgen.errors import InputError
 from worldgen.modelcache import model_cache_stats
 
 from .jobs import Job
-from .state import JOB_LOG, job_dir, job_lock, now_iso, write_job_record
+from .state import JOB_LOG, Busy, job_dir, job_lock, now_iso, write_job_record
 
 ProgressFn = Callable[[str, float, str], None]
 
@@ -72,7 +72,9 @@ def execute_job(root: str | os.PathLike, job: Job, attempt: int, progress: Progr
                     result.update(error=f"{type(e).__name__}: {_one_line(e)}", retry=True)
                     traceback.print_exc(file=log)
                     log.flush()
-    except InputError as e:  # the folder escapes the root, or another process holds its lock
+    except Busy as e:  # a worker of an earlier, killed batch may still be finishing this job
+        result.update(error=_one_line(e), retry=True)
+    except InputError as e:  # the folder escapes the root
         result["error"] = _one_line(e)
     except OSError as e:
         result.update(error=f"cannot write the job folder ({e.strerror}: {e.filename})", retry=True)
