@@ -52,6 +52,21 @@ PATH_FIELDS = ("spec", "image", "panorama", "depth")
 GPU_CHOICES = ("auto", "yes", "no")
 
 
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(Request))
+_RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunOptions))
+
+
+def _models_module() -> Any:
+    """worldgen.models when this worldgen has model configuration (RunOptions.models), else None."""
+    if "models" not in _RUN_FIELDS:
+        return None
+    try:
+        from worldgen import models
+    except ImportError:
+        return None
+    return models
+
+
 class JobFileError(InputError):
     """A job file with problems; ``errors`` holds one line per problem (the message gives them all)."""
 
@@ -73,7 +88,9 @@ class Job:
         until: last stage to run.
         backends: stage -> backend name.
         options: stage -> {config field: value}.
-        models: role -> model id or folder (needs a worldgen with model configuration).
+        models: role -> model spec fields (source, revision, ...), from the job's ``model`` field over
+            worldgen.toml's ``[models]``, resolved by the batch driver (needs :mod:`worldgen.models`).
+        defaults: stage -> backend -> option defaults from worldgen.toml (applied under ``options``).
         gpu: "auto" (a GPU worker when one is free), "yes" (wait for a GPU) or "no" (CPU only).
         timeout: seconds one attempt may run (None: the batch's --timeout).
     """
@@ -85,12 +102,20 @@ class Job:
     until: str = "export"
     backends: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    models: Mapping[str, str] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    defaults: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     gpu: str = "auto"
     timeout: float | None = None
 
     def run_options(self) -> RunOptions:
-        return RunOptions(until=self.until, backends=dict(self.backends), options=_tuples(self.options))
+        kw: dict[str, Any] = {"until": self.until, "backends": dict(self.backends), "options": _tuples(self.options)}
+        if self.models:  # only ever set where worldgen.models exists (checked when the file is read)
+            from worldgen.models import ModelSpec
+
+            kw["models"] = {role: ModelSpec(role=role, **spec) for role, spec in self.models.items()}
+        if self.defaults:
+            kw["defaults"] = {stage: _tuples(by_backend) for stage, by_backend in self.defaults.items()}
+        return RunOptions(**kw)
 
     def inputs(self) -> dict[str, str]:
         """Input field -> absolute path of the files this job reads."""
@@ -100,7 +125,7 @@ class Job:
     def key(self) -> str:
         """sha256 of what the job computes, input files by field (their content is checked apart)."""
         r = self.request
-        req = {f: getattr(r, f) for f in ("prompt", "seed", "eye_height", "preset")}
+        req = {f: getattr(r, f) for f in _REQUEST_FIELDS if f not in PATH_FIELDS}
         req.update({k: bool(getattr(r, k)) for k in PATH_FIELDS})
         payload = {
             "request": req,
@@ -108,6 +133,7 @@ class Job:
             "backends": dict(self.backends),
             "options": self.options,
             "models": dict(self.models),
+            "defaults": self.defaults,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
 
@@ -128,6 +154,7 @@ class Job:
             backends=dict(d["backends"]),
             options=_tuples(d["options"]),
             models=dict(d["models"]),
+            defaults=d.get("defaults") or {},
             gpu=d["gpu"],
             timeout=d.get("timeout"),
         )
@@ -280,6 +307,8 @@ FIELDS: dict[str, Callable[[Any, bool], Any]] = {
     "gpu": _gpu,
     "timeout": _seconds,
 }
+if "fov" in _REQUEST_FIELDS:
+    FIELDS["fov"] = _seconds  # horizontal field of view of `image`, degrees (--fov)
 """Job fields and their converters (documented in docs/batch.md)."""
 
 ALIASES = {"formats": "format", "backends": "backend", "models": "model", "eye-height": "eye_height"}
@@ -479,6 +508,10 @@ def load_jobs(path: str | os.PathLike) -> list[Job]:
 
 def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Path, text: bool) -> list[Job]:
     errors: list[str] = []
+    models_mod = _models_module()
+    # worldgen.toml (models, backend option defaults) applies to every job as it does to `generate`;
+    # the driver reads it once and hands the result to the workers with each job.
+    user_config = models_mod.load_user_config() if models_mod is not None else None
     base_values: dict[str, tuple[int, Any]] = {}
     if defaults is not None:
         dline, raw = defaults
@@ -544,17 +577,40 @@ def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Pa
         except InputError as e:
             err(line, None, str(e).splitlines()[0])
             continue
-        if job.models:
-            err(merged["model"][0], "model", _model_support())
-            continue
+        if "model" in merged or (user_config is not None and (user_config.models or user_config.backend_options)):
+            if models_mod is None:
+                err(merged["model"][0], "model", "this worldgen has no model configuration (worldgen.models)")
+                continue
+            try:
+                job = _with_models(job, merged.get("model", (0, {}))[1], base, models_mod, user_config)
+            except InputError as e:
+                err(merged.get("model", (line,))[0], "model" if "model" in merged else None, str(e).splitlines()[0])
+                continue
         jobs.append(job)
     if errors:
         raise JobFileError(errors)
     return jobs
 
 
-def _model_support() -> str:
-    return "this worldgen has no model configuration yet (worldgen.models); remove the field"
+def _with_models(job: Job, given: Mapping[str, str], base: Path, models_mod: Any, user_config: Any) -> Job:
+    """The job with its models resolved (the job's ``model`` entries over worldgen.toml's) and
+    worldgen.toml's backend option defaults; a relative model folder is read from the job file's folder."""
+    items = []
+    for role, source in given.items():
+        local = Path(source).expanduser()
+        if not local.is_absolute() and (base / local).exists():
+            source = str(base / local)
+        items.append(f"{role}={source}")
+    specs = models_mod.resolve_models(items, user_config)
+    models = {}
+    for role, spec in specs.items():
+        d = dataclasses.asdict(spec)
+        d.pop("role", None)
+        models[role] = json.loads(json.dumps(d, default=list))
+    defaults = json.loads(json.dumps(user_config.backend_options, default=list)) if user_config else {}
+    job = dataclasses.replace(job, models=models, defaults=defaults)
+    check_request(job.request, job.run_options())
+    return job
 
 
 def _convert(raw: Mapping[str, tuple[int, Any]], text: bool, err: Callable[[int, str, str], None]) -> dict:
@@ -621,6 +677,7 @@ def _make_job(
         seed=get.get("seed", 0),
         eye_height=get.get("eye_height", 1.6),
         preset=get.get("preset", "balanced"),
+        **({"fov": get["fov"]} if "fov" in get else {}),
     )
     return Job(
         name=name,
@@ -630,7 +687,6 @@ def _make_job(
         until=get.get("until", "export"),
         backends=get.get("backend", {}),
         options=options,
-        models=get.get("model", {}),
         gpu=get.get("gpu", "auto"),
         timeout=get.get("timeout"),
     )
