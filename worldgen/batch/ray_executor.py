@@ -84,7 +84,10 @@ class RayExecutor:
 
     def run(self, root: Path, jobs: list[Job], policy: Policy, on_event: EventFn) -> dict[str, dict[str, Any]]:
         ray = self.ray
-        remote = ray.remote(_task)
+        # max_calls=0: a Ray worker runs any number of these tasks and keeps its loaded models. (Ray
+        # otherwise retires a worker after every GPU task, to free GPU memory; the model cache holds
+        # that memory on purpose, and its capacity bounds it.) It can only be set here, not per call.
+        remote = ray.remote(max_calls=0)(_task)
         root_s = str(Path(root).resolve())
         outcomes: dict[str, dict[str, Any]] = {}
         queue: list[tuple[float, Job, int, float | None]] = [(0.0, job, 1, None) for job in jobs]
