@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worldgen._resources import cpu_count
 from worldgen.errors import WorldgenError
 
 from .jobs import Job
 from .policy import EventFn, Policy, death_message
 from .state import STATE_DIR, note_in_log
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class BatchInterrupted(WorldgenError):
@@ -118,6 +121,11 @@ class LocalExecutor:
 
     def _start(self, slot: _Slot) -> None:
         env = dict(os.environ)
+        # N workers share the cores: give each its share of threads (torch, OpenMP, BLAS read these
+        # at import), or N processes each running one thread per core would thrash the caches.
+        threads = str(max(1, cpu_count() // len(self.slots)))
+        for var in _THREAD_VARS:
+            env.setdefault(var, threads)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = slot.gpu or ""
         paths = {str(Path(sys.modules[m].__file__).resolve().parents[m.count(".")]) for m in self.plugins}
