@@ -73,7 +73,7 @@ def run_batch(
         raise InputError(f"{first.source}: job {first.name!r} asks for a GPU (gpu: yes) and the executor has none")
     out = prepare_root(root)
     with batch_lock(out):
-        ledger = Ledger(out, str(jobs_file), jobs)
+        ledger = Ledger(out, str(Path(jobs_file).resolve()), jobs)
         todo: list[Job] = []
         for job in jobs:
             record = finished_record(out, job)
