@@ -198,3 +198,17 @@ def test_model_field_resolved_or_clearly_refused(tmp_path, monkeypatch):
         assert job.models["depth"]["source"] == str(tmp_path / "depth-model")  # relative to the job file
         assert job.run_options().models["depth"].source == str(tmp_path / "depth-model")
         assert Job.from_json(json.loads(json.dumps(job.to_json()))) == job
+
+
+def test_options_must_fit_the_backend_that_runs(tmp_path, pano):
+    # panorama.width is the procedural backend's option; a panorama-file job cannot take it
+    f = _write(
+        tmp_path / "o.yaml",
+        "defaults:\n  set: {panorama.width: 512}\njobs:\n  - {name: a, prompt: x}\n  - {name: b, panorama: pano.png}\n"
+        "  - {name: c, panorama: pano.png, set: null}\n",
+    )
+    (err,) = _errors(f)
+    assert err.startswith(f"{f}:2: job 'b': field 'set': panorama backend 'file' has no option width")
+    f.write_text(f.read_text().replace("  - {name: b, panorama: pano.png}\n", ""))
+    a, c = load_jobs(f)
+    assert a.options == {"panorama": {"width": 512}} and c.options == {}

@@ -33,7 +33,7 @@ from typing import Any
 
 from worldgen.errors import InputError
 from worldgen.overrides import apply_shorthands, option_map, parse_backends, parse_options, parse_value
-from worldgen.pipeline import PRESETS, RunOptions, check_request
+from worldgen.pipeline import PRESETS, RunOptions, check_request, choose_backend
 from worldgen.registry import STAGES, Request
 
 from .names import folder_name
@@ -573,9 +573,11 @@ def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Pa
         try:
             if sig not in checked:
                 check_request(job.request, job.run_options())
+                _check_chosen_options(job)
                 checked[sig] = None
         except InputError as e:
-            err(line, None, str(e).splitlines()[0])
+            fld = getattr(e, "field", None)
+            err(merged[fld][0] if fld in merged else line, fld, str(e).splitlines()[0])
             continue
         if "model" in merged or (user_config is not None and (user_config.models or user_config.backend_options)):
             if models_mod is None:
@@ -590,6 +592,31 @@ def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Pa
     if errors:
         raise JobFileError(errors)
     return jobs
+
+
+def _check_chosen_options(job: Job) -> None:
+    """Every option must be one of the backend that will run its stage.
+
+    ``check_request`` accepts an option that some backend of the stage has; a batch is stricter,
+    because a ``defaults`` block easily hands, say, ``panorama.width`` (the procedural backend's)
+    to a job that reads a panorama file, and that job would fail only when it runs.
+    """
+    produced = {"given_depth"} if (job.request.depth or not job.request.panorama) else set()
+    for stage, values in job.options.items():
+        if stage in job.backends:
+            continue  # check_request built this backend's config already
+        try:
+            backend = choose_backend(stage, job.request, produced, job.backends)
+        except InputError:
+            continue  # the run reports it, as `generate` does
+        if backend is None:
+            continue
+        try:
+            backend.make_config(job.request.preset, values)
+        except InputError as e:
+            shorthand = stage == "export" and set(values) & {"engine", "formats"}
+            e.field = None if shorthand else "set"
+            raise
 
 
 def _with_models(job: Job, given: Mapping[str, str], base: Path, models_mod: Any, user_config: Any) -> Job:
