@@ -31,7 +31,7 @@ def test_yaml_defaults_and_overrides(tmp_path, pano):
 defaults:
   preset: fast
   seed: 7
-  set: {panorama.width: 256, mesh: {max_triangles: 1000}}
+  set: {gaussians.max_splats: 5000, mesh: {max_triangles: 1000}}
   format: [glb, ply]
 jobs:
   - name: forest
@@ -46,18 +46,18 @@ jobs:
     )
     forest, beach = load_jobs(f)
     assert forest.request.prompt == "a pine forest" and forest.request.seed == 7 and forest.request.preset == "fast"
-    assert forest.options["panorama"] == {"width": 256}
+    assert forest.options["gaussians"] == {"max_splats": 5000} and forest.options["mesh"] == {"max_triangles": 1000}
     assert forest.options["export"]["formats"] == ("glb", "ply")
     assert forest.source == f"{f}:8" and forest.folder == "forest"
     assert beach.request.panorama == str(pano) and beach.request.seed == 3
     # the job's set entries merge over the defaults' entries
-    assert beach.options["mesh"] == {"max_triangles": 2000} and beach.options["panorama"] == {"width": 256}
+    assert beach.options["mesh"] == {"max_triangles": 2000} and beach.options["gaussians"] == {"max_splats": 5000}
     assert beach.options["export"]["engine"] == "unity" and beach.backends == {"depth": "layout"}
     assert Job.from_json(json.loads(json.dumps(beach.to_json()))) == beach
 
 
 def test_set_values_parse_like_generate(tmp_path):
-    items = ['export.formats=["glb"]', "mesh.max_triangles=1000", "depth.detect_sky=false"]
+    items = ['export.formats=["glb"]', "mesh.max_triangles=1000", "gaussians.max_splats=100"]
     f = _write(tmp_path / "j.jsonl", json.dumps({"name": "a", "prompt": "x", "set": items}) + "\n")
     (job,) = load_jobs(f)
     assert job.options == parse_options(items)  # the parser behind `worldgen generate --set`
