@@ -41,7 +41,7 @@ def _throughput(tmp: Path, n: int) -> list[dict]:
     try:
         import ray
 
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         from worldgen.batch.ray_executor import RayExecutor
 
         runs.append(("ray-2", lambda: RayExecutor(cpus_per_job=1.0)))

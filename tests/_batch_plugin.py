@@ -72,13 +72,6 @@ def _memory(ctx):
     raise MemoryError
 
 
-register_backend(Backend("panorama", "test_model", _model, "test: loads a model via the cache", ModelConfig))
-register_backend(Backend("panorama", "test_crash", _crash, "test: the process dies"))
-register_backend(Backend("panorama", "test_sleep", _sleep, "test: sleeps", SleepConfig))
-register_backend(Backend("panorama", "test_flaky", _flaky, "test: fails the first time", FlakyConfig))
-register_backend(Backend("panorama", "test_memory", _memory, "test: runs out of memory"))
-
-
 @dataclass(frozen=True)
 class SlowDepthConfig:
     seconds: float = 4.0
@@ -93,4 +86,27 @@ def _slow_depth(ctx):
     return given.run(replace(ctx, config=given.make_config(ctx.request.preset)))
 
 
-register_backend(Backend("depth", "test_slow", _slow_depth, "test: given depth, slowly", SlowDepthConfig))
+BACKENDS = (
+    Backend("panorama", "test_model", _model, "test: loads a model via the cache", ModelConfig),
+    Backend("panorama", "test_crash", _crash, "test: the process dies"),
+    Backend("panorama", "test_sleep", _sleep, "test: sleeps", SleepConfig),
+    Backend("panorama", "test_flaky", _flaky, "test: fails the first time", FlakyConfig),
+    Backend("panorama", "test_memory", _memory, "test: runs out of memory"),
+    Backend("depth", "test_slow", _slow_depth, "test: given depth, slowly", SlowDepthConfig),
+)
+
+
+def register() -> None:
+    for b in BACKENDS:
+        register_backend(b)
+
+
+def unregister() -> None:
+    """Take the test backends out of this process's registry again (other tests see the real set)."""
+    from worldgen import registry
+
+    for b in BACKENDS:
+        registry._REGISTRY[b.stage].pop(b.name, None)
+
+
+register()  # a worker process (python -m worldgen.batch.worker --import _batch_plugin) needs them at import

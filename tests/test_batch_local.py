@@ -15,9 +15,16 @@ from worldgen.batch.local import _Queued, _Slot
 from worldgen.batch.state import finished_record
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _batch_plugin  # noqa: E402,F401  (registers the test backends here; workers import it too)
+import _batch_plugin  # noqa: E402  (the test backends, here and in every worker)
 
 PLUGINS = ("_batch_plugin",)
+
+
+@pytest.fixture(autouse=True)
+def batch_test_backends():
+    _batch_plugin.register()
+    yield
+    _batch_plugin.unregister()
 
 
 def _files(path: Path) -> set[Path]:

@@ -15,12 +15,20 @@ ray = pytest.importorskip("ray")
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-import _batch_plugin  # noqa: E402,F401
+import _batch_plugin  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def batch_test_backends():
+    _batch_plugin.register()
+    yield
+    _batch_plugin.unregister()
 
 
 @pytest.fixture
 def local_ray():
     ray.init(
+        address="local",  # a new instance, even where `ray start` left a cluster to connect to
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
