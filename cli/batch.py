@@ -80,6 +80,10 @@ def batch(
         raise typer.BadParameter(f"{executor!r} is not an executor; use local or ray", param_hint="--executor")
     if address is not None and executor != "ray":
         raise typer.BadParameter("--address is for --executor ray", param_hint="--address")
+    if workers is not None and executor == "ray":
+        raise typer.BadParameter(
+            "--workers is for the local executor; Ray sizes by --cpus-per-job", param_hint="--workers"
+        )
     try:
         if check:
             _check(jobs_file, out)
