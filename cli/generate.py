@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from worldgen.errors import InputError
+from worldgen.overrides import parse_backends, parse_options
 from worldgen.pipeline import RunOptions, StageRecord, check_request, run_pipeline
 from worldgen.registry import STAGES, Request
 
@@ -157,32 +157,17 @@ def _explain(request: Request) -> None:
 
 
 def _parse_backends(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        stage, sep, name = item.partition("=")
-        if not sep or not stage or not name:
-            raise typer.BadParameter(f"{item!r} is not STAGE=NAME (e.g. mesh=tsdf)", param_hint="--backend")
-        out[stage.strip()] = name.strip()
-    return out
+    try:
+        return parse_backends(items)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--backend") from e
 
 
 def _parse_options(items: list[str]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for item in items:
-        lhs, sep, raw = item.partition("=")
-        stage, dot, fld = lhs.partition(".")
-        if not sep or not dot or not stage or not fld:
-            raise typer.BadParameter(
-                f"{item!r} is not STAGE.FIELD=VALUE (e.g. mesh.max_triangles=100000)", param_hint="--set"
-            )
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw  # a bare word is a string
-        if isinstance(value, list):
-            value = tuple(value)
-        out.setdefault(stage.strip(), {})[fld.strip()] = value
-    return out
+    try:
+        return parse_options(items)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--set") from e
 
 
 def _run_with_progress(request: Request, out: Path, run_opts: RunOptions):

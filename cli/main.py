@@ -16,6 +16,7 @@ from worldgen.errors import InputError, WorldgenError
 from . import _console
 from ._signals import Interrupted, announce, stop_on_signals
 from .assets import export_command, validate_command
+from .batch import batch
 from .generate import generate
 from .info import info, stages
 from .report import report_command
@@ -36,6 +37,7 @@ app.command()(info)
 app.command()(stages)
 app.command("report")(report_command)
 app.command("view")(view_command)
+app.command(epilog="Example: worldgen batch jobs.yaml -o out/batch --workers 2")(batch)
 
 
 def main(argv: list[str] | None = None) -> int:
