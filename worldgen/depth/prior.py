@@ -39,7 +39,7 @@ class PriorConfig:
 
     Args:
         scene: "auto", "indoor" or "outdoor".
-        far: cap for distances that are not sky, metres (200).
+        far: cap for room walls and distances indoors, metres (200).
         min_wall: nearest allowed fold or wall, metres (0.5).
         ground_lat_deg: rows this far below the horizon and lower teach the ground colour model (35).
         gap: a contact line needs this many non-ground pixels in a row (per 512 rows of panorama).
@@ -47,7 +47,9 @@ class PriorConfig:
         ground_tolerance: colour distance (in units of the ground samples' own spread) still counted as
             ground outdoors (4.0: sidewalks and dry patches are ground too).
         floor_tolerance: the same indoors (2.5: walls are often close to the floor's colour).
-        fold_far: distance of what stands above the horizon in a column with no ground contact, metres.
+        fold_far: distance of what stands above the horizon in a column with no ground contact, and the
+            cap of the ground plane and of every fold outdoors, metres (30: beyond it a panorama's
+            pixels carry little parallax, and a closer backdrop keeps meshes compact).
     """
 
     scene: str = "auto"
