@@ -186,7 +186,7 @@ def _align_rows(rng) -> list[dict]:
                 "unit": "%",
                 "target": "<= 3 %",
                 "ok": scale_err <= 0.03,
-                "note": f"support {al.ground_support} grid px, residual {al.ground_residual}",
+                "note": f"support {al.ground_support} grid px, residual {al.ground_residual:.4f}",
             }
         )
         rows.append(
