@@ -358,6 +358,12 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
                 get_backend(stage, name, require_available=False).make_config(request.preset, values)
             except (InputError, TypeError, ValueError) as e:
                 raise InputError(f"worldgen.toml, table {stage}.{name}: {e}") from e
+    # a configured model that a backend here would use must be there (offline, safetensors) before
+    # any stage writes anything
+    used_roles = {role for st in STAGES for b in backends(st) for role in b.models}
+    for role, spec in options.models.items():
+        if role in used_roles:
+            require_safetensors(locate_model(spec))
     if request.fov is not None and not (1.0 <= request.fov <= 179.0):
         raise InputError(f"--fov {request.fov} must lie in [1, 179] degrees (the photo's horizontal field of view)")
     if request.fov is not None and not request.image:
