@@ -82,7 +82,9 @@ def test_random_scale_and_shift_are_realigned(prompt, size, bound, rng):
     disp, ok = _disparity(cams, depths)
     # affine errors in disparity, as a relative depth model makes them
     scale = np.exp(rng.normal(0, 0.7, len(cams)))
-    shift = rng.uniform(-0.3, 0.3, len(cams)) * np.array([np.median(d[o]) for d, o in zip(disp, ok)])
+    shift = rng.uniform(-0.3, 0.3, len(cams)) * np.array(
+        [np.median(d[o]) if o.any() else 0.0 for d, o in zip(disp, ok)]
+    )
     noisy = disp * scale[:, None, None] + shift[:, None, None]
     al = align_views(noisy, ok, cams, 1.6, grid_height=48)
     q, _ = merge_views(noisy, ok, cams, al, gt.shape[0])
