@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from worldgen.errors import InputError
+from worldgen.models import load_user_config, resolve_models
 from worldgen.overrides import parse_backends, parse_options
 from worldgen.pipeline import RunOptions, StageRecord, check_request, run_pipeline
 from worldgen.registry import STAGES, Request
@@ -90,11 +91,29 @@ def generate(
             show_default=False,
         ),
     ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="ROLE=ID|PATH: a model for a role (depth, panorama, fill, segmentation), a Hugging Face id "
+            "in the local cache or a local folder; repeatable; overrides worldgen.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    fov: Annotated[
+        float | None,
+        typer.Option(
+            "--fov", help="Horizontal field of view of --image, degrees (default: from EXIF).", show_default=False
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Build a 3D world and export it; re-running reuses every stage whose inputs did not change."""
     setup_logging(verbose, quiet)
+    user_config = load_user_config()
+    models = resolve_models(model or [], user_config)
     backends = _parse_backends(backend or [])
     options = _parse_options(option or [])
     if max_splats is not None:
@@ -112,9 +131,17 @@ def generate(
         seed=seed,
         eye_height=eye_height,
         preset=preset,
+        fov=fov,
     )
     run_opts = RunOptions(
-        until=until, rerun_from=rerun_from, force=force, backends=backends, options=options, max_memory_gb=max_memory
+        until=until,
+        rerun_from=rerun_from,
+        force=force,
+        backends=backends,
+        options=options,
+        models=models,
+        defaults=user_config.backend_options,
+        max_memory_gb=max_memory,
     )
     check_request(request, run_opts)
     if explain:

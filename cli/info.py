@@ -7,9 +7,13 @@ import importlib
 import importlib.util
 import platform
 from importlib import metadata
+from typing import Annotated
 
+import typer
 from rich.table import Table
 
+from worldgen.errors import WorldgenError
+from worldgen.models import ModelSpec, load_user_config, locate_model, require_safetensors, resolve_models
 from worldgen.pipeline import STAGE_INPUTS
 from worldgen.registry import STAGES, backends
 
@@ -23,8 +27,15 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def info() -> None:
-    """Show Python, torch, CUDA, gsplat and open3d, and which backends can run here (and why not)."""
+def info(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model", "-m", help="ROLE=ID|PATH: also check this model (as for generate).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Show Python, torch, CUDA, gsplat and open3d, which backends can run here, and the configured models."""
     import torch
 
     env = Table(title="environment", title_justify="left", show_header=False)
@@ -57,6 +68,43 @@ def info() -> None:
             why = b.unavailable()
             table.add_row(stage, b.name, "[green]yes[/]" if why is None else f"[red]no[/]: {why}", b.summary)
     _console.out.print(table)
+    _models_table(model or [])
+
+
+def _models_table(cli_items: list[str]) -> None:
+    """The models configured (worldgen.toml, then --model), and whether each one loads (offline)."""
+    user = load_user_config()
+    models = resolve_models(cli_items, user)
+    where = str(user.path) if user.path else "none (./worldgen.toml or ~/.config/worldgen/worldgen.toml)"
+    table = Table(title=f"models (config: {where})", title_justify="left")
+    for col in ("role", "source", "from", "loads"):
+        table.add_column(col)
+    if not models:
+        table.add_row("-", "none configured", "-", "give --model ROLE=ID|PATH or a \\[models] table in worldgen.toml")
+    for role, spec in sorted(models.items()):
+        table.add_row(role, spec.source, spec.origin, check_configured_model(spec))
+    _console.out.print(table)
+
+
+def check_configured_model(spec: ModelSpec) -> str:
+    """'yes (backend)' when a backend that uses the role loads the model, else why not (one line)."""
+    try:
+        path = locate_model(spec)
+        require_safetensors(path)
+    except WorldgenError as e:
+        return f"[red]no[/]: {e}"
+    users = [b for stage in STAGES for b in backends(stage) if spec.role in b.models]
+    checkers = [b for b in users if b.check_model is not None]
+    if not checkers:
+        names = ", ".join(f"{b.stage}/{b.name}" for b in users)
+        return f"[yellow]found[/] at {path}; no backend here can test-load it" + (f" ({names})" if names else "")
+    failures = []
+    for b in checkers:
+        why = b.unavailable() or b.check_model(path)
+        if why is None:
+            return f"[green]yes[/] ({b.stage}/{b.name}, {path})"
+        failures.append(f"{b.stage}/{b.name}: {why}")
+    return "[red]no[/]: " + "; ".join(failures)
 
 
 def _open3d_status() -> str:

@@ -95,7 +95,11 @@ def test_generate_panorama(files, capsys):
         (["--panorama", "{d}/pano.png", "--preset", "ultra"], "unknown preset"),
         (["--panorama", "{d}/pano.png", "--set", "gaussians.backfill_deg=-1"], "backfill_deg"),
         (["--panorama", "{d}/pano.png", "--set", "gaussians.device=tpu"], "unknown device"),
-        (["--image", "{d}/pano.png"], "photo"),
+        # --image now builds a world (the photo backend); its bad inputs still stop before any stage
+        (["--image", "{d}/pano.png", "--fov", "500"], "--fov"),
+        (["--image", "{d}/corrupt.png"], "corrupt"),
+        (["--panorama", "{d}/pano.png", "--fov", "60"], "needs --image"),
+        (["--panorama", "{d}/pano.png", "--model", "depth=org/not-cached-model"], "hf download org/not-cached-model"),
     ],
 )
 def test_bad_input_exits_2_one_line(files, capsys, args, match):

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from ._resources import measure
 from .artifacts import ARTIFACTS, decode_artifact, encode_artifact
 from .errors import InputError, OutputError
 from .io import TMP_PREFIX, atomic_write, safe_join
+from .models import ModelSpec, fingerprint, locate_model, model_record, require_safetensors
 from .registry import STAGES, Backend, Request, StageContext, backends, get_backend
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,14 @@ class RunOptions:
         rerun_from: re-run this stage and all later ones even when cached (None: use the cache).
         force: re-run every stage.
         backends: stage -> backend name, overriding the automatic choice.
-        options: stage -> {config field: value}, overriding the preset.
+        options: stage -> {config field: value}, overriding the preset (the CLI's --set).
         max_memory_gb: most resident memory the run may use, GB (None: what the system has
             available). A stage whose estimate exceeds it is scaled down with a note where it
             can be (a user panorama's working width), else refused before it starts.
+        models: model role -> :class:`~worldgen.models.ModelSpec` (--model and worldgen.toml); a backend
+            that declares the role receives the located folder in its config (``Backend.models``).
+        defaults: stage -> backend -> {config field: value}: option defaults from worldgen.toml, applied
+            over the preset and under ``options``, only to the backend they name.
     """
 
     until: str = "export"
@@ -67,6 +72,8 @@ class RunOptions:
     backends: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     max_memory_gb: float | None = None
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    defaults: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,14 +96,34 @@ class RunResult:
     stages: list[StageRecord]
 
 
-def choose_backend(stage: str, request: Request, produced: set[str], chosen: Mapping[str, str]) -> Backend | None:
+def choose_backend(
+    stage: str,
+    request: Request,
+    produced: set[str],
+    chosen: Mapping[str, str],
+    models: Collection[str] = (),
+) -> Backend | None:
     """The backend a stage runs with: the user's choice, else the automatic rule.
+
+    Args:
+        models: the model roles the user configured (--model, worldgen.toml). Unless the user
+            forced a backend, a backend of the stage that declares such a role is preferred: depth
+            "depth" when no depth was given; panorama "panorama" for a prompt, "fill" for --image.
 
     Returns None when no backend is registered for the stage (it does not exist yet).
     """
     if stage in chosen:
         return get_backend(stage, chosen[stage])
     names = [b.name for b in backends(stage)]
+    wanted = {
+        "depth": () if "given_depth" in produced else ("depth",),
+        "panorama": ("fill",) if request.image else ("panorama",) if request.prompt and not request.panorama else (),
+    }.get(stage, tuple(models))
+    for role in wanted:
+        if role in models:
+            for b in backends(stage):
+                if role in b.models:
+                    return get_backend(stage, b.name)
     if stage == "panorama":
         if request.panorama:
             return get_backend(stage, "file")
@@ -114,7 +141,12 @@ def choose_backend(stage: str, request: Request, produced: set[str], chosen: Map
         raise InputError("no text-to-panorama backend is installed; give a panorama with --panorama FILE")
     if stage == "depth" and "given_depth" in produced:
         return get_backend(stage, "given")
-    preferred = {"depth": ("layout",), "gaussians": ("refine", "init"), "mesh": ("sheet",), "export": ("assets",)}
+    preferred = {
+        "depth": ("prior", "layout"),
+        "gaussians": ("refine", "init"),
+        "mesh": ("sheet",),
+        "export": ("assets",),
+    }
     for name in preferred.get(stage, ()):
         if name in names:
             return get_backend(stage, name)
@@ -166,25 +198,28 @@ def run_pipeline(
             if stage in prev_stages:  # keep what an earlier, longer run left, for `worldgen export`
                 manifest["stages"][stage] = prev_stages[stage]
             continue
-        backend = choose_backend(stage, request, set(produced), options.backends)
+        backend = choose_backend(stage, request, set(produced), options.backends, set(options.models))
         if backend is None:
             rec = StageRecord(stage, None, "skipped", note="no backend installed for this stage")
             records.append(rec)
             if on_stage:
                 on_stage(rec)
             continue
-        cfg = backend.make_config(request.preset, options.options.get(stage))
+        cfg = backend.make_config(request.preset, _option_values(options, stage, backend.name))
+        cfg, used_models = attach_models(backend, cfg, options.models)
         inputs = {k: produced[k] for k in STAGE_INPUTS[stage] if k in produced}
         old = prev_stages.get(stage)
 
         may_reuse = not options.force and i < from_i and old is not None
-        key, reuse = _reusable(out, stage, backend, cfg, request, inputs, old if may_reuse else None)
+        key, reuse = _reusable(out, stage, backend, cfg, request, inputs, old if may_reuse else None, used_models)
         memory: dict[str, Any] = {}
         if not reuse:
             # Before the stage starts: estimate, and scale down or refuse (worldgen/memory.py).
             cfg, memory = _memory_guard(out, stage, backend, cfg, request, options, produced)
             if memory.get("scaled"):
-                key, reuse = _reusable(out, stage, backend, cfg, request, inputs, old if may_reuse else None)
+                key, reuse = _reusable(
+                    out, stage, backend, cfg, request, inputs, old if may_reuse else None, used_models
+                )
         if reuse:
             entry = dict(old, cached=True)
             rec = StageRecord(stage, backend.name, "cached", files=sorted(old["files"]))
@@ -193,6 +228,8 @@ def run_pipeline(
             if memory:
                 memory["peak_mb"] = entry["peak_rss_mb"]
                 entry["memory"] = memory
+            if used_models:
+                entry["models"] = used_models
             if old:
                 _remove_stale(out, old, entry)
         for akey, (fname, sha) in entry["artifacts"].items():
@@ -206,6 +243,40 @@ def run_pipeline(
             on_stage(rec)
     _write_manifest(out, manifest)
     return RunResult(out, manifest, records)
+
+
+def _option_values(options: RunOptions, stage: str, backend: str) -> dict[str, Any]:
+    """worldgen.toml's defaults for this backend, overridden by --set."""
+    return {**options.defaults.get(stage, {}).get(backend, {}), **options.options.get(stage, {})}
+
+
+def attach_models(backend: Backend, cfg: Any, models: Mapping[str, ModelSpec]) -> tuple[Any, dict[str, dict]]:
+    """Fill the backend's model fields with located local folders.
+
+    For each role the backend declares (``Backend.models``: role -> config field): a field the user
+    already set (--set or worldgen.toml) names the model itself; otherwise the configured model of
+    that role, if any. Each model is located offline, must hold safetensors weights, and is
+    fingerprinted.
+
+    Returns:
+        A tuple: **config** with the fields set to absolute folder paths, and **records**
+        role -> {role, source, revision, fingerprint} for the manifest and the cache key.
+    """
+    updates: dict[str, str] = {}
+    records: dict[str, dict] = {}
+    for role, fname in backend.models.items():
+        current = getattr(cfg, fname)
+        if current:
+            spec = ModelSpec(role, str(current), origin="--set")
+        elif role in models:
+            spec = models[role]
+        else:
+            continue
+        path = locate_model(spec)
+        require_safetensors(path)
+        updates[fname] = str(path)
+        records[role] = model_record(spec, fingerprint(path))
+    return (dataclasses.replace(cfg, **updates) if updates else cfg), records
 
 
 def _run_stage(
@@ -274,9 +345,10 @@ def _reusable(
     request: Request,
     inputs: Mapping[str, tuple[str, str]],
     old: dict | None,
+    models: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[str, bool]:
     """(cache key, whether ``old`` -- the previous run's entry, None when reuse is off -- matches it)."""
-    key = _cache_key(stage, backend, cfg, request, {k: v[0] for k, v in inputs.items()})
+    key = _cache_key(stage, backend, cfg, request, {k: v[0] for k, v in inputs.items()}, models)
     return key, old is not None and old.get("key") == key and _outputs_intact(out, old)
 
 
@@ -392,11 +464,31 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
         # fails now too. A synthesizer or a --depth file delivers depth with the panorama.
         produced = {"given_depth"} if (request.depth or not request.panorama) else set()
         try:
-            chosen = choose_backend(stage, request, produced, options.backends)
+            chosen = choose_backend(stage, request, produced, options.backends, set(options.models))
         except InputError:
             chosen = None  # the run itself reports this, before it writes anything
         if chosen is not None and set(values) <= {f.name for f in dataclasses.fields(chosen.config)}:
             chosen.make_config(request.preset, values)
+    for stage, per_backend in options.defaults.items():
+        if stage not in STAGES:
+            raise InputError(
+                f"worldgen.toml: unknown stage {stage!r} (table {stage}.*); stages are {', '.join(STAGES)}"
+            )
+        for name, values in per_backend.items():
+            try:
+                get_backend(stage, name, require_available=False).make_config(request.preset, values)
+            except (InputError, TypeError, ValueError) as e:
+                raise InputError(f"worldgen.toml, table {stage}.{name}: {e}") from e
+    # a configured model that a backend here would use must be there (offline, safetensors) before
+    # any stage writes anything
+    used_roles = {role for st in STAGES for b in backends(st) for role in b.models}
+    for role, spec in options.models.items():
+        if role in used_roles:
+            require_safetensors(locate_model(spec))
+    if request.fov is not None and not (1.0 <= request.fov <= 179.0):
+        raise InputError(f"--fov {request.fov} must lie in [1, 179] degrees (the photo's horizontal field of view)")
+    if request.fov is not None and not request.image:
+        raise InputError("--fov is the field of view of a photo; it needs --image")
     if request.preset not in PRESETS:
         raise InputError(f"unknown preset {request.preset!r}; choose one of {', '.join(PRESETS)}")
     if not (0.0 < request.eye_height < 1000.0):
@@ -493,12 +585,24 @@ def _request_record(request: Request) -> dict:
     return rec
 
 
-def _cache_key(stage: str, backend: Backend, cfg: Any, request: Request, input_hashes: dict[str, str]) -> str:
+def _cache_key(
+    stage: str,
+    backend: Backend,
+    cfg: Any,
+    request: Request,
+    input_hashes: dict[str, str],
+    models: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    config = _jsonable(dataclasses.asdict(cfg))
+    for role, fname in backend.models.items():
+        if models and role in models:
+            # The folder's content, not where it lies, is what the stage depends on.
+            config[fname] = models[role]["fingerprint"]
     payload: dict[str, Any] = {
         "stage": stage,
         "backend": backend.name,
         "version": backend.version,
-        "config": _jsonable(dataclasses.asdict(cfg)),
+        "config": config,
         "inputs": input_hashes,
         "seed": request.seed,
         "eye_height": request.eye_height,
@@ -507,6 +611,7 @@ def _cache_key(stage: str, backend: Backend, cfg: Any, request: Request, input_h
         # The first stage reads the request itself: its content, not its paths, is the input.
         payload["request"] = {
             "prompt": request.prompt,
+            "fov": request.fov,
             **{k: _file_sha(getattr(request, k)) for k in ("image", "panorama", "depth", "spec")},
         }
     return _sha(json.dumps(payload, sort_keys=True).encode())

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import BackendUnavailableError, InputError
@@ -28,6 +29,9 @@ _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.splats.refine_backend",
     "worldgen.splats.init_backend",
     "worldgen.mesh.backend",
+    "worldgen.depth.prior",
+    "worldgen.stages.photo",
+    "worldgen.depth.model",
 )
 
 
@@ -44,6 +48,7 @@ class Request:
         seed: random seed; the same inputs and seed give the same bytes.
         eye_height: capture camera height above the ground, metres.
         preset: "fast", "balanced" or "quality".
+        fov: horizontal field of view of ``image``, degrees, or None to read it from EXIF.
     """
 
     prompt: str | None = None
@@ -54,6 +59,7 @@ class Request:
     seed: int = 0
     eye_height: float = 1.6
     preset: str = "balanced"
+    fov: float | None = None
 
 
 @dataclass
@@ -113,6 +119,9 @@ class Backend:
         presets: preset name -> field overrides of ``config``.
         version: bump when outputs change for the same inputs; part of the cache key.
         unavailable: returns None when the backend can run here, else why not and the fix.
+        models: model role (see worldgen.models.MODEL_ROLES) -> name of the config field that receives
+            the located local folder of the configured model, as a string.
+        check_model: loads a model folder for ``worldgen info``; returns None when it loads, else why not.
     """
 
     stage: str
@@ -123,6 +132,8 @@ class Backend:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     version: str = "1"
     unavailable: Callable[[], str | None] = lambda: None
+    models: Mapping[str, str] = field(default_factory=dict)
+    check_model: Callable[[Path], str | None] | None = None
 
     def make_config(self, preset: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Build the config for ``preset`` with user overrides; unknown fields are an InputError."""

@@ -1,0 +1,94 @@
+"""Photo field of view (EXIF, --fov, default), upright reading and placement in the equirect."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from worldgen.errors import InputError
+from worldgen.geometry import equirect_directions
+from worldgen.geometry.photo import DEFAULT_35MM_FOCAL, photo_fov, place_photo, read_photo
+
+
+def _jpeg(path, size=(40, 30), orientation=None, **exif_ifd):
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    ifd = exif.get_ifd(0x8769)
+    for tag, value in exif_ifd.items():
+        ifd[{"f35": 0xA405, "focal": 0x920A, "xres": 0xA20E, "unit": 0xA210, "exif_w": 0xA002}[tag]] = value
+    img = np.zeros((size[1], size[0], 3), np.uint8)
+    img[:, : size[0] // 2, 0] = 255  # left half red
+    Image.fromarray(img).save(path, exif=exif)
+    return path
+
+
+def test_fov_sources(tmp_path):
+    assert photo_fov(_jpeg(tmp_path / "a.jpg", f35=26), 75.0) == (75.0, "--fov")
+    fov, how = photo_fov(_jpeg(tmp_path / "b.jpg", size=(36, 24), f35=18))
+    # a 3:2 landscape frame is 36 mm wide in 35 mm terms: 2 atan(18/18) = 90°
+    assert how == "exif-35mm" and fov == pytest.approx(90.0, abs=1e-6)
+    fov, how = photo_fov(_jpeg(tmp_path / "c.jpg", size=(40, 30), focal=4.0, xres=1000.0, unit=4))
+    assert how == "exif-focal+sensor" and fov == pytest.approx(math.degrees(2 * math.atan(20 / 4000)))
+    # focal plane resolution given for a larger original (EXIF width 80): pixels are twice as big here
+    fov, _ = photo_fov(_jpeg(tmp_path / "c2.jpg", size=(40, 30), focal=4.0, xres=1000.0, unit=4, exif_w=80))
+    assert fov == pytest.approx(math.degrees(2 * math.atan(20 / 2000)))
+    fov, how = photo_fov(_jpeg(tmp_path / "d.jpg", size=(36, 24)))
+    assert how == "default" and fov == pytest.approx(math.degrees(2 * math.atan(18 / DEFAULT_35MM_FOCAL)))
+    with pytest.raises(InputError, match="--fov"):
+        photo_fov(tmp_path / "d.jpg", 200.0)
+
+
+def test_orientation_is_applied(tmp_path):
+    p = _jpeg(tmp_path / "r.jpg", size=(36, 24), orientation=6, f35=18)
+    rgb = read_photo(p)
+    assert rgb.shape == (36, 24, 3)  # rotated upright: now portrait
+    assert rgb[0, :, 0].mean() > 200 and rgb[-1, :, 0].mean() < 50  # the red left half is now on top
+    fov, _ = photo_fov(p)  # across the upright (portrait) width: 24 mm
+    assert fov == pytest.approx(math.degrees(2 * math.atan(12 / 18)), abs=1e-6)
+
+
+def test_read_photo_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_photo(tmp_path / "none.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(InputError, match="corrupt or not an image"):
+        read_photo(tmp_path / "bad.jpg")
+
+
+def test_place_photo_centre_extent_and_handedness():
+    h, w = 60, 90
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2, 0] = 255  # left half red
+    img[: h // 2, :, 2] = 255  # top half blue
+    width = 256
+    pano, cov = place_photo(img, 90.0, width)
+    assert pano.shape == (128, 256, 3) and pano.dtype == np.uint8 and cov.shape == (128, 256)
+    dirs = equirect_directions(128)
+    lon = np.arctan2(dirs[..., 0], -dirs[..., 2])
+    lat = np.arcsin(dirs[..., 1])
+    # horizontal extent on the horizon row: +-45°; vertical: atan(tan45° * 60/90) = 33.7°
+    row = 64
+    assert np.abs(lon[row][cov[row]]).max() == pytest.approx(math.radians(45), abs=2 * math.pi / width)
+    col = 128
+    vmax = math.atan(math.tan(math.radians(45)) * h / w)
+    assert np.abs(lat[:, col][cov[:, col]]).max() == pytest.approx(vmax, abs=math.pi / 128)
+    # left of centre (lon < 0, towards -X) is red; above the horizon is blue
+    left = cov & (lon < -0.1) & (np.abs(lat) < 0.3)
+    right = cov & (lon > 0.1) & (np.abs(lat) < 0.3)
+    assert pano[left, 0].mean() > 200 and pano[right, 0].mean() < 50
+    assert pano[cov & (lat > 0.1), 2].mean() > 200 and pano[cov & (lat < -0.1), 2].mean() < 50
+    assert not pano[~cov].any()
+
+
+def test_place_photo_reduces_large_photos_without_aliasing():
+    # a fine checkerboard averages to grey instead of aliasing into stripes
+    yy, xx = np.mgrid[:600, :800]
+    img = np.repeat((((yy + xx) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    pano, cov = place_photo(img.astype(np.float32) / 255, 60.0, 128)
+    assert pano.dtype == np.float32
+    inner = cov & np.roll(cov, 2, 0) & np.roll(cov, -2, 0) & np.roll(cov, 2, 1) & np.roll(cov, -2, 1)
+    assert abs(float(pano[inner].mean()) - 0.5) < 0.05 and float(pano[inner].std()) < 0.1

@@ -1,0 +1,160 @@
+"""A photo in the 360° sphere: its field of view (from EXIF or the user) and its place in the equirect.
+
+The photo is a pinhole view from the capture point looking forward (-Z, the panorama's centre,
+docs/conventions.md) with square pixels and its principal point at the image centre. Its field of
+view comes from, in order: the user's ``--fov``; EXIF ``FocalLengthIn35mmFilm``; EXIF
+``FocalLength`` with the sensor size from ``FocalPlaneXResolution``; else :data:`DEFAULT_35MM_FOCAL`,
+a 28 mm-equivalent lens (the usual phone main camera; ~65° across a 4:3 landscape photo).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..types import Camera
+from .equirect import perspective_to_equirect
+
+DEFAULT_35MM_FOCAL = 28.0
+"""Focal length (35 mm equivalent, mm) assumed when neither --fov nor EXIF gives the field of view."""
+
+_FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+"""35 mm equivalence is defined on the diagonal: a 35 mm-equivalent focal length f sees the image
+diagonal at the angle a 36x24 mm frame's diagonal has behind a lens of focal length f."""
+
+# EXIF tags (Exif IFD, 0x8769) and their meaning.
+_TAG_ORIENTATION = 0x0112
+_TAG_EXIF_IFD = 0x8769
+_TAG_FOCAL = 0x920A
+_TAG_FOCAL_35 = 0xA405
+_TAG_FP_XRES = 0xA20E
+_TAG_FP_UNIT = 0xA210
+_TAG_EXIF_WIDTH = 0xA002
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # FocalPlaneResolutionUnit -> mm per unit
+
+
+def read_photo(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as [H, W, 3] uint8 sRGB, upright: the EXIF orientation is applied."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"photo {str(p)!r} does not exist; check the path")
+    try:
+        with Image.open(p) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                raise InputError(f"{p.name} is a 16-bit/float image; give an 8-bit sRGB photo")
+            im = ImageOps.exif_transpose(im)
+            rgb = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise InputError(f"cannot read photo {p.name}: the file is corrupt or not an image ({type(e).__name__})") from e
+    if min(rgb.shape[:2]) < 8:
+        raise InputError(f"photo {p.name} is {rgb.shape[1]}x{rgb.shape[0]} pixels; give a photo at least 8x8")
+    return rgb
+
+
+def photo_fov(path: str | os.PathLike, fov_deg: float | None = None) -> tuple[float, str]:
+    """Horizontal field of view of the upright photo, degrees, and how it was found.
+
+    Args:
+        path: the photo file.
+        fov_deg: the user's value (--fov), which wins.
+
+    Returns:
+        A tuple: **fov** in (0, 180) degrees across the upright photo's width, and **how**: one of
+        "--fov", "exif-35mm", "exif-focal+sensor", "default".
+    """
+    if fov_deg is not None:
+        if not 1.0 <= fov_deg <= 179.0:
+            raise InputError(f"--fov {fov_deg} must lie in [1, 179] degrees (the photo's horizontal field of view)")
+        return float(fov_deg), "--fov"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            raw_w, raw_h = im.size
+            exif = im.getexif()
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise InputError(f"cannot read photo {Path(path).name} ({type(e).__name__}); check the file") from e
+    ifd = exif.get_ifd(_TAG_EXIF_IFD)
+    swap = exif.get(_TAG_ORIENTATION, 1) in (5, 6, 7, 8)  # rotated by 90°: width and height trade places
+    up_w, up_h = (raw_h, raw_w) if swap else (raw_w, raw_h)
+
+    f35 = _positive(ifd.get(_TAG_FOCAL_35))
+    if f35 is not None:
+        width_mm = _FULL_FRAME_DIAGONAL_MM * up_w / math.hypot(up_w, up_h)
+        return math.degrees(2 * math.atan(width_mm / (2 * f35))), "exif-35mm"
+
+    focal = _positive(ifd.get(_TAG_FOCAL))
+    xres = _positive(ifd.get(_TAG_FP_XRES))
+    unit = _UNIT_MM.get(int(ifd.get(_TAG_FP_UNIT, 2) or 2))
+    if focal is not None and xres is not None and unit is not None:
+        # focal plane resolution is in pixels of the EXIF image width; rescale to this file's width
+        exif_w = _positive(ifd.get(_TAG_EXIF_WIDTH)) or raw_w
+        f_px = focal * xres / unit * raw_w / exif_w  # focal length in this file's (raw) pixels
+        return math.degrees(2 * math.atan(up_w / (2 * f_px))), "exif-focal+sensor"
+
+    width_mm = _FULL_FRAME_DIAGONAL_MM * up_w / math.hypot(up_w, up_h)
+    return math.degrees(2 * math.atan(width_mm / (2 * DEFAULT_35MM_FOCAL))), "default"
+
+
+def _positive(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
+def photo_camera(photo_width: int, photo_height: int, hfov_deg: float) -> Camera:
+    """The photo's pinhole camera at the origin looking along -Z (square pixels, centred)."""
+    if not 0.0 < hfov_deg < 180.0:
+        raise InputError(f"photo field of view {hfov_deg}° must lie in (0, 180)")
+    return Camera.perspective(photo_width, photo_height, hfov_deg)
+
+
+def place_photo(image: np.ndarray, hfov_deg: float, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Paste a photo into an equirect panorama, centred on the forward direction (-Z).
+
+    The photo is first reduced (area filter) to about the panorama's angular resolution at its
+    centre, so a 12-megapixel photo in a small panorama does not alias.
+
+    Args:
+        image: the upright photo. [h, w, 3] uint8, or float in [0, 1]
+        hfov_deg: its horizontal field of view, degrees, in (0, 180).
+        width: W of the panorama (its height is W/2; W even).
+
+    Returns:
+        A tuple: **equirect** [W/2, W, 3] (uint8 for a uint8 photo, else float32; zero outside the
+        photo) and **coverage** [W/2, W] bool, True where the pixel's ray passes through the photo.
+    """
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(f"a photo must be [h, w, 3], got shape {img.shape}")
+    if width < 4 or width % 2:
+        raise InputError(f"panorama width {width} must be even and >= 4")
+    h, w = img.shape[:2]
+    cam = photo_camera(w, h, hfov_deg)
+    # Pixels per radian at the photo's centre vs. the panorama's: shrink the photo to match.
+    ratio = (width / (2 * math.pi)) / cam.fx
+    src = img
+    if ratio < 0.9:
+        from PIL import Image
+
+        nw, nh = max(2, round(w * ratio)), max(2, round(h * ratio))
+        as8 = img if img.dtype == np.uint8 else np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+        small = np.asarray(Image.fromarray(as8).resize((nw, nh), Image.Resampling.BOX))
+        src = small if img.dtype == np.uint8 else small.astype(np.float32) / 255.0
+        cam = photo_camera(nw, nh, hfov_deg)
+    pano, covered = perspective_to_equirect(src.astype(np.float32), cam, width // 2, "bilinear")
+    if img.dtype == np.uint8:
+        return np.clip(np.round(pano), 0, 255).astype(np.uint8), covered
+    return pano.astype(np.float32), covered
+
+
+__all__ = ["DEFAULT_35MM_FOCAL", "photo_camera", "photo_fov", "place_photo", "read_photo"]
