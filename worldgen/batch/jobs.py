@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from worldgen.errors import InputError
+from worldgen.models import ModelSpec, UserConfig, load_user_config, resolve_models
 from worldgen.overrides import apply_shorthands, option_map, parse_backends, parse_options, parse_value
 from worldgen.pipeline import PRESETS, RunOptions, check_request, choose_backend
 from worldgen.registry import STAGES, Request
@@ -53,18 +54,6 @@ GPU_CHOICES = ("auto", "yes", "no")
 
 
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(Request))
-_RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunOptions))
-
-
-def _models_module() -> Any:
-    """worldgen.models when this worldgen has model configuration (RunOptions.models), else None."""
-    if "models" not in _RUN_FIELDS:
-        return None
-    try:
-        from worldgen import models
-    except ImportError:
-        return None
-    return models
 
 
 class JobFileError(InputError):
@@ -89,7 +78,7 @@ class Job:
         backends: stage -> backend name.
         options: stage -> {config field: value}.
         models: role -> model spec fields (source, revision, ...), from the job's ``model`` field over
-            worldgen.toml's ``[models]``, resolved by the batch driver (needs :mod:`worldgen.models`).
+            worldgen.toml's ``[models]``, resolved by the batch driver.
         defaults: stage -> backend -> option defaults from worldgen.toml (applied under ``options``).
         gpu: "auto" (a GPU worker when one is free), "yes" (wait for a GPU) or "no" (CPU only).
         timeout: seconds one attempt may run (None: the batch's --timeout).
@@ -109,9 +98,7 @@ class Job:
 
     def run_options(self) -> RunOptions:
         kw: dict[str, Any] = {"until": self.until, "backends": dict(self.backends), "options": _tuples(self.options)}
-        if self.models:  # only ever set where worldgen.models exists (checked when the file is read)
-            from worldgen.models import ModelSpec
-
+        if self.models:
             kw["models"] = {role: ModelSpec(role=role, **spec) for role, spec in self.models.items()}
         if self.defaults:
             kw["defaults"] = {stage: _tuples(by_backend) for stage, by_backend in self.defaults.items()}
@@ -508,10 +495,9 @@ def load_jobs(path: str | os.PathLike) -> list[Job]:
 
 def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Path, text: bool) -> list[Job]:
     errors: list[str] = []
-    models_mod = _models_module()
     # worldgen.toml (models, backend option defaults) applies to every job as it does to `generate`;
     # the driver reads it once and hands the result to the workers with each job.
-    user_config = models_mod.load_user_config() if models_mod is not None else None
+    user_config = load_user_config()
     base_values: dict[str, tuple[int, Any]] = {}
     if defaults is not None:
         dline, raw = defaults
@@ -579,12 +565,9 @@ def _validate(defaults: Entry | None, entries: list[Entry], label: str, base: Pa
             fld = getattr(e, "field", None)
             err(merged[fld][0] if fld in merged else line, fld, str(e).splitlines()[0])
             continue
-        if "model" in merged or (user_config is not None and (user_config.models or user_config.backend_options)):
-            if models_mod is None:
-                err(merged["model"][0], "model", "this worldgen has no model configuration (worldgen.models)")
-                continue
+        if "model" in merged or user_config.models or user_config.backend_options:
             try:
-                job = _with_models(job, merged.get("model", (0, {}))[1], base, models_mod, user_config)
+                job = _with_models(job, merged.get("model", (0, {}))[1], base, user_config)
             except InputError as e:
                 err(merged.get("model", (line,))[0], "model" if "model" in merged else None, str(e).splitlines()[0])
                 continue
@@ -619,7 +602,7 @@ def _check_chosen_options(job: Job) -> None:
             raise
 
 
-def _with_models(job: Job, given: Mapping[str, str], base: Path, models_mod: Any, user_config: Any) -> Job:
+def _with_models(job: Job, given: Mapping[str, str], base: Path, user_config: UserConfig) -> Job:
     """The job with its models resolved (the job's ``model`` entries over worldgen.toml's) and
     worldgen.toml's backend option defaults; a relative model folder is read from the job file's folder."""
     items = []
@@ -628,13 +611,13 @@ def _with_models(job: Job, given: Mapping[str, str], base: Path, models_mod: Any
         if not local.is_absolute() and (base / local).exists():
             source = str(base / local)
         items.append(f"{role}={source}")
-    specs = models_mod.resolve_models(items, user_config)
+    specs = resolve_models(items, user_config)
     models = {}
     for role, spec in specs.items():
         d = dataclasses.asdict(spec)
         d.pop("role", None)
         models[role] = json.loads(json.dumps(d, default=list))
-    defaults = json.loads(json.dumps(user_config.backend_options, default=list)) if user_config else {}
+    defaults = json.loads(json.dumps(user_config.backend_options, default=list))
     job = dataclasses.replace(job, models=models, defaults=defaults)
     check_request(job.request, job.run_options())
     return job
