@@ -99,7 +99,6 @@ def render_baseline(panorama, camera) -> np.ndarray:
 
 
 def _measures(rgb, depth, covered, gt, gt_depth, far) -> tuple[float, float, float]:
-    from worldgen.evaluation.views import mse_to_psnr
 
     mse = float(((rgb.astype(np.float64) - gt) ** 2).mean())
     holes = float((~covered).mean())

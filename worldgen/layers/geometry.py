@@ -22,7 +22,9 @@ foreground, far enough to cover what such a viewer sees:
    ``max_band_deg``, and the continued point is not under the ground (the median height of the
    surface seen more than 45 degrees down, less 5 cm + 5 % of the horizontal distance): a wall
    continued past a sofa must not carry on down behind the floor in front of it. The farthest seed wins, so nested occluders (a chair in front of a table in
-   front of a wall) get the wall, the one surface nothing hides.
+   front of a wall) get the wall, the one surface nothing hides. A background travels from its
+   seed across one occluder only: a hidden pixel passes it on to neighbours at about its own
+   depth (within ``edge_ratio``), never across another depth edge.
 
 Everything is whole-array numpy; the number of passes is bounded by ``max_band_deg``.
 """
@@ -141,6 +143,8 @@ def continue_background(
     src = np.where(seed, idx, -1)
     src_d = np.where(seed, d, -np.inf)  # the seed's own distance (inf for sky): the priority
     bg = np.where(seed, d, np.nan)
+    log_d = np.log(np.where(surface, d, 1e30))
+    log_ratio = math.log(edge_ratio)
     pixel = math.pi / H
     max_band = math.radians(max_band_deg)
     passes = int(math.ceil(max_band / pixel)) + 2
@@ -152,11 +156,16 @@ def continue_background(
         for axis, shift in ((1, 1), (1, -1), (0, 1), (0, -1)):
             if axis == 1:
                 c_src, c_sd = np.roll(src, shift, 1), np.roll(src_d, shift, 1)
+                c_idx, c_own = np.roll(idx, shift, 1), np.roll(log_d, shift, 1)
             else:
                 c_src = _shift_rows(src + 1, shift) - 1
                 c_sd = np.where(c_src >= 0, _shift_rows(np.where(src >= 0, src_d, 0.0), shift), -np.inf)
-            # Only pixels whose candidate seed is farther than their current one can improve.
-            look = (c_src >= 0) & surface & (c_sd > best_sd)
+                c_idx, c_own = _shift_rows(idx, shift), _shift_rows(log_d, shift)
+            # Only pixels whose candidate seed is farther than their current one can improve, and
+            # a background travels only across one occluder: from the seed itself, or from a
+            # hidden neighbour at about the same depth (not from a far rim into a near box).
+            same = (c_src == c_idx) | (np.abs(c_own - log_d) < log_ratio)
+            look = (c_src >= 0) & surface & (c_sd > best_sd) & same
             if not look.any():
                 continue
             ys, xs = np.nonzero(look)
