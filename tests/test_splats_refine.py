@@ -249,8 +249,8 @@ def test_backend_caps_splats_on_cpu_only_when_refining(world):
     assert len(run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu").artifacts["gaussians"]) == n_pixels
 
 
-def test_backend_adds_backfill_within_the_budget(world):
-    from worldgen.splats.backfill import backfill_gaussians
+def test_backend_adds_hidden_layer_splats_within_the_budget(world):
+    from worldgen.splats.backfill import backfill_gaussians, layer_gaussians
 
     pano, depth, _ = world
     b = get_backend("gaussians", "refine")
@@ -262,16 +262,21 @@ def test_backend_adds_backfill_within_the_budget(world):
         return b.run(StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg))
 
     n_pixels = depth.shape[0] * depth.shape[1]
-    extra = len(backfill_gaussians(pano, depth, 8.0))
+    extra = len(layer_gaussians(pano, depth, 2.0, seed=1))
     assert extra > 0
     res = run(cpu_max_splats=0)
     out = res.artifacts["gaussians"]
     assert res.report["n_gaussians_backfill"] == extra and len(out) == n_pixels + extra
     # Appended after the optimiser: their shapes are exactly as built (only colours are solved).
-    bf = backfill_gaussians(pano, depth, 8.0)
-    assert np.array_equal(out.means[-extra:], bf.means) and np.array_equal(out.log_scales[-extra:], bf.log_scales)
+    lg = layer_gaussians(pano, depth, 2.0, seed=1)
+    assert np.array_equal(out.means[-extra:], lg.means) and np.array_equal(out.log_scales[-extra:], lg.log_scales)
     capped = run(max_splats=2000)
     assert len(capped.artifacts["gaussians"]) <= 2000 and capped.report["n_gaussians_backfill"] > 0
-    assert run(backfill_deg=0.0, cpu_max_splats=0).report["n_gaussians_backfill"] == 0
+    # walk_radius 0 falls back to the old band backfill; both 0 = no fill.
+    old = run(walk_radius=0.0, cpu_max_splats=0)
+    assert old.report["n_gaussians_backfill"] == len(backfill_gaussians(pano, depth, 8.0))
+    assert run(walk_radius=0.0, backfill_deg=0.0, cpu_max_splats=0).report["n_gaussians_backfill"] == 0
     with pytest.raises(InputError, match="backfill_deg"):
         run(backfill_deg=-1.0)
+    with pytest.raises(InputError, match="walk_radius"):
+        run(walk_radius=-1.0)

@@ -394,7 +394,10 @@ def refine_gaussians(
     far = float(finite.max()) if finite.size else 1.0
     dome_from = 1.02 * far  # sky-dome splats lie beyond every surface (init puts them at 1.5 x far)
     dist = np.linalg.norm(cloud.means, axis=1)
-    has_sky_splats = bool((dist > dome_from).mean() > 0.02) if depth.sky.any() else True
+    # Any dome splat counts: an interior sees the sky only through its windows (well under 2 % of
+    # the splats), and treating that as "no sky splats" trained the windows transparent and kept
+    # the colour solve off them (the capture point lost ~6 dB through the windows of a room).
+    has_sky_splats = bool((dist > dome_from).any()) if depth.sky.any() else True
     report["sky_splats"] = has_sky_splats
 
     fork_devices = [torch.cuda.current_device()] if device == "cuda" else []
@@ -408,6 +411,7 @@ def refine_gaussians(
                 cloud, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device
             )
             report["colour_psnr_init"] = rep["psnr_before"]
+            solved, solved_psnr = cloud, rep["psnr_after"]
         # The two colour solves take ~10 % of a CPU run: keep the bar moving forwards through them.
         loop_progress = progress if not cfg.colour_iterations else (lambda f, m="": progress(0.05 + 0.9 * f, m))
         sky_from = dome_from if (has_sky_splats and cfg.freeze_sky and depth.sky.any()) else None
@@ -434,6 +438,12 @@ def refine_gaussians(
                 out, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device
             )
             report["colour_psnr_final"] = rep["psnr_after"]
+            # Never worse than the unrefined splats from the capture point: if the optimiser lost
+            # on the capture views, keep the colour-solved initial splats (plus the fill behind edges).
+            report["kept_initial_shapes"] = bool(rep["psnr_after"] < solved_psnr)
+            if report["kept_initial_shapes"]:
+                out = solved if backfill is None or not len(backfill) else GaussianCloud.concatenate([solved, backfill])
+                report["colour_psnr_final"] = solved_psnr
             progress(1.0, f"refined: loss {loop['final_loss']:.4f}, capture views {rep['psnr_after']:.1f} dB")
     report.update(loop)
     report.update(n_gaussians_backfill=0 if backfill is None else len(backfill))
