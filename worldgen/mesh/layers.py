@@ -98,7 +98,11 @@ def background_geometry(layer: HiddenLayer, config: SheetConfig) -> tuple[np.nda
     cfg = replace(SheetConfig(), **{k: getattr(config, k) for k in ("jump_min", "spike", "grazing_deg")})
     cfg = replace(cfg, backfill=False)
     v, f, _ = sheet_geometry(d, valid, 1, cfg)
-    return v, f
+    # 0.5 % farther along its rays than measured: where the layer overlaps the world (its seam
+    # ring, and the world's one-cell backfill at cut edges) the world wins the depth test from
+    # the capture point instead of z-fighting with it (measured: the room's capture-point PSNR
+    # fell 0.34 dB without it); 2 cm at 4 m is invisible from a step away.
+    return v * 1.005, f
 
 
 def background_part(layer: HiddenLayer, texture: np.ndarray, config: LayeredSheetConfig) -> Mesh | None:
