@@ -149,11 +149,20 @@ def continue_background(
     max_band = math.radians(max_band_deg)
     passes = int(math.ceil(max_band / pixel)) + 2
     ran = 0
+    fresh = seed.copy()
     for _ in range(passes):
         ran += 1
         best_src, best_sd, best_bg = src, src_d, bg
         changed = False
         for axis, shift in ((1, 1), (1, -1), (0, 1), (0, -1)):
+            if axis == 1:
+                c_fresh = np.roll(fresh, shift, 1)
+            else:
+                c_fresh = _shift_rows(fresh, shift)
+            # A neighbour offers something new only if its background changed in the last pass:
+            # every other offer was judged before, and a pixel's own state only gets farther.
+            if not c_fresh.any():
+                continue
             if axis == 1:
                 c_src, c_sd = np.roll(src, shift, 1), np.roll(src_d, shift, 1)
                 c_idx, c_own = np.roll(idx, shift, 1), np.roll(log_d, shift, 1)
@@ -165,7 +174,7 @@ def continue_background(
             # a background travels only across one occluder: from the seed itself, or from a
             # hidden neighbour at about the same depth (not from a far rim into a near box).
             same = (c_src == c_idx) | (np.abs(c_own - log_d) < log_ratio)
-            look = (c_src >= 0) & surface & (c_sd > best_sd) & same
+            look = c_fresh & (c_src >= 0) & surface & (c_sd > best_sd) & same
             if not look.any():
                 continue
             ys, xs = np.nonzero(look)
@@ -199,6 +208,7 @@ def continue_background(
             nb[ys, xs] = t[ok]
             best_bg = np.where(upd, nb, best_bg)
             changed = True
+        fresh = best_src != src
         src, src_d, bg = best_src, best_sd, best_bg
         if not changed:
             break
