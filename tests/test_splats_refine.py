@@ -280,3 +280,16 @@ def test_backend_adds_hidden_layer_splats_within_the_budget(world):
         run(backfill_deg=-1.0)
     with pytest.raises(InputError, match="walk_radius"):
         run(walk_radius=-1.0)
+
+
+def test_refinement_never_ends_worse_on_the_capture_views(world):
+    pano, depth, cloud = world
+    # An optimiser run wild (huge position and scale steps) loses on the capture views: the
+    # colour-solved initial splats are kept instead.
+    wild = RefineConfig(cpu_iterations=5, cpu_view_size=24, colour_iterations=2, lr_means=1.0, lr_scales=1.0)
+    out, rep = refine_gaussians(cloud, pano, depth, wild, seed=0)
+    assert rep["kept_initial_shapes"] is True
+    assert np.array_equal(out.means, cloud.means) and np.array_equal(out.log_scales, cloud.log_scales)
+    assert rep["colour_psnr_final"] >= rep["colour_psnr_init"]
+    _, ok = refine_gaussians(cloud, pano, depth, RefineConfig(cpu_iterations=5, cpu_view_size=24, colour_iterations=2))
+    assert ok["kept_initial_shapes"] is False
