@@ -169,8 +169,7 @@ def build_assets(panorama, depth, with_splats: bool = True, refine: bool = False
         assets["splats+backfill"] = GaussianCloud.concatenate([cloud, old])
         assets["splats+layer"] = GaussianCloud.concatenate([cloud, new])
         if refine:
-            from worldgen.registry import StageContext, get_backend
-            from worldgen.types import Request
+            from worldgen.registry import Request, StageContext, get_backend
 
             b = get_backend("gaussians", "refine")
             ctx = StageContext(
@@ -189,7 +188,8 @@ def run() -> list[dict]:
     for prompt, tag in WORLDS:
         scene, pano, depth = world(prompt)
         load0 = _load()
-        assets, info = build_assets(pano, depth, refine=True)
+        # WORLDGEN_BENCH_WALK_REFINE=0 leaves out the refined splats (~90 s of CPU per world).
+        assets, info = build_assets(pano, depth, refine=os.environ.get("WORLDGEN_BENCH_WALK_REFINE", "1") != "0")
         res = score(scene, pano, depth, assets)
         note_load = f"{load0} at start, {_load()} at end"
         lay = info["layers"]
