@@ -200,9 +200,13 @@ def run() -> list[dict]:
                 "unit": "s",
                 "target": "",
                 "ok": None,
-                "note": f"balanced splat refinement {info['seconds'].get('refined splats', 0):.0f} s wall, "
-                f"{info['seconds'].get('refined splats cpu', 0):.0f} s CPU; "
-                f"hidden {100 * lay.get('hidden_share', 0):.1f} % of the panorama, background "
+                "note": (
+                    f"balanced splat refinement {info['seconds']['refined splats']:.0f} s wall, "
+                    f"{info['seconds']['refined splats cpu']:.0f} s CPU; "
+                    if "refined splats" in info["seconds"]
+                    else "refined splats not run (WORLDGEN_BENCH_WALK_REFINE=0); "
+                )
+                + f"hidden {100 * lay.get('hidden_share', 0):.1f} % of the panorama, background "
                 f"{lay.get('background_triangles', 0)} triangles, world+background "
                 f"{info['triangles'].get('triangles_total', 0)} (budget 300000); {note_load}",
             }

@@ -293,3 +293,9 @@ def test_refinement_never_ends_worse_on_the_capture_views(world):
     assert rep["colour_psnr_final"] >= rep["colour_psnr_init"]
     _, ok = refine_gaussians(cloud, pano, depth, RefineConfig(cpu_iterations=5, cpu_view_size=24, colour_iterations=2))
     assert ok["kept_initial_shapes"] is False
+
+
+def test_cpu_lr_scale_is_checked(world):
+    pano, depth, cloud = world
+    with pytest.raises(InputError, match="cpu_lr_scale"):
+        refine_gaussians(cloud, pano, depth, RefineConfig(cpu_lr_scale=0.0))

@@ -74,6 +74,9 @@ class RefineConfig:
         lr_means: position learning rate, times the scene scale (median depth), metres. Default 1.6e-4.
         lr_scales, lr_quats, lr_opacities, lr_sh0: Adam learning rates (gsplat's trainer defaults).
         lr_shn_factor: higher SH bands learn this much slower than the DC term. Default 1/20.
+        cpu_lr_scale: on CPU, the learning rates of positions, rotations, scales and opacities
+            (not colours) are multiplied by this: a short CPU run (the balanced preset's 60
+            steps) moves shapes as far as a longer one would. Default 1.
         lr_means_final: the position learning rate decays exponentially to this fraction of
             ``lr_means`` by the last step (gsplat's trainer schedule). Default 0.01.
         cpu_threads: torch threads on the CPU path (restored afterwards). Default 1: a step is
@@ -91,6 +94,7 @@ class RefineConfig:
     view_size: int = 512
     cpu_iterations: int = 300
     cpu_view_size: int = 0
+    cpu_lr_scale: float = 1.0
     colour_iterations: int = 10
     views_per_step: int = 1
     warp_baseline: float = 0.0
@@ -164,6 +168,8 @@ def _check_config(cfg: RefineConfig) -> None:
         raise InputError("warp_baseline must be >= 0 metres")
     if cfg.cpu_threads < 1:
         raise InputError("cpu_threads must be at least 1")
+    if not cfg.cpu_lr_scale > 0:
+        raise InputError("cpu_lr_scale must be > 0")
     if not 0 < cfg.lr_means_final <= 1:
         raise InputError("lr_means_final must be in (0, 1]")
 
@@ -267,14 +273,15 @@ def _params(cloud: GaussianCloud, device: str):
     return torch.nn.ParameterDict(p)
 
 
-def _optimizers(params, cfg: RefineConfig, scene_scale: float):
+def _optimizers(params, cfg: RefineConfig, scene_scale: float, shape_lr_scale: float = 1.0):
     import torch
 
+    k = shape_lr_scale
     lrs = {
-        "means": cfg.lr_means * scene_scale,
-        "quats": cfg.lr_quats,
-        "scales": cfg.lr_scales,
-        "opacities": cfg.lr_opacities,
+        "means": cfg.lr_means * scene_scale * k,
+        "quats": cfg.lr_quats * k,
+        "scales": cfg.lr_scales * k,
+        "opacities": cfg.lr_opacities * k,
         "sh0": cfg.lr_sh0,
         "shN": cfg.lr_sh0 * cfg.lr_shn_factor,
     }
@@ -480,7 +487,7 @@ def _optimise(
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         params = _params(cloud, device)
-        opts = _optimizers(params, cfg, scene_scale)
+        opts = _optimizers(params, cfg, scene_scale, cfg.cpu_lr_scale if rasterizer == "cpu" else 1.0)
         strategy = _make_strategy(cfg, iters, rasterizer)
         report["strategy"] = "none" if strategy is None else type(strategy).__name__.replace("Strategy", "").lower()
         state = strategy.initialize_state(scene_scale=scene_scale) if strategy is not None else None
