@@ -130,7 +130,7 @@ class RefineConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"iterations": 0, "cpu_iterations": 0},
-    "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 60, "cpu_view_size": 0},
+    "balanced": {"iterations": 1500, "view_size": 512, "cpu_iterations": 80, "cpu_view_size": 0, "cpu_lr_scale": 3.0},
     "quality": {
         "iterations": 5000,
         "view_size": 768,
@@ -141,8 +141,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
-(524k splats) in about 90 s on one core: two colour solves of ~11 s and 60 steps of ~0.75 s at
-256 px. The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
+(524k splats) in about 90 s of CPU on one core: two colour solves of ~11 s and 80 steps of
+~0.75 s at 256 px with the shape learning rates tripled (``cpu_lr_scale``). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
 little more at novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
 
 
