@@ -299,3 +299,22 @@ def test_cpu_lr_scale_is_checked(world):
     pano, depth, cloud = world
     with pytest.raises(InputError, match="cpu_lr_scale"):
         refine_gaussians(cloud, pano, depth, RefineConfig(cpu_lr_scale=0.0))
+
+
+def test_sky_seen_only_through_windows_counts_as_sky_splats():
+    # An interior whose sky shows only through one small window (~1 % of the pixels, under the
+    # 2 % that used to be required): its dome splats are sky splats, supervised by the colour
+    # solve, and the window is not trained transparent.
+    from worldgen.splats.init import init_gaussians
+
+    h = 32
+    d = np.full((h, 2 * h), 3.0, np.float32)
+    d[12:15, 30:37] = np.inf
+    depth = DepthMap.from_array(d)
+    img = np.full((h, 2 * h, 3), 0.6, np.float32)
+    img[12:15, 30:37] = (0.3, 0.5, 0.9)
+    pano = Panorama(img)
+    cloud = init_gaussians(pano, depth)
+    assert 0 < depth.sky.mean() < 0.02
+    _, rep = refine_gaussians(cloud, pano, depth, RefineConfig(cpu_iterations=2, cpu_view_size=24, colour_iterations=2))
+    assert rep["sky_splats"] is True
