@@ -147,24 +147,35 @@ def quality(
     directions from the capture point, and 8 horizontal directions 0.5 m and 1 m to the side.
     """
     from worldgen.mesh.sheet import build_sheet
-    from worldgen.splats.backfill import backfill_gaussians
+    from worldgen.splats.backfill import backfill_gaussians, layer_gaussians
     from worldgen.splats.init import init_gaussians
     from worldgen.splats.refine import refine_gaussians, with_preset
     from worldgen.splats.refine_backend import RefineStageConfig
 
     scene, pano, depth = _world(width, prompt)
     cloud = init_gaussians(pano, depth)
-    cfg = with_preset(preset, **overrides)
+    cfg = with_preset(preset, **{k: v for k, v in overrides.items() if k != "walk_radius"})
     far = float(depth.depth[depth.valid].max())
     load0 = _load()
-    t0 = time.perf_counter()
-    # What the refine backend does: backfill splats behind depth edges, then refinement.
-    extra = backfill_gaussians(pano, depth, RefineStageConfig.backfill_deg)
+    t0, c0 = time.perf_counter(), time.process_time()
+    # What the refine backend does: splats on the completed hidden background (or, with
+    # walk_radius=0, the old band backfill), then refinement.
+    walk = overrides.get("walk_radius", RefineStageConfig.walk_radius)
+    if walk > 0:
+        extra = layer_gaussians(pano, depth, walk)
+    else:
+        extra = backfill_gaussians(pano, depth, RefineStageConfig.backfill_deg)
     out, rep = refine_gaussians(cloud, pano, depth, cfg, seed=0, backfill=extra)
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     load1 = _load()
     mesh = build_sheet(pano, depth)
-    res = {"seconds": secs, "report": rep, "load": f"{load0} at start, {load1} at end", "width": width}
+    res = {
+        "seconds": secs,
+        "cpu_seconds": cpu,
+        "report": rep,
+        "load": f"{load0} at start, {load1} at end",
+        "width": width,
+    }
     held_dirs = [(20.0, 10.0), (110.0, -25.0), (200.0, 30.0), (290.0, -60.0)]
     around = [(float(y), -10.0) for y in range(0, 360, 45)]
     for size, suffix in ((width // 4, ""), (width // 8, "_half")):

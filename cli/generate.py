@@ -58,6 +58,16 @@ def generate(
     max_splats: Annotated[
         int | None, typer.Option("--max-splats", min=1, help="Merge Gaussians down to this budget.", show_default=False)
     ] = None,
+    walk_radius: Annotated[
+        float | None,
+        typer.Option(
+            "--walk-radius",
+            min=0.0,
+            help="Metres a viewer may walk from the capture point; surfaces hidden behind depth edges are "
+            "completed that far for the mesh and the splats (default 2; 0 = off).",
+            show_default=False,
+        ),
+    ] = None,
     engine: Annotated[
         str | None,
         typer.Option("--engine", help="Export preset: unity, unreal, blender, omniverse or web.", show_default=False),
@@ -118,6 +128,12 @@ def generate(
     options = _parse_options(option or [])
     if max_splats is not None:
         options.setdefault("gaussians", {})["max_splats"] = max_splats
+    if walk_radius is not None:
+        # The backends that complete hidden surfaces: the sheet mesh and the refined splats.
+        if backends.get("mesh", "sheet") == "sheet":
+            options.setdefault("mesh", {})["walk_radius"] = walk_radius
+        if backends.get("gaussians", "refine") == "refine":
+            options.setdefault("gaussians", {})["walk_radius"] = walk_radius
     if engine is not None:
         options.setdefault("export", {})["engine"] = engine
     if formats:

@@ -65,3 +65,23 @@ def test_flat_world_needs_no_backfill_and_options_apply():
     assert len(backfill_gaussians(p2, d2, 0.0)) == 0
     with pytest.raises(InputError):
         backfill_gaussians(p2, d2, -1.0)
+
+
+def test_layer_splats_sit_on_the_hidden_background():
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+    from worldgen.splats.backfill import layer_gaussians
+
+    spec, _ = parse_prompt("a cozy living room interior", 0)
+    pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=256, previews=False))
+    cloud = layer_gaussians(pano, depth, 2.0)
+    assert len(cloud) > 0
+    # Every splat lies behind the first surface of its own ray (hidden from the capture point).
+    from worldgen.geometry.equirect import direction_to_pixel
+
+    r = np.linalg.norm(cloud.means, axis=1)
+    x, y = direction_to_pixel(cloud.means / r[:, None], depth.shape[1], depth.shape[0])
+    first = depth.depth[np.minimum(y.astype(int), depth.shape[0] - 1), x.astype(int)]
+    assert (r > 1.05 * first).mean() > 0.99
+    assert len(layer_gaussians(pano, depth, 0.0)) == 0
+    a = layer_gaussians(pano, depth, 2.0, step=2)
+    assert 0 < len(a) < len(cloud)

@@ -249,8 +249,8 @@ def test_backend_caps_splats_on_cpu_only_when_refining(world):
     assert len(run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu").artifacts["gaussians"]) == n_pixels
 
 
-def test_backend_adds_backfill_within_the_budget(world):
-    from worldgen.splats.backfill import backfill_gaussians
+def test_backend_adds_hidden_layer_splats_within_the_budget(world):
+    from worldgen.splats.backfill import backfill_gaussians, layer_gaussians
 
     pano, depth, _ = world
     b = get_backend("gaussians", "refine")
@@ -262,16 +262,59 @@ def test_backend_adds_backfill_within_the_budget(world):
         return b.run(StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg))
 
     n_pixels = depth.shape[0] * depth.shape[1]
-    extra = len(backfill_gaussians(pano, depth, 8.0))
+    extra = len(layer_gaussians(pano, depth, 2.0, seed=1))
     assert extra > 0
     res = run(cpu_max_splats=0)
     out = res.artifacts["gaussians"]
     assert res.report["n_gaussians_backfill"] == extra and len(out) == n_pixels + extra
     # Appended after the optimiser: their shapes are exactly as built (only colours are solved).
-    bf = backfill_gaussians(pano, depth, 8.0)
-    assert np.array_equal(out.means[-extra:], bf.means) and np.array_equal(out.log_scales[-extra:], bf.log_scales)
+    lg = layer_gaussians(pano, depth, 2.0, seed=1)
+    assert np.array_equal(out.means[-extra:], lg.means) and np.array_equal(out.log_scales[-extra:], lg.log_scales)
     capped = run(max_splats=2000)
     assert len(capped.artifacts["gaussians"]) <= 2000 and capped.report["n_gaussians_backfill"] > 0
-    assert run(backfill_deg=0.0, cpu_max_splats=0).report["n_gaussians_backfill"] == 0
+    # walk_radius 0 falls back to the old band backfill; both 0 = no fill.
+    old = run(walk_radius=0.0, cpu_max_splats=0)
+    assert old.report["n_gaussians_backfill"] == len(backfill_gaussians(pano, depth, 8.0))
+    assert run(walk_radius=0.0, backfill_deg=0.0, cpu_max_splats=0).report["n_gaussians_backfill"] == 0
     with pytest.raises(InputError, match="backfill_deg"):
         run(backfill_deg=-1.0)
+    with pytest.raises(InputError, match="walk_radius"):
+        run(walk_radius=-1.0)
+
+
+def test_refinement_never_ends_worse_on_the_capture_views(world):
+    pano, depth, cloud = world
+    # An optimiser run wild (huge position and scale steps) loses on the capture views: the
+    # colour-solved initial splats are kept instead.
+    wild = RefineConfig(cpu_iterations=5, cpu_view_size=24, colour_iterations=2, lr_means=1.0, lr_scales=1.0)
+    out, rep = refine_gaussians(cloud, pano, depth, wild, seed=0)
+    assert rep["kept_initial_shapes"] is True
+    assert np.array_equal(out.means, cloud.means) and np.array_equal(out.log_scales, cloud.log_scales)
+    assert rep["colour_psnr_final"] >= rep["colour_psnr_init"]
+    _, ok = refine_gaussians(cloud, pano, depth, RefineConfig(cpu_iterations=5, cpu_view_size=24, colour_iterations=2))
+    assert ok["kept_initial_shapes"] is False
+
+
+def test_cpu_lr_scale_is_checked(world):
+    pano, depth, cloud = world
+    with pytest.raises(InputError, match="cpu_lr_scale"):
+        refine_gaussians(cloud, pano, depth, RefineConfig(cpu_lr_scale=0.0))
+
+
+def test_sky_seen_only_through_windows_counts_as_sky_splats():
+    # An interior whose sky shows only through one small window (~1 % of the pixels, under the
+    # 2 % that used to be required): its dome splats are sky splats, supervised by the colour
+    # solve, and the window is not trained transparent.
+    from worldgen.splats.init import init_gaussians
+
+    h = 32
+    d = np.full((h, 2 * h), 3.0, np.float32)
+    d[12:15, 30:37] = np.inf
+    depth = DepthMap.from_array(d)
+    img = np.full((h, 2 * h, 3), 0.6, np.float32)
+    img[12:15, 30:37] = (0.3, 0.5, 0.9)
+    pano = Panorama(img)
+    cloud = init_gaussians(pano, depth)
+    assert 0 < depth.sky.mean() < 0.02
+    _, rep = refine_gaussians(cloud, pano, depth, RefineConfig(cpu_iterations=2, cpu_view_size=24, colour_iterations=2))
+    assert rep["sky_splats"] is True

@@ -1,7 +1,8 @@
 """Backends of the ``mesh`` stage: ``sheet`` (default) and ``tsdf``.
 
 Both read the panorama and its depth (semantics and Gaussians are not needed yet) and return a
-MeshScene with parts "world", "sky" and "collision"; the extractor's report (triangles before and
+MeshScene with parts "world", "sky" and "collision" (the sheet adds "background", the completed surfaces
+hidden behind depth edges: worldgen/mesh/layers.py); the extractor's report (triangles before and
 after, parts, texture size, timings) goes into the manifest.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
+from .layers import LayeredSheetConfig, build_layered_sheet
 from .sheet import SheetConfig, build_sheet
 from .tsdf import TSDFConfig, build_tsdf
 
@@ -24,7 +26,11 @@ def _inputs(ctx: StageContext):
 def _run_sheet(ctx: StageContext) -> StageResult:
     pano, depth = _inputs(ctx)
     ctx.progress(0.0, "triangulating the panorama")
-    scene = build_sheet(pano, depth, ctx.config, ctx.inputs.get("semantics"), ctx.request.eye_height)
+    if getattr(ctx.config, "walk_radius", 0) > 0:
+        ctx.progress(0.0, "completing the surfaces hidden behind depth edges")
+    scene = build_layered_sheet(
+        pano, depth, ctx.config, ctx.inputs.get("semantics"), ctx.request.eye_height, seed=ctx.seed
+    )
     ctx.progress(1.0, f"{scene.report['triangles_after']} triangles")
     return StageResult(artifacts={"mesh": scene}, report=scene.report)
 
@@ -42,14 +48,21 @@ register_backend(
         stage="mesh",
         name="sheet",
         run=_run_sheet,
-        summary="panorama grid mesh: closed seam, pole caps, depth-edge cuts, simplified, panorama as texture",
-        config=SheetConfig,
+        summary="panorama grid mesh: closed seam, pole caps, depth-edge cuts, simplified, panorama as texture; "
+        "textured background part behind depth edges out to the walk radius",
+        config=LayeredSheetConfig,
         presets={
-            "fast": {"grid_width": 512, "max_triangles": 100_000, "texture_width": 2048},
+            "fast": {
+                "grid_width": 512,
+                "max_triangles": 100_000,
+                "texture_width": 2048,
+                "layer_work_width": 512,
+                "layer_triangles": 15_000,
+            },
             "balanced": {},
-            "quality": {"grid_width": 2048, "max_triangles": 500_000},
+            "quality": {"grid_width": 2048, "max_triangles": 500_000, "layer_triangles": 80_000},
         },
-        version="2",
+        version="3",
     )
 )
 register_backend(
@@ -68,4 +81,4 @@ register_backend(
     )
 )
 
-__all__ = ["SheetConfig", "TSDFConfig", "build_sheet", "build_tsdf"]
+__all__ = ["LayeredSheetConfig", "SheetConfig", "TSDFConfig", "build_layered_sheet", "build_sheet", "build_tsdf"]

@@ -90,4 +90,58 @@ def backfill_gaussians(
     return _to_cloud(*_splats(r, bg_d[new], -r, bg_c[new], across[new], down[new], config), config.sh_degree)
 
 
-__all__ = ["backfill_gaussians"]
+def layer_gaussians(
+    panorama: Panorama,
+    depth: DepthMap,
+    walk_radius: float = 2.0,
+    *,
+    step: int = 1,
+    config: InitConfig = InitConfig(),
+    inpaint: str = "patchmatch",
+    seed: int = 0,
+    layer=None,
+) -> GaussianCloud:
+    """Splats on the completed hidden background (:mod:`worldgen.layers`), replacing the smear.
+
+    Where :func:`backfill_gaussians` carries the edge's far-side colour and distance in a band of
+    fixed angle, this places one splat per hidden pixel of the layered panorama: on the
+    background's continued plane (a floor stays a floor behind a sofa), out to what a viewer
+    ``walk_radius`` metres from the capture point sees, with the inpainted colour (textures and
+    edges continued, not smeared); hidden sky goes onto the sky dome. From the capture point they
+    sit behind the foreground (the colour solve leaves them be: no pixel supervises them).
+
+    Args:
+        panorama: colour, H x 2H.
+        depth: Euclidean ray distance, metres (+inf = sky).
+        walk_radius: metres (0 = none).
+        step: pixel step of the splats (a cloud merged to fewer splats than pixels gets layer
+            splats of its own size): the layer's working grid is W / step columns.
+        config: footprint, thickness, opacity, sky and SH degree of the new splats (as init_gaussians).
+        inpaint: registered inpainter of the hidden colour.
+        seed: inpainting seed.
+        layer: a :class:`worldgen.layers.HiddenLayer` already built for this panorama (its grid
+            sets the splat size), or None to build one.
+
+    Returns:
+        GaussianCloud of the new splats only (possibly empty), facing the capture point.
+    """
+    from ..layers import LayerConfig, build_layers
+
+    check_rgbd(panorama, depth)
+    if walk_radius < 0 or step < 1:
+        raise InputError("layer splats need walk_radius >= 0 and step >= 1")
+    if layer is None:
+        cfg = LayerConfig(walk_radius=walk_radius, work_width=max(8, depth.shape[1] // step), inpaint=inpaint)
+        layer = build_layers(panorama, depth, cfg, seed=seed)
+    h, w = layer.shape
+    keep = layer.surface | (layer.sky & (config.sky == "dome"))
+    d = np.where(layer.sky, sky_radius(depth, config), layer.depth)
+    across, down = pixel_footprints(h, w)
+    r = equirect_directions(h)[keep]
+    return _to_cloud(
+        *_splats(r, d[keep].astype(np.float32), -r, layer.colour[keep], across[keep], down[keep], config),
+        config.sh_degree,
+    )
+
+
+__all__ = ["backfill_gaussians", "layer_gaussians"]

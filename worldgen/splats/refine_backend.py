@@ -1,7 +1,8 @@
 """The "refine" backend of the gaussians stage: init_gaussians, then refinement per preset.
 
 Registered as gaussians/refine. ``fast`` only initialises (no optimisation); ``balanced`` and
-``quality`` add backfill splats behind depth edges (:mod:`worldgen.splats.backfill`) and refine
+``quality`` add splats on the hidden background completed behind depth edges
+(:func:`worldgen.splats.backfill.layer_gaussians`, :mod:`worldgen.layers`) and refine
 against views of the panorama with gsplat on CUDA or the PyTorch rasterizer on CPU (see
 :mod:`worldgen.splats.refine` and docs/splats.md).
 """
@@ -32,11 +33,15 @@ class RefineStageConfig(RefineConfig):
             to at most this many splats, so a CPU run's time stays bounded whatever the panorama
             size (a 2048x1024 panorama has 2.1M pixels; the CPU presets are sized for ~0.5M).
             0 = never merge. Default 600000.
-        backfill_deg: when refining, add splats that continue the far side of every depth edge
-            this many degrees in behind the nearer surface, so disocclusions seen from beside
-            the capture point show background instead of holes
-            (:func:`worldgen.splats.backfill.backfill_gaussians`); they count towards the splat
-            budget. 0 = none. Default 8.
+        walk_radius: when refining, add splats on the hidden background completed behind every
+            depth edge (:func:`worldgen.splats.backfill.layer_gaussians`: background planes
+            continued, colour inpainted) out to what a viewer this many metres from the capture
+            point sees, so disocclusions show background instead of holes; they count towards
+            the splat budget. 0 = none (then ``backfill_deg`` applies). Default 2.0.
+        inpaint: registered inpainter of the hidden colour (default "patchmatch").
+        backfill_deg: the previous fill, used only when ``walk_radius`` is 0: splats that carry
+            the far side of every depth edge this many degrees in behind the nearer surface
+            (:func:`worldgen.splats.backfill.backfill_gaussians`, a smear). 0 = none. Default 8.
     """
 
     max_splats: int = 0
@@ -45,15 +50,20 @@ class RefineStageConfig(RefineConfig):
     init_sky: Literal["dome", "drop"] = "dome"
     cpu_max_splats: int = 600_000
     backfill_deg: float = 8.0
+    walk_radius: float = 2.0
+    inpaint: str = "patchmatch"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.backfill_deg < 0:
             raise InputError("backfill_deg must be >= 0 degrees (0 = no backfill)")
+        from ..layers import LayerConfig
+
+        LayerConfig(walk_radius=self.walk_radius, inpaint=self.inpaint)  # checks both
 
 
 def _run(ctx: StageContext) -> StageResult:
-    from .backfill import backfill_gaussians
+    from .backfill import backfill_gaussians, layer_gaussians
     from .init import InitConfig, init_gaussians
     from .refine import choose_device
 
@@ -69,12 +79,17 @@ def _run(ctx: StageContext) -> StageResult:
     total_budget = budget
     init_cfg = InitConfig(max_splats=budget, sh_degree=cfg.init_sh_degree, opacity=cfg.init_opacity, sky=cfg.init_sky)
     extra = None
-    if refining and cfg.backfill_deg > 0:
-        ctx.progress(0.0, "filling in behind depth edges")
+    if refining and (cfg.walk_radius > 0 or cfg.backfill_deg > 0):
+        ctx.progress(0.0, "completing the surfaces hidden behind depth edges")
         n_pixels = int((depth.valid | (depth.sky if cfg.init_sky == "dome" else False)).sum())
-        # A merged cloud gets backfill splats of its own size (its equivalent pixel step).
+        # A merged cloud gets fill splats of its own size (its equivalent pixel step).
         step = max(1, round(math.sqrt(n_pixels / budget))) if budget and n_pixels > budget else 1
-        extra = backfill_gaussians(pano, depth, cfg.backfill_deg, step=step, config=init_cfg)
+        if cfg.walk_radius > 0:
+            extra = layer_gaussians(
+                pano, depth, cfg.walk_radius, step=step, config=init_cfg, inpaint=cfg.inpaint, seed=ctx.seed
+            )
+        else:
+            extra = backfill_gaussians(pano, depth, cfg.backfill_deg, step=step, config=init_cfg)
         if budget:
             budget = max(1, budget - len(extra))  # the whole cloud stays within the budget
             init_cfg = replace(init_cfg, max_splats=budget)
@@ -97,7 +112,7 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="5",
+        version="6",
     )
 )
 

@@ -1,0 +1,76 @@
+"""Occluding edges and the background continued behind them (worldgen.layers.geometry)."""
+
+import math
+
+import numpy as np
+
+from worldgen.geometry.equirect import equirect_directions
+from worldgen.layers.geometry import continue_background, occluding_edges
+
+
+def _floor_and_box(H=64, box_depth=1.0):
+    """Floor at y = -1.6 (out to 12 m), sky above, a box in front (rows 40-48, columns 20-40) at box_depth."""
+    dirs = equirect_directions(H).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        t = -1.6 / dirs[..., 1]
+    d = np.where((dirs[..., 1] < 0) & (t < 12.0), t, np.inf)
+    d[40:48, 20:40] = box_depth
+    surface = np.isfinite(d)
+    return dirs, d, surface
+
+
+def test_occluding_edges_mark_both_sides():
+    d = np.full((4, 8), 4.0)
+    d[:, 3:5] = 1.0
+    fg, seed = occluding_edges(d, np.ones(d.shape, bool))
+    assert fg[:, 3].all() and fg[:, 4].all() and not fg[:, [0, 1, 2, 5, 6, 7]].any()
+    assert seed[:, 2].all() and seed[:, 5].all() and not seed[:, 3:5].any()
+
+
+def test_floor_continues_as_a_plane_behind_the_box():
+    dirs, d, surface = _floor_and_box()
+    out = continue_background(d, surface, ~surface, walk_radius=2.0)
+    hidden = out["hidden"]
+    assert hidden.any()
+    # Only box pixels hide a surface (the floor's far rim hides sky), and behind the box the
+    # floor continues as the same plane.
+    box = np.zeros_like(hidden)
+    box[40:48, 20:40] = True
+    assert not (hidden & np.isfinite(out["depth"]) & ~box).any()
+    assert (hidden & box).sum() > 0.5 * box.sum()
+    floor = hidden & np.isfinite(out["depth"])
+    y = dirs[..., 1][floor] * out["depth"][floor]
+    assert np.abs(y + 1.6).max() < 0.02
+    assert (out["depth"][hidden] > 1.1).all()
+
+
+def test_walk_radius_bounds_the_band():
+    dirs, d, surface = _floor_and_box(H=128, box_depth=1.0)
+    d[:, :] = np.where(surface, d, np.inf)
+    d2 = d.copy()
+    d2[60:100, 30:90] = 3.0  # a wide, far box: small parallax
+    s2 = np.isfinite(d2)
+    near = continue_background(d2, s2, ~s2, walk_radius=0.5)["hidden"].sum()
+    far = continue_background(d2, s2, ~s2, walk_radius=2.0)["hidden"].sum()
+    assert 0 < near < far
+    none = continue_background(d2, s2, ~s2, walk_radius=0.0)
+    # Only the two-pixel margin remains at a zero radius.
+    assert none["hidden"].sum() < near
+
+
+def test_nothing_is_continued_under_the_ground():
+    # A wall at 3 m behind a floor: the floor in front of the wall's base must not get a hidden wall.
+    H = 64
+    dirs = equirect_directions(H).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        t_floor = np.where(dirs[..., 1] < 0, -1.6 / dirs[..., 1], np.inf)
+    t_wall = np.where(dirs[..., 2] < 0, -3.0 / dirs[..., 2], np.inf)  # wall z = -3 in front
+    d = np.minimum(np.minimum(t_floor, t_wall), 20.0)
+    d[30:40, 58:70] = 1.2  # a box in front of the wall base
+    s = np.ones(d.shape, bool)
+    out = continue_background(d, s, ~s, walk_radius=2.0)
+    hid = out["hidden"]
+    P_y = dirs[..., 1] * out["depth"]
+    assert hid.any()
+    assert (P_y[hid] >= -1.6 - 0.05 - 0.05 * 20).all()
+    assert not hid[45:].any() or math.isfinite(out["depth"][45:][hid[45:]].max())

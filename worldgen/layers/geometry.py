@@ -1,0 +1,231 @@
+"""Occluding edges and the background surface hidden behind them, in panorama space.
+
+A panorama holds the first surface along each ray. A viewer who walks up to ``walk_radius``
+metres from the capture point sees, next to every occluding edge, background that no panorama
+pixel shows. This module finds those edges and continues the background's geometry in under the
+foreground, far enough to cover what such a viewer sees:
+
+1. **Occluding edges.** Two 4-neighbour pixels whose depths differ by more than ``edge_ratio``
+   (the bridging-edge ratio of docs/geometry.md, 1.1) form an edge: the nearer one is the
+   foreground, the farther one (a surface or the sky) is a *seed* of the hidden background.
+2. **Background planes.** Every surface pixel carries its tangent plane (normal from one-sided
+   depth differences, as :mod:`worldgen.splats.init`), so the background continues as the plane
+   it is: a floor stays a floor behind a sofa, a wall stays a wall behind a lamp, and a ray's
+   depth on the carried plane is ``(n . P_src) / (n . r)``. Planes seen nearly edge-on (|n . r| <
+   0.1) continue at the seed's own distance instead, and continued depths are clamped to
+   [0.5, 3] x the seed's distance and to the farthest surface of the panorama.
+3. **Propagation.** One pixel per pass (4-neighbours; longitude wraps, rows clamp at the poles),
+   every pixel takes the neighbour's background whose seed is farthest, when its continued depth
+   lies more than ``edge_ratio`` behind the pixel's own surface and the pixel lies within the
+   angle a viewer ``walk_radius`` to the side would see past the edge:
+   ``walk_radius x (1 / d_fg - 1 / d_bg)`` radians from the seed (plus two pixels), at most
+   ``max_band_deg``, and the continued point is not under the ground (the median height of the
+   surface seen more than 45 degrees down, less 5 cm + 5 % of the horizontal distance): a wall
+   continued past a sofa must not carry on down behind the floor in front of it. The farthest seed wins, so nested occluders (a chair in front of a table in
+   front of a wall) get the wall, the one surface nothing hides. A background travels from its
+   seed across one occluder only: a hidden pixel passes it on to neighbours at about its own
+   depth (within ``edge_ratio``), never across another depth edge.
+
+Everything is whole-array numpy; the number of passes is bounded by ``max_band_deg``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..geometry.equirect import equirect_directions
+
+
+def occluding_edges(depth: np.ndarray, surface: np.ndarray, edge_ratio: float = 1.1) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides of every occluding edge between 4-neighbour pixels.
+
+    Args:
+        depth: ray distance, metres (+inf for sky). [H, W] float
+        surface: pixels with a finite surface. [H, W] bool
+        edge_ratio: an edge is a neighbour pair whose farther depth exceeds ``edge_ratio`` x the
+            nearer one (sky counts as infinitely far). Default 1.1.
+
+    Returns:
+        (foreground [H, W] bool: the nearer pixel of some edge, a surface pixel;
+         seeds [H, W] bool: the farther pixel of some edge, surface or sky).
+    """
+    d = np.where(surface, depth, np.inf)
+    fg = np.zeros(d.shape, bool)
+    seed = np.zeros(d.shape, bool)
+    for axis, shift in ((1, 1), (1, -1), (0, 1), (0, -1)):
+        if axis == 1:
+            nb = np.roll(d, shift, 1)
+            nb_ok = np.ones(d.shape, bool)
+        else:
+            nb = np.roll(d, shift, 0)
+            nb_ok = np.ones(d.shape, bool)
+            nb_ok[0 if shift == 1 else -1] = False  # no wrap over the poles
+        with np.errstate(invalid="ignore"):
+            behind = nb_ok & surface & (nb > edge_ratio * d)  # this pixel is in front of its neighbour
+        fg |= behind
+        seed |= np.roll(behind, -shift, axis) if axis == 1 else _shift_rows(behind, -shift)
+    return fg, seed
+
+
+def _shift_rows(a: np.ndarray, shift: int) -> np.ndarray:
+    """``a`` moved by ``shift`` rows (positive = down), clamped: no wrap over the poles."""
+    out = np.zeros_like(a)
+    if shift > 0:
+        out[shift:] = a[:-shift]
+    else:
+        out[:shift] = a[-shift:]
+    return out
+
+
+def ground_height(d: np.ndarray, surface: np.ndarray, dirs: np.ndarray) -> float | None:
+    """Median height of the surface seen more than 45 degrees below the horizon, metres (None if none)."""
+    low = surface & (dirs[..., 1] < -math.sqrt(0.5))
+    if not low.any():
+        return None
+    return float(np.median((dirs[..., 1] * np.where(surface, d, 0.0))[low]))
+
+
+def depth_normals(dirs: np.ndarray, d: np.ndarray, surface: np.ndarray) -> np.ndarray:
+    """Unit tangent-plane normals facing the capture point (worldgen.splats.init's rule). [H, W, 3] float32"""
+    from ..splats.init import _depth_normals
+
+    return _depth_normals(dirs, np.where(surface, d, 1.0).astype(np.float32), surface)
+
+
+def continue_background(
+    depth: np.ndarray,
+    surface: np.ndarray,
+    sky: np.ndarray,
+    *,
+    walk_radius: float = 2.0,
+    edge_ratio: float = 1.1,
+    max_band_deg: float = 45.0,
+) -> dict[str, np.ndarray]:
+    """The background hidden behind the foreground, continued from the occluding edges.
+
+    Args:
+        depth: ray distance, metres (+inf for sky). [H, W] float
+        surface: pixels with a finite surface. [H, W] bool
+        sky: sky pixels. [H, W] bool
+        walk_radius: how far from the capture point the viewer may walk, metres.
+        edge_ratio: the depth ratio of an occluding edge (and how far behind the foreground a
+            background must lie). Default 1.1.
+        max_band_deg: widest band continued behind one edge, degrees. Default 45.
+
+    Returns:
+        dict with **hidden** [H, W] bool (pixels with a background behind their own surface),
+        **depth** [H, W] float32 (the hidden background's ray distance; +inf where it is sky; the
+        pixel's own depth elsewhere), **sky** [H, W] bool (hidden pixels whose background is
+        sky), **source** [H, W] int64 (flat index of the seed pixel each hidden pixel continues;
+        -1 where none), **seeds** [H, W] bool (background sides of occluding edges used by some
+        hidden pixel) and **passes** (number of propagation passes run, 0-d int).
+    """
+    H, W = depth.shape
+    surface = np.asarray(surface, bool)
+    sky = np.asarray(sky, bool) & ~surface
+    d = np.where(surface, depth, np.inf).astype(np.float64)
+    dirs = equirect_directions(H, W).astype(np.float64)
+    fg, seed = occluding_edges(d, surface, edge_ratio)
+    seed &= surface | sky
+    far = float(d[surface].max()) if surface.any() else 1.0
+    ground = ground_height(d, surface, dirs)
+    n = depth_normals(dirs.astype(np.float32), np.where(surface, d, 1.0), surface).astype(np.float64)
+    P = dirs * np.where(surface, d, 0.0)[..., None]
+    offset = np.einsum("...i,...i->...", n, P)  # n . P (< 0: normals face the capture point)
+    flat_n = n.reshape(-1, 3)
+    flat_off = offset.reshape(-1)
+    flat_d = d.reshape(-1)
+    flat_dirs = dirs.reshape(-1, 3)
+    idx = np.arange(H * W).reshape(H, W)
+    # State: every pixel's chosen background seed (itself for a seed, -1 for none).
+    src = np.where(seed, idx, -1)
+    src_d = np.where(seed, d, -np.inf)  # the seed's own distance (inf for sky): the priority
+    bg = np.where(seed, d, np.nan)
+    log_d = np.log(np.where(surface, d, 1e30))
+    log_ratio = math.log(edge_ratio)
+    pixel = math.pi / H
+    max_band = math.radians(max_band_deg)
+    passes = int(math.ceil(max_band / pixel)) + 2
+    ran = 0
+    fresh = seed.copy()
+    for _ in range(passes):
+        ran += 1
+        best_src, best_sd, best_bg = src, src_d, bg
+        changed = False
+        for axis, shift in ((1, 1), (1, -1), (0, 1), (0, -1)):
+            if axis == 1:
+                c_fresh = np.roll(fresh, shift, 1)
+            else:
+                c_fresh = _shift_rows(fresh, shift)
+            # A neighbour offers something new only if its background changed in the last pass:
+            # every other offer was judged before, and a pixel's own state only gets farther.
+            if not c_fresh.any():
+                continue
+            if axis == 1:
+                c_src, c_sd = np.roll(src, shift, 1), np.roll(src_d, shift, 1)
+                c_idx, c_own = np.roll(idx, shift, 1), np.roll(log_d, shift, 1)
+            else:
+                c_src = _shift_rows(src + 1, shift) - 1
+                c_sd = np.where(c_src >= 0, _shift_rows(np.where(src >= 0, src_d, 0.0), shift), -np.inf)
+                c_idx, c_own = _shift_rows(idx, shift), _shift_rows(log_d, shift)
+            # Only pixels whose candidate seed is farther than their current one can improve, and
+            # a background travels only across one occluder: from the seed itself, or from a
+            # hidden neighbour at about the same depth (not from a far rim into a near box).
+            same = (c_src == c_idx) | (np.abs(c_own - log_d) < log_ratio)
+            look = c_fresh & (c_src >= 0) & surface & (c_sd > best_sd) & same
+            if not look.any():
+                continue
+            ys, xs = np.nonzero(look)
+            s = c_src[ys, xs]
+            r = dirs[ys, xs]
+            own = d[ys, xs]
+            sd = flat_d[s]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cos_n = np.einsum("ij,ij->i", flat_n[s], r)
+                t = np.where(cos_n < -0.1, flat_off[s] / np.minimum(cos_n, -0.1), sd)
+            t = np.clip(t, 0.5 * sd, np.minimum(3.0 * sd, far))
+            t = np.where(np.isinf(sd), np.inf, t)
+            ang = np.arccos(np.clip(np.einsum("ij,ij->i", flat_dirs[s], r), -1.0, 1.0))
+            with np.errstate(divide="ignore"):
+                reach = walk_radius * (1.0 / own - 1.0 / t) + 2.0 * pixel
+            ok = (t > edge_ratio * own) & (ang <= np.minimum(reach, max_band))
+            if ground is not None:
+                # Nothing hides under the ground: a wall continued down past a floor pixel (the
+                # floor in front of a sofa) would be buried, not hidden.
+                q_y = r[:, 1] * np.where(np.isinf(t), 0.0, t)
+                horiz = np.hypot(r[:, 0], r[:, 2]) * np.where(np.isinf(t), 0.0, t)
+                ok &= np.isinf(t) | (q_y >= ground - 0.05 - 0.05 * horiz)
+            if not ok.any():
+                continue
+            ys, xs = ys[ok], xs[ok]
+            upd = np.zeros((H, W), bool)
+            upd[ys, xs] = True
+            best_src = np.where(upd, c_src, best_src)
+            best_sd = np.where(upd, c_sd, best_sd)
+            nb = np.full((H, W), np.nan)
+            nb[ys, xs] = t[ok]
+            best_bg = np.where(upd, nb, best_bg)
+            changed = True
+        fresh = best_src != src
+        src, src_d, bg = best_src, best_sd, best_bg
+        if not changed:
+            break
+    hidden = (src >= 0) & (src != idx)
+    out_d = np.where(hidden, bg, d).astype(np.float32)
+    hidden_sky = hidden & np.isinf(out_d)
+    used = np.zeros(H * W, bool)
+    used[src[hidden]] = True
+    return {
+        "hidden": hidden,
+        "depth": out_d,
+        "sky": hidden_sky,
+        "source": np.where(hidden, src, -1),
+        "seeds": used.reshape(H, W) & seed,
+        "passes": np.asarray(ran),
+        "foreground_edges": fg,
+    }
+
+
+__all__ = ["continue_background", "depth_normals", "ground_height", "occluding_edges"]

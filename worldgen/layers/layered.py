@@ -1,0 +1,166 @@
+"""The layered panorama: the visible first surface plus the background hidden behind depth edges.
+
+:func:`build_layers` runs on a working grid (the panorama area-averaged to at most
+``work_width`` columns): it continues the background's geometry behind every occluding edge
+(:mod:`worldgen.layers.geometry`) out to what a viewer ``walk_radius`` metres from the capture
+point can see, and inpaints that background's colour in panorama space
+(:mod:`worldgen.layers.inpaint`, guided by the continued background's log-depth). The result,
+:class:`HiddenLayer`, is plain arrays both assets use: the mesh stage triangulates it into its
+own textured part (:mod:`worldgen.mesh.layers`), the splat stage places splats on it
+(:func:`worldgen.splats.backfill.layer_gaussians`). The foreground keeps its own geometry: the
+hidden layer only holds the background surface, never anything between the two.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._check import check_rgbd
+from ..errors import InputError
+from ..types import DepthMap, Panorama
+from .geometry import continue_background
+from .inpaint import INPAINTERS, inpaint
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """Options of the hidden-surface completion.
+
+    Args:
+        walk_radius: how far from the capture point a viewer may walk, metres; the hidden
+            background is continued far enough to cover what they see (default 2.0; 0 = none).
+        work_width: columns of the working grid (default 1024; narrower panoramas keep theirs).
+        edge_ratio: depth ratio of an occluding edge (default 1.1, docs/geometry.md's bridge ratio).
+        max_band_deg: widest band continued behind one edge, degrees (default 45).
+        inpaint: registered inpainter for the hidden colour (default "patchmatch"; "diffuse").
+        guide_weight: weight of log-depth against colour in the inpainting patch distance (default 1).
+    """
+
+    walk_radius: float = 2.0
+    work_width: int = 1024
+    edge_ratio: float = 1.1
+    max_band_deg: float = 45.0
+    inpaint: str = "patchmatch"
+    guide_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.walk_radius >= 0 and math.isfinite(self.walk_radius)):
+            raise InputError(f"walk_radius={self.walk_radius} must be a distance >= 0 metres")
+        if self.work_width < 8 or self.edge_ratio <= 1 or not 0 < self.max_band_deg <= 180:
+            raise InputError("layers need work_width >= 8, edge_ratio > 1 and max_band_deg in (0, 180]")
+        if self.inpaint not in INPAINTERS:
+            raise InputError(f"unknown inpainter {self.inpaint!r}; use one of {', '.join(sorted(INPAINTERS))}")
+
+
+@dataclass(frozen=True)
+class HiddenLayer:
+    """The background hidden behind the foreground, on an h x 2h working grid.
+
+    Args:
+        hidden: pixels whose ray, past its own surface, continues onto a hidden background. [h, w] bool
+        depth: ray distance of the hidden background where ``hidden`` (+inf where it is sky), the
+            pixel's own first-surface distance elsewhere, metres. [h, w] float32
+        sky: hidden pixels whose background is the sky. [h, w] bool
+        seeds: visible background pixels next to occluding edges that some hidden pixel
+            continues (the layer's seam with the visible world). [h, w] bool
+        colour: sRGB in [0, 1]: the panorama with the hidden pixels replaced by the inpainted
+            background. [h, w, 3] float32
+        report: what was done (counts, seconds), JSON-serialisable.
+    """
+
+    hidden: np.ndarray
+    depth: np.ndarray
+    sky: np.ndarray
+    seeds: np.ndarray
+    colour: np.ndarray
+    report: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.hidden.shape
+
+    @property
+    def surface(self) -> np.ndarray:
+        """Hidden pixels whose background is a surface (not sky). [h, w] bool"""
+        return self.hidden & ~self.sky
+
+
+def working_grid(panorama: Panorama, depth: DepthMap, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(colour sRGB [h, w, 3] float32, depth [h, w] float32 with +inf sky, sky [h, w] bool) at <= width columns.
+
+    Colour is area-averaged; depth takes the nearest of each block's surface pixels (a block
+    holding any surface is surface), so foreground silhouettes never shrink.
+    """
+    from ..splats.init import _srgb
+
+    colour = _srgb(panorama).astype(np.float32)
+    d = np.where(depth.valid, depth.depth, np.inf).astype(np.float32)
+    H, W = depth.shape
+    s = max(1, math.ceil(W / width))
+    if s == 1:
+        return colour, d, ~depth.valid
+    h, w = H // s, W // s
+    colour = colour[: h * s, : w * s].reshape(h, s, w, s, 3).mean((1, 3))
+    d = d[: h * s, : w * s].reshape(h, s, w, s).min((1, 3))
+    return colour.astype(np.float32), d, ~np.isfinite(d)
+
+
+def build_layers(
+    panorama: Panorama, depth: DepthMap, config: LayerConfig = LayerConfig(), seed: int = 0
+) -> HiddenLayer:
+    """Continue and inpaint the background hidden behind every occluding edge.
+
+    Args:
+        panorama: colour, H x 2H.
+        depth: Euclidean ray distance, metres (+inf = sky), H x W.
+        config: see :class:`LayerConfig`.
+        seed: random seed of the inpainting (same inputs and seed give the same layer).
+
+    Returns:
+        HiddenLayer on the working grid (at most ``config.work_width`` columns).
+    """
+    check_rgbd(panorama, depth)
+    t0 = time.perf_counter()
+    colour, d, sky = working_grid(panorama, depth, config.work_width)
+    surface = ~sky
+    if config.walk_radius > 0 and surface.any():
+        bg = continue_background(
+            d,
+            surface,
+            sky,
+            walk_radius=config.walk_radius,
+            edge_ratio=config.edge_ratio,
+            max_band_deg=config.max_band_deg,
+        )
+    else:
+        z = np.zeros(d.shape, bool)
+        bg = {"hidden": z, "depth": d, "sky": z, "seeds": z, "passes": np.asarray(0)}
+    t1 = time.perf_counter()
+    hidden = bg["hidden"]
+    filled = colour
+    if hidden.any():
+        # Guide: log-depth of what each pixel shows once the foreground is removed (sky: a fixed
+        # level beyond the farthest surface), so sky patches fill sky and floor patches fill floor.
+        far = float(d[surface].max()) if surface.any() else 1.0
+        bd = np.where(np.isfinite(bg["depth"]), bg["depth"], 2.0 * far)
+        guide = np.log(np.maximum(bd, 1e-3)).astype(np.float32)
+        filled = inpaint(config.inpaint, colour, hidden, guide, seed)
+    t2 = time.perf_counter()
+    report = {
+        "walk_radius_m": config.walk_radius,
+        "grid": [int(d.shape[0]), int(d.shape[1])],
+        "hidden_pixels": int(hidden.sum()),
+        "hidden_share": round(float(hidden.mean()), 5),
+        "hidden_sky_pixels": int(bg["sky"].sum()),
+        "passes": int(bg["passes"]),
+        "inpainter": config.inpaint,
+        "seconds": {"geometry": round(t1 - t0, 3), "inpaint": round(t2 - t1, 3)},
+    }
+    return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report)
+
+
+__all__ = ["HiddenLayer", "LayerConfig", "build_layers", "working_grid"]

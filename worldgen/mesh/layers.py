@@ -1,0 +1,236 @@
+"""The hidden background as a mesh part: the sheet plus a textured "background" layer behind depth edges.
+
+:func:`build_layered_sheet` is the ``sheet`` backend's extractor when ``walk_radius`` > 0:
+
+1. :func:`worldgen.layers.build_layers` continues the background behind every occluding edge
+   (out to what a viewer ``walk_radius`` metres from the capture point sees) and inpaints its
+   colour in panorama space.
+2. The hidden background is triangulated on the layer's working grid with the sheet's own cut
+   rules (:func:`worldgen.mesh.sheet.sheet_geometry`: vertices on their pixel rays at the
+   continued depth, cut where the continued background itself has a depth edge, so nothing is
+   stretched between layers), including a one-pixel ring of visible background at every edge
+   so it joins the visible surface, and simplified to ``layer_triangles``.
+3. It becomes the part ``background`` (its own node in the exports), textured with the panorama
+   in which the hidden pixels are replaced by the inpainted background; its UVs are the
+   panorama coordinates of its vertices' rays, as the world part's. From the capture point it
+   lies behind the foreground and changes nothing.
+4. The world part is the ordinary sheet with the rest of the triangle budget
+   (``max_triangles`` - the background's triangles), so the total stays within the budget.
+5. The collision part is the world's collision plus a coarse collision of the background
+   (``layer_collision_share`` of ``collision_triangles``), so a player walking behind a sofa stands
+   on the hidden floor.
+6. Hidden pixels whose background is the sky widen the sky dome, which then takes the same
+   texture (hidden pixels next to visible ones keep the panorama's colour, so bilinear lookups
+   at silhouettes seen from the capture point do not change).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import InputError
+from ..layers import HiddenLayer, LayerConfig, build_layers
+from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
+from .collision import collision_from_grid
+from .sheet import SheetConfig, build_sheet, sheet_geometry, sky_dome
+from .simplify import simplify, vertex_normals
+from .texture import equirect_uvs, panorama_texture
+
+
+@dataclass(frozen=True)
+class LayeredSheetConfig(SheetConfig):
+    """SheetConfig's fields plus the hidden-surface completion.
+
+    Args:
+        walk_radius: how far from the capture point a viewer may walk, metres; the background is
+            completed far enough behind every depth edge to cover what they see (default 2.0;
+            0 = no background part, the plain sheet).
+        layer_triangles: triangle budget of the "background" part, taken from ``max_triangles``
+            (default 40000).
+        layer_collision_share: share of ``collision_triangles`` given to the background's
+            collision (default 0.25).
+        layer_work_width: columns of the completion's working grid (default 1024).
+        inpaint: registered inpainter for the hidden colour ("patchmatch" default, "diffuse").
+    """
+
+    walk_radius: float = 2.0
+    layer_triangles: int = 40_000
+    layer_collision_share: float = 0.25
+    layer_work_width: int = 1024
+    inpaint: str = "patchmatch"
+
+    def __post_init__(self) -> None:
+        if self.layer_triangles < 0 or not 0 <= self.layer_collision_share < 1:
+            raise InputError("layer_triangles must be >= 0 and layer_collision_share in [0, 1)")
+        LayerConfig(walk_radius=self.walk_radius, work_width=self.layer_work_width, inpaint=self.inpaint)
+
+
+def layer_texture(layer: HiddenLayer, texture: np.ndarray) -> np.ndarray:
+    """The world texture with the hidden pixels replaced by the inpainted background.
+
+    Args:
+        layer: the hidden layer (working grid h x w).
+        texture: the world part's panorama texture. [Ht, Wt, 3] uint8
+
+    Returns:
+        [Ht, Wt, 3] uint8: equal to ``texture`` outside the (slightly grown) hidden region.
+    """
+    from PIL import Image
+
+    Ht, Wt = texture.shape[:2]
+    h, w = layer.shape
+    # Hidden pixels next to visible ones keep the panorama's colour: a bilinear lookup at a
+    # visible pixel's edge reads its hidden neighbour's texel too, and the capture-point view of
+    # every silhouette against the sky or a wall must not change (measured on the street: 1 dB
+    # lost at the capture point when the whole hidden region was replaced).
+    hid = layer.hidden.copy()
+    vis = ~layer.hidden
+    near_vis = vis | np.roll(vis, 1, 1) | np.roll(vis, -1, 1)
+    near_vis[1:] |= vis[:-1]
+    near_vis[:-1] |= vis[1:]
+    hid &= ~near_vis
+    col = (np.clip(layer.colour, 0, 1) * 255 + 0.5).astype(np.uint8)
+    up = np.asarray(Image.fromarray(col).resize((Wt, Ht), Image.BILINEAR))
+    rows = np.minimum((np.arange(Ht) * h) // Ht, h - 1)
+    cols = np.minimum((np.arange(Wt) * w) // Wt, w - 1)
+    mask = hid[rows[:, None], cols[None, :]]
+    return np.where(mask[..., None], up, texture)
+
+
+def background_geometry(
+    layer: HiddenLayer, config: SheetConfig, sky_radius: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices [V, 3] and CCW faces [F, 3] of the hidden background (plus its seam ring), unsimplified.
+
+    Hidden sky (behind silhouettes against the sky) is included at ``sky_radius`` (0 = left out).
+    """
+    sky = layer.sky | (layer.seeds & ~np.isfinite(layer.depth)) if sky_radius > 0 else np.zeros(layer.shape, bool)
+    valid = layer.surface | (layer.seeds & np.isfinite(layer.depth)) | sky
+    if not (layer.surface | (layer.sky & sky)).any():
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int32)
+    d = np.where(sky, sky_radius, np.where(valid, layer.depth, 1.0)).astype(np.float64)
+    cfg = replace(SheetConfig(), **{k: getattr(config, k) for k in ("jump_min", "spike", "grazing_deg")})
+    cfg = replace(cfg, backfill=False)
+    v, f, _ = sheet_geometry(d, valid, 1, cfg)
+    # 0.5 % farther along its rays than measured: where the layer overlaps the world (its seam
+    # ring, the world's one-cell backfill at cut edges, the sky dome's margin behind silhouettes)
+    # the world and the dome win the depth test from the capture point instead of z-fighting
+    # (measured: the room's capture-point PSNR fell 0.34 dB without it); 2 cm at 4 m is
+    # invisible from a step away.
+    return v * 1.005, f
+
+
+def background_part(
+    layer: HiddenLayer, texture: np.ndarray, config: LayeredSheetConfig, sky_radius: float = 0.0
+) -> Mesh | None:
+    """The textured "background" Mesh, at most ``config.layer_triangles`` triangles (None if empty).
+
+    Hidden sky is part of it at ``sky_radius`` (just behind the sky dome, which keeps the
+    panorama's own texture): 0 leaves it out.
+    """
+    v, f = background_geometry(layer, config, sky_radius)
+    if not len(f) or not config.layer_triangles:
+        return None
+    if len(f) > config.layer_triangles:
+        v, f = simplify(v, f, config.layer_triangles, preserve_border=True, method="meshopt")
+    if not len(f):
+        return None
+    n = vertex_normals(v, f)
+    v2, f2, uv, n2 = equirect_uvs(v, f, n)
+    return Mesh(v2, f2, n2, uv, layer_texture(layer, texture))
+
+
+def merge_meshes(a: Mesh | None, b: Mesh | None) -> Mesh | None:
+    """Untextured union of two meshes (vertices, faces and normals only)."""
+    if a is None or b is None:
+        return a if b is None else b
+    v = np.concatenate([a.vertices, b.vertices])
+    f = np.concatenate([a.faces, b.faces + a.n_vertices])
+    n = None if a.normals is None or b.normals is None else np.concatenate([a.normals, b.normals])
+    return Mesh(v, f, n)
+
+
+def build_layered_sheet(
+    panorama: Panorama,
+    depth: DepthMap,
+    config: LayeredSheetConfig = LayeredSheetConfig(),
+    semantics: SemanticLayers | None = None,
+    eye_height: float = 1.6,
+    seed: int = 0,
+) -> MeshScene:
+    """The sheet with a textured "background" part behind its depth edges (see the module docstring).
+
+    Args:
+        panorama: colour, H x 2H.
+        depth: Euclidean ray distance, metres (+inf = sky).
+        config: see :class:`LayeredSheetConfig` and :class:`worldgen.mesh.sheet.SheetConfig`.
+        semantics: unused (all extractors share one signature).
+        eye_height: capture height, metres (reported by the sheet).
+        seed: inpainting seed.
+
+    Returns:
+        MeshScene with parts "world", "background" (when anything is hidden), "sky" (if any),
+        "collision" (if budgeted); the report gains a "layers" entry.
+    """
+    if config.walk_radius <= 0:
+        return build_sheet(panorama, depth, config, semantics, eye_height)
+    t0 = time.perf_counter()
+    layer = build_layers(
+        panorama,
+        depth,
+        LayerConfig(walk_radius=config.walk_radius, work_width=config.layer_work_width, inpaint=config.inpaint),
+        seed=seed,
+    )
+    texture = panorama_texture(panorama, config.texture_width)
+    # The sheet's sky dome radius (build_sheet's rule): hidden sky continues just behind it.
+    far = float(depth.depth[depth.valid].max()) if depth.valid.any() else 0.0
+    sky_r = (config.sky_radius if config.sky_radius > 0 else max(10.0, 1.5 * far)) if config.sky else 0.0
+    part = background_part(layer, texture, config)
+    n_bg = part.n_faces if part is not None else 0
+    world_budget = max(1000, config.max_triangles - n_bg) if config.max_triangles else 0
+    coll_bg = int(config.collision_triangles * config.layer_collision_share) if part is not None else 0
+    scene = build_sheet(
+        panorama,
+        depth,
+        replace(config, max_triangles=world_budget, collision_triangles=config.collision_triangles - coll_bg),
+        semantics,
+        eye_height,
+    )
+    parts = dict(scene.parts)
+    out: dict[str, Mesh] = {}
+    if "world" in parts:
+        out["world"] = parts.pop("world")
+    if part is not None:
+        out["background"] = part
+    if "sky" in parts and layer.sky.any() and sky_r > 0:
+        # The sky continues behind silhouettes against it: widen the dome over those pixels,
+        # textured with the inpainted sky.
+        H, W = depth.shape
+        h, w = layer.shape
+        rows = np.minimum((np.arange(H) * h) // H, h - 1)
+        cols = np.minimum((np.arange(W) * w) // W, w - 1)
+        sky = depth.sky | layer.sky[rows[:, None], cols[None, :]]
+        tex = part.texture if part is not None else layer_texture(layer, texture)
+        parts["sky"] = sky_dome(sky, sky_r, config.sky_grid_width, tex)
+    if coll_bg and "collision" in parts:
+        lv = layer.surface | (layer.seeds & np.isfinite(layer.depth))
+        d = np.where(lv, layer.depth, 1.0).astype(np.float64)
+        bg_coll = collision_from_grid(d, lv, coll_bg, replace(SheetConfig(), backfill=False))
+        parts["collision"] = merge_meshes(parts["collision"], bg_coll)
+    out.update(parts)
+    report = dict(scene.report)
+    report["layers"] = {
+        **layer.report,
+        "background_triangles": n_bg,
+        "world_triangle_budget": world_budget,
+        "seconds_total": round(time.perf_counter() - t0, 3),
+    }
+    report["parts"] = {k: {"vertices": m.n_vertices, "triangles": m.n_faces} for k, m in out.items()}
+    report["triangles_total"] = int(sum(m.n_faces for k, m in out.items() if k in ("world", "background")))
+    return MeshScene(out, report)
+
+
+__all__ = ["LayeredSheetConfig", "background_part", "build_layered_sheet", "layer_texture", "merge_meshes"]
