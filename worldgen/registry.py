@@ -29,6 +29,7 @@ _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.splats.refine_backend",
     "worldgen.splats.init_backend",
     "worldgen.mesh.backend",
+    "worldgen.panorama.backend",
 )
 
 
