@@ -198,7 +198,7 @@ def seam_continuity(image: np.ndarray) -> dict[str, float]:
     a = cols - cols.mean(axis=1, keepdims=True)
     b = nxt - nxt.mean(axis=1, keepdims=True)
     den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    corr = np.where(den > 0, (a * b).sum(axis=1) / np.maximum(den, 1e-300), 1.0)
+    corr = np.where(den > 0, (a * b).sum(axis=1) / np.maximum(den, 1e-300), 0.0)  # flat columns: no evidence
     return {
         "seam_l1": float(l1[-1]),
         "adjacent_l1": float(np.median(l1[:-1])),

@@ -128,7 +128,12 @@ def _sd(seed: int, inpaint: bool):
     ).eval()
     tok = _clip_tokenizer()
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     )
     cls = StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
     return cls(
@@ -211,3 +216,23 @@ def save_tiny_pipeline(kind: str, folder: str | os.PathLike, seed: int = 0) -> P
     out = Path(folder)
     build_tiny_pipeline(kind, seed).save_pretrained(out, safe_serialization=True)
     return out
+
+
+def save_tiny_lora(folder: str | os.PathLike, seed: int = 0) -> Path:
+    """A random LoRA for the tiny ``sd`` UNet (attention projections and resnet convolutions), saved
+    as ``pytorch_lora_weights.safetensors`` in ``folder``; returns the file. Needs peft."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = _sd(0, inpaint=False).unet
+    torch.manual_seed(seed)
+    targets = ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]
+    # init_lora_weights=False draws both factors at random, so the LoRA changes the output.
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=targets, init_lora_weights=False))
+    out = Path(folder)
+    StableDiffusionPipeline.save_lora_weights(
+        out, unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True
+    )
+    return out / "pytorch_lora_weights.safetensors"

@@ -1,0 +1,154 @@
+"""The diffusers and photo panorama backends through the CLI, on the CPU, with tiny pipelines saved here."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+
+from PIL import Image  # noqa: E402
+
+from worldgen.cli.main import main  # noqa: E402
+from worldgen.geometry.photo import place_photo  # noqa: E402
+from worldgen.io import encode_png  # noqa: E402
+from worldgen.panorama.seam import seam_continuity  # noqa: E402
+from worldgen.panorama.tiny import save_tiny_lora, save_tiny_pipeline  # noqa: E402
+
+SMALL = ["--preset", "fast", "--set", "panorama.width=256", "--set", "panorama.steps=3", "-q"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    out = {kind: save_tiny_pipeline(kind, root / kind) for kind in ("sd", "flux", "sd-inpaint", "flux-fill")}
+    out["lora"] = save_tiny_lora(root / "lora")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    # No worldgen.toml from the developer's folders, and no hub access.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+
+
+def seamless(image) -> bool:
+    m = seam_continuity(image)
+    return m["seam_corr"] >= 0.8 * m["adjacent_corr"] and m["seam_l1"] <= 1.5 * m["adjacent_l1"]
+
+
+def read_png(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_text_to_world(models, tmp_path, capsys):
+    out = tmp_path / "forest"
+    args = ["generate", "a pine forest by a lake", "--model", f"panorama={models['sd']}", "-o", str(out), "--seed", "7"]
+    args += ["--set", "panorama.negative_prompt=blurry", "--set", f'panorama.loras=["{models["lora"]}:0.5"]']
+    assert main(args + SMALL) == 0, capsys.readouterr().err
+    m = json.loads((out / "manifest.json").read_text())
+    st = m["stages"]
+    assert st["panorama"]["backend"] == "diffusers"
+    assert all(not st[s]["cached"] for s in ("panorama", "depth", "gaussians", "mesh", "export"))
+    for name in ("panorama.png", "depth.npz", "gaussians.npz", "mesh.npz", "world.glb"):
+        assert (out / name).is_file(), name
+    rep = st["panorama"]["report"]
+    assert rep["prompt"] == "a pine forest by a lake" and rep["negative_prompt"] == "blurry"
+    assert (rep["steps"], rep["seed"], rep["guidance"], rep["width"], rep["height"]) == (3, 7, 7.5, 256, 128)
+    assert rep["loras"] == [{"source": str(models["lora"]), "scale": 0.5, "file": "pytorch_lora_weights.safetensors"}]
+    assert rep["pipeline"] == "StableDiffusionPipeline" and rep["seam"]["method"] == "circular"
+    assert rep["memory"]["placement"] == "cpu" and rep["memory"]["dtype"] == "float32"
+    assert st["panorama"]["models"]["panorama"]["source"] == str(models["sd"])
+    assert len(st["panorama"]["models"]["panorama"]["fingerprint"]) == 64
+    pano = read_png(out / "panorama.png")
+    assert pano.shape == (128, 256, 3)
+    assert seamless(pano.astype(np.float32)), seam_continuity(pano)
+    # the same command reuses the cached stage; a new folder with the same seed gives the same bytes
+    again = tmp_path / "again"
+    assert main([*args[:5], str(again), *args[6:], *SMALL, "--until", "panorama"]) == 0
+    assert (again / "panorama.png").read_bytes() == (out / "panorama.png").read_bytes()
+
+
+def test_flux_text_to_world(models, tmp_path, capsys):
+    out = tmp_path / "flux"
+    assert main(["generate", "a desert canyon", "--model", f"panorama={models['flux']}", "-o", str(out)] + SMALL) == 0
+    rep = json.loads((out / "manifest.json").read_text())["stages"]["panorama"]["report"]
+    assert rep["pipeline"] == "FluxPipeline" and rep["seam"]["method"] == "blend" and rep["seam"]["extend_px"] == 32
+    assert rep["guidance"] == 3.5
+    assert (out / "world.glb").is_file()
+    assert seamless(read_png(out / "panorama.png").astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ["sd-inpaint", "flux-fill"])
+def test_photo_to_world_keeps_the_photo(kind, models, tmp_path, rng, capsys):
+    yy, xx = np.mgrid[0:48, 0:64]
+    photo = np.stack([xx * 4, yy * 5, 255 - xx * 2], -1).astype(np.uint8)
+    photo[10:30, 20:44] = rng.integers(0, 256, (20, 24, 3))
+    (tmp_path / "photo.png").write_bytes(encode_png(photo))
+    out = tmp_path / "room"
+    args = ["generate", "--image", str(tmp_path / "photo.png"), "--fov", "70", "--model", f"fill={models[kind]}"]
+    assert main(args + ["-o", str(out)] + SMALL) == 0, capsys.readouterr().err
+    m = json.loads((out / "manifest.json").read_text())
+    st = m["stages"]["panorama"]
+    assert st["backend"] == "photo" and st["models"]["fill"]["source"] == str(models[kind])
+    rep = st["report"]
+    assert (rep["fov_deg"], rep["fov_source"], rep["photo_size"]) == (70.0, "--fov", [64, 48])
+    placed, covered = place_photo(photo, 70.0, 256)
+    pano = read_png(out / "panorama.png")
+    assert covered.sum() == rep["photo_pixels_kept"] > 500
+    assert np.array_equal(pano[covered], placed[covered])  # the photo's pixels, unchanged
+    assert np.array_equal(read_png(out / "photo_mask.png")[..., 0] > 0, covered)
+    assert not np.array_equal(pano[~covered], np.zeros_like(pano[~covered]))  # the rest was painted
+    assert seamless(pano.astype(np.float32))
+    assert (out / "world.glb").is_file()
+
+
+def one_line_error(capsys, code):
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_models_are_refused_in_one_line(models, tmp_path, capsys):
+    out = str(tmp_path / "o")
+    gen = ["generate", "a lake", "-o", out]
+    err = one_line_error(capsys, main(gen + ["--model", f"panorama={tmp_path / 'nowhere'}"] + SMALL))
+    assert "does not exist" in err
+    # pickled weights only: refused before anything is unpickled
+    pickled = tmp_path / "pickled"
+    shutil.copytree(models["sd"], pickled)
+    for f in pickled.rglob("*.safetensors"):
+        f.rename(f.with_name("diffusion_pytorch_model.bin"))
+    err = one_line_error(capsys, main(gen + ["--model", f"panorama={pickled}"] + SMALL))
+    assert "pickle" in err
+    # a folder that is not a pipeline
+    lone = tmp_path / "lone"
+    shutil.copytree(models["sd"] / "unet", lone)
+    err = one_line_error(capsys, main(gen + ["--model", f"panorama={lone}"] + SMALL))
+    assert "not a diffusers pipeline folder" in err
+    # a fill pipeline in the text role, and the photo backend without a fill model
+    err = one_line_error(capsys, main(gen + ["--model", f"panorama={models['sd-inpaint']}"] + SMALL))
+    assert "--model fill=" in err
+    (tmp_path / "p.png").write_bytes(encode_png(np.full((16, 16, 3), 128, np.uint8)))
+    err = one_line_error(capsys, main(["generate", "--image", str(tmp_path / "p.png"), "-o", out] + SMALL))
+    assert "--model fill=ID|PATH" in err
+    err = one_line_error(
+        capsys, main(gen + ["--model", f"panorama={models['sd']}", *SMALL, "--set", "panorama.width=100"])
+    )
+    assert "multiple of 32" in err
+    assert not list((tmp_path / "o").glob("*.png"))
+
+
+def test_info_shows_whether_the_model_loads(models, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["info", "--model", f"panorama={models['flux']}", "--model", f"fill={models['sd']}"]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 3}
+    assert "yes" in rows["panorama"] and "panorama/diffusers" in rows["panorama"]
+    assert "no" in rows["fill"] and "not a fill/inpainting pipeline" in rows["fill"]
