@@ -32,7 +32,7 @@ def test_tiers_follow_the_free_memory():
     assert p.placement == "model_offload" and p.needed_gib <= 24
     p = plan(16)
     assert p.placement == "sequential_offload" and p.vae_tiling and p.needed_gib <= 16
-    assert "sequential offload" in p.describe() and "VAE tiling" in p.describe()
+    assert "sequential CPU offload" in p.describe() and "VAE tiling" in p.describe()
     assert plan(80, bf16_supported=False).dtype == "float16"
     assert plan(80).dtype == "bfloat16"
 

@@ -227,7 +227,8 @@ def run_job(
     if seam == "circular" and not unet:
         raise InputError("panorama.seam=circular needs a UNet denoiser; transformers (FLUX, SD3) use seam=blend")
     vs = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    unit_px = vs * (2 if packed else 1)
+    # Transformers patchify 2x2 latent pixels (FLUX packs them, SD3 embeds them): widths step by 2 latents.
+    unit_px = vs * (1 if unet else 2)
     ext = 0
     if seam == "blend":
         ext = job.seam_extend or max(32, width // 16)
@@ -333,7 +334,12 @@ def decode(pipe, latents, tiled: bool, circular: bool) -> np.ndarray:
         margin = min(8, z.shape[-1] // 2)
         z = torch.cat([z[..., -margin:], z, z[..., :margin]], dim=-1)
     device = getattr(pipe, "_execution_device", None) or z.device
-    out = vae.decode(z.to(device=device, dtype=vae.dtype), return_dict=False)[0]
+    dtype = vae.dtype
+    if dtype == torch.float16 and getattr(cfg, "force_upcast", False):
+        # SDXL's VAE overflows in float16 (its config says so); decode in float32 instead.
+        vae.to(torch.float32)
+        dtype = torch.float32
+    out = vae.decode(z.to(device=device, dtype=dtype), return_dict=False)[0]
     if margin:
         s = out.shape[-1] // z.shape[-1]
         out = out[..., margin * s : out.shape[-1] - margin * s]

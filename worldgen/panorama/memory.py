@@ -210,10 +210,17 @@ class MemoryPlan:
     def describe(self) -> str:
         """One line for the progress display and the log."""
         extras = [n for n, on in (("VAE tiling", self.vae_tiling), ("attention slicing", self.attention_slicing)) if on]
+        where = {
+            "gpu": "all on the GPU",
+            "model_offload": "model CPU offload",
+            "sequential_offload": "sequential CPU offload",
+            "cpu": "on the CPU",
+        }[self.placement]
+        memory = "host memory" if self.device == "cpu" else "GPU memory"
         return (
-            f"{self.placement.replace('_', ' ')} on {self.device}, {self.dtype}"
+            f"{where}, {self.dtype}"
             + (f", {' + '.join(extras)}" if extras else "")
-            + f" (needs ~{self.needed_gib:.1f} of {self.available_gib:.1f} GiB)"
+            + f" (needs ~{self.needed_gib:.1f} of {self.available_gib:.1f} GiB {memory})"
         )
 
     def record(self) -> dict[str, Any]:
