@@ -138,6 +138,8 @@ def test_bad_models_are_refused_in_one_line(models, tmp_path, capsys):
     (tmp_path / "p.png").write_bytes(encode_png(np.full((16, 16, 3), 128, np.uint8)))
     err = one_line_error(capsys, main(["generate", "--image", str(tmp_path / "p.png"), "-o", out] + SMALL))
     assert "--model fill=ID|PATH" in err
+    err = one_line_error(capsys, main(gen + ["--backend", "panorama=diffusers"] + SMALL))
+    assert "--model panorama=ID|PATH" in err
     err = one_line_error(
         capsys, main(gen + ["--model", f"panorama={models['sd']}", *SMALL, "--set", "panorama.width=100"])
     )

@@ -97,3 +97,13 @@ def test_apply_plan_on_the_cpu_switches_tiling():
 
     apply_plan(pipe, dataclasses.replace(p, vae_tiling=True, vae_slicing=True))
     assert pipe.vae.use_tiling and pipe.vae.use_slicing
+
+
+def test_footprint_of_a_pipeline_in_memory_matches_its_files(tmp_path):
+    pytest.importorskip("diffusers")
+    from worldgen.panorama.memory import footprint_of
+    from worldgen.panorama.tiny import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline("sd")
+    pipe.save_pretrained(tmp_path, safe_serialization=True)
+    assert footprint_of(pipe) == read_footprint(tmp_path)

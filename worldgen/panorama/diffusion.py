@@ -221,6 +221,7 @@ def run_job(
         raise InputError(f"panorama.steps {job.steps} must be >= 1")
     if job.seam not in SEAM_MODES:
         raise InputError(f"panorama.seam {job.seam!r} must be one of {', '.join(SEAM_MODES)}")
+    pipe.set_progress_bar_config(disable=True)  # progress goes through on_step
     unet = getattr(pipe, "unet", None) is not None
     packed = hasattr(pipe, "_pack_latents")
     seam = job.seam if job.seam != "auto" else ("circular" if unet else "blend")

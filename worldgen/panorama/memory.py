@@ -145,6 +145,29 @@ def read_footprint(folder: str | os.PathLike) -> Footprint:
     )
 
 
+def footprint_of(pipe) -> Footprint:
+    """The :class:`Footprint` of a pipeline already in memory (built from configs, not loaded from files)."""
+    from torch import nn
+
+    params: dict[str, int] = {}
+    largest = 0
+    for name, module in pipe.components.items():
+        if isinstance(module, nn.Module):
+            params[name] = sum(p.numel() for p in module.parameters())
+            largest = max([largest] + [p.numel() for p in module.parameters()])
+    denoiser = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
+    cfg = getattr(pipe, denoiser).config
+    if denoiser == "transformer":
+        width = int(cfg.num_attention_heads) * int(cfg.attention_head_dim)
+    else:
+        width = int(cfg.block_out_channels[0])
+    blocks = list(pipe.vae.config.block_out_channels)
+    tile = pipe.vae.config.sample_size
+    return Footprint(
+        params, largest, denoiser, width, int(blocks[0]), 2 ** (len(blocks) - 1), tile if isinstance(tile, int) else 512
+    )
+
+
 def _config(folder: Path) -> dict[str, Any]:
     try:
         return json.loads((folder / "config.json").read_text())
