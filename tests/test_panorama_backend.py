@@ -1,5 +1,6 @@
 """The diffusers and photo panorama backends through the CLI, on the CPU, with tiny pipelines saved here."""
 
+import hashlib
 import json
 import shutil
 
@@ -60,7 +61,8 @@ def test_text_to_world(models, tmp_path, capsys):
     rep = st["panorama"]["report"]
     assert rep["prompt"] == "a pine forest by a lake" and rep["negative_prompt"] == "blurry"
     assert (rep["steps"], rep["seed"], rep["guidance"], rep["width"], rep["height"]) == (3, 7, 7.5, 256, 128)
-    assert rep["loras"] == [{"source": str(models["lora"]), "scale": 0.5, "file": "pytorch_lora_weights.safetensors"}]
+    lora = {"source": str(models["lora"]), "scale": 0.5, "file": "pytorch_lora_weights.safetensors"}
+    assert rep["loras"] == [{**lora, "sha256": hashlib.sha256(models["lora"].read_bytes()).hexdigest()}]
     assert rep["pipeline"] == "StableDiffusionPipeline" and rep["seam"]["method"] == "circular"
     assert rep["memory"]["placement"] == "cpu" and rep["memory"]["dtype"] == "float32"
     assert st["panorama"]["models"]["panorama"]["source"] == str(models["sd"])
@@ -154,3 +156,14 @@ def test_info_shows_whether_the_model_loads(models, capsys, monkeypatch):
     rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 3}
     assert "yes" in rows["panorama"] and "panorama/diffusers" in rows["panorama"]
     assert "no" in rows["fill"] and "not a fill/inpainting pipeline" in rows["fill"]
+
+
+def test_info_checks_large_models_without_loading_them(models, monkeypatch):
+    from worldgen.panorama import backend
+
+    monkeypatch.setattr(backend, "INFO_LOAD_LIMIT", 0)
+    monkeypatch.setattr("worldgen.panorama.diffusion.load_pipeline", lambda *a, **k: pytest.fail("loaded"))
+    text, fill = backend._check_model("panorama"), backend._check_model("fill")
+    assert text(models["flux"]) is None and fill(models["flux-fill"]) is None
+    assert fill(models["sd"]) == "StableDiffusionPipeline is not a fill/inpainting pipeline"
+    assert text(models["sd-inpaint"]) == "StableDiffusionInpaintPipeline is not a text-to-image pipeline"

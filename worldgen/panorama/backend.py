@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 GPU_WIDTH = 2048
 GPU_WIDTH_SHORT = 1024
 CPU_WIDTH = 512
+INFO_LOAD_LIMIT = 2_000_000_000
+"""``worldgen info`` loads pipelines up to this many parameters; larger ones are checked without loading."""
 SMALL_MODEL = 50_000_000
 """Below this many parameters a CPU run uses one torch thread: on small tensors OpenMP's
 synchronisation costs more than a second core gains (measured 50x slower convolutions with 2
@@ -225,7 +227,9 @@ def _load_and_run(ctx, role, prompt, prepare, cfg, fp, loras, width, plan, devic
         "steps": cfg.steps,
         "true_cfg": cfg.true_cfg,
         "seed": int(ctx.seed),
-        "loras": [{"source": lo.source, "scale": lo.scale, "file": lo.file.name} for lo in loras],
+        "loras": [
+            {"source": lo.source, "scale": lo.scale, "file": lo.file.name, "sha256": _sha256(lo.file)} for lo in loras
+        ],
         "width": width,
         "height": width // 2,
         "device": device_name,
@@ -236,6 +240,16 @@ def _load_and_run(ctx, role, prompt, prepare, cfg, fp, loras, width, plan, devic
         "seconds_per_step": round(seconds / cfg.steps, 4),
     }
     return image, report
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _finish(ctx: StageContext, image: np.ndarray, report: dict[str, Any]) -> np.ndarray:
@@ -310,20 +324,33 @@ def _run_photo(ctx: StageContext) -> StageResult:
 
 def _check_model(role: str):
     def check(path: Path) -> str | None:
-        """Load the pipeline on the CPU when it is small; otherwise read its index, configs and weight headers."""
+        """Load a small pipeline on the CPU; for a large one (over 2B parameters) read its index, its
+        pipeline class and every weight file's header instead of loading tens of GB to list models."""
+        import inspect
+        import json
+
         from ..errors import WorldgenError
         from .diffusion import is_fill_pipeline, load_pipeline
         from .memory import read_footprint
 
+        want = "fill/inpainting" if role == "fill" else "text-to-image"
         try:
             fp = read_footprint(path)
-            if fp.total_params > 2_000_000_000:
-                return None  # headers and configs read; loading tens of GB just to list models is not done
+            if fp.total_params > INFO_LOAD_LIMIT:
+                import diffusers
+
+                name = json.loads((Path(path) / "model_index.json").read_text()).get("_class_name", "")
+                cls = getattr(diffusers, name, None) if isinstance(name, str) else None
+                if cls is None:
+                    return f"pipeline class {name!r} is not in diffusers {diffusers.__version__}"
+                if ("mask_image" in inspect.signature(cls.__call__).parameters) != (role == "fill"):
+                    return f"{name} is not a {want} pipeline"
+                return None
             pipe = load_pipeline(path)
         except WorldgenError as e:
             return str(e)
         if is_fill_pipeline(pipe) != (role == "fill"):
-            return f"{type(pipe).__name__} is not a {'fill/inpainting' if role == 'fill' else 'text-to-image'} pipeline"
+            return f"{type(pipe).__name__} is not a {want} pipeline"
         return None
 
     return check
