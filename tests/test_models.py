@@ -181,9 +181,9 @@ def _run_model_depth(ctx):
 @pytest.fixture
 def model_backend(monkeypatch):
     registry._load()
-    table = dict(registry._REGISTRY["depth"])
     b = Backend("depth", "testmodel", _run_model_depth, "test", config=_Cfg, models={"depth": "model"})
-    table["testmodel"] = b
+    # the test backend is the only one that declares the depth role here
+    table = {"testmodel": b, **{k: v for k, v in registry._REGISTRY["depth"].items() if not v.models}}
     monkeypatch.setitem(registry._REGISTRY, "depth", table)
     return b
 

@@ -164,7 +164,9 @@ def test_exception_unwritable_output(pano_files, tmp_path):
 def test_choose_backend_rules():
     assert choose_backend("panorama", Request(panorama="p.png"), set(), {}).name == "file"
     assert choose_backend("depth", Request(), {"panorama", "given_depth"}, {}).name == "given"
-    assert choose_backend("depth", Request(), {"panorama"}, {}).name == "layout"
+    assert (
+        choose_backend("depth", Request(), {"panorama"}, {}).name == "prior"
+    )  # the weight-free prior replaced layout as the default (issue 11)
     assert "layout" in [b.name for b in backends("depth")]
     assert get_backend("depth", "layout").make_config("fast", {"far": 50.0}).far == 50.0
 

@@ -29,6 +29,8 @@ _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.splats.refine_backend",
     "worldgen.splats.init_backend",
     "worldgen.mesh.backend",
+    "worldgen.depth.prior",
+    "worldgen.depth.model",
     "worldgen.panorama.backend",
 )
 

@@ -1,0 +1,121 @@
+"""Views covering the sphere; global alignment and merge on procedural worlds of exact depth."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from worldgen.depth.align import align_views, merge_views
+from worldgen.depth.views import project, ray_length, sphere_views
+from worldgen.geometry import equirect_directions, perspective_directions
+from worldgen.procedural import build_scene, parse_prompt, render_panorama, render_view
+
+
+def test_views_cover_the_sphere_with_overlap():
+    cams = sphere_views(64, 100.0)
+    assert len(cams) == 18
+    dirs = equirect_directions(64).reshape(-1, 3)
+    count = np.zeros(len(dirs), int)
+    for cam in cams:
+        count[project(dirs, cam).index] += 1
+    assert count.min() >= 1  # poles included
+    assert (count >= 2).mean() > 0.6  # most directions are seen twice: the alignment's equations
+    assert sphere_views(64, 100.0)[0].cam_to_world[2, 2] == pytest.approx(1.0)  # first view looks along -Z
+
+
+@functools.cache
+def _world(prompt: str, size: int = 96, height: int = 96):
+    spec, _ = parse_prompt(prompt, 0)
+    scene = build_scene(spec, 1.6)
+    cams = sphere_views(size, 100.0)
+    depths = np.stack([render_view(scene, c, antialias=False)[1] for c in cams])
+    _, pano_depth, _ = render_panorama(scene, height, antialias=False)
+    return cams, depths, pano_depth
+
+
+def _disparity(cams, depths):
+    """Exact inverse z-depth per view, and the non-sky mask."""
+    z = depths / np.stack([ray_length(c) for c in cams])
+    ok = np.isfinite(z)
+    return np.where(ok, 1.0 / np.where(ok, z, 1.0), 0.0).astype(np.float32), ok
+
+
+def _absrel(pred, gt, horizon_deg=0.0):
+    """cos-latitude weighted AbsRel; ``horizon_deg`` leaves out a band around the horizon, where at
+    64 rows one pixel spans the ground from 30 m to infinity."""
+    h = gt.shape[0]
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    w = np.broadcast_to(np.cos(lat)[:, None], gt.shape)
+    m = np.isfinite(gt) & np.isfinite(pred) & (np.abs(lat)[:, None] >= np.radians(horizon_deg))
+    return float(np.average(np.abs(pred[m] - gt[m]) / gt[m], weights=w[m])), m
+
+
+# (prompt, view and panorama size, AbsRel bound). Outdoor views render slower: smaller. The desert's
+# ground has relief, so the ground plane that fixes the overall shift is only nearly right there.
+WORLDS = [("a cozy living room interior", 96, 0.01), ("a desert", 64, 0.02)]
+
+
+@pytest.mark.parametrize("prompt, size, bound", WORLDS)
+def test_exact_views_come_back_exactly(prompt, size, bound):
+    cams, depths, gt = _world(prompt, size, size)
+    disp, ok = _disparity(cams, depths)
+    al = align_views(disp, ok, cams, 1.6, grid_height=48)
+    assert al.ground_found and al.overlap_residual < 1e-3
+    # exact views need scale 1 and shift 0 (the ground plane is exact at -1.6 m), except views that
+    # see one fronto-parallel plane (a ceiling from below), where only scale * value + shift is fixed
+    well = al.confidence > 0.5
+    assert np.median(np.abs(al.scale[well] - 1.0)) < 0.01 and np.median(np.abs(al.shift[well])) < 0.01
+    q, weight = merge_views(disp, ok, cams, al, gt.shape[0])
+    pred = np.where(q > 0, 1.0 / np.maximum(q, 1e-9), np.inf)
+    err, m = _absrel(pred, gt, 0.0 if "interior" in prompt else 4.0)
+    assert err < bound
+    # sky stays empty: no view sees anything there
+    if (~np.isfinite(gt)).any():
+        assert (q[~np.isfinite(gt)] == 0).mean() > 0.97
+
+
+@pytest.mark.parametrize("prompt, size, bound", WORLDS)
+def test_random_scale_and_shift_are_realigned(prompt, size, bound, rng):
+    cams, depths, gt = _world(prompt, size, size)
+    disp, ok = _disparity(cams, depths)
+    # affine errors in disparity, as a relative depth model makes them
+    scale = np.exp(rng.normal(0, 0.7, len(cams)))
+    shift = rng.uniform(-0.3, 0.3, len(cams)) * np.array([np.median(d[o]) for d, o in zip(disp, ok)])
+    noisy = disp * scale[:, None, None] + shift[:, None, None]
+    al = align_views(noisy, ok, cams, 1.6, grid_height=48)
+    q, _ = merge_views(noisy, ok, cams, al, gt.shape[0])
+    pred = np.where(q > 0, 1.0 / np.maximum(q, 1e-9), np.inf)
+    err, m = _absrel(pred, gt)
+    g = float(np.median(gt[m] / pred[m]))
+    assert abs(g - 1.0) < 0.03  # the ground plane sets the metric scale
+    err_up_to_scale, _ = _absrel(pred * g, gt, 0.0 if "interior" in prompt else 4.0)
+    assert err_up_to_scale < bound
+    assert al.report["scale_from"] == "ground" and al.ground_support > 100 and al.ground_residual < 0.03
+
+
+def test_metric_views_keep_their_scale(rng):
+    cams, depths, gt = _world("a cozy living room interior")
+    disp, ok = _disparity(cams, depths)
+    per_view = np.exp(rng.normal(0, 0.1, len(cams)))
+    noisy = disp * per_view[:, None, None] * 0.5  # the model is 2x too far overall, and each view is off
+    al = align_views(noisy, ok, cams, 1.6, fit_shift=False, use_ground=False, grid_height=48)
+    assert np.all(al.shift == 0) and al.report["scale_from"] == "model"
+    q, _ = merge_views(noisy, ok, cams, al, gt.shape[0])
+    pred = np.where(q > 0, 1.0 / np.maximum(q, 1e-9), np.inf)
+    _, m = _absrel(pred, gt)
+    ratio = np.median(pred[m] / gt[m])
+    assert ratio == pytest.approx(2.0 / np.exp(np.mean(np.log(per_view))) * np.exp(np.mean(np.log(per_view))), rel=0.1)
+    err, _ = _absrel(pred / ratio, gt)
+    assert err < 0.01
+
+
+def test_no_ground_falls_back_to_a_median_distance():
+    cams, depths, _ = _world("a cozy living room interior")
+    disp, ok = _disparity(cams, depths)
+    # hide everything below the horizon: nothing to fit a ground to
+    below = np.stack([perspective_directions(c)[..., 1] < 0.05 for c in cams])
+    ok2 = ok & ~below
+    al = align_views(disp, ok2, cams, 1.6, grid_height=48, fallback_median_m=4.0)
+    assert not al.ground_found and al.report["scale_from"] == "median distance"

@@ -1,0 +1,179 @@
+"""The transformers depth backend, end to end from the CLI, with tiny random models built offline.
+
+The models are built from configs (as transformers' own tests build them), given seeded random
+weights, saved with save_pretrained and run through the real backend: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from worldgen.cli.main import main  # noqa: E402
+from worldgen.io import encode_png  # noqa: E402
+
+
+def _randomise(model, seed: int) -> None:
+    """Fresh heads output almost constant depth; re-draw every weight so the output varies."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+def _save(model, processor, path):
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def tiny_depth_anything(path, metric: bool = False):
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    backbone = Dinov2Config(
+        image_size=28,
+        patch_size=14,
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=16,
+        out_features=["stage1", "stage2"],
+        reshape_hidden_states=False,
+    )
+    cfg = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=8,
+        neck_hidden_sizes=[4, 4],
+        reassemble_factors=[2, 1],
+        fusion_hidden_size=6,
+        head_hidden_size=4,
+        patch_size=14,
+        depth_estimation_type="metric" if metric else "relative",
+        max_depth=20,
+    )
+    model = DepthAnythingForDepthEstimation(cfg).eval()
+    _randomise(model, 1)
+    proc = DPTImageProcessor(size={"height": 42, "width": 42}, keep_aspect_ratio=False, ensure_multiple_of=14)
+    return _save(model, proc, path)
+
+
+def tiny_dpt(path):
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    cfg = DPTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=8,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=16,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[4, 4, 4, 4],
+        reassemble_factors=[4, 2, 1, 0.5],
+        fusion_hidden_size=6,
+        head_hidden_size=4,
+        is_hybrid=False,
+    )
+    model = DPTForDepthEstimation(cfg).eval()
+    _randomise(model, 2)
+    return _save(model, DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False), path)
+
+
+@functools.cache
+def _pano_bytes(prompt: str) -> bytes:
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt(prompt, 0)
+    pano, _, _ = synthesize(spec, 1.6, ProceduralConfig(width=128, antialias=False, previews=False))
+    return encode_png(pano.to_uint8())
+
+
+@pytest.fixture
+def pano(tmp_path):
+    p = tmp_path / "pano.png"
+    p.write_bytes(_pano_bytes("a meadow"))
+    return p
+
+
+def _generate(pano, out, *extra):
+    return main(["generate", "--panorama", str(pano), "--until", "depth", "-q", "-o", str(out), *extra])
+
+
+def test_depth_anything_from_the_cli(tmp_path, pano):
+    model = tiny_depth_anything(tmp_path / "da")
+    out = tmp_path / "run"
+    assert _generate(pano, out, "--model", f"depth={model}") == 0
+    m = json.loads((out / "manifest.json").read_text())
+    entry = m["stages"]["depth"]
+    assert entry["backend"] == "transformers" and entry["models"]["depth"]["source"] == str(model)
+    rep = entry["report"]
+    assert rep["model_kind"] == "relative" and rep["views"] == 18 and rep["view_size"] == 42
+    for key in ("ground_scale", "ground_residual", "ground_support", "scene", "overlap_residual"):
+        assert key in rep
+    a = np.load(out / "depth.npz")
+    depth, sky = a["depth"], a["sky"]
+    assert depth.shape == (64, 128) and np.isposinf(depth[sky]).all()
+    assert np.isfinite(depth[~sky]).all() and (depth[~sky] > 0).all()
+    assert rep["scene"] == "outdoor" and sky[:8].mean() > 0.5  # a meadow's sky
+    # the same model again: cached; the run is deterministic
+    before = (out / "depth.npz").read_bytes()
+    assert _generate(pano, out, "--model", f"depth={model}") == 0
+    m2 = json.loads((out / "manifest.json").read_text())
+    assert m2["stages"]["depth"]["cached"] is True
+    assert _generate(pano, tmp_path / "run2", "--model", f"depth={model}") == 0
+    assert (tmp_path / "run2" / "depth.npz").read_bytes() == before
+
+
+def test_dpt_and_metric_models(tmp_path, pano):
+    dpt = tiny_dpt(tmp_path / "dpt")
+    assert _generate(pano, tmp_path / "a", "--model", f"depth={dpt}") == 0
+    rep = json.loads((tmp_path / "a" / "manifest.json").read_text())["stages"]["depth"]["report"]
+    assert rep["model_kind"] == "relative" and rep["view_size"] == 32
+    metric = tiny_depth_anything(tmp_path / "dam", metric=True)
+    assert _generate(pano, tmp_path / "b", "--model", f"depth={metric}") == 0
+    rep = json.loads((tmp_path / "b" / "manifest.json").read_text())["stages"]["depth"]["report"]
+    assert rep["model_kind"] == "metric" and rep["scale_from"] == "model"
+    # the ground can rescale a metric model on request
+    assert _generate(pano, tmp_path / "c", "--model", f"depth={metric}", "--set", "depth.scale_from=ground") == 0
+    rep = json.loads((tmp_path / "c" / "manifest.json").read_text())["stages"]["depth"]["report"]
+    assert rep["scale_from"] in ("ground", "median distance")
+
+
+def test_bad_model_folders_exit_2_in_one_line(tmp_path, pano, capsys):
+    model = tiny_depth_anything(tmp_path / "da")
+    # pickle weights only: refused before anything loads
+    pick = tmp_path / "pickled"
+    pick.mkdir()
+    (pick / "config.json").write_text((model / "config.json").read_text())
+    (pick / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    capsys.readouterr()
+    assert _generate(pano, tmp_path / "o1", "--model", f"depth={pick}") == 2
+    err = capsys.readouterr().err
+    assert "only pickle weights" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o1" / "depth.npz").exists()
+    # a folder that is not a depth model
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes(b"")
+    (bad / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert _generate(pano, tmp_path / "o2", "--model", f"depth={bad}") == 2
+    assert "cannot load the depth model" in capsys.readouterr().err
+
+
+def test_info_checks_the_model(tmp_path, monkeypatch, capsys):
+    from worldgen.cli.info import check_configured_model
+    from worldgen.models import ModelSpec
+
+    model = tiny_depth_anything(tmp_path / "da")
+    assert check_configured_model(ModelSpec("depth", str(model))).startswith("[green]yes[/] (depth/transformers")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "worldgen.toml").write_text(f'[models]\ndepth = "{model}"\n')
+    assert main(["info"]) == 0
+    assert "transformers" in capsys.readouterr().out

@@ -1,0 +1,295 @@
+"""The ``transformers`` depth backend: any transformers depth-estimation model, on a whole panorama.
+
+The panorama is cut into overlapping perspective views covering the sphere
+(:func:`worldgen.depth.views.sphere_views`), each view is estimated at the model's own input size,
+the views are aligned globally and merged (:mod:`worldgen.depth.align`), the ground sets the
+metric scale from the eye height, and sky is set to +inf.
+
+Relative models (Depth Anything V1/V2 relative, DPT...) predict disparity up to scale and shift:
+they are aligned with a scale and a shift per view. Metric models (Depth Anything metric, ZoeDepth,
+Depth Pro, GLPN) predict z-depth in metres: they are aligned with a scale per view, and keep their
+own scale unless ``scale_from="ground"``.
+
+Runs on CUDA in float16 when available (views batched), on the CPU in float32 otherwise; memory
+is bounded by ``batch`` views at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..registry import Backend, StageContext, StageResult, register_backend
+from ..types import DepthMap, Panorama
+from .align import align_views, merge_views
+from .sky import is_indoor, sky_mask
+from .views import cut_views, sphere_views
+
+log = logging.getLogger(__name__)
+
+METRIC_MODEL_TYPES = frozenset({"zoedepth", "depth_pro", "glpn"})
+"""transformers model types whose output is metric depth (metres) rather than relative disparity."""
+
+
+@dataclass(frozen=True)
+class TransformersDepthConfig:
+    """Options of the transformers depth backend.
+
+    Args:
+        model: the model's local folder; filled from ``--model depth=ID|PATH`` (or set it here).
+        output: "auto" (from the model's config), "disparity" (relative) or "metric" (metres).
+        scale_from: "auto" (ground for relative models, the model for metric ones), "ground" or "model".
+        view_size: view width = height in pixels; 0 = the model's own input size.
+        view_fov_deg: field of view of each view, degrees (>= 90 leaves no gap).
+        batch: views per forward pass (bounds the memory).
+        device: "auto" (CUDA when available), "cpu" or "cuda".
+        detect_sky: set sky to +inf (True).
+        max_depth: cap for far surfaces that are not sky, metres.
+    """
+
+    model: str = ""
+    output: str = "auto"
+    scale_from: str = "auto"
+    view_size: int = 0
+    view_fov_deg: float = 100.0
+    batch: int = 4
+    device: str = "auto"
+    detect_sky: bool = True
+    max_depth: float = 1000.0
+
+
+def _unavailable() -> str | None:
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return "transformers is not installed; pip install 'worldgen[models]'"
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers prints progress bars and advice while loading; the pipeline has its own progress."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    with contextlib.suppress(AttributeError):
+        transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        with contextlib.suppress(AttributeError):
+            transformers.logging.enable_progress_bar()
+
+
+def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
+    """Load a transformers depth model and its image processor from a local folder (safetensors only).
+
+    Returns:
+        A tuple: **model** (eval mode, on ``device``), **processor** and **is_metric**.
+    """
+    import torch
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise InputError(f"depth model folder {path} has no config.json; give a folder saved with save_pretrained")
+    with _quiet_transformers():
+        try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+            model, info = AutoModelForDepthEstimation.from_pretrained(
+                path, use_safetensors=True, local_files_only=True, output_loading_info=True
+            )
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"cannot load the depth model in {path}: {first}") from e
+        missing = list(info.get("missing_keys", []))
+        if missing:
+            raise InputError(
+                f"depth model {path} lacks {len(missing)} weight(s) (e.g. {missing[0]}); "
+                "it would run with random weights: re-save it with save_pretrained"
+            )
+        try:
+            processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError, KeyError) as e:
+            raise InputError(
+                f"depth model {path} has no usable image processor (preprocessor_config.json): {e}".splitlines()[0]
+            ) from e
+    is_metric = config.model_type in METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", None) == "metric"
+    return model.eval().to(device=device, dtype=dtype or torch.float32), processor, is_metric
+
+
+def check_depth_model(path: Path) -> str | None:
+    """For ``worldgen info``: None when the folder loads as a depth model, else why not."""
+    try:
+        load_depth_model(path, "cpu")
+    except InputError as e:
+        return str(e)
+    except Exception as e:  # any loader failure is an answer here, not a crash
+        return f"{type(e).__name__}: {e}".splitlines()[0]
+    return None
+
+
+def model_view_size(processor) -> int:
+    """The square input size the processor resizes to (a multiple of its ``ensure_multiple_of``)."""
+    size = getattr(processor, "size", None)
+    if isinstance(size, (int, float)):
+        s = int(size)
+    else:
+        # a dict, or transformers 5's SizeDict (attributes, and also item access)
+        get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+        s = (get("height") or get("shortest_edge") or get("width") or 384) if size is not None else 384
+    mult = int(getattr(processor, "ensure_multiple_of", 1) or 1)
+    return max(mult, int(math.ceil(int(s) / mult) * mult))
+
+
+def predict_views(model, processor, views: np.ndarray, batch: int, device: str, progress=None):
+    """Run the model on views [N, s, s, 3] (float in [0, 1]); returns raw predictions [N, s, s] float32."""
+    import torch
+    import torch.nn.functional as F
+
+    n, s = views.shape[0], views.shape[1]
+    out = np.empty((n, s, s), np.float32)
+    dtype = next(model.parameters()).dtype
+    u8 = np.clip(np.round(views * 255), 0, 255).astype(np.uint8)
+    for i in range(0, n, batch):
+        chunk = list(u8[i : i + batch])
+        inputs = processor(images=chunk, return_tensors="pt")
+        pixels = inputs["pixel_values"].to(device=device, dtype=dtype)
+        with torch.inference_mode():
+            pred = model(pixel_values=pixels).predicted_depth
+        if pred.ndim == 4:
+            pred = pred[:, 0]
+        pred = F.interpolate(pred[:, None].float(), size=(s, s), mode="bilinear", align_corners=False)[:, 0]
+        out[i : i + len(chunk)] = pred.cpu().numpy()
+        if progress:
+            progress(min(i + batch, n) / n)
+    return out
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice not in ("auto", "cpu", "cuda"):
+        raise InputError(f"depth.device must be auto, cpu or cuda, not {choice!r}")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise InputError("depth.device=cuda but no CUDA GPU is visible; use depth.device=auto or cpu")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
+
+
+def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDepthConfig, progress=None):
+    """Depth for a whole panorama with a transformers model (see the module docstring).
+
+    Returns:
+        A tuple: **depth** (:class:`DepthMap`, metres, +inf on sky) and **report** (dict).
+    """
+    import torch
+
+    if not config.model:
+        raise InputError("the transformers depth backend needs a model: --model depth=ID|PATH (or worldgen.toml)")
+    for name, value, allowed in (
+        ("output", config.output, ("auto", "disparity", "metric")),
+        ("scale_from", config.scale_from, ("auto", "ground", "model")),
+    ):
+        if value not in allowed:
+            raise InputError(f"depth.{name} must be one of {', '.join(allowed)}, not {value!r}")
+    if config.batch < 1:
+        raise InputError(f"depth.batch {config.batch} must be >= 1")
+    device = _device(config.device)
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    progress = progress or (lambda f, m="": None)
+    progress(0.02, "loading the depth model")
+    model, processor, is_metric = load_depth_model(config.model, device, dtype)
+    if config.output != "auto":
+        is_metric = config.output == "metric"
+    size = config.view_size or model_view_size(processor)
+    cams = sphere_views(size, config.view_fov_deg)
+    h = panorama.height
+
+    # sky first, from colour alone: it is left out of the alignment
+    sky0 = sky_mask(panorama) if config.detect_sky else np.zeros((h, panorama.width), bool)
+    indoor, scene_facts = is_indoor(panorama, sky0)
+    if indoor:
+        sky0[:] = False
+    views = cut_views(panorama.image, cams)
+    sky_views = cut_views(sky0.astype(np.float32)[..., None], cams)[..., 0] > 0.5
+    progress(0.05, f"{len(cams)} views of {size}px on {device}")
+    raw = predict_views(
+        model, processor, views, config.batch, device, lambda f: progress(0.05 + 0.75 * f, "estimating")
+    )
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+    if is_metric:
+        valid = (raw > 1e-6) & ~sky_views
+        values = np.where(raw > 1e-6, 1.0 / np.maximum(raw, 1e-6), 0.0).astype(np.float32)
+    else:
+        values = raw
+        valid = ~sky_views
+    use_ground = config.scale_from == "ground" or (config.scale_from == "auto" and not is_metric)
+    progress(0.82, "aligning the views")
+    al = align_views(
+        values,
+        valid,
+        cams,
+        eye_height,
+        fit_shift=not is_metric,
+        use_ground=use_ground,
+        grid_height=min(128, max(32, h // 2)),
+    )
+    progress(0.9, "merging")
+    q, weight = merge_views(values, valid, cams, al, h)
+    far_q = 1.0 / config.max_depth
+    sky = sky0.copy()
+    if config.detect_sky and not indoor:
+        # pixels no valid view reached, or at (or beyond) infinity, above the horizon: sky
+        upper = (np.arange(h) < h // 2)[:, None]
+        sky |= upper & (q <= far_q) & (sky0 | (weight <= 0))
+    depth = np.where(q > far_q, 1.0 / np.maximum(q, 1e-12), config.max_depth).astype(np.float32)
+    depth[sky] = np.inf
+    report = {
+        "model_kind": "metric" if is_metric else "relative",
+        "device": device,
+        "dtype": str(dtype).replace("torch.", ""),
+        "views": len(cams),
+        "view_size": size,
+        "scene": "indoor" if indoor else "outdoor",
+        **scene_facts,
+        **al.report,
+        "capped_pixels": int(((q <= far_q) & ~sky).sum()),
+    }
+    return DepthMap(depth, sky), report
+
+
+def _run(ctx: StageContext) -> StageResult:
+    from .report import depth_report
+
+    depth, rep = estimate_depth(ctx.inputs["panorama"], ctx.request.eye_height, ctx.config, ctx.progress)
+    return StageResult(artifacts={"depth": depth}, report={**depth_report(depth), **rep})
+
+
+register_backend(
+    Backend(
+        stage="depth",
+        name="transformers",
+        run=_run,
+        config=TransformersDepthConfig,
+        summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
+        "globally, merged, metric from the eye height",
+        unavailable=_unavailable,
+        models={"depth": "model"},
+        check_model=check_depth_model,
+    )
+)
+
+__all__ = ["TransformersDepthConfig", "check_depth_model", "estimate_depth", "load_depth_model"]

@@ -1,0 +1,285 @@
+"""The ``prior`` depth backend: weight-free geometry read from the panorama itself.
+
+Outdoors (ground, pop-up folds, sky):
+- the ground is the plane at -eye height: a pixel at latitude lat < 0 lies at h / sin(-lat);
+- a ground colour model is learnt from the bottom of the panorama (what lies under the camera is
+  ground); going up each column from the bottom, the ground ends at its *contact line* with what
+  stands on it; above that line the column is a vertical fold at the contact's ground distance
+  (r = d / cos lat), as in a pop-up book, until the sky;
+- the sky is at infinity (worldgen.depth.sky).
+Indoors (a room box):
+- floor and ceiling colour models from the bottom and the top; the floor-wall contact of each
+  column gives the wall's horizontal distance there; the dominant wall direction (walls meet at
+  right angles) and robust distances of the four walls give a box; the ceiling height comes from
+  the ceiling-wall contacts; the depth is the ray's exit from the box (floor, ceiling or wall).
+- never sky.
+The scene is indoor when almost nothing above 30° latitude is sky (``scene="auto"``), which the
+manifest records; ``--set depth.scene=indoor|outdoor`` overrides. Everything is vectorised over
+pixels; the few loops run over rows or columns' summaries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..registry import Backend, StageContext, StageResult, register_backend
+from ..types import DepthMap, Panorama
+from .report import depth_report
+from .sky import is_indoor, sky_mask
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """Options of the prior.
+
+    Args:
+        scene: "auto", "indoor" or "outdoor".
+        far: cap for distances that are not sky, metres (200).
+        min_wall: nearest allowed fold or wall, metres (0.5).
+        ground_lat_deg: rows this far below the horizon and lower teach the ground colour model (35).
+        gap: a contact line needs this many non-ground pixels in a row (per 512 rows of panorama).
+        ceiling_height: room height in metres when the ceiling cannot be measured (2.6).
+        ground_tolerance: colour distance (in units of the ground samples' own spread) still counted as ground.
+        fold_far: distance of what stands above the horizon in a column with no ground contact, metres.
+    """
+
+    scene: str = "auto"
+    far: float = 200.0
+    min_wall: float = 0.5
+    ground_lat_deg: float = 35.0
+    gap: int = 16
+    ceiling_height: float = 2.6
+    ground_tolerance: float = 2.5
+    fold_far: float = 30.0
+
+
+def _latitudes(h: int) -> np.ndarray:
+    return np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+
+
+def _colour_model(img: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance of every pixel to the colours under ``sample``, in units of the samples'
+    95th percentile (1.0 = as unusual as the 5% least typical sample). [H, W] float32"""
+    feats = _features(img)
+    x = feats[sample].astype(np.float64)
+    if len(x) < 16:
+        return np.full(img.shape[:2], np.inf, np.float32)
+    mu = x.mean(0)
+    cov = np.cov((x - mu).T) + np.eye(x.shape[1]) * 1e-4
+    inv = np.linalg.inv(cov)
+    d = feats.reshape(-1, feats.shape[-1]) - mu
+    m = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, inv, d), 0)).reshape(img.shape[:2])
+    ref = float(np.percentile(m[sample], 95)) or 1.0
+    return (m / ref).astype(np.float32)
+
+
+def _features(img: np.ndarray) -> np.ndarray:
+    """Colour (chromaticity and brightness) smoothed a little, so texture does not break regions."""
+    sm = ndimage.uniform_filter(img.astype(np.float32), size=(5, 5, 1))
+    lum = sm.mean(-1, keepdims=True)
+    chrom = sm / np.maximum(lum * 3, 1e-3)
+    return np.concatenate([chrom[..., :2], lum], axis=-1)
+
+
+def _first_run(blocked: np.ndarray, gap: int) -> np.ndarray:
+    """Per column, the first row (scanning ``blocked`` from row 0 down) where ``gap`` blocked pixels
+    in a row begin; H where there is none. [W] int"""
+    h, w = blocked.shape
+    acc = np.zeros(w, np.int32)
+    first = np.full(w, h, np.int64)
+    for y in range(h):  # one vectorised step per row
+        acc = np.where(blocked[y], acc + 1, 0)
+        hit = (acc >= gap) & (first == h)
+        first[hit] = y - gap + 1
+    return first
+
+
+def _smooth_line(rows: np.ndarray, size: int) -> np.ndarray:
+    """A robust smoothing of a per-column line across the seam (median filter, wrapped)."""
+    return ndimage.median_filter(rows.astype(np.float64), size=size, mode="wrap")
+
+
+def ground_contact(panorama: Panorama, sky: np.ndarray, config: PriorConfig) -> np.ndarray:
+    """Per column, the row where the ground meets what stands on it (scanning up from the bottom).
+
+    Returns:
+        Row index per column (the first non-ground row above the ground), float64, in [0, H]. [W]
+    """
+    img = panorama.image
+    h, w = img.shape[:2]
+    lat = _latitudes(h)
+    sample = np.broadcast_to((lat < -math.radians(config.ground_lat_deg))[:, None], (h, w))
+    dist = _colour_model(img, sample)
+    ground_like = (dist < config.ground_tolerance) & ~sky & (lat < 0)[:, None]
+    gap = max(2, round(config.gap * h / 512))
+    # scan from the bottom up: flip rows
+    # from the horizon down, the first stretch of ground-like rows: objects stand on the nearest
+    # ground below them (scanning up from the camera's feet stops at any shadow or path instead)
+    contact = h // 2 + _first_run(ground_like[h // 2 :], max(2, gap // 2))
+    # a fold needs something that stands up to the horizon (a tree, a wall): a dark patch, a rock
+    # or a shadow on the ground does not interrupt the ground plane
+    band = slice(max(0, h // 2 - 2 * gap), h // 2)
+    tall = (~ground_like[band] & ~sky[band]).mean(0) > 0.8
+    contact = np.where(tall, contact, h // 2)
+    return _smooth_line(np.clip(contact, 0, h), max(3, w // 128) | 1)
+
+
+def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sky: np.ndarray) -> np.ndarray:
+    """Ground plane + pop-up folds at the ground contact + far cap; sky is set by the caller. [H, W] float32"""
+    h = panorama.height
+    lat = _latitudes(h)
+    contact = ground_contact(panorama, sky, config)
+    # latitude of the contact line (centre of the first non-ground row); at or above the horizon: far
+    lat_c = math.pi / 2 - math.pi * (contact + 0.5) / h
+    with np.errstate(divide="ignore"):
+        d = np.where(lat_c < -1e-3, eye_height / np.tan(np.maximum(-lat_c, 1e-6)), config.fold_far)
+    d = np.clip(d, config.min_wall, config.fold_far)
+    down = np.sin(-lat)[:, None]
+    with np.errstate(divide="ignore"):
+        ground = np.where(down > 1e-6, eye_height / np.maximum(down, 1e-6), np.inf)
+    fold = d[None, :] / np.cos(lat)[:, None]
+    rows = np.arange(h)[:, None]
+    depth = np.where(rows >= np.floor(contact)[None, :], ground, fold)
+    return np.minimum(depth, config.fold_far).astype(np.float32)
+
+
+def _box_fit(x: np.ndarray, z: np.ndarray, wts: np.ndarray) -> tuple[float, np.ndarray]:
+    """Dominant wall direction and the four wall distances of a box around the origin.
+
+    Args:
+        x, z: horizontal positions of floor-wall contact points, metres. [K]
+        wts: their weights. [K]
+
+    Returns:
+        A tuple: **angle** of the box's first axis (radians) and **walls** (+u, -u, +v, -v) distances.
+    """
+    # wall direction: orientation of the contact polyline between neighbouring columns, mod 90°
+    dx, dz = np.diff(x, append=x[:1]), np.diff(z, append=z[:1])
+    seg = np.hypot(dx, dz)
+    ang = np.arctan2(dz, dx)
+    ok = (seg > 0) & (seg < 0.5 * np.median(np.hypot(x, z)) + 1e-6)
+    ww = (wts * seg)[ok]
+    c = np.sum(ww * np.cos(4 * ang[ok]))
+    s = np.sum(ww * np.sin(4 * ang[ok]))
+    theta = 0.25 * math.atan2(s, c)
+    u = x * math.cos(theta) + z * math.sin(theta)
+    v = -x * math.sin(theta) + z * math.cos(theta)
+    walls = []
+    for coord, other, sign in ((u, v, 1), (u, v, -1), (v, u, 1), (v, u, -1)):
+        side = (sign * coord > np.abs(other)) & (sign * coord > 0)
+        vals = sign * coord[side]
+        # the wall is the far envelope of what stands before it: a high percentile
+        walls.append(float(np.percentile(vals, 50)) if len(vals) >= 5 else float("nan"))
+    return theta, np.array(walls)
+
+
+def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> tuple[np.ndarray, dict]:
+    """A room box: floor at -eye height, ceiling and four walls measured from the panorama. [H, W]"""
+    h, w = panorama.height, panorama.width
+    lat = _latitudes(h)
+    lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
+    nosky = np.zeros((h, w), bool)
+    contact = ground_contact(panorama, nosky, config)
+    lat_f = math.pi / 2 - math.pi * (contact + 0.5) / h
+    good = lat_f < -math.radians(3)
+    dwall = np.where(good, eye_height / np.tan(np.maximum(-lat_f, 1e-3)), np.nan)
+    x, z = dwall * np.sin(lon), -dwall * np.cos(lon)
+    facts: dict = {}
+    if good.sum() >= 16:
+        theta, walls = _box_fit(np.nan_to_num(x), np.nan_to_num(z), good.astype(np.float64))
+        med = float(np.nanmedian(dwall))
+        walls = np.where(np.isfinite(walls), walls, med)
+    else:
+        theta, walls = 0.0, np.full(4, 3.0)
+    walls = np.clip(walls, config.min_wall, config.far)
+    # ceiling: scan down from the top with a ceiling colour model
+    img = panorama.image
+    top = np.broadcast_to((lat > math.radians(config.ground_lat_deg))[:, None], (h, w))
+    dist = _colour_model(img, top)
+    ceil_like = (dist < 1.6) & (lat > 0)[:, None]
+    gap = max(2, round(config.gap * h / 512))
+    crow = _smooth_line(_first_run(~ceil_like, gap).astype(np.float64), max(3, w // 128) | 1)
+    lat_c = math.pi / 2 - math.pi * (crow + 0.5) / h
+    # horizontal distance to the box wall in each column's direction
+    dirx, dirz = np.sin(lon), -np.cos(lon)
+    u = dirx * math.cos(theta) + dirz * math.sin(theta)
+    v = -dirx * math.sin(theta) + dirz * math.cos(theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tu = np.where(u > 1e-9, walls[0] / u, np.where(u < -1e-9, walls[1] / -u, np.inf))
+        tv = np.where(v > 1e-9, walls[2] / v, np.where(v < -1e-9, walls[3] / -v, np.inf))
+    dbox = np.minimum(tu, tv)  # horizontal distance to the wall, per column
+    okc = lat_c > math.radians(3)
+    heights = dbox * np.tan(np.where(okc, lat_c, np.nan))
+    ceiling = float(np.nanmedian(heights)) if okc.sum() >= 16 else config.ceiling_height - eye_height
+    ceiling = float(np.clip(ceiling, 0.3, 20.0))
+    up = np.sin(lat)[:, None]
+    with np.errstate(divide="ignore"):
+        r_floor = np.where(up < -1e-6, eye_height / np.maximum(-up, 1e-6), np.inf)
+        r_ceil = np.where(up > 1e-6, ceiling / np.maximum(up, 1e-6), np.inf)
+    r_wall = dbox[None, :] / np.cos(lat)[:, None]
+    depth = np.minimum(np.minimum(r_floor, r_ceil), r_wall)
+    facts.update(
+        {
+            "room_walls_m": [round(float(v_), 3) for v_ in walls],
+            "room_angle_deg": round(math.degrees(theta), 2),
+            "ceiling_above_eye_m": round(ceiling, 3),
+        }
+    )
+    return np.minimum(depth, config.far).astype(np.float32), facts
+
+
+def prior_depth(
+    panorama: Panorama, eye_height: float = 1.6, config: PriorConfig = PriorConfig()
+) -> tuple[DepthMap, dict]:
+    """Weight-free depth for a panorama (see the module docstring).
+
+    Returns:
+        A tuple: **depth** (metres, +inf on sky) and **facts** for the manifest (scene, how it was decided...).
+    """
+    if eye_height <= 0:
+        raise InputError(f"eye height {eye_height} m must be > 0")
+    if config.scene not in ("auto", "indoor", "outdoor"):
+        raise InputError(f"depth.scene must be auto, indoor or outdoor, not {config.scene!r}")
+    if config.far <= eye_height or config.min_wall <= 0:
+        raise InputError(f"depth.far ({config.far} m) must exceed the eye height and depth.min_wall must be > 0")
+    sky = sky_mask(panorama)
+    indoor, facts = is_indoor(panorama, sky)
+    if config.scene != "auto":
+        indoor = config.scene == "indoor"
+    facts = {
+        "scene": "indoor" if indoor else "outdoor",
+        "scene_from": config.scene if config.scene != "auto" else "auto",
+        **facts,
+    }
+    if indoor:
+        depth, more = indoor_prior(panorama, eye_height, config)
+        facts.update(more)
+        sky = np.zeros_like(sky)
+    else:
+        depth = outdoor_prior(panorama, eye_height, config, sky)
+        depth[sky] = np.inf
+    return DepthMap(depth, sky), facts
+
+
+def _run(ctx: StageContext) -> StageResult:
+    depth, facts = prior_depth(ctx.inputs["panorama"], ctx.request.eye_height, ctx.config)
+    rep = {**depth_report(depth), **facts, "note": "weight-free geometric prior, not a learnt depth estimate"}
+    return StageResult(artifacts={"depth": depth}, report=rep)
+
+
+register_backend(
+    Backend(
+        stage="depth",
+        name="prior",
+        run=_run,
+        config=PriorConfig,
+        summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
+    )
+)
+
+__all__ = ["PriorConfig", "prior_depth"]
