@@ -167,3 +167,17 @@ def test_info_checks_large_models_without_loading_them(models, monkeypatch):
     assert text(models["flux"]) is None and fill(models["flux-fill"]) is None
     assert fill(models["sd"]) == "StableDiffusionPipeline is not a fill/inpainting pipeline"
     assert text(models["sd-inpaint"]) == "StableDiffusionInpaintPipeline is not a text-to-image pipeline"
+
+
+def test_worldgen_toml_configures_model_and_options(models, tmp_path, capsys):
+    (tmp_path / "worldgen.toml").write_text(
+        f'[models]\npanorama = "{models["flux"]}"\n\n'
+        '[panorama.diffusers]\nwidth = 128\nsteps = 2\nnegative_prompt = "fog"\nseam_extend = 48\n'
+    )
+    out = tmp_path / "toml"
+    assert main(["generate", "a harbour at dusk", "-o", str(out), "--until", "panorama", "-q"]) == 0
+    st = json.loads((out / "manifest.json").read_text())["stages"]["panorama"]
+    assert st["backend"] == "diffusers" and st["models"]["panorama"]["source"] == str(models["flux"])
+    rep = st["report"]
+    assert (rep["width"], rep["steps"], rep["negative_prompt"], rep["seam"]["extend_px"]) == (128, 2, "fog", 48)
+    assert read_png(out / "panorama.png").shape == (64, 128, 3)
