@@ -190,11 +190,22 @@ def _paint(
 
 
 def _load_and_run(ctx, role, prompt, prepare, cfg, fp, loras, width, plan, device_name):
-    from .diffusion import Job, is_fill_pipeline, load_pipeline, run_job
+    from .diffusion import load_pipeline, release_memory
 
     t0 = time.perf_counter()
     pipe = load_pipeline(cfg.model, plan.dtype, loras)
     load_s = time.perf_counter() - t0
+    try:
+        return _run_loaded(ctx, pipe, load_s, role, prompt, prepare, cfg, fp, loras, width, plan, device_name)
+    finally:
+        # Later stages (splat refinement on CUDA) need the GPU memory the pipeline held.
+        del pipe
+        release_memory()
+
+
+def _run_loaded(ctx, pipe, load_s, role, prompt, prepare, cfg, fp, loras, width, plan, device_name):
+    from .diffusion import Job, is_fill_pipeline, run_job
+
     if is_fill_pipeline(pipe) != (role == "fill"):
         want = "an inpainting/fill" if role == "fill" else "a text-to-image"
         other = "fill" if role == "panorama" else "panorama"

@@ -87,6 +87,17 @@ def torch_threads(n: int | None):
         torch.set_num_threads(prev)
 
 
+def release_memory() -> None:
+    """Collect the pipeline just dropped (offload hooks hold reference cycles) and return CUDA's cached blocks."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _quiet_libraries() -> None:
     """diffusers/transformers log deprecations and progress bars for every load; worldgen reports its own."""
     import diffusers
@@ -336,7 +347,8 @@ def decode(pipe, latents, tiled: bool, circular: bool) -> np.ndarray:
         z = torch.cat([z[..., -margin:], z, z[..., :margin]], dim=-1)
     device = getattr(pipe, "_execution_device", None) or z.device
     dtype = vae.dtype
-    if dtype == torch.float16 and getattr(cfg, "force_upcast", False):
+    on_meta = any(p.device.type == "meta" for p in vae.parameters())  # sequential offload holds weights elsewhere
+    if dtype == torch.float16 and getattr(cfg, "force_upcast", False) and not on_meta:
         # SDXL's VAE overflows in float16 (its config says so); decode in float32 instead.
         vae.to(torch.float32)
         dtype = torch.float32
