@@ -113,7 +113,14 @@ def _paint(kind, tmp_path, **job):
 
 @pytest.mark.parametrize(
     "kind, seam, method",
-    [("sd", "auto", "circular"), ("flux", "auto", "blend"), ("sd", "blend", "blend"), ("sd", "auto-tiled", "circular")],
+    [
+        ("sd", "auto", "circular"),
+        ("sdxl", "auto", "circular"),
+        ("flux", "auto", "blend"),
+        ("sd3", "auto", "blend"),
+        ("sd", "blend", "blend"),
+        ("sd", "auto-tiled", "circular"),
+    ],
 )
 def test_decoded_panorama_is_seamless(kind, seam, method, tmp_path):
     tiled = seam.endswith("-tiled")
@@ -123,7 +130,7 @@ def test_decoded_panorama_is_seamless(kind, seam, method, tmp_path):
     assert seamless(image), seam_continuity(image)
 
 
-@pytest.mark.parametrize("kind", ["sd", "flux"])
+@pytest.mark.parametrize("kind", ["sd", "flux", "sd3"])
 def test_without_seam_handling_the_seam_shows(kind, tmp_path):
     # The check above can fail: the same pipelines without seam handling leave a visible seam.
     image, facts = _paint(kind, tmp_path, seam="none")

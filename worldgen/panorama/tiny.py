@@ -7,6 +7,8 @@ Their pictures are noise-like: they test plumbing, seams and memory handling, ne
 Kinds:
     ``sd``: StableDiffusionPipeline (UNet2DConditionModel, AutoencoderKL, CLIP text encoder).
     ``sd-inpaint``: StableDiffusionInpaintPipeline (the same with a 9-channel UNet input).
+    ``sdxl``: StableDiffusionXLPipeline (two CLIP text encoders, size/crop conditioning).
+    ``sd3``: StableDiffusion3Pipeline (SD3Transformer2DModel, two CLIP encoders and T5).
     ``flux``: FluxPipeline (FluxTransformer2DModel, CLIP + T5 text encoders, flow-matching scheduler).
     ``flux-fill``: FluxFillPipeline (transformer input = latents + masked-image latents + mask).
 
@@ -25,7 +27,7 @@ from typing import Any
 
 from ..errors import InputError
 
-TINY_KINDS: tuple[str, ...] = ("sd", "sd-inpaint", "flux", "flux-fill")
+TINY_KINDS: tuple[str, ...] = ("sd", "sd-inpaint", "sdxl", "sd3", "flux", "flux-fill")
 
 _CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-"
 _HIDDEN = 32  # text-encoder width = cross-attention / joint-attention width
@@ -148,10 +150,109 @@ def _sd(seed: int, inpaint: bool):
     )
 
 
+def _sdxl(seed: int):
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=_LATENT,
+        out_channels=_LATENT,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        # six size/crop numbers x 8 + the second encoder's pooled projection
+        projection_class_embeddings_input_dim=6 * 8 + _HIDDEN,
+        cross_attention_dim=2 * _HIDDEN,  # both encoders' hidden states, concatenated
+        norm_num_groups=8,
+    ).eval()
+    tok = _clip_tokenizer()
+    enc = _clip_text_encoder(tok, seed + 2)
+    torch.manual_seed(seed + 3)
+    enc2 = CLIPTextModelWithProjection(enc.config).eval()
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1
+    )
+    return StableDiffusionXLPipeline(
+        vae=_vae(seed + 1, flux=False),
+        text_encoder=enc,
+        text_encoder_2=enc2,
+        tokenizer=tok,
+        tokenizer_2=tok,
+        unet=unet,
+        scheduler=scheduler,
+    )
+
+
+def _sd3(seed: int):
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    transformer = SD3Transformer2DModel(
+        sample_size=32,
+        patch_size=2,
+        in_channels=_LATENT,
+        out_channels=_LATENT,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_projection_dim=_HIDDEN,
+        joint_attention_dim=2 * _HIDDEN,  # the CLIP pair's hidden states, concatenated (T5's are padded to it)
+        pooled_projection_dim=2 * _HIDDEN,
+    ).eval()
+    tok = _clip_tokenizer()
+    enc = CLIPTextModelWithProjection(_clip_text_encoder(tok, seed + 2).config).eval()
+    torch.manual_seed(seed + 3)
+    enc2 = CLIPTextModelWithProjection(enc.config).eval()
+    t5_tok = _t5_tokenizer()
+    t5 = _t5_encoder(t5_tok, seed + 4, width=2 * _HIDDEN)
+    return StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_vae(seed + 1, flux=True),
+        text_encoder=enc,
+        tokenizer=tok,
+        text_encoder_2=enc2,
+        tokenizer_2=tok,
+        text_encoder_3=t5,
+        tokenizer_3=t5_tok,
+    )
+
+
+def _t5_encoder(tok, seed: int, width: int = _HIDDEN):
+    import torch
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(tok),
+            d_model=width,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    ).eval()
+
+
 def _flux(seed: int, fill: bool):
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxPipeline, FluxTransformer2DModel
-    from transformers import T5Config, T5EncoderModel
 
     packed = 4 * _LATENT  # latents are packed 2x2 into the channel axis
     scale = 2 ** (len(_VAE_BLOCKS) - 1)
@@ -172,21 +273,7 @@ def _flux(seed: int, fill: bool):
     ).eval()
     clip_tok = _clip_tokenizer()
     t5_tok = _t5_tokenizer()
-    torch.manual_seed(seed + 3)
-    t5 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(t5_tok),
-            d_model=_HIDDEN,
-            d_kv=8,
-            d_ff=37,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=0,
-            eos_token_id=1,
-            decoder_start_token_id=0,
-        )
-    ).eval()
+    t5 = _t5_encoder(t5_tok, seed + 3)
     cls = FluxFillPipeline if fill else FluxPipeline
     return cls(
         scheduler=FlowMatchEulerDiscreteScheduler(),
@@ -206,6 +293,10 @@ def build_tiny_pipeline(kind: str, seed: int = 0):
     """
     if kind not in TINY_KINDS:
         raise InputError(f"unknown tiny pipeline {kind!r}; kinds are {', '.join(TINY_KINDS)}")
+    if kind == "sdxl":
+        return _sdxl(seed)
+    if kind == "sd3":
+        return _sd3(seed)
     if kind.startswith("sd"):
         return _sd(seed, inpaint=kind == "sd-inpaint")
     return _flux(seed, fill=kind == "flux-fill")
