@@ -181,3 +181,19 @@ def test_worldgen_toml_configures_model_and_options(models, tmp_path, capsys):
     rep = st["report"]
     assert (rep["width"], rep["steps"], rep["negative_prompt"], rep["seam"]["extend_px"]) == (128, 2, "fog", 48)
     assert read_png(out / "panorama.png").shape == (64, 128, 3)
+
+
+def test_progress_says_where_it_runs_and_the_time_left(models, tmp_path):
+    from worldgen.models import resolve_models
+    from worldgen.pipeline import RunOptions, run_pipeline
+    from worldgen.registry import Request
+
+    seen = []
+    opts = RunOptions(
+        until="panorama",
+        models=resolve_models([f"panorama={models['sd']}"]),
+        options={"panorama": {"width": 128, "steps": 2}},
+    )
+    run_pipeline(Request(prompt="a lake", preset="fast"), tmp_path / "p", opts, progress=lambda s, f, m: seen.append(m))
+    assert any(m.startswith("on the CPU, float32") for m in seen), seen  # the memory plan, before loading
+    assert "step 2/2 on the CPU (slow)" in " | ".join(seen) and any(m.endswith("s left") for m in seen)

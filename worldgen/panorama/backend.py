@@ -144,12 +144,17 @@ def _plan(cfg: DiffusersConfig, fp, batch: int):
     raise error
 
 
-def _progress(ctx: StageContext, device: str):
+def _progress(ctx: StageContext, device: str, plan):
+    """Per-step progress: where it runs, with which memory settings, seconds per step and time left."""
+    if plan.device == "cpu":
+        where = "on the CPU (slow)"
+    else:
+        where = f"on {device}, {plan.describe().split(' (')[0]}"
+
     def on_step(done: int, total: int, per_step: float) -> None:
         left = per_step * (total - done)
-        where = "the CPU (slow)" if device == "cpu" else device
         ctx.progress(
-            0.05 + 0.85 * done / total, f"step {done}/{total} on {where}: {per_step:.1f} s/step, ~{left:.0f} s left"
+            0.05 + 0.85 * done / total, f"step {done}/{total} {where}: {per_step:.1f} s/step, ~{left:.0f} s left"
         )
 
     return on_step
@@ -229,7 +234,7 @@ def _run_loaded(ctx, pipe, load_s, role, prompt, prepare, cfg, fp, loras, width,
         mask=None if known is None else known[1],
     )
     t1 = time.perf_counter()
-    image, facts = run_job(pipe, fp, plan, job, _progress(ctx, device_name))
+    image, facts = run_job(pipe, fp, plan, job, _progress(ctx, device_name, plan))
     seconds = time.perf_counter() - t1
     report = {
         **facts,
