@@ -129,6 +129,18 @@ def test_bad_models_are_refused_in_one_line(models, tmp_path, capsys):
         f.rename(f.with_name("diffusion_pytorch_model.bin"))
     err = one_line_error(capsys, main(gen + ["--model", f"panorama={pickled}"] + SMALL))
     assert "pickle" in err
+    # corrupt weights, a LoRA for another model, a LoRA that is not there
+    broken = tmp_path / "broken"
+    shutil.copytree(models["sd"], broken)
+    weights = broken / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4000])
+    err = one_line_error(capsys, main(gen + ["--model", f"panorama={broken}"] + SMALL))
+    assert "cannot load the diffusers pipeline" in err
+    flux = ["--model", f"panorama={models['flux']}", *SMALL]
+    err = one_line_error(capsys, main(gen + flux + ["--set", f'panorama.loras=["{models["lora"]}"]']))
+    assert "matches no layer of FluxPipeline" in err
+    err = one_line_error(capsys, main(gen + flux + ["--set", 'panorama.loras=["./absent.safetensors:0.5"]']))
+    assert "LoRA file './absent.safetensors' does not exist" in err
     # a folder that is not a pipeline
     lone = tmp_path / "lone"
     shutil.copytree(models["sd"] / "unet", lone)

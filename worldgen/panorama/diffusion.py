@@ -65,7 +65,10 @@ def _locate_lora(source: str) -> Path:
         if p.suffix != ".safetensors":
             raise InputError(f"LoRA {source!r} is not a .safetensors file; worldgen loads safetensors only")
         return p.resolve()
-    folder = p if p.is_dir() else locate_model(ModelSpec("panorama", source, origin="LoRA"))
+    if source.endswith(".safetensors") or source.startswith(("/", "./", "../", "~")):
+        raise InputError(f"LoRA file {source!r} does not exist; check the path")
+    # An id: the message of a miss names the fetch command ("LoRA model 'org/x' is not in the local ...").
+    folder = p if p.is_dir() else locate_model(ModelSpec("LoRA", source, origin="LoRA"))
     files = sorted(folder.glob("*.safetensors"))
     if len(files) != 1:
         what = "no .safetensors file" if not files else f"{len(files)} .safetensors files"
@@ -135,7 +138,7 @@ def load_pipeline(folder: str | Path, dtype: str = "float32", loras: list[Lora] 
             pipe = DiffusionPipeline.from_pretrained(
                 str(root), torch_dtype=want, use_safetensors=True, local_files_only=True
             )
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as e:
+    except Exception as e:  # any failure to load means: not a loadable pipeline folder
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"cannot load the diffusers pipeline in {root}: {first[:300]}") from e
     pipe.set_progress_bar_config(disable=True)
@@ -146,9 +149,14 @@ def load_pipeline(folder: str | Path, dtype: str = "float32", loras: list[Lora] 
     for i, lora in enumerate(loras or []):
         try:
             pipe.load_lora_weights(str(lora.file.parent), weight_name=lora.file.name, adapter_name=f"lora{i}")
-        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
+        except Exception as e:  # a LoRA that does not fit this pipeline
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"cannot apply LoRA {lora.source!r} to {root.name}: {first[:300]}") from e
+        present = {name for names in pipe.get_list_adapters().values() for name in names}
+        if f"lora{i}" not in present:
+            raise InputError(
+                f"LoRA {lora.source!r} matches no layer of {type(pipe).__name__}: it was made for another model"
+            )
     if loras:
         pipe.set_adapters([f"lora{i}" for i in range(len(loras))], adapter_weights=[lo.scale for lo in loras])
     return pipe
