@@ -136,6 +136,16 @@ def test_bad_models_are_refused_in_one_line(models, tmp_path, capsys):
     weights.write_bytes(weights.read_bytes()[:-4000])
     err = one_line_error(capsys, main(gen + ["--model", f"panorama={broken}"] + SMALL))
     assert "cannot load the diffusers pipeline" in err
+    # weights saved under names this version does not expect would load as random values
+    from safetensors.torch import load_file, save_file
+
+    partial = tmp_path / "partial"
+    shutil.copytree(models["sd"], partial)
+    tensors = load_file(partial / "text_encoder" / "model.safetensors")
+    del tensors[next(k for k in tensors if k.endswith("layers.1.mlp.fc1.weight"))]
+    save_file(tensors, partial / "text_encoder" / "model.safetensors", metadata={"format": "pt"})
+    err = one_line_error(capsys, main(gen + ["--model", f"panorama={partial}"] + SMALL))
+    assert "partial/text_encoder lacks 1184 of its parameters" in err
     flux = ["--model", f"panorama={models['flux']}", *SMALL]
     err = one_line_error(capsys, main(gen + flux + ["--set", f'panorama.loras=["{models["lora"]}"]']))
     assert "matches no layer of FluxPipeline" in err

@@ -143,6 +143,7 @@ def load_pipeline(folder: str | Path, dtype: str = "float32", loras: list[Lora] 
         raise InputError(f"cannot load the diffusers pipeline in {root}: {first[:300]}") from e
     pipe.set_progress_bar_config(disable=True)
     _check_supported(pipe, root)
+    _check_complete(pipe, root)
     den = getattr(pipe, "unet", None) or pipe.transformer
     if den.dtype != want:
         raise InputError(f"{root.name} loaded in {den.dtype}, not {want}; this diffusers release ignores the dtype")
@@ -160,6 +161,25 @@ def load_pipeline(folder: str | Path, dtype: str = "float32", loras: list[Lora] 
     if loras:
         pipe.set_adapters([f"lora{i}" for i in range(len(loras))], adapter_weights=[lo.scale for lo in loras])
     return pipe
+
+
+def _check_complete(pipe, root: Path) -> None:
+    """Refuse components with parameters their files do not hold: the loaders fill those with random
+    values and only log a warning (e.g. weight names saved under another prefix by another version)."""
+    from torch import nn
+
+    from .memory import read_footprint
+
+    on_disk = read_footprint(root).params
+    for name, module in pipe.components.items():
+        if not isinstance(module, nn.Module) or name not in on_disk:
+            continue
+        missing = sum(p.numel() for p in module.parameters()) - on_disk[name]
+        if missing > 0:
+            raise InputError(
+                f"{root.name}/{name} lacks {missing} of its parameters in its weight files (they would be random): "
+                "re-save the pipeline with the diffusers/transformers versions that load it"
+            )
 
 
 def _check_supported(pipe, root: Path) -> None:
