@@ -89,7 +89,7 @@ _PRESETS = {"fast": {"steps": 20}, "balanced": {"steps": 28}, "quality": {"steps
 def _unavailable() -> str | None:
     missing = [m for m in ("diffusers", "transformers") if importlib.util.find_spec(m) is None]
     if missing:
-        return f"{' and '.join(missing)} not installed; pip install 'worldgen[models]'"
+        return f"{' and '.join(missing)} not installed: pip install diffusers transformers accelerate peft (worldgen's models extra)"
     return None
 
 
@@ -179,9 +179,13 @@ def _paint(
     cfg: DiffusersConfig = ctx.config
     _check_options(cfg)
     if not cfg.model:
+        task = (
+            "turning a photo into a 360° panorama needs an inpainting/fill pipeline"
+            if role == "fill"
+            else "painting a panorama from a prompt with the diffusers backend needs a text-to-image pipeline"
+        )
         raise InputError(
-            f"the {ctx.stage} backend needs a diffusers pipeline for the role {role!r}: "
-            f'give --model {role}=ID|PATH or [models] {role} = "..." in worldgen.toml'
+            f'{task}: give --model {role}=ID|PATH, or {role} = "ID-or-PATH" in the models table of worldgen.toml'
         )
     fp = read_footprint(cfg.model)
     loras = parse_loras(cfg.loras)
