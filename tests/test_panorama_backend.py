@@ -219,3 +219,29 @@ def test_progress_says_where_it_runs_and_the_time_left(models, tmp_path):
     run_pipeline(Request(prompt="a lake", preset="fast"), tmp_path / "p", opts, progress=lambda s, f, m: seen.append(m))
     assert any(m.startswith("on the CPU, float32") for m in seen), seen  # the memory plan, before loading
     assert "step 2/2 on the CPU (slow)" in " | ".join(seen) and any(m.endswith("s left") for m in seen)
+
+
+def _cache(root, repo_id, source):
+    """Put a folder into the Hugging Face cache layout under ``root``, as `hf download` leaves it."""
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("b" * 40)
+    shutil.copytree(source, snap)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("b" * 40)
+
+
+def test_hub_ids_from_the_local_cache(models, tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # read at import; point it here
+    _cache(cache, "org/tiny-sd", models["sd"])
+    _cache(cache, "org/pano-lora", models["lora"].parent)
+    out = tmp_path / "hub-run"
+    args = ["generate", "a cave", "--model", "panorama=org/tiny-sd", "-o", str(out), "--until", "panorama"]
+    assert main([*args, *SMALL, "--set", 'panorama.loras=["org/pano-lora:0.7"]']) == 0, capsys.readouterr().err
+    st = json.loads((out / "manifest.json").read_text())["stages"]["panorama"]
+    assert st["models"]["panorama"]["source"] == "org/tiny-sd"
+    assert st["report"]["loras"][0]["source"] == "org/pano-lora" and st["report"]["loras"][0]["scale"] == 0.7
+    err = one_line_error(capsys, main([*args, *SMALL, "--set", 'panorama.loras=["org/absent-lora"]']))
+    assert "LoRA model 'org/absent-lora' is not in the local Hugging Face cache" in err and "hf download" in err
