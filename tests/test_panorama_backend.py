@@ -64,6 +64,7 @@ def test_text_to_world(models, tmp_path, capsys):
     lora = {"source": str(models["lora"]), "scale": 0.5, "file": "pytorch_lora_weights.safetensors"}
     assert rep["loras"] == [{**lora, "sha256": hashlib.sha256(models["lora"].read_bytes()).hexdigest()}]
     assert rep["pipeline"] == "StableDiffusionPipeline" and rep["seam"]["method"] == "circular"
+    assert rep["negative_prompt_used"] is True
     assert rep["memory"]["placement"] == "cpu" and rep["memory"]["dtype"] == "float32"
     assert st["panorama"]["models"]["panorama"]["source"] == str(models["sd"])
     assert len(st["panorama"]["models"]["panorama"]["fingerprint"]) == 64
@@ -81,7 +82,7 @@ def test_flux_text_to_world(models, tmp_path, capsys):
     assert main(["generate", "a desert canyon", "--model", f"panorama={models['flux']}", "-o", str(out)] + SMALL) == 0
     rep = json.loads((out / "manifest.json").read_text())["stages"]["panorama"]["report"]
     assert rep["pipeline"] == "FluxPipeline" and rep["seam"]["method"] == "blend" and rep["seam"]["extend_px"] == 32
-    assert rep["guidance"] == 3.5
+    assert rep["guidance"] == 3.5 and rep["negative_prompt_used"] is False  # none given
     assert (out / "world.glb").is_file()
     assert seamless(read_png(out / "panorama.png").astype(np.float32))
 
@@ -202,6 +203,7 @@ def test_worldgen_toml_configures_model_and_options(models, tmp_path, capsys):
     assert st["backend"] == "diffusers" and st["models"]["panorama"]["source"] == str(models["flux"])
     rep = st["report"]
     assert (rep["width"], rep["steps"], rep["negative_prompt"], rep["seam"]["extend_px"]) == (128, 2, "fog", 48)
+    assert rep["negative_prompt_used"] is False  # FLUX uses it only with true_cfg > 1
     assert read_png(out / "panorama.png").shape == (64, 128, 3)
 
 

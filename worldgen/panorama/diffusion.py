@@ -350,9 +350,16 @@ def run_job(
     finally:
         for h in handles:
             h.remove()
+    # Whether the negative prompt took part: FLUX needs true_cfg > 1, CFG pipelines guidance > 1.
+    negative_used = bool(job.negative_prompt) and "negative_prompt" in params
+    if "true_cfg_scale" in params:
+        negative_used = negative_used and job.true_cfg > 1
+    elif guidance is not None:
+        negative_used = negative_used and guidance > 1
     facts = {
         "pipeline": type(pipe).__name__,
         "guidance": guidance,
+        "negative_prompt_used": negative_used,
         "seam": {"method": seam, "extend_px": ext},
     }
     return image, facts
