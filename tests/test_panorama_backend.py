@@ -98,7 +98,7 @@ def test_photo_to_world_keeps_the_photo(kind, models, tmp_path, rng, capsys):
     assert main(args + ["-o", str(out)] + SMALL) == 0, capsys.readouterr().err
     m = json.loads((out / "manifest.json").read_text())
     st = m["stages"]["panorama"]
-    assert st["backend"] == "photo" and st["models"]["fill"]["source"] == str(models[kind])
+    assert st["backend"] == "outpaint" and st["models"]["fill"]["source"] == str(models[kind])
     rep = st["report"]
     assert (rep["fov_deg"], rep["fov_source"], rep["photo_size"]) == (70.0, "--fov", [64, 48])
     placed, covered = place_photo(photo, 70.0, 256)

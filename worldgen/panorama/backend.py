@@ -1,7 +1,7 @@
-"""The ``diffusers`` (text -> 360°) and ``photo`` (photo -> 360°) panorama backends.
+"""The ``diffusers`` (text -> 360°) and ``outpaint`` (photo -> 360°) panorama backends.
 
 ``diffusers`` paints a 2:1 equirect from the prompt with the pipeline configured for the role
-``panorama`` (``--model panorama=ID|PATH`` or worldgen.toml); ``photo`` places ``--image`` in the
+``panorama`` (``--model panorama=ID|PATH`` or worldgen.toml); ``outpaint`` places ``--image`` in the
 equirect at its field of view (``--fov`` or EXIF) and outpaints the rest with the pipeline of the
 role ``fill``, keeping the photo's pixels unchanged where it lies. Both are seamless across ±180°
 (:mod:`~worldgen.panorama.seam`), resample the polar caps (:mod:`~worldgen.panorama.poles`) and pick
@@ -46,7 +46,7 @@ class DiffusersConfig:
     """Options of the diffusers panorama backends (``--set panorama.FIELD=VALUE``).
 
     Args:
-        model: the pipeline folder; filled from ``--model panorama=...`` (``fill=...`` for ``photo``).
+        model: the pipeline folder; filled from ``--model panorama=...`` (``fill=...`` for ``outpaint``).
         negative_prompt: what to avoid ("").
         width: panorama width in pixels, a multiple of 32 (0: 2048 on a GPU, 1024 when memory is
             short, 512 on the CPU).
@@ -62,7 +62,7 @@ class DiffusersConfig:
         dtype: "auto" (bfloat16/float16 on a GPU, float32 on the CPU), "float32", "bfloat16", "float16".
         vram_budget_gb: use at most this much GPU memory, GiB (0: whatever is free).
         threads: torch CPU threads (0: torch's default, or 1 for models under 50M parameters).
-        prompt: the outpainting prompt of ``photo`` ("" for none); ignored by ``diffusers``, which
+        prompt: the outpainting prompt of ``outpaint`` ("" for none); ignored by ``diffusers``, which
             paints the run's prompt.
     """
 
@@ -307,7 +307,7 @@ def _run_photo(ctx: StageContext) -> StageResult:
     req = ctx.request
     cfg: DiffusersConfig = ctx.config
     if req.image is None:
-        raise InputError("the photo panorama backend needs --image FILE")
+        raise InputError("the outpaint panorama backend needs a photo: --image FILE")
     photo = read_photo(req.image)
     fov, how = photo_fov(req.image, req.fov)
 
@@ -394,7 +394,7 @@ register_backend(
 register_backend(
     Backend(
         stage="panorama",
-        name="photo",
+        name="outpaint",
         run=_run_photo,
         summary="photo (--image, --fov) -> 360° equirect outpainted by a diffusers fill/inpaint pipeline "
         "(--model fill=ID|PATH); the photo's pixels are kept",
