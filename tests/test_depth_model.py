@@ -177,3 +177,36 @@ def test_info_checks_the_model(tmp_path, monkeypatch, capsys):
     (tmp_path / "worldgen.toml").write_text(f'[models]\ndepth = "{model}"\n')
     assert main(["info"]) == 0
     assert "transformers" in capsys.readouterr().out
+
+
+def tiny_sky_segmenter(path, sky_everywhere: bool = True):
+    """A tiny SegFormer with labels wall/sky whose classifier is biased to answer "sky"."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    cfg = SegformerConfig(
+        depths=[1, 1, 1, 1],
+        hidden_sizes=[8, 8, 16, 16],
+        num_attention_heads=[1, 1, 1, 1],
+        decoder_hidden_size=8,
+        num_labels=2,
+        id2label={0: "wall", 1: "sky"},
+        label2id={"wall": 0, "sky": 1},
+    )
+    model = SegformerForSemanticSegmentation(cfg).eval()
+    with torch.no_grad():
+        model.decode_head.classifier.weight.zero_()
+        model.decode_head.classifier.bias.copy_(torch.tensor([-5.0, 5.0] if sky_everywhere else [5.0, -5.0]))
+    return _save(model, SegformerImageProcessor(size={"height": 32, "width": 32}), path)
+
+
+def test_segmentation_model_finds_the_sky(tmp_path, pano):
+    depth_model = tiny_depth_anything(tmp_path / "da")
+    seg = tiny_sky_segmenter(tmp_path / "seg")
+    out = tmp_path / "run"
+    assert _generate(pano, out, "--model", f"depth={depth_model}", "--model", f"segmentation={seg}") == 0
+    entry = json.loads((out / "manifest.json").read_text())["stages"]["depth"]
+    assert entry["report"]["sky_from"] == "segmentation" and set(entry["models"]) == {"depth", "segmentation"}
+    sky = np.load(out / "depth.npz")["sky"]
+    # "sky" everywhere, but sky never goes below the horizon
+    assert sky[:32].all() and not sky[32:].any()

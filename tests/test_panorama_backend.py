@@ -161,8 +161,9 @@ def test_bad_models_are_refused_in_one_line(models, tmp_path, capsys):
     err = one_line_error(capsys, main(gen + ["--model", f"panorama={models['sd-inpaint']}"] + SMALL))
     assert "--model fill=" in err
     (tmp_path / "p.png").write_bytes(encode_png(np.full((16, 16, 3), 128, np.uint8)))
-    err = one_line_error(capsys, main(["generate", "--image", str(tmp_path / "p.png"), "-o", out] + SMALL))
-    assert "--model fill=ID|PATH" in err
+    photo = ["generate", "--image", str(tmp_path / "p.png"), "-o", out, "--backend", "panorama=outpaint"]
+    err = one_line_error(capsys, main(photo + SMALL))
+    assert "turning a photo into a 360° panorama needs an inpainting/fill pipeline: give --model fill=ID|PATH" in err
     err = one_line_error(capsys, main(gen + ["--backend", "panorama=diffusers"] + SMALL))
     assert "--model panorama=ID|PATH" in err
     err = one_line_error(

@@ -30,6 +30,7 @@ _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.splats.init_backend",
     "worldgen.mesh.backend",
     "worldgen.depth.prior",
+    "worldgen.stages.photo",
     "worldgen.depth.model",
     "worldgen.panorama.backend",
 )

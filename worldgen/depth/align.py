@@ -181,18 +181,19 @@ def align_views(
     def q_of(xv, rows):
         return xv[2 * gview[rows]] * ga[rows] + xv[2 * gview[rows] + 1] * gb[rows]
 
-    def solve(xv, ground_rows=None, ground_target=None, gauge=True):
+    # overlap rows: coefficients (a_i, b_i, -a_j, -b_j) on columns (2i, 2i+1, 2j, 2j+1); fixed
+    cols = np.stack([2 * vi, 2 * vi + 1, 2 * vj, 2 * vj + 1], 1)
+    coef = np.stack([ga[ri], gb[ri], -ga[rj], -gb[rj]], 1)
+
+    def solve(xv, ground_rows=None, ground_target=None, gauge=True, rounds=iterations):
         wts = None
-        for _ in range(iterations):
+        for _ in range(rounds):
             qi, qj = q_of(xv, ri), q_of(xv, rj)
             lvl = np.maximum(0.5 * (np.abs(qi) + np.abs(qj)), 1e-9)
             e = (qi - qj) / lvl
             wts = pix_w * _cauchy(e) / lvl**2
             m = np.zeros((nun, nun))
             rhs = np.zeros(nun)
-            # overlap rows: coefficients (a_i, b_i, -a_j, -b_j) on columns (2i, 2i+1, 2j, 2j+1)
-            cols = np.stack([2 * vi, 2 * vi + 1, 2 * vj, 2 * vj + 1], 1)
-            coef = np.stack([ga[ri], gb[ri], -ga[rj], -gb[rj]], 1)
             _accumulate(m, cols, coef, wts)
             total = float(wts.sum()) or 1.0
             if ground_rows is not None and len(ground_rows):
@@ -274,7 +275,8 @@ def align_views(
                 break
             rows = np.nonzero(on[gidx])[0]
             target = np.sin(-lat[gidx[rows]]) / eye_height
-            x = solve(x, rows, target, gauge=False)
+            # later refits start close to the answer: fewer robust rounds
+            x = solve(x, rows, target, gauge=False, rounds=iterations if not ground_found else max(2, iterations // 2))
             ground_found = True
         q = merged_q(x)
         below, height = ground_set(q, eye_height)

@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import DepthMap, Panorama
 from .align import align_views, merge_views
-from .sky import is_indoor, sky_mask
+from .sky import connected_to_top, is_indoor, sky_mask
 from .views import cut_views, sphere_views
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class TransformersDepthConfig:
 
     Args:
         model: the model's local folder; filled from ``--model depth=ID|PATH`` (or set it here).
+        segmentation: optional semantic-segmentation model folder whose labels include "sky"
+            (``--model segmentation=ID|PATH``); it then finds the sky instead of the colour cues.
         output: "auto" (from the model's config), "disparity" (relative) or "metric" (metres).
         scale_from: "auto" (ground for relative models, the model for metric ones), "ground" or "model".
         view_size: view width = height in pixels; 0 = the model's own input size.
@@ -54,6 +56,7 @@ class TransformersDepthConfig:
     """
 
     model: str = ""
+    segmentation: str = ""
     output: str = "auto"
     scale_from: str = "auto"
     view_size: int = 0
@@ -124,6 +127,61 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
             ) from e
     is_metric = config.model_type in METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", None) == "metric"
     return model.eval().to(device=device, dtype=dtype or torch.float32), processor, is_metric
+
+
+def load_segmentation_model(path: str | Path, device: str = "cpu", dtype=None):
+    """Load a transformers semantic-segmentation model (safetensors only) and the ids of its sky labels.
+
+    Returns:
+        A tuple: **model**, **processor** and **sky_ids** (label ids whose name contains "sky").
+    """
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+    path = Path(path)
+    with _quiet_transformers():
+        try:
+            model, info = AutoModelForSemanticSegmentation.from_pretrained(
+                path, use_safetensors=True, local_files_only=True, output_loading_info=True
+            )
+            processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"cannot load the segmentation model in {path}: {first}") from e
+    if info.get("missing_keys"):
+        raise InputError(
+            f"segmentation model {path} lacks weights ({info['missing_keys'][0]}); re-save it with save_pretrained"
+        )
+    labels = getattr(model.config, "id2label", {}) or {}
+    sky_ids = sorted(int(i) for i, name in labels.items() if "sky" in str(name).lower())
+    if not sky_ids:
+        raise InputError(f"segmentation model {path} has no 'sky' label; give a model trained with one (e.g. ADE20K)")
+    return model.eval().to(device=device, dtype=dtype or torch.float32), processor, sky_ids
+
+
+def segment_sky(model, processor, sky_ids, views: np.ndarray, cams, height: int, batch: int, device: str) -> np.ndarray:
+    """Sky probability per panorama pixel from a segmentation model run on the views. [H, 2H] float32"""
+    import torch
+    import torch.nn.functional as F
+
+    from ..geometry.equirect import perspective_to_equirect
+
+    s = views.shape[1]
+    dtype = next(model.parameters()).dtype
+    u8 = np.clip(np.round(views * 255), 0, 255).astype(np.uint8)
+    num = np.zeros((height, 2 * height), np.float32)
+    den = np.zeros((height, 2 * height), np.float32)
+    for i in range(0, len(views), batch):
+        inputs = processor(images=list(u8[i : i + batch]), return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=dtype)).logits
+        prob = F.interpolate(logits.float(), size=(s, s), mode="bilinear", align_corners=False).softmax(1)
+        p_sky = prob[:, sky_ids].sum(1).cpu().numpy()
+        for k, p in enumerate(p_sky):
+            pano, cov = perspective_to_equirect(p, cams[i + k], height, "bilinear")
+            num += np.where(cov, pano, 0)
+            den += cov
+    return np.where(den > 0, num / np.maximum(den, 1), 0).astype(np.float32)
 
 
 def check_depth_model(path: Path) -> str | None:
@@ -215,12 +273,23 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     cams = sphere_views(size, config.view_fov_deg)
     h = panorama.height
 
-    # sky first, from colour alone: it is left out of the alignment
-    sky0 = sky_mask(panorama) if config.detect_sky else np.zeros((h, panorama.width), bool)
+    # sky first (a segmentation model's, else colour cues): it is left out of the alignment
+    views = cut_views(panorama.image, cams)
+    sky_from = "colour"
+    if config.detect_sky and config.segmentation:
+        progress(0.03, "segmenting the sky")
+        seg, seg_proc, sky_ids = load_segmentation_model(config.segmentation, device, dtype)
+        p_sky = segment_sky(seg, seg_proc, sky_ids, views, cams, h, config.batch, device)
+        del seg
+        sky0 = connected_to_top((p_sky > 0.5) & (np.arange(h) < h // 2)[:, None])
+        sky_from = "segmentation"
+    elif config.detect_sky:
+        sky0 = sky_mask(panorama)
+    else:
+        sky0 = np.zeros((h, panorama.width), bool)
     indoor, scene_facts = is_indoor(panorama, sky0)
     if indoor:
         sky0[:] = False
-    views = cut_views(panorama.image, cams)
     sky_views = cut_views(sky0.astype(np.float32)[..., None], cams)[..., 0] > 0.5
     progress(0.05, f"{len(cams)} views of {size}px on {device}")
     raw = predict_views(
@@ -264,6 +333,7 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
         "views": len(cams),
         "view_size": size,
         "scene": "indoor" if indoor else "outdoor",
+        "sky_from": sky_from if config.detect_sky else "off",
         **scene_facts,
         **al.report,
         "capped_pixels": int(((q <= far_q) & ~sky).sum()),
@@ -287,9 +357,15 @@ register_backend(
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",
         unavailable=_unavailable,
-        models={"depth": "model"},
+        models={"depth": "model", "segmentation": "segmentation"},
         check_model=check_depth_model,
     )
 )
 
-__all__ = ["TransformersDepthConfig", "check_depth_model", "estimate_depth", "load_depth_model"]
+__all__ = [
+    "TransformersDepthConfig",
+    "check_depth_model",
+    "estimate_depth",
+    "load_depth_model",
+    "load_segmentation_model",
+]

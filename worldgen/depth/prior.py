@@ -39,13 +39,17 @@ class PriorConfig:
 
     Args:
         scene: "auto", "indoor" or "outdoor".
-        far: cap for distances that are not sky, metres (200).
+        far: cap for room walls and distances indoors, metres (200).
         min_wall: nearest allowed fold or wall, metres (0.5).
         ground_lat_deg: rows this far below the horizon and lower teach the ground colour model (35).
         gap: a contact line needs this many non-ground pixels in a row (per 512 rows of panorama).
         ceiling_height: room height in metres when the ceiling cannot be measured (2.6).
-        ground_tolerance: colour distance (in units of the ground samples' own spread) still counted as ground.
-        fold_far: distance of what stands above the horizon in a column with no ground contact, metres.
+        ground_tolerance: colour distance (in units of the ground samples' own spread) still counted as
+            ground outdoors (4.0: sidewalks and dry patches are ground too).
+        floor_tolerance: the same indoors (2.5: walls are often close to the floor's colour).
+        fold_far: distance of what stands above the horizon in a column with no ground contact, and the
+            cap of the ground plane and of every fold outdoors, metres (30: beyond it a panorama's
+            pixels carry little parallax, and a closer backdrop keeps meshes compact).
     """
 
     scene: str = "auto"
@@ -54,7 +58,8 @@ class PriorConfig:
     ground_lat_deg: float = 35.0
     gap: int = 16
     ceiling_height: float = 2.6
-    ground_tolerance: float = 2.5
+    ground_tolerance: float = 4.0
+    floor_tolerance: float = 2.5
     fold_far: float = 30.0
 
 
@@ -104,7 +109,9 @@ def _smooth_line(rows: np.ndarray, size: int) -> np.ndarray:
     return ndimage.median_filter(rows.astype(np.float64), size=size, mode="wrap")
 
 
-def ground_contact(panorama: Panorama, sky: np.ndarray, config: PriorConfig) -> np.ndarray:
+def ground_contact(
+    panorama: Panorama, sky: np.ndarray, config: PriorConfig, tolerance: float | None = None
+) -> np.ndarray:
     """Per column, the row where the ground meets what stands on it (scanning up from the bottom).
 
     Returns:
@@ -115,7 +122,8 @@ def ground_contact(panorama: Panorama, sky: np.ndarray, config: PriorConfig) -> 
     lat = _latitudes(h)
     sample = np.broadcast_to((lat < -math.radians(config.ground_lat_deg))[:, None], (h, w))
     dist = _colour_model(img, sample)
-    ground_like = (dist < config.ground_tolerance) & ~sky & (lat < 0)[:, None]
+    tol = config.ground_tolerance if tolerance is None else tolerance
+    ground_like = (dist < tol) & ~sky & (lat < 0)[:, None]
     gap = max(2, round(config.gap * h / 512))
     # scan from the bottom up: flip rows
     # from the horizon down, the first stretch of ground-like rows: objects stand on the nearest
@@ -184,7 +192,7 @@ def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> 
     lat = _latitudes(h)
     lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
     nosky = np.zeros((h, w), bool)
-    contact = ground_contact(panorama, nosky, config)
+    contact = ground_contact(panorama, nosky, config, config.floor_tolerance)
     lat_f = math.pi / 2 - math.pi * (contact + 0.5) / h
     good = lat_f < -math.radians(3)
     dwall = np.where(good, eye_height / np.tan(np.maximum(-lat_f, 1e-3)), np.nan)

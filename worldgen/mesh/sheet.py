@@ -45,6 +45,7 @@ import numpy as np
 from .._check import check_rgbd
 from ..errors import InputError
 from ..geometry.equirect import pixel_to_direction
+from ..stages.photo import backdrop_mask
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
 from .simplify import compact, simplify, vertex_normals
@@ -151,7 +152,8 @@ def build_sheet(
         panorama: colour, H x 2H.
         depth: Euclidean ray distance, metres, same H x W as ``panorama`` (+inf = sky).
         config: see :class:`SheetConfig`.
-        semantics: unused by the geometry; accepted so all extractors share one signature.
+        semantics: used only to keep pixels of class "backdrop" (a photo world's scenery) out of
+            the collision part.
         eye_height: capture height above the ground, metres; only compared with the ground
             height found in the depth (reported as ``ground_y``), never used to rescale.
 
@@ -210,7 +212,9 @@ def build_sheet(
     if config.sky and depth.sky.any():
         parts["sky"] = sky_dome(depth.sky, sky_radius, config.sky_grid_width, texture)
     if config.collision_triangles and len(faces):
-        parts["collision"] = collision_from_grid(depth.depth, depth.valid, config.collision_triangles, config)
+        # a photo world's backdrop (class "backdrop", worldgen.stages.photo) is scenery, not ground to walk on
+        solid = depth.valid & ~backdrop_mask(semantics, depth.shape)
+        parts["collision"] = collision_from_grid(depth.depth, solid, config.collision_triangles, config)
     ground_y = _ground_height(depth)
     report = {
         "extractor": "sheet",

@@ -30,6 +30,7 @@ import numpy as np
 from .._check import check_rgbd
 from ..errors import BackendUnavailableError, InputError, MissingDependencyError
 from ..geometry.equirect import direction_to_pixel, equirect_to_perspective, look_rotation, sample_equirect
+from ..stages.photo import backdrop_mask
 from ..types import Camera, DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
 from .sheet import sky_dome
@@ -136,7 +137,8 @@ def build_tsdf(
         # Same ground-and-obstacles grid as the sheet's: robust to budget and cheap.
         from .sheet import SheetConfig
 
-        parts["collision"] = collision_from_grid(depth.depth, depth.valid, config.collision_triangles, SheetConfig())
+        solid = depth.valid & ~backdrop_mask(semantics, depth.shape)  # a photo world's backdrop is scenery
+        parts["collision"] = collision_from_grid(depth.depth, solid, config.collision_triangles, SheetConfig())
     report = {
         "extractor": "tsdf",
         "voxel_m": round(voxel, 5),

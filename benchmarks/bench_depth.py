@@ -1,0 +1,312 @@
+"""Depth for panoramas without given depth, scored against procedural worlds of exact depth.
+
+- **prior**: the weight-free `prior` backend on one world of every procedural setting (seed 0,
+  1024x512): AbsRel and δ1 (cos-latitude weighted, pixels that are not sky in the truth), sky IoU,
+  and "non-sky as sky" (share of true surface pixels the prior calls sky); the old `layout` prior's
+  AbsRel beside it. Targets: AbsRel <= 0.25, δ1 >= 0.7, sky IoU >= 0.95, no sky in interiors. Time
+  at 2048x1024 (target <= 5 s).
+- **align**: exact per-view depth of 18 rendered 100° views (procedural `render_view`), turned into
+  disparity with a random scale (log-normal, σ 0.7) and shift (±30 % of the view's median) per
+  view, realigned and merged at 1024x512 and compared with the exact panorama depth: AbsRel up to
+  one global scale (target <= 0.01), the ground-plane metric scale's error (target <= 3 %), the
+  seam ratio (mean |Δ log(depth / truth)| between neighbouring pixels owned by different views over
+  the same within one view; target <= 1.5, no visible seam) and the align+merge time (target <= 3 s).
+- **model**: a random-weight model with Depth-Anything-V2-Small's published configuration (same
+  compute as the real one: ViT-S/14 at 518 px, DPT head) through the `transformers` backend on a
+  2048x1024 panorama on this machine's CPU: time (target <= 60 s) and peak RSS (target <= 4 GB).
+Each note gives the 1-minute load average when the row started: the machine is shared."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from worldgen._resources import measure
+from worldgen.depth.align import align_views, merge_views
+from worldgen.depth.prior import prior_depth
+from worldgen.depth.views import project, ray_length, sphere_views
+from worldgen.geometry import equirect_directions
+from worldgen.procedural import SETTINGS, ProceduralConfig, build_scene, parse_prompt, render_view, synthesize
+from worldgen.stages.depth import layout_depth
+
+PROMPTS = {s: f"a {s}" for s in SETTINGS}
+PROMPTS["interior"] = "a cozy living room interior"
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def _weights(h: int) -> np.ndarray:
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    return np.cos(lat)[:, None]
+
+
+def scores(pred: np.ndarray, pred_sky: np.ndarray, gt: np.ndarray) -> dict:
+    """AbsRel, δ1 (cos-latitude weighted, true non-sky pixels with a finite prediction), sky IoU."""
+    w = np.broadcast_to(_weights(gt.shape[0]), gt.shape)
+    gsky = ~np.isfinite(gt)
+    m = ~gsky & np.isfinite(pred)
+    rel = np.abs(pred[m] - gt[m]) / gt[m]
+    ratio = np.maximum(pred[m] / gt[m], gt[m] / pred[m])
+    union = (pred_sky | gsky).sum()
+    return {
+        "absrel": float(np.average(rel, weights=w[m])),
+        "d1": float(np.average(ratio < 1.25, weights=w[m])),
+        "iou": float((pred_sky & gsky).sum() / union) if union else 1.0,
+        "nonsky_as_sky": float(np.average(~gsky & pred_sky, weights=w)),
+    }
+
+
+def _prior_rows() -> list[dict]:
+    rows = []
+    worst = {"absrel": 0.0, "d1": 1.0, "iou": 1.0}
+    for setting, prompt in PROMPTS.items():
+        spec, _ = parse_prompt(prompt, 0)
+        pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=1024, previews=False))
+        d, facts = prior_depth(pano, 1.6)
+        s = scores(d.depth, d.sky, depth.depth)
+        lay = layout_depth(pano, 1.6)
+        ls = scores(lay.depth, lay.sky, depth.depth)
+        indoor = setting == "interior"
+        ok = s["absrel"] <= 0.25 and s["d1"] >= 0.7 and (s["iou"] >= 0.95 if not indoor else not d.sky.any())
+        worst = {
+            "absrel": max(worst["absrel"], s["absrel"]),
+            "d1": min(worst["d1"], s["d1"]),
+            "iou": min(worst["iou"], s["iou"]),
+        }
+        rows.append(
+            {
+                "name": f"prior AbsRel, {setting}",
+                "value": round(s["absrel"], 3),
+                "unit": "",
+                "target": "<= 0.25, δ1 >= 0.7, sky IoU >= 0.95",
+                "ok": ok,
+                "note": f"δ1 {s['d1']:.3f}, sky IoU {s['iou']:.3f}, non-sky as sky {s['nonsky_as_sky']:.3f}, "
+                f"scene {facts['scene']}; layout AbsRel {ls['absrel']:.3f} δ1 {ls['d1']:.3f}",
+            }
+        )
+    spec, _ = parse_prompt(PROMPTS["city"], 0)
+    pano, _, _ = synthesize(spec, 1.6, ProceduralConfig(width=2048, previews=False))
+    load = _load()
+    with measure() as u:
+        prior_depth(pano, 1.6)
+    rows.append(
+        {
+            "name": "prior time, 2048x1024 (city)",
+            "value": round(u.seconds, 2),
+            "unit": "s",
+            "target": "<= 5 s",
+            "ok": u.seconds <= 5,
+            "note": load,
+        }
+    )
+    return rows
+
+
+def _owner(cams, height: int) -> np.ndarray:
+    """Index of the view with the largest blend weight per equirect pixel. [H, W]"""
+    dirs = equirect_directions(height).reshape(-1, 3)
+    best = np.full(len(dirs), -1.0)
+    owner = np.full(len(dirs), -1)
+    for k, cam in enumerate(cams):
+        pr = project(dirs, cam)
+        better = pr.edge > best[pr.index]
+        best[pr.index[better]] = pr.edge[better]
+        owner[pr.index[better]] = k
+    return owner.reshape(height, 2 * height)
+
+
+def _seam_ratio(pred: np.ndarray, gt: np.ndarray, owner: np.ndarray) -> float:
+    err = np.log(np.where(np.isfinite(pred) & np.isfinite(gt), pred / np.where(np.isfinite(gt), gt, 1), np.nan))
+    dx = np.abs(err[:, 1:] - err[:, :-1])
+    border = owner[:, 1:] != owner[:, :-1]
+    ok = np.isfinite(dx)
+    gx = np.abs(np.diff(np.log(np.where(np.isfinite(gt), gt, 1.0)), axis=1))
+    ok &= gx < 0.05  # leave out the truth's own depth edges
+    inside = float(dx[ok & ~border].mean())
+    across = float(dx[ok & border].mean())
+    return across / max(inside, 1e-9)
+
+
+def _align_rows(rng) -> list[dict]:
+    rows = []
+    for setting, size in (("interior", 256), ("meadow", 128), ("village", 128)):
+        spec, _ = parse_prompt(PROMPTS[setting], 0)
+        scene = build_scene(spec, 1.6)
+        cams = sphere_views(size, 100.0)
+        depths = np.stack([render_view(scene, c, antialias=False)[1] for c in cams])
+        _, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=1024, previews=False))
+        z = depths / np.stack([ray_length(c) for c in cams])
+        ok = np.isfinite(z)
+        disp = np.where(ok, 1.0 / np.where(ok, z, 1.0), 0.0)
+        scale = np.exp(rng.normal(0, 0.7, len(cams)))
+        shift = rng.uniform(-0.3, 0.3, len(cams)) * np.array(
+            [np.median(d[o]) if o.any() else 0 for d, o in zip(disp, ok)]
+        )
+        noisy = (disp * scale[:, None, None] + shift[:, None, None]).astype(np.float32)
+        # reference: the exact views merged with no error to undo (what resampling alone costs)
+        al0 = align_views(disp.astype(np.float32), ok, cams, 1.6)
+        q0, _ = merge_views(disp.astype(np.float32), ok, cams, al0, 512)
+        p0 = np.where(q0 > 0, 1.0 / np.maximum(q0, 1e-12), np.inf)
+        m0 = np.isfinite(gt.depth) & np.isfinite(p0)
+        ref = scores(p0 * float(np.median(gt.depth[m0] / p0[m0])), ~np.isfinite(p0), gt.depth)["absrel"]
+        load = _load()
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        al = align_views(noisy, ok, cams, 1.6)
+        q, _ = merge_views(noisy, ok, cams, al, 512)
+        seconds = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        pred = np.where(q > 0, 1.0 / np.maximum(q, 1e-12), np.inf)
+        truth = gt.depth
+        m = np.isfinite(truth) & np.isfinite(pred)
+        g = float(np.median(truth[m] / pred[m]))
+        s = scores(pred * g, ~np.isfinite(pred), truth)
+        seam = _seam_ratio(pred, truth, _owner(cams, 512))
+        scale_err = abs(1.0 / g - 1.0)
+        rows.append(
+            {
+                "name": f"aligned merge AbsRel up to scale, {setting} ({size}px views)",
+                "value": round(s["absrel"], 4),
+                "unit": "",
+                "target": "<= 0.01",
+                "ok": s["absrel"] <= 0.01,
+                "note": f"δ1 {s['d1']:.4f}; overlap residual {al.overlap_residual:.4f}; the exact views merged "
+                f"without errors: {ref:.4f} (resampling {size}px views to 1024x512)",
+            }
+        )
+        rows.append(
+            {
+                "name": f"ground-plane metric scale error, {setting}",
+                "value": round(100 * scale_err, 2),
+                "unit": "%",
+                "target": "<= 3 %",
+                "ok": scale_err <= 0.03,
+                "note": f"support {al.ground_support} grid px, residual {al.ground_residual:.4f}",
+            }
+        )
+        rows.append(
+            {
+                "name": f"seam ratio, {setting}",
+                "value": round(seam, 3),
+                "unit": "",
+                "target": "<= 1.5",
+                "ok": seam <= 1.5,
+                "note": "across view borders / inside views",
+            }
+        )
+        rows.append(
+            {
+                "name": f"align + merge time, 1024x512, {setting}",
+                "value": round(seconds, 2),
+                "unit": "s",
+                "target": "<= 3 s",
+                "ok": seconds <= 3,
+                "note": f"CPU {cpu:.2f} s (all threads), {load}",
+            }
+        )
+    return rows
+
+
+def _da_v2_small(path: str) -> None:
+    """Depth-Anything-V2-Small's published configuration with seeded random weights."""
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    torch.manual_seed(0)
+    backbone = Dinov2Config(
+        image_size=518,
+        patch_size=14,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        mlp_ratio=4,
+        out_indices=[3, 6, 9, 12],
+        reshape_hidden_states=False,
+        layerscale_value=1.0,
+    )
+    cfg = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=384,
+        reassemble_factors=[4, 2, 1, 0.5],
+        neck_hidden_sizes=[48, 96, 192, 384],
+        fusion_hidden_size=64,
+        head_hidden_size=32,
+        patch_size=14,
+        depth_estimation_type="relative",
+    )
+    DepthAnythingForDepthEstimation(cfg).eval().save_pretrained(path)
+    DPTImageProcessor(
+        size={"height": 518, "width": 518},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        do_normalize=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(path)
+
+
+def _model_rows() -> list[dict]:
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return [
+            {
+                "name": "DA-V2-Small-sized model, 2048x1024",
+                "value": "n/a",
+                "unit": "",
+                "target": "<= 60 s",
+                "ok": None,
+                "note": "transformers not installed",
+            }
+        ]
+    from worldgen.depth.model import TransformersDepthConfig, estimate_depth
+
+    spec, _ = parse_prompt(PROMPTS["city"], 0)
+    pano, _, _ = synthesize(spec, 1.6, ProceduralConfig(width=2048, previews=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        _da_v2_small(tmp)
+        import torch
+
+        load = _load()
+        cpu0 = time.process_time()
+        with measure() as u:
+            depth, rep = estimate_depth(pano, 1.6, TransformersDepthConfig(model=tmp, device="cpu"))
+        cpu = time.process_time() - cpu0
+    gb = u.peak_rss / 2**30
+    note = f"{rep['views']} views of {rep['view_size']} px, CPU {cpu:.0f} s, {load}, torch threads {torch.get_num_threads()}"
+    return [
+        {
+            "name": "DA-V2-Small-sized model, 2048x1024, CPU: time",
+            "value": round(u.seconds, 1),
+            "unit": "s",
+            "target": "<= 60 s",
+            "ok": u.seconds <= 60,
+            "note": note,
+        },
+        {
+            "name": "DA-V2-Small-sized model, 2048x1024, CPU: peak RSS",
+            "value": round(gb, 2),
+            "unit": "GB",
+            "target": "<= 4 GB",
+            "ok": gb <= 4,
+            "note": "process peak, includes the interpreter and libraries",
+        },
+    ]
+
+
+def run() -> list[dict]:
+    rng = np.random.default_rng(0)
+    only = os.environ.get("WORLDGEN_BENCH_DEPTH", "prior,align,model").split(",")
+    rows = []
+    if "prior" in only:
+        rows += _prior_rows()
+    if "align" in only:
+        rows += _align_rows(rng)
+    if "model" in only:
+        rows += _model_rows()
+    return rows

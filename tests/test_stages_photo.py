@@ -1,0 +1,92 @@
+"""Photo -> world: placement at the EXIF field of view, soft backdrop, backdrop kept out of collision."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from worldgen.cli.main import main
+from worldgen.depth.prior import prior_depth
+from worldgen.geometry import equirect_to_perspective
+from worldgen.mesh.sheet import SheetConfig, build_sheet
+from worldgen.stages.photo import BACKDROP_ID, PhotoConfig, backdrop_mask, photo_panorama
+from worldgen.types import Camera
+
+
+def _photo(path, f35=None):
+    """A 4:3 photo of a procedural meadow at a 70° horizontal field of view."""
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a meadow", 0)
+    pano, _, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    img = equirect_to_perspective(pano.image, Camera.perspective(160, 120, 70.0))
+    exif = Image.Exif()
+    if f35:
+        exif.get_ifd(0x8769)[0xA405] = f35
+    Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path, exif=exif, quality=95)
+    return path
+
+
+def test_photo_world_from_the_cli(tmp_path):
+    photo = _photo(tmp_path / "meadow.jpg", f35=25)
+    out = tmp_path / "run"
+    assert (
+        main(
+            ["generate", "--image", str(photo), "--until", "depth", "-q", "-o", str(out), "--set", "panorama.width=256"]
+        )
+        == 0
+    )
+    m = json.loads((out / "manifest.json").read_text())
+    rep = m["stages"]["panorama"]["report"]
+    assert m["stages"]["panorama"]["backend"] == "photo" and rep["fov_from"] == "exif-35mm"
+    assert abs(rep["fov_deg"] - 69.4) < 1.0 and 0.03 < rep["photo_coverage"] < 0.2
+    assert m["stages"]["depth"]["backend"] == "prior"
+    sem = np.load(out / "semantics.npz")
+    assert (sem["ids"] == BACKDROP_ID).mean() > 0.8
+    # --fov wins over EXIF
+    assert (
+        main(
+            [
+                "generate",
+                "--image",
+                str(photo),
+                "--until",
+                "panorama",
+                "-q",
+                "-o",
+                str(out),
+                "--fov",
+                "90",
+                "--set",
+                "panorama.width=256",
+            ]
+        )
+        == 0
+    )
+    rep = json.loads((out / "manifest.json").read_text())["stages"]["panorama"]["report"]
+    assert rep["fov_from"] == "--fov" and rep["fov_deg"] == 90.0
+
+
+def test_backdrop_is_soft_and_out_of_collision(tmp_path):
+    photo = np.asarray(Image.open(_photo(tmp_path / "m.jpg")))
+    pano, sem, facts = photo_panorama(photo, 70.0, PhotoConfig(width=512))
+    back = backdrop_mask(sem, (256, 512))
+    assert back.mean() > 0.8 and not back[128, 256]  # the photo looks forward, at the centre
+    # soft: no texture outside the photo (blurred), and no hard seam at the photo's border
+    g = np.abs(np.diff(pano.image.mean(-1), axis=1))
+    assert g[back[:, 1:] & back[:, :-1]].mean() < 0.01
+    depth, _ = prior_depth(pano, 1.6)
+    scene = build_sheet(pano, depth, SheetConfig(max_triangles=50000, collision_triangles=20000), sem, 1.6)
+    col = scene["collision"].vertices
+    # every collision vertex lies in the photo's frustum (forward, within its half-angle plus a cell)
+    ang = np.degrees(np.arctan2(np.abs(col[:, 0]), -col[:, 2]))
+    assert (col[:, 2] < 0).all() and ang.max() < 35.0 + 8.0
+    # the ground in front of the camera is walkable: collision vertices at the eye height below
+    assert (np.abs(col[:, 1] + 1.6) < 0.05).sum() > 10
+    # and the depth in the photo's lower half is the ground plane
+    lat = np.pi / 2 - np.pi * (np.arange(256) + 0.5) / 256
+    rows = (lat < -np.radians(15)) & (lat > -np.radians(25))
+    ground = 1.6 / np.sin(-lat[rows])
+    assert np.allclose(depth.depth[rows, 256], ground, rtol=0.02)
