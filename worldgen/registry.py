@@ -32,6 +32,7 @@ _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.depth.prior",
     "worldgen.stages.photo",
     "worldgen.depth.model",
+    "worldgen.panorama.backend",
 )
 
 
