@@ -78,8 +78,20 @@ def _dec_gaussians(b: bytes) -> GaussianCloud:
     return GaussianCloud(a["means"], a["quats"], a["log_scales"], a["opacity_logits"], a["sh"])
 
 
-RUN_DEPENDENT_KEYS = frozenset({"seconds"})
-"""Report keys that vary between identical runs (wall-clock timings): kept out of artifacts."""
+def is_run_dependent(key: str) -> bool:
+    """Report keys that vary between identical runs (wall-clock timings: ``seconds``,
+    ``seconds_total``...), at any depth of a report: kept out of artifacts."""
+    return key == "seconds" or key.startswith("seconds_")
+
+
+def without_run_values(report: Any) -> Any:
+    """``report`` with every run-dependent key removed, nested dicts included."""
+    if isinstance(report, dict):
+        return {k: without_run_values(v) for k, v in report.items() if not is_run_dependent(str(k))}
+    if isinstance(report, (list, tuple)):
+        return [without_run_values(v) for v in report]
+    return report
+
 
 _MESH_FIELDS = ("vertices", "faces", "normals", "uvs", "texture", "vertex_colors")
 
@@ -93,7 +105,8 @@ def _enc_mesh(s: MeshScene) -> bytes:
                 arrays[f"{name}/{f}"] = v
     # Timings differ on every run: a content-addressed artifact must not hold them (three
     # identical runs gave three mesh.npz hashes). The manifest's stage entry keeps them.
-    report = {k: v for k, v in s.report.items() if k not in RUN_DEPENDENT_KEYS}
+    # Nested reports too: the hidden-surface layers report their own timings.
+    report = without_run_values(s.report)
     return arrays_to_bytes(arrays, {"parts": list(s.parts), "report": report})
 
 
