@@ -117,6 +117,13 @@ def project(dirs: np.ndarray, camera: Camera, offset: int = 0) -> Projection:
 
 def sample_view(view: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """Bilinear samples of a view [h, w] at continuous coordinates (clamped at the borders). [M] float32"""
+    v00, v01, v10, v11, tx, ty = _bilinear_corners(view, px, py)
+    return ((v00 * (1 - tx) + v01 * tx) * (1 - ty) + (v10 * (1 - tx) + v11 * tx) * ty).astype(np.float32)
+
+
+def _bilinear_corners(view: np.ndarray, px: np.ndarray, py: np.ndarray):
+    """The four neighbours of each continuous coordinate (pixel centres at +0.5, clamped at the
+    borders) and the fractional offsets: (v00, v01, v10, v11, tx, ty), each [M]."""
     h, w = view.shape
     xf = np.clip(px - 0.5, 0, w - 1)
     yf = np.clip(py - 0.5, 0, h - 1)
@@ -124,11 +131,7 @@ def sample_view(view: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     r0 = np.minimum(yf.astype(np.int64), max(h - 2, 0))
     c1 = np.minimum(c0 + 1, w - 1)
     r1 = np.minimum(r0 + 1, h - 1)
-    tx = xf - c0
-    ty = yf - r0
-    top = view[r0, c0] * (1 - tx) + view[r0, c1] * tx
-    bot = view[r1, c0] * (1 - tx) + view[r1, c1] * tx
-    return (top * (1 - ty) + bot * ty).astype(np.float32)
+    return view[r0, c0], view[r0, c1], view[r1, c0], view[r1, c1], xf - c0, yf - r0
 
 
 def sample_view_edges(view: np.ndarray, px: np.ndarray, py: np.ndarray, jump: float = 0.05) -> np.ndarray:
@@ -136,15 +139,7 @@ def sample_view_edges(view: np.ndarray, px: np.ndarray, py: np.ndarray, jump: fl
     more than ``jump`` (relative), or one is NaN: across a depth edge a blend is a surface that does
     not exist. NaN marks invalid pixels; a NaN nearest pixel gives NaN. [M] float32"""
     h, w = view.shape
-    xf = np.clip(px - 0.5, 0, w - 1)
-    yf = np.clip(py - 0.5, 0, h - 1)
-    c0 = np.minimum(xf.astype(np.int64), max(w - 2, 0))
-    r0 = np.minimum(yf.astype(np.int64), max(h - 2, 0))
-    c1 = np.minimum(c0 + 1, w - 1)
-    r1 = np.minimum(r0 + 1, h - 1)
-    tx = xf - c0
-    ty = yf - r0
-    v00, v01, v10, v11 = view[r0, c0], view[r0, c1], view[r1, c0], view[r1, c1]
+    v00, v01, v10, v11, tx, ty = _bilinear_corners(view, px, py)
     out = (v00 * (1 - tx) + v01 * tx) * (1 - ty) + (v10 * (1 - tx) + v11 * tx) * ty
     lo = np.minimum(np.minimum(v00, v01), np.minimum(v10, v11))
     hi = np.maximum(np.maximum(v00, v01), np.maximum(v10, v11))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._check import check_rgbd
+from ..depth.report import depth_report
 from ..errors import InputError
 from ..geometry import equirect_directions
 from ..registry import Backend, StageContext, StageResult, register_backend
@@ -28,7 +29,7 @@ def _run_given(ctx: StageContext) -> StageResult:
         raise InputError("the 'given' depth backend needs depth delivered with the panorama (--depth FILE)")
     pano = ctx.inputs["panorama"]
     check_rgbd(pano, depth)
-    return StageResult(artifacts={"depth": depth}, report=_depth_report(depth))
+    return StageResult(artifacts={"depth": depth}, report=depth_report(depth))
 
 
 @dataclass(frozen=True)
@@ -94,19 +95,9 @@ def _sky_mask(panorama: Panorama) -> np.ndarray:
 
 def _run_layout(ctx: StageContext) -> StageResult:
     depth = layout_depth(ctx.inputs["panorama"], ctx.request.eye_height, ctx.config)
-    rep = _depth_report(depth)
+    rep = depth_report(depth)
     rep["note"] = "geometric prior (ground plane + far sphere), not a depth estimate"
     return StageResult(artifacts={"depth": depth}, report=rep)
-
-
-def _depth_report(depth: DepthMap) -> dict:
-    finite = depth.depth[depth.valid]
-    return {
-        "sky_fraction": round(float(depth.sky.mean()), 4),
-        "min_m": round(float(finite.min()), 4) if finite.size else None,
-        "median_m": round(float(np.median(finite)), 4) if finite.size else None,
-        "p95_m": round(float(np.percentile(finite, 95)), 4) if finite.size else None,
-    }
 
 
 register_backend(
