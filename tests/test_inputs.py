@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from worldgen.cli.main import main
-from worldgen.io import TMP_PREFIX, encode_png
+from worldgen.exporters.sky import encode_hdr
+from worldgen.io import TMP_PREFIX, encode_png, read_hdr
 from worldgen.pipeline import MANIFEST
 
 H, W = 64, 128
@@ -140,6 +141,19 @@ def test_hdr_exr_colour_is_tone_mapped(tmp_path, capsys):
     assert 40 < got.mean() < 220 and got.max() > got.min()  # neither black nor blown out
 
 
+def test_radiance_hdr_is_read_and_tone_mapped(tmp_path, capsys):
+    lin = (_rgb().astype(np.float64) / 255.0) ** 2.2 * 40.0
+    (tmp_path / "sky.hdr").write_bytes(encode_hdr(lin))
+    back = read_hdr(tmp_path / "sky.hdr")  # RGBE: 8-bit mantissas under one exponent per pixel
+    assert back.shape == lin.shape
+    assert (np.abs(back - lin) <= lin.max(axis=2, keepdims=True) / 128 + 1e-6).all()
+    code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / "sky.hdr"))
+    assert code == 0, err
+    assert any("tone-mapped" in n for n in _notes(out))
+    got = np.asarray(Image.open(out / "panorama.png"))
+    assert 40 < got.mean() < 220 and got.max() > got.min()
+
+
 def test_huge_panorama_is_scaled_to_the_preset(tmp_path, capsys):
     (tmp_path / "huge.png").write_bytes(_png_1bit(16384, 8192))
     code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / "huge.png"))
@@ -155,7 +169,7 @@ def test_huge_panorama_is_scaled_to_the_preset(tmp_path, capsys):
         ("lying extension", ("PNG file", "rename it to pano.png")),
         ("truncated png", ("truncated",)),
         ("truncated jpeg", ("truncated",)),
-        ("radiance hdr", (".exr",)),
+        ("truncated hdr", ("truncated",)),
         ("empty", ("empty",)),
         ("not 2:1", ("not 2:1",)),
     ],
@@ -168,7 +182,7 @@ def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
         "lying extension": ("pano.jpg", png),
         "truncated png": ("t.png", png[: len(png) // 2]),
         "truncated jpeg": ("t.jpg", jpg[: len(jpg) // 2]),
-        "radiance hdr": ("s.hdr", b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 4\n" + b"\x80" * 32),
+        "truncated hdr": ("s.hdr", encode_hdr(np.ones((H, W, 3)))[:-W]),
         "empty": ("e.png", b""),
         "not 2:1": ("sq.png", encode_png(rgb[:, :H])),
     }[case]

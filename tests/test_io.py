@@ -105,3 +105,38 @@ def test_atomic_write_permissions_follow_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
+
+
+def test_read_hdr_decodes_runs_literals_and_flat_scanlines(tmp_path):
+    from worldgen.io import read_hdr
+
+    head = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 8\n"
+    # row 0, run-length encoded: R a run of 8 x 128, G literals, B a run of 3 then 5 literals, E a run of 8 x 129
+    g = bytes(range(8))
+    row0 = bytes([2, 2, 0, 8, 136, 128, 8]) + g + bytes([131, 64, 5, 1, 2, 3, 4, 5, 136, 129])
+    row1 = bytes([10, 20, 30, 128] * 8)  # a flat scanline: RGBE per pixel
+    (tmp_path / "t.hdr").write_bytes(head + row0 + row1)
+    img = read_hdr(tmp_path / "t.hdr")
+    assert img.shape == (2, 8, 3) and img.dtype == np.float32
+    scale = 2.0 ** (129 - 136)
+    assert np.allclose(img[0, :, 0], 128.5 * scale)
+    assert np.allclose(img[0, :, 1], (np.arange(8) + 0.5) * scale)
+    assert np.allclose(img[0, :, 2], (np.array([64, 64, 64, 1, 2, 3, 4, 5]) + 0.5) * scale)
+    assert np.allclose(img[1], (np.array([10, 20, 30]) + 0.5) * 2.0**-8)
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"#?RADIANCE\nFORMAT=32-bit_rle_xyze\n\n-Y 1 +X 8\n" + bytes(32), "xyze"),
+        (b"#?RADIANCE\n\n+Y 1 +X 8\n" + bytes(32), "orientation"),
+        (b"#?RADIANCE\n\n-Y 1 +X 8\n" + bytes([2, 2, 0, 8, 0]), "truncated"),
+    ],
+)
+def test_read_hdr_refuses_in_one_line(tmp_path, body, words):
+    from worldgen.io import read_hdr
+
+    (tmp_path / "bad.hdr").write_bytes(body)
+    with pytest.raises(InputError, match=words) as e:
+        read_hdr(tmp_path / "bad.hdr")
+    assert "\n" not in str(e.value)

@@ -227,9 +227,9 @@ def read_image_notes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
 
     Converted (each conversion adds a note): 16-bit (rounded to 8 bits), greyscale, palette,
     RGBA / LA (alpha dropped), CMYK and YCbCr JPEG, EXIF orientation (applied), float TIFF and
-    OpenEXR colour (linear light, tone-mapped to sRGB). Refused in one line: a missing, empty,
-    truncated or corrupt file, an extension that lies about the format, Radiance .hdr (convert
-    it to .exr), an image over :data:`MAX_IMAGE_PIXELS`.
+    OpenEXR and Radiance .hdr colour (linear light, tone-mapped to sRGB). Refused in one line: a
+    missing, empty, truncated or corrupt file, an extension that lies about the format, an image
+    over :data:`MAX_IMAGE_PIXELS`.
 
     Returns:
         (rgb [H, W, 3] uint8, notes: list of one-line strings saying what was converted)
@@ -245,7 +245,7 @@ def read_image_notes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     if fmt == "EXR":
         return _tonemap(_read_exr_rgb(p), p.name)
     if fmt == "HDR":
-        raise InputError(f"{p.name} is a Radiance .hdr image, which worldgen does not read; convert it to .exr")
+        return _tonemap(read_hdr(p), p.name)
     notes: list[str] = []
     old_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS // 2  # Pillow raises above 2x this
@@ -301,6 +301,71 @@ def read_image_notes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
     return rgb, notes
+
+
+def read_hdr(path: str | os.PathLike) -> np.ndarray:
+    """Read a Radiance RGBE (.hdr / .pic) image as linear-light float32 RGB. [H, W, 3]
+
+    Scanlines may be flat or new-style run-length encoded (what every current writer makes, Poly
+    Haven's HDRIs included). The standard orientation ``-Y H +X W`` is read; others, the XYZE
+    format and the obsolete 1984 run-length scheme are refused in one line. The decoder loops
+    over runs, not pixels (a run covers up to 127 pixels of one channel).
+    """
+    p = Path(path)
+    data = p.read_bytes()
+    head_end = data.find(b"\n\n")
+    res_end = data.find(b"\n", head_end + 2) if head_end >= 0 else -1
+    if res_end < 0:
+        raise InputError(f"cannot read {p.name}: the Radiance header is incomplete; re-export the image")
+    for line in data[:head_end].split(b"\n"):
+        if line.startswith(b"FORMAT=") and line.strip() != b"FORMAT=32-bit_rle_rgbe":
+            what = line[7:].decode("ascii", "replace").strip()
+            raise InputError(f"{p.name} is a Radiance image in {what}, not RGB; re-save it as RGBE (or .exr)")
+    res = data[head_end + 2 : res_end].split()
+    if len(res) != 4 or res[0] != b"-Y" or res[2] != b"+X" or not (res[1].isdigit() and res[3].isdigit()):
+        shown = data[head_end + 2 : res_end].decode("ascii", "replace")
+        raise InputError(f"{p.name}: Radiance orientation {shown!r} is not read; re-save it as '-Y H +X W' or .exr")
+    H, W = int(res[1]), int(res[3])
+    if H * W > MAX_IMAGE_PIXELS or H == 0 or W == 0:
+        raise InputError(f"image {p.name} is {W}x{H}; give one of at most {MAX_IMAGE_PIXELS / 1e6:.0f}M pixels")
+    buf = np.frombuffer(data, np.uint8)
+    planes = np.empty((H, 4, W), np.uint8)  # channel-major scanlines, as RLE stores them
+    pos = res_end + 1
+    try:
+        for y in range(H):
+            if 8 <= W <= 32767 and data[pos] == 2 and data[pos + 1] == 2 and (data[pos + 2] << 8 | data[pos + 3]) == W:
+                pos += 4
+                for c in range(4):
+                    row, x = planes[y, c], 0
+                    while x < W:
+                        n = data[pos]
+                        if n > 128:  # a run: one byte repeated n - 128 times
+                            n -= 128
+                            row[x : x + n] = data[pos + 1]
+                            pos += 2
+                        else:  # n literal bytes
+                            if n == 0 or pos + 1 + n > len(data):
+                                raise IndexError
+                            row[x : x + n] = buf[pos + 1 : pos + 1 + n]
+                            pos += 1 + n
+                        x += n
+                    if x != W:
+                        raise IndexError
+            else:
+                flat = buf[pos : pos + 4 * W]
+                if flat.size < 4 * W:
+                    raise IndexError
+                if (flat[0:3] == 1).all():
+                    raise InputError(f"{p.name} uses the obsolete 1984 Radiance run-length scheme; re-save it")
+                planes[y] = flat.reshape(W, 4).T
+                pos += 4 * W
+    except IndexError:
+        raise InputError(
+            f"cannot read {p.name}: the file is truncated or corrupt; re-export or re-download it"
+        ) from None
+    rgbe = planes.transpose(0, 2, 1)  # [H, W, 4]
+    e = rgbe[..., 3:4].astype(np.int32)
+    return np.where(e > 0, np.ldexp(rgbe[..., :3] + 0.5, e - 136), 0.0).astype(np.float32)
 
 
 def _tonemap(linear: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
