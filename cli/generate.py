@@ -70,7 +70,9 @@ def generate(
     ] = None,
     engine: Annotated[
         str | None,
-        typer.Option("--engine", help="Export preset: unity, unreal, godot, blender, omniverse or web.", show_default=False),
+        typer.Option(
+            "--engine", help="Export preset: unity, unreal, godot, blender, omniverse or web.", show_default=False
+        ),
     ] = None,
     formats: Annotated[
         list[str] | None,
