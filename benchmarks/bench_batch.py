@@ -88,7 +88,7 @@ def _throughput(tmp: Path, n: int) -> list[dict]:
             "unit": "x",
             "target": ">= 1.7x",
             "ok": scaling >= 1.7,
-            "note": "machine shared with other work; see load averages",
+            "note": "scaling depends on the load: see the load averages",
         },
     ]
     if "ray-2" in rates:
