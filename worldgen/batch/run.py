@@ -74,11 +74,11 @@ def run_batch(
     out = prepare_root(root)
     with batch_lock(out):
         ledger = Ledger(out, str(Path(jobs_file).resolve()), jobs)
-        todo: list[Job] = []
+        pending: list[Job] = []
         for job in jobs:
             record = finished_record(out, job)
             if record is None:
-                todo.append(job)
+                pending.append(job)
                 continue
             ledger.entries[job.name].update(
                 status="skipped",
@@ -89,7 +89,7 @@ def run_batch(
             )
         ledger.flush(force=True)
         if on_plan is not None:
-            on_plan(jobs, [j.name for j in jobs if j not in todo])
+            on_plan(jobs, [j.name for j in jobs if j not in pending])
 
         def event(kind: str, job: Job, info: dict[str, Any]) -> None:
             if kind == "end":
@@ -102,11 +102,11 @@ def run_batch(
 
         interrupted = False
         try:
-            if todo:
-                executor.run(out, todo, policy, event)
+            if pending:
+                executor.run(out, pending, policy, event)
         except BatchInterrupted:
             interrupted = True
-            for job in todo:
+            for job in pending:
                 entry = ledger.entries[job.name]
                 if entry["status"] == "pending" and entry["attempts"]:
                     entry.update(status="interrupted", error="stopped by Ctrl-C")
