@@ -6,6 +6,7 @@ Public API:
     inpaint(name, image, hole, guide)                              (registered inpainters)
 """
 
+from . import diffusion as _diffusion  # noqa: F401  (registers the "diffusion" inpainter)
 from .geometry import continue_background, occluding_edges
 from .inpaint import INPAINTERS, inpaint, register_inpainter
 from .layered import HiddenLayer, LayerConfig, build_layers

@@ -20,8 +20,8 @@ Registered:
   and edges continue from the surroundings instead of blurring.
 - ``diffuse``: harmonic fill (repeated 4-neighbour averaging, coarse to fine). Smooth; a baseline.
 
-A diffusion inpainting model (the ``fill`` model role of worldgen/models.py) is not registered
-yet: :func:`inpaint` names the registered ones when asked for another.
+- ``diffusion`` (worldgen/layers/diffusion.py): the ``fill`` model role's diffusers inpainting
+  pipeline refines a patchmatch pre-fill; needs ``model=`` (a pipeline folder).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def register_inpainter(name: str, fn: Inpainter) -> None:
     INPAINTERS[name] = fn
 
 
-def inpaint(name: str, image: np.ndarray, hole: np.ndarray, guide: np.ndarray | None = None, seed: int = 0):
+def inpaint(name: str, image: np.ndarray, hole: np.ndarray, guide: np.ndarray | None = None, seed: int = 0, **options):
     """Fill ``hole`` of ``image`` with the inpainter registered as ``name``.
 
     Args:
@@ -50,6 +50,7 @@ def inpaint(name: str, image: np.ndarray, hole: np.ndarray, guide: np.ndarray | 
         hole: pixels to fill. [H, W] bool
         guide: structure channel known everywhere (e.g. log-depth), or None. [H, W] float
         seed: random seed (same inputs and seed give the same result).
+        options: passed on to the inpainter (e.g. ``model=`` for "diffusion").
 
     Returns:
         [H, W, 3] float32; equal to ``image`` outside ``hole``.
@@ -64,7 +65,7 @@ def inpaint(name: str, image: np.ndarray, hole: np.ndarray, guide: np.ndarray | 
         return image.copy()
     if hole.all():
         raise InputError("the inpainting hole covers the whole image; nothing to fill it from")
-    out = INPAINTERS[name](image, hole, None if guide is None else np.asarray(guide, np.float32), seed)
+    out = INPAINTERS[name](image, hole, None if guide is None else np.asarray(guide, np.float32), seed, **options)
     out = np.where(hole[..., None], out, image).astype(np.float32)
     return out
 

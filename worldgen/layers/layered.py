@@ -36,23 +36,29 @@ class LayerConfig:
         work_width: columns of the working grid (default 1024; narrower panoramas keep theirs).
         edge_ratio: depth ratio of an occluding edge (default 1.1, docs/geometry.md's bridge ratio).
         max_band_deg: widest band continued behind one edge, degrees (default 45).
-        inpaint: registered inpainter for the hidden colour (default "patchmatch"; "diffuse").
+        inpaint: registered inpainter for the hidden colour: "auto" (default: "diffusion" when
+            ``fill_model`` is set, else "patchmatch"), "patchmatch", "diffuse", "diffusion".
         guide_weight: weight of log-depth against colour in the inpainting patch distance (default 1).
+        fill_model, fill_prompt, fill_steps: the "diffusion" inpainter's pipeline folder (the
+            ``fill`` model role), prompt ("" = neutral) and steps (worldgen/layers/diffusion.py).
     """
 
     walk_radius: float = 2.0
     work_width: int = 1024
     edge_ratio: float = 1.1
     max_band_deg: float = 45.0
-    inpaint: str = "patchmatch"
+    inpaint: str = "auto"
     guide_weight: float = 1.0
+    fill_model: str = ""
+    fill_prompt: str = ""
+    fill_steps: int = 20
 
     def __post_init__(self) -> None:
         if not (self.walk_radius >= 0 and math.isfinite(self.walk_radius)):
             raise InputError(f"walk_radius={self.walk_radius} must be a distance >= 0 metres")
         if self.work_width < 8 or self.edge_ratio <= 1 or not 0 < self.max_band_deg <= 180:
             raise InputError("layers need work_width >= 8, edge_ratio > 1 and max_band_deg in (0, 180]")
-        if self.inpaint not in INPAINTERS:
+        if self.inpaint not in INPAINTERS and self.inpaint != "auto":
             raise InputError(f"unknown inpainter {self.inpaint!r}; use one of {', '.join(sorted(INPAINTERS))}")
 
 
@@ -142,13 +148,20 @@ def build_layers(
     t1 = time.perf_counter()
     hidden = bg["hidden"]
     filled = colour
+    name = config.inpaint if config.inpaint != "auto" else ("diffusion" if config.fill_model else "patchmatch")
+    fill_facts = None
     if hidden.any():
         # Guide: log-depth of what each pixel shows once the foreground is removed (sky: a fixed
         # level beyond the farthest surface), so sky patches fill sky and floor patches fill floor.
         far = float(d[surface].max()) if surface.any() else 1.0
         bd = np.where(np.isfinite(bg["depth"]), bg["depth"], 2.0 * far)
         guide = np.log(np.maximum(bd, 1e-3)).astype(np.float32)
-        filled = inpaint(config.inpaint, colour, hidden, guide, seed)
+        if name == "diffusion":  # the fill model paints one canonical grid for every stage
+            from .diffusion import fill_layer_colour
+
+            filled, fill_facts = fill_layer_colour(panorama, depth, config, colour, hidden, guide, seed)
+        else:
+            filled = inpaint(name, colour, hidden, guide, seed)
     t2 = time.perf_counter()
     report = {
         "walk_radius_m": config.walk_radius,
@@ -157,9 +170,11 @@ def build_layers(
         "hidden_share": round(float(hidden.mean()), 5),
         "hidden_sky_pixels": int(bg["sky"].sum()),
         "passes": int(bg["passes"]),
-        "inpainter": config.inpaint,
+        "inpainter": name,
         "seconds": {"geometry": round(t1 - t0, 3), "inpaint": round(t2 - t1, 3)},
     }
+    if fill_facts is not None:
+        report["fill"] = fill_facts
     return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report)
 
 
