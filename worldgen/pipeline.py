@@ -26,6 +26,7 @@ from ._resources import measure
 from .artifacts import ARTIFACTS, decode_artifact, encode_artifact
 from .errors import InputError, OutputError
 from .io import TMP_PREFIX, atomic_write, safe_join
+from .layers.diffusion import check_fill_configured
 from .models import ModelSpec, fingerprint, locate_model, model_record, require_safetensors
 from .registry import STAGES, Backend, Request, StageContext, backends, get_backend
 
@@ -485,6 +486,7 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
     for role, spec in options.models.items():
         if role in used_roles:
             require_safetensors(locate_model(spec))
+    check_fill_configured(options)  # --set mesh.inpaint=diffusion needs --model fill=... (worldgen/layers/diffusion.py)
     if request.fov is not None and not (1.0 <= request.fov <= 179.0):
         raise InputError(f"--fov {request.fov} must lie in [1, 179] degrees (the photo's horizontal field of view)")
     if request.fov is not None and not request.image:
@@ -607,6 +609,8 @@ def _cache_key(
         "seed": request.seed,
         "eye_height": request.eye_height,
     }
+    if stage != "panorama" and models and "fill" in models:
+        payload["prompt"] = request.prompt  # the diffusion fill of the hidden layer paints with the run's prompt
     if stage == "panorama":
         # The first stage reads the request itself: its content, not its paths, is the input.
         payload["request"] = {

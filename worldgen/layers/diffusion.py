@@ -400,6 +400,44 @@ def resample_hidden(painted: np.ndarray, valid: np.ndarray, shape: tuple[int, in
     return out.astype(np.float32), covered
 
 
+def fill_options(config) -> dict[str, Any]:
+    """The LayerConfig fields of the diffusion fill from a stage config that carries them."""
+    return {k: getattr(config, k) for k in ("fill_model", "fill_prompt", "fill_steps")}
+
+
+def with_run_prompt(config, request):
+    """``config`` with ``fill_prompt`` set to the run's prompt when the user gave none for the fill."""
+    if config.fill_prompt or not request.prompt:
+        return config
+    return replace(config, fill_prompt=request.prompt)
+
+
+def check_fill_configured(options) -> None:
+    """Refuse ``inpaint=diffusion`` for the mesh or splats without a fill model, before any stage runs.
+
+    Args:
+        options: the run's :class:`worldgen.pipeline.RunOptions` (``models``, ``options`` from --set,
+            ``defaults`` from worldgen.toml).
+    """
+    if "fill" in options.models:
+        return
+    for stage in ("gaussians", "mesh"):
+        given = dict(options.options.get(stage, {}))
+        for values in [given, *({**d, **given} for d in options.defaults.get(stage, {}).values())]:
+            if values.get("inpaint") == "diffusion" and not values.get("fill_model"):
+                raise InputError(NEEDS_MODEL.replace("mesh.inpaint", f"{stage}.inpaint"))
+
+
 register_inpainter("diffusion", diffusion_inpaint)
 
-__all__ = ["FILL_WIDTH", "NEUTRAL_PROMPT", "diffusion_inpaint", "fill_layer_colour", "paint_hole", "resample_hidden"]
+__all__ = [
+    "FILL_WIDTH",
+    "check_fill_configured",
+    "NEUTRAL_PROMPT",
+    "diffusion_inpaint",
+    "fill_layer_colour",
+    "fill_options",
+    "paint_hole",
+    "resample_hidden",
+    "with_run_prompt",
+]

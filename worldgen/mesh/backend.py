@@ -9,6 +9,7 @@ after, parts, texture size, timings) goes into the manifest.
 from __future__ import annotations
 
 from ..errors import InputError
+from ..layers.diffusion import with_run_prompt
 from ..registry import Backend, StageContext, StageResult, register_backend
 from .layers import LayeredSheetConfig, build_layered_sheet
 from .sheet import SheetConfig, build_sheet
@@ -28,9 +29,8 @@ def _run_sheet(ctx: StageContext) -> StageResult:
     ctx.progress(0.0, "triangulating the panorama")
     if getattr(ctx.config, "walk_radius", 0) > 0:
         ctx.progress(0.0, "completing the surfaces hidden behind depth edges")
-    scene = build_layered_sheet(
-        pano, depth, ctx.config, ctx.inputs.get("semantics"), ctx.request.eye_height, seed=ctx.seed
-    )
+    config = with_run_prompt(ctx.config, ctx.request)  # the diffusion fill paints with the run's prompt
+    scene = build_layered_sheet(pano, depth, config, ctx.inputs.get("semantics"), ctx.request.eye_height, seed=ctx.seed)
     ctx.progress(1.0, f"{scene.report['triangles_after']} triangles")
     return StageResult(artifacts={"mesh": scene}, report=scene.report)
 
@@ -63,6 +63,7 @@ register_backend(
             "quality": {"grid_width": 2048, "max_triangles": 500_000, "layer_triangles": 80_000},
         },
         version="3",
+        models={"fill": "fill_model"},
     )
 )
 register_backend(

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..layers import HiddenLayer, LayerConfig, build_layers
+from ..layers.diffusion import fill_options
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
 from .sheet import SheetConfig, build_sheet, sheet_geometry, sky_dome
@@ -53,14 +54,21 @@ class LayeredSheetConfig(SheetConfig):
         layer_collision_share: share of ``collision_triangles`` given to the background's
             collision (default 0.25).
         layer_work_width: columns of the completion's working grid (default 1024).
-        inpaint: registered inpainter for the hidden colour ("patchmatch" default, "diffuse").
+        inpaint: registered inpainter for the hidden colour ("auto" default: "diffusion" with a
+            fill model, else "patchmatch"; "diffuse").
+        fill_model, fill_prompt, fill_steps: the "diffusion" inpainter's pipeline (filled from
+            ``--model fill=...``), prompt ("" = the run's prompt, else a neutral one) and steps
+            (worldgen/layers/diffusion.py).
     """
 
     walk_radius: float = 2.0
     layer_triangles: int = 40_000
     layer_collision_share: float = 0.25
     layer_work_width: int = 1024
-    inpaint: str = "patchmatch"
+    inpaint: str = "auto"
+    fill_model: str = ""
+    fill_prompt: str = ""
+    fill_steps: int = 20
 
     def __post_init__(self) -> None:
         if self.layer_triangles < 0 or not 0 <= self.layer_collision_share < 1:
@@ -181,7 +189,12 @@ def build_layered_sheet(
     layer = build_layers(
         panorama,
         depth,
-        LayerConfig(walk_radius=config.walk_radius, work_width=config.layer_work_width, inpaint=config.inpaint),
+        LayerConfig(
+            walk_radius=config.walk_radius,
+            work_width=config.layer_work_width,
+            inpaint=config.inpaint,
+            **fill_options(config),
+        ),
         seed=seed,
     )
     texture = panorama_texture(panorama, config.texture_width)

@@ -97,9 +97,10 @@ def layer_gaussians(
     *,
     step: int = 1,
     config: InitConfig = InitConfig(),
-    inpaint: str = "patchmatch",
+    inpaint: str = "auto",
     seed: int = 0,
     layer=None,
+    fill: dict | None = None,
 ) -> GaussianCloud:
     """Splats on the completed hidden background (:mod:`worldgen.layers`), replacing the smear.
 
@@ -121,6 +122,8 @@ def layer_gaussians(
         seed: inpainting seed.
         layer: a :class:`worldgen.layers.HiddenLayer` already built for this panorama (its grid
             sets the splat size), or None to build one.
+        fill: the diffusion inpainter's LayerConfig fields (``fill_model``, ``fill_prompt``,
+            ``fill_steps``), or None.
 
     Returns:
         GaussianCloud of the new splats only (possibly empty), facing the capture point.
@@ -131,7 +134,9 @@ def layer_gaussians(
     if walk_radius < 0 or step < 1:
         raise InputError("layer splats need walk_radius >= 0 and step >= 1")
     if layer is None:
-        cfg = LayerConfig(walk_radius=walk_radius, work_width=max(8, depth.shape[1] // step), inpaint=inpaint)
+        cfg = LayerConfig(
+            walk_radius=walk_radius, work_width=max(8, depth.shape[1] // step), inpaint=inpaint, **(fill or {})
+        )
         layer = build_layers(panorama, depth, cfg, seed=seed)
     h, w = layer.shape
     keep = layer.surface | (layer.sky & (config.sky == "dome"))

@@ -38,7 +38,10 @@ class RefineStageConfig(RefineConfig):
             continued, colour inpainted) out to what a viewer this many metres from the capture
             point sees, so disocclusions show background instead of holes; they count towards
             the splat budget. 0 = none (then ``backfill_deg`` applies). Default 2.0.
-        inpaint: registered inpainter of the hidden colour (default "patchmatch").
+        inpaint: registered inpainter of the hidden colour (default "auto": "diffusion" with a fill
+            model, else "patchmatch").
+        fill_model, fill_prompt, fill_steps: the "diffusion" inpainter's pipeline (filled from
+            ``--model fill=...``), prompt ("" = the run's prompt, else a neutral one) and steps.
         backfill_deg: the previous fill, used only when ``walk_radius`` is 0: splats that carry
             the far side of every depth edge this many degrees in behind the nearer surface
             (:func:`worldgen.splats.backfill.backfill_gaussians`, a smear). 0 = none. Default 8.
@@ -51,7 +54,10 @@ class RefineStageConfig(RefineConfig):
     cpu_max_splats: int = 600_000
     backfill_deg: float = 8.0
     walk_radius: float = 2.0
-    inpaint: str = "patchmatch"
+    inpaint: str = "auto"
+    fill_model: str = ""
+    fill_prompt: str = ""
+    fill_steps: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,6 +69,7 @@ class RefineStageConfig(RefineConfig):
 
 
 def _run(ctx: StageContext) -> StageResult:
+    from ..layers.diffusion import fill_options, with_run_prompt
     from .backfill import backfill_gaussians, layer_gaussians
     from .init import InitConfig, init_gaussians
     from .refine import choose_device
@@ -85,8 +92,9 @@ def _run(ctx: StageContext) -> StageResult:
         # A merged cloud gets fill splats of its own size (its equivalent pixel step).
         step = max(1, round(math.sqrt(n_pixels / budget))) if budget and n_pixels > budget else 1
         if cfg.walk_radius > 0:
+            fill = fill_options(with_run_prompt(cfg, ctx.request))  # the diffusion fill's model and prompt
             extra = layer_gaussians(
-                pano, depth, cfg.walk_radius, step=step, config=init_cfg, inpaint=cfg.inpaint, seed=ctx.seed
+                pano, depth, cfg.walk_radius, step=step, config=init_cfg, inpaint=cfg.inpaint, seed=ctx.seed, fill=fill
             )
         else:
             extra = backfill_gaussians(pano, depth, cfg.backfill_deg, step=step, config=init_cfg)
@@ -113,6 +121,7 @@ register_backend(
         config=RefineStageConfig,
         presets=PRESETS,
         version="6",
+        models={"fill": "fill_model"},
     )
 )
 
