@@ -24,7 +24,8 @@ Prompt: the run's text prompt when it has one (``--set mesh.fill_prompt=...`` ov
 The mesh and the splats use the same painting. The two stages build their layers on working grids
 of their own (the mesh's ``layer_work_width``, the splats' pixel step), and a diffusion model paints
 different things at different sizes, so the model always paints one canonical grid,
-:data:`FILL_WIDTH` columns (or the panorama's own width when narrower), and a stage on another grid
+:data:`FILL_WIDTH` columns on a GPU, :data:`FILL_WIDTH_CPU` on the CPU (or the panorama's own width
+when narrower), and a stage on another grid
 resamples that painting (its hidden pixels that the canonical hole does not cover keep the
 pre-fill). The painting is deterministic for a seed and kept in memory for the run, so the second
 stage reuses it instead of running the model again.
@@ -53,7 +54,10 @@ NEUTRAL_PROMPT = "background, continuation of the scene"
 """The prompt when the run has none (a panorama or a photo was given)."""
 
 FILL_WIDTH = 1024
-"""Columns of the canonical grid the model paints (the panorama's own width when narrower)."""
+"""Columns of the canonical grid the model paints on a GPU (the panorama's own width when narrower)."""
+
+FILL_WIDTH_CPU = 512
+"""The same without a CUDA GPU, where every step is slow (the panorama backends' CPU width)."""
 
 STRENGTH = 0.85
 """Share of the noise schedule the model runs from the noised pre-fill (1.0 would ignore the pre-fill)."""
@@ -324,6 +328,13 @@ def _paint(pipe, plan, image, mask, prompt, steps, strength, seed) -> tuple[np.n
     return out, facts
 
 
+def fill_width() -> int:
+    """Columns of the canonical grid here: :data:`FILL_WIDTH` with a CUDA GPU, else :data:`FILL_WIDTH_CPU`."""
+    import torch
+
+    return FILL_WIDTH if torch.cuda.is_available() else FILL_WIDTH_CPU
+
+
 def fill_layer_colour(
     panorama, depth, config, colour: np.ndarray, hidden: np.ndarray, guide: np.ndarray, seed: int
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -348,9 +359,10 @@ def fill_layer_colour(
         raise InputError(NEEDS_MODEL)
     opts = {"model": config.fill_model, "prompt": config.fill_prompt, "steps": config.fill_steps}
     W = depth.shape[1]
-    if math.ceil(W / config.work_width) == math.ceil(W / FILL_WIDTH):
+    width = fill_width()
+    if math.ceil(W / config.work_width) == math.ceil(W / width):
         return paint_hole(colour, hidden, guide, seed, **opts)
-    canon = build_layers(panorama, depth, replace(config, work_width=FILL_WIDTH, inpaint="patchmatch"), seed)
+    canon = build_layers(panorama, depth, replace(config, work_width=width, inpaint="patchmatch"), seed)
     painted, facts = paint_hole(canon.colour, canon.hidden, None, seed, prefilled=True, **opts)
     prefill = inpaint("patchmatch", colour, hidden, guide, seed)
     mapped, covered = resample_hidden(painted, canon.hidden, hidden.shape)
