@@ -64,6 +64,17 @@ def test_paints_the_hole_and_keeps_every_known_pixel(model):
     assert not np.array_equal(other[hole], out[hole]) and np.array_equal(other[~hole], img[~hole])
 
 
+def test_a_transformer_fill_pipeline_paints_across_the_seam(tmp_path):
+    # FLUX Fill: absolute positions, so the seam is the latent wrap-blend, not circular convolutions.
+    flux = str(save_tiny_pipeline("flux-fill", tmp_path / "flux-fill"))
+    img, _ = scene()
+    hole = np.zeros(img.shape[:2], bool)
+    hole[24:40, -6:] = hole[24:40, :6] = True
+    out, facts = fill.paint_hole(img, hole, None, 0, model=flux, steps=2)
+    assert facts["pipeline"] == "FluxFillPipeline" and facts["seam"] == {"method": "blend", "extend_px": 32}
+    assert np.array_equal(out[~hole], img[~hole]) and np.abs(out[hole] - img[hole]).mean() > 0.05
+
+
 def test_a_grid_of_any_size_is_painted_at_a_model_size(model):
     img, _ = scene(50)  # 50 x 100: neither 2:1 in multiples of 32
     hole = np.zeros((50, 100), bool)
