@@ -136,14 +136,19 @@ def test_generate_with_a_fill_model_paints_the_hidden_layer(model, tmp_path, cap
     np.save(tmp_path / "depth.npy", d)
     base = ["generate", "--panorama", str(tmp_path / "pano.png"), "--depth", str(tmp_path / "depth.npy")]
     out = tmp_path / "out"
-    args = [*base, "--model", f"fill={model}", "-o", str(out), "--preset", "fast", "--set", "mesh.fill_steps=3", "-q"]
+    # Balanced with a token refinement, so the splats build the hidden layer too.
+    steps = ["--set", "mesh.fill_steps=3", "--set", "gaussians.fill_steps=3", "--set", "gaussians.cpu_iterations=2"]
+    args = [*base, "--model", f"fill={model}", "-o", str(out), "--preset", "balanced", *steps, "-q"]
     assert main(args) == 0, capsys.readouterr().err
     m = json.loads((out / "manifest.json").read_text())
     mesh = m["stages"]["mesh"]
     assert mesh["models"]["fill"]["source"] == model and len(mesh["models"]["fill"]["fingerprint"]) == 64
+    assert m["stages"]["gaussians"]["models"]["fill"] == mesh["models"]["fill"]
     layers = mesh["report"]["layers"]
     assert layers["inpainter"] == "diffusion" and layers["hidden_pixels"] > 0
     assert layers["fill"]["pipeline"] == "StableDiffusionInpaintPipeline" and layers["fill"]["steps"] == 3
+    # The splat stage painted first; the mesh used that same painting (the two assets agree).
+    assert "reused_painting" in layers["fill"]["seconds"]
     assert (out / "world.glb").is_file() and (out / "splats.ply").is_file()
     # Asking for the diffusion inpainter without a fill model: one line, before any stage runs.
     bad = tmp_path / "bad"
