@@ -95,6 +95,7 @@ def test_without_a_model_the_error_names_the_option():
         build_layers(pano, depth, LayerConfig(inpaint="diffusion"))
     # "auto" without a model stays weight-free
     assert build_layers(pano, depth, LayerConfig()).report["inpainter"] == "patchmatch"
+    assert np.array_equal(inpaint("auto", img, hole, None, 0), inpaint("patchmatch", img, hole, None, 0))
 
 
 def test_stages_on_other_grids_share_one_painting(model, monkeypatch):

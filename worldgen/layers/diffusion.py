@@ -1,10 +1,11 @@
 """The hidden background's colour painted by a diffusion inpainting model (the ``fill`` model role).
 
-Registered as the inpainter ``diffusion``. It works in panorama space, on the equirect itself, so
-the hidden bands behind depth edges (thin slivers spread over the whole sphere) are painted in one
-pass with the seam handling of the panorama package: circular convolutions for UNet pipelines
-(Stable Diffusion inpainting), a latent wrap-blend for transformer pipelines (FLUX Fill), see
-:mod:`worldgen.panorama.seam`.
+Registered as the inpainter ``diffusion`` (and ``auto``: ``diffusion`` when given a model, else
+``patchmatch``; the default of the layers, the mesh and the splats). It works in panorama space,
+on the equirect itself, so the hidden bands behind depth edges (thin slivers spread over the
+whole sphere) are painted in one pass with the seam handling of the panorama package: circular
+convolutions for UNet pipelines (Stable Diffusion inpainting), a latent wrap-blend for transformer
+pipelines (FLUX Fill), see :mod:`worldgen.panorama.seam`.
 
 What the model sees. A hidden pixel's own panorama colour is the *occluder* (the sofa in front of
 the floor the layer continues), so it must not leak into the hole. The hole is therefore first
@@ -440,10 +441,21 @@ def check_fill_configured(options) -> None:
                 raise InputError(NEEDS_MODEL.replace("mesh.inpaint", f"{stage}.inpaint"))
 
 
+def auto_inpaint(
+    image: np.ndarray, hole: np.ndarray, guide: np.ndarray | None = None, seed: int = 0, *, model: str = "", **options
+) -> np.ndarray:
+    """The ``auto`` inpainter: :func:`diffusion_inpaint` when given a fill ``model``, else ``patchmatch``."""
+    if model:
+        return diffusion_inpaint(image, hole, guide, seed, model=model, **options)
+    return inpaint("patchmatch", image, hole, guide, seed)
+
+
 register_inpainter("diffusion", diffusion_inpaint)
+register_inpainter("auto", auto_inpaint)
 
 __all__ = [
     "FILL_WIDTH",
+    "auto_inpaint",
     "check_fill_configured",
     "NEUTRAL_PROMPT",
     "diffusion_inpaint",

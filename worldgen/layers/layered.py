@@ -58,7 +58,7 @@ class LayerConfig:
             raise InputError(f"walk_radius={self.walk_radius} must be a distance >= 0 metres")
         if self.work_width < 8 or self.edge_ratio <= 1 or not 0 < self.max_band_deg <= 180:
             raise InputError("layers need work_width >= 8, edge_ratio > 1 and max_band_deg in (0, 180]")
-        if self.inpaint not in INPAINTERS and self.inpaint != "auto":
+        if self.inpaint not in INPAINTERS:
             raise InputError(f"unknown inpainter {self.inpaint!r}; use one of {', '.join(sorted(INPAINTERS))}")
 
 
