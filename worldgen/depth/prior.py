@@ -3,9 +3,12 @@
 Outdoors (ground, pop-up folds, sky):
 - the ground is the plane at -eye height: a pixel at latitude lat < 0 lies at h / sin(-lat);
 - a ground colour model is learnt from the bottom of the panorama (what lies under the camera is
-  ground); going up each column from the bottom, the ground ends at its *contact line* with what
-  stands on it; above that line the column is a vertical fold at the contact's ground distance
-  (r = d / cos lat), as in a pop-up book, until the sky;
+  ground); going down each column from the horizon, the ground begins at its *contact line* with
+  what stands on it - or, sooner, where the colours of what stands above the horizon end (a
+  sidewalk or shaded sand at a wall's foot is ground the colour model may not know); above that
+  line the column is a vertical fold at the contact's ground distance (r = d / cos lat), as in a
+  pop-up book, until the sky; a fold is no farther than most of its neighbours within 10° (what
+  overhangs stands where its support touches the ground);
 - the sky is at infinity (worldgen.depth.sky).
 Indoors (a room box):
 - floor and ceiling colour models from the bottom and the top; the floor-wall contact of each
@@ -13,7 +16,8 @@ Indoors (a room box):
   right angles) and robust distances of the four walls give a box; the ceiling height comes from
   the ceiling-wall contacts; the depth is the ray's exit from the box (floor, ceiling or wall).
 - never sky.
-The scene is indoor when almost nothing above 30° latitude is sky (``scene="auto"``), which the
+The scene is indoor when almost nothing above 30° latitude is sky and the zenith is closed
+(``scene="auto"``), which the
 manifest records; ``--set depth.scene=indoor|outdoor`` overrides. Everything is vectorised over
 pixels; the few loops run over rows or columns' summaries.
 """
@@ -61,6 +65,11 @@ class PriorConfig:
     ground_tolerance: float = 4.0
     floor_tolerance: float = 2.5
     fold_far: float = 30.0
+    spread_deg: float = 10.0
+    spread_pct: float = 20.0
+    structure_eps: float = 0.06
+    overhang_m: float = 0.0
+    structure_band_deg: float = 8.0
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -109,8 +118,49 @@ def _smooth_line(rows: np.ndarray, size: int) -> np.ndarray:
     return ndimage.median_filter(rows.astype(np.float64), size=size, mode="wrap")
 
 
+def _structure_end(img: np.ndarray, contact: np.ndarray, eps: float, band_deg: float, gap: int) -> np.ndarray:
+    """Per column, the first row below the horizon where what stands above the horizon ends.
+
+    What stands on the ground (a wall, a cliff, a trunk) shows its colours just above the horizon;
+    scanning down from the horizon, it ends where a run of ``gap`` pixels matches none of the
+    colours of its column (and its two neighbours on either side) in the band ``band_deg`` above the
+    horizon - a strip of shaded sand or a sidewalk at its foot is not part of it, even where the ground
+    colour model (learnt far below) does not know it. [W] int, rows in [H/2, H]"""
+    h, w = img.shape[:2]
+    feats = _features(img)
+    b = max(2, round(band_deg / 180 * h))
+    step = max(1, b // 12)
+    band = feats[h // 2 - b : h // 2 : step]  # [B, W, 3]
+    samples = np.concatenate([np.roll(band, s, axis=1) for s in (-2, -1, 0, 1, 2)], axis=0)  # [S, W, 3]
+    r_max = int(min(h, max(contact.max(), h // 2 + 1)))
+    below = feats[h // 2 : r_max]  # [R, W, 3]
+    d = np.full(below.shape[:2], np.inf, np.float32)
+    for smp in samples:  # one vectorised step per band sample (a few dozen)
+        d = np.minimum(d, np.sqrt(((below - smp[None]) ** 2).sum(-1)))
+    unlike = d > eps
+    end = h // 2 + _first_run(unlike, gap)
+    return np.where(end >= r_max, h, end)
+
+
+def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
+    """Per column, the nearest fold whose overhang reaches it: a fold at distance d covers the columns
+    within atan(reach / d) of it (a crown, an awning or an eave reaches ``reach`` metres sideways
+    from the trunk or wall that touches the ground). [W]"""
+    half = np.arctan(reach / np.maximum(d, 1e-6)) / (2 * np.pi) * w  # columns
+    out = d.copy()
+    for k in np.unique(np.clip(np.round(np.geomspace(1, max(2.0, half.max()), 12)), 1, w // 4)).astype(int):
+        # one vectorised dilation per reach level (a dozen): folds that reach k columns spread over k columns
+        src = np.where(half >= k, d, np.inf)
+        out = np.minimum(out, ndimage.minimum_filter1d(src, 2 * k + 1, mode="wrap"))
+    return out
+
+
 def ground_contact(
-    panorama: Panorama, sky: np.ndarray, config: PriorConfig, tolerance: float | None = None
+    panorama: Panorama,
+    sky: np.ndarray,
+    config: PriorConfig,
+    tolerance: float | None = None,
+    structure: bool = False,
 ) -> np.ndarray:
     """Per column, the row where the ground meets what stands on it (scanning up from the bottom).
 
@@ -129,6 +179,9 @@ def ground_contact(
     # from the horizon down, the first stretch of ground-like rows: objects stand on the nearest
     # ground below them (scanning up from the camera's feet stops at any shadow or path instead)
     contact = h // 2 + _first_run(ground_like[h // 2 :], max(2, gap // 2))
+    if structure and config.structure_eps > 0:
+        end = _structure_end(img, contact, config.structure_eps, config.structure_band_deg, max(2, gap // 2))
+        contact = np.minimum(contact, end)
     # a fold needs something that stands up to the horizon (a tree, a wall): a dark patch, a rock
     # or a shadow on the ground does not interrupt the ground plane
     band = slice(max(0, h // 2 - 2 * gap), h // 2)
@@ -141,12 +194,19 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     """Ground plane + pop-up folds at the ground contact + far cap; sky is set by the caller. [H, W] float32"""
     h = panorama.height
     lat = _latitudes(h)
-    contact = ground_contact(panorama, sky, config)
+    contact = ground_contact(panorama, sky, config, structure=True)
     # latitude of the contact line (centre of the first non-ground row); at or above the horizon: far
     lat_c = math.pi / 2 - math.pi * (contact + 0.5) / h
     with np.errstate(divide="ignore"):
         d = np.where(lat_c < -1e-3, eye_height / np.tan(np.maximum(-lat_c, 1e-6)), config.fold_far)
     d = np.clip(d, config.min_wall, config.fold_far)
+    if config.overhang_m > 0:
+        d = _overhang(d, config.overhang_m, panorama.width)
+    if config.spread_deg > 0:
+        # a fold is no farther than most of its neighbours: what overhangs (crowns, awnings) stands
+        # where its support touches the ground, a few columns away
+        k = max(3, round(config.spread_deg / 360 * panorama.width)) | 1
+        d = np.minimum(d, ndimage.percentile_filter(d, config.spread_pct, size=k, mode="wrap"))
     down = np.sin(-lat)[:, None]
     with np.errstate(divide="ignore"):
         ground = np.where(down > 1e-6, eye_height / np.maximum(down, 1e-6), np.inf)
