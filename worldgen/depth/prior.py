@@ -51,9 +51,25 @@ class PriorConfig:
         ground_tolerance: colour distance (in units of the ground samples' own spread) still counted as
             ground outdoors (4.0: sidewalks and dry patches are ground too).
         floor_tolerance: the same indoors (2.5: walls are often close to the floor's colour).
-        fold_far: distance of what stands above the horizon in a column with no ground contact, and the
-            cap of the ground plane and of every fold outdoors, metres (30: beyond it a panorama's
-            pixels carry little parallax, and a closer backdrop keeps meshes compact).
+        fold_far: distance of what stands above the horizon in a column with no measurable ground
+            contact (a floating column), and the cap of the ground plane outdoors, metres (30: beyond
+            it a panorama's pixels carry little parallax, and a closer backdrop keeps meshes compact).
+        spread_deg: width of the window, degrees of longitude, over which a fold may take the nearer
+            distance of its neighbours (10; 0 = off).
+        spread_pct: the percentile of the neighbours' distances taken (20: robust to one column's
+            false contact on a shadow or a kerb).
+        structure_eps: outdoors, the contact line is also where what stands above the horizon ends:
+            the first run of pixels below the horizon whose colour (chromaticity and brightness, see
+            ``_features``) is farther than this from every colour of the band above the horizon in its
+            column and its neighbours (0.06; 0 = off). A sidewalk or shaded sand at a wall's foot is
+            ground even where the ground colour model, learnt far below, does not know it.
+        structure_band_deg: height of that band above the horizon, degrees (8).
+        overhang_m: how far sideways an overhang reaches, metres (3; 0 = off): a floating column takes
+            the distance of the nearest fold whose overhang reaches it (see ``_overhang``).
+        contact_far: cap of a fold whose contact line was measured, metres (50: a canyon wall's foot a
+            degree and a half below the horizon is that far, farther than the floating default).
+        contact_min_deg: a contact line less than this far below the horizon, degrees, is no
+            measurement: the column floats (1.0, i.e. beyond 92 m at 1.6 m eye height).
     """
 
     scene: str = "auto"
@@ -68,8 +84,10 @@ class PriorConfig:
     spread_deg: float = 10.0
     spread_pct: float = 20.0
     structure_eps: float = 0.06
-    overhang_m: float = 0.0
     structure_band_deg: float = 8.0
+    overhang_m: float = 3.0
+    contact_far: float = 50.0
+    contact_min_deg: float = 1.0
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -197,11 +215,14 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     contact = ground_contact(panorama, sky, config, structure=True)
     # latitude of the contact line (centre of the first non-ground row); at or above the horizon: far
     lat_c = math.pi / 2 - math.pi * (contact + 0.5) / h
+    # a contact this close to the horizon cannot be told from none: the column floats (a crown over
+    # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
+    floating = lat_c >= -math.radians(config.contact_min_deg)
     with np.errstate(divide="ignore"):
-        d = np.where(lat_c < -1e-3, eye_height / np.tan(np.maximum(-lat_c, 1e-6)), config.fold_far)
-    d = np.clip(d, config.min_wall, config.fold_far)
+        d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
+    d = np.clip(d, config.min_wall, config.contact_far)
     if config.overhang_m > 0:
-        d = _overhang(d, config.overhang_m, panorama.width)
+        d = np.where(floating, _overhang(d, config.overhang_m, panorama.width), d)
     if config.spread_deg > 0:
         # a fold is no farther than most of its neighbours: what overhangs (crowns, awnings) stands
         # where its support touches the ground, a few columns away
@@ -212,8 +233,8 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         ground = np.where(down > 1e-6, eye_height / np.maximum(down, 1e-6), np.inf)
     fold = d[None, :] / np.cos(lat)[:, None]
     rows = np.arange(h)[:, None]
-    depth = np.where(rows >= np.floor(contact)[None, :], ground, fold)
-    return np.minimum(depth, config.fold_far).astype(np.float32)
+    depth = np.where(rows >= np.floor(contact)[None, :], np.minimum(ground, config.fold_far), fold)
+    return depth.astype(np.float32)
 
 
 def _box_fit(x: np.ndarray, z: np.ndarray, wts: np.ndarray) -> tuple[float, np.ndarray]:
