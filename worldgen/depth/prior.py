@@ -94,10 +94,11 @@ def _latitudes(h: int) -> np.ndarray:
     return np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
 
 
-def _colour_model(img: np.ndarray, sample: np.ndarray) -> np.ndarray:
+def _colour_model(img: np.ndarray, sample: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
     """Mahalanobis distance of every pixel to the colours under ``sample``, in units of the samples'
-    95th percentile (1.0 = as unusual as the 5% least typical sample). [H, W] float32"""
-    feats = _features(img)
+    95th percentile (1.0 = as unusual as the 5% least typical sample). ``feats``: ``_features(img)``
+    when already computed. [H, W] float32"""
+    feats = _features(img) if feats is None else feats
     x = feats[sample].astype(np.float64)
     if len(x) < 16:
         return np.full(img.shape[:2], np.inf, np.float32)
@@ -136,26 +137,27 @@ def _smooth_line(rows: np.ndarray, size: int) -> np.ndarray:
     return ndimage.median_filter(rows.astype(np.float64), size=size, mode="wrap")
 
 
-def _structure_end(img: np.ndarray, contact: np.ndarray, eps: float, band_deg: float, gap: int) -> np.ndarray:
+def _structure_end(feats: np.ndarray, contact: np.ndarray, eps: float, band_deg: float, gap: int) -> np.ndarray:
     """Per column, the first row below the horizon where what stands above the horizon ends.
 
     What stands on the ground (a wall, a cliff, a trunk) shows its colours just above the horizon;
     scanning down from the horizon, it ends where a run of ``gap`` pixels matches none of the
     colours of its column (and its two neighbours on either side) in the band ``band_deg`` above the
     horizon - a strip of shaded sand or a sidewalk at its foot is not part of it, even where the ground
-    colour model (learnt far below) does not know it. [W] int, rows in [H/2, H]"""
-    h, w = img.shape[:2]
-    feats = _features(img)
+    colour model (learnt far below) does not know it. Only the first 30° below the horizon are
+    searched (a contact lower than that is nearer than 2.8 m and the ground model finds it).
+    ``feats``: ``_features`` of the panorama. [W] int, rows in [H/2, H]"""
+    h = feats.shape[0]
     b = max(2, round(band_deg / 180 * h))
     step = max(1, b // 12)
     band = feats[h // 2 - b : h // 2 : step]  # [B, W, 3]
     samples = np.concatenate([np.roll(band, s, axis=1) for s in (-2, -1, 0, 1, 2)], axis=0)  # [S, W, 3]
-    r_max = int(min(h, max(contact.max(), h // 2 + 1)))
+    r_max = int(min(h // 2 + h // 6, max(contact.max(), h // 2 + 1)))
     below = feats[h // 2 : r_max]  # [R, W, 3]
-    d = np.full(below.shape[:2], np.inf, np.float32)
+    d2 = np.full(below.shape[:2], np.inf, np.float32)
     for smp in samples:  # one vectorised step per band sample (a few dozen)
-        d = np.minimum(d, np.sqrt(((below - smp[None]) ** 2).sum(-1)))
-    unlike = d > eps
+        np.minimum(d2, ((below - smp[None]) ** 2).sum(-1), out=d2)
+    unlike = d2 > eps * eps
     end = h // 2 + _first_run(unlike, gap)
     return np.where(end >= r_max, h, end)
 
@@ -189,7 +191,8 @@ def ground_contact(
     h, w = img.shape[:2]
     lat = _latitudes(h)
     sample = np.broadcast_to((lat < -math.radians(config.ground_lat_deg))[:, None], (h, w))
-    dist = _colour_model(img, sample)
+    feats = _features(img)
+    dist = _colour_model(img, sample, feats)
     tol = config.ground_tolerance if tolerance is None else tolerance
     ground_like = (dist < tol) & ~sky & (lat < 0)[:, None]
     gap = max(2, round(config.gap * h / 512))
@@ -198,7 +201,7 @@ def ground_contact(
     # ground below them (scanning up from the camera's feet stops at any shadow or path instead)
     contact = h // 2 + _first_run(ground_like[h // 2 :], max(2, gap // 2))
     if structure and config.structure_eps > 0:
-        end = _structure_end(img, contact, config.structure_eps, config.structure_band_deg, max(2, gap // 2))
+        end = _structure_end(feats, contact, config.structure_eps, config.structure_band_deg, max(2, gap // 2))
         contact = np.minimum(contact, end)
     # a fold needs something that stands up to the horizon (a tree, a wall): a dark patch, a rock
     # or a shadow on the ground does not interrupt the ground plane
