@@ -31,9 +31,6 @@ def sky_colour(panorama: Panorama) -> np.ndarray:
     the same brightness still counts) count against the sky.
     """
     img = panorama.image.astype(np.float32)
-    r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    lum = _lum(img)
-    sat = img.max(-1) - img.min(-1)
     # edges in colour, not only in brightness: a grey facade against a blue sky of the same
     # brightness is a hard edge too
     gy, gx = np.gradient(img, axis=(0, 1))
@@ -42,10 +39,18 @@ def sky_colour(panorama: Panorama) -> np.ndarray:
     # per-pixel gradients of soft shading grow as the panorama gets smaller; step edges do not
     thr = 0.06 * math.sqrt(min(max(512.0 / panorama.height, 1.0), 4.0))
     soft = np.clip(1.5 - hard / thr, 0.0, 1.0)
+    return (_hue_likelihood(img) * soft).astype(np.float32)
+
+
+def _hue_likelihood(img: np.ndarray) -> np.ndarray:
+    """Sky likelihood from colour alone: blue-ish, or bright and unsaturated, or bright and warm. [H, W]"""
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    lum = _lum(img)
+    sat = img.max(-1) - img.min(-1)
     blue = ((b >= r) & (b >= 0.85 * g) & (lum > 0.2)).astype(np.float32)
     grey = ((lum > 0.5) & (sat < 0.2)).astype(np.float32)
     warm = ((lum > 0.5) & (r >= g) & (g >= b) & (sat < 0.5)).astype(np.float32) * 0.7
-    return (np.maximum(np.maximum(blue, grey), warm) * soft).astype(np.float32)
+    return np.maximum(np.maximum(blue, grey), warm)
 
 
 def fill_columns(sky: np.ndarray, cand: np.ndarray, gap: int = 3) -> np.ndarray:
@@ -102,6 +107,11 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
     h2 = h // 2
     ground_side = connected_to_top(~sky[:h2][::-1])[::-1]
     sky[:h2] |= ~ground_side
+    # the hard-edge test blurs the skyline by a pixel or two (the gradient and its 3x3 maximum):
+    # give the sky back the sky-coloured pixels next to it, up to the skyline's own edge
+    reach = max(1, round(2 * h / 512))
+    hue = (_hue_likelihood(panorama.image.astype(np.float32)) > threshold) & upper
+    sky |= ndimage.binary_dilation(sky, iterations=reach, mask=hue)
     return sky
 
 
