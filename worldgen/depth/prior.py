@@ -7,8 +7,10 @@ Outdoors (ground, pop-up folds, sky):
   what stands on it - or, sooner, where the colours of what stands above the horizon end (a
   sidewalk or shaded sand at a wall's foot is ground the colour model may not know); above that
   line the column is a vertical fold at the contact's ground distance (r = d / cos lat), as in a
-  pop-up book, until the sky; a fold is no farther than most of its neighbours within 10° (what
-  overhangs stands where its support touches the ground);
+  pop-up book, until the sky, up to 50 m; a contact within 1° of the horizon is no measurement:
+  the column floats and takes the nearest fold whose 3 m overhang reaches it (a crown over far
+  ground stands at its trunk), else 30 m; a fold is no farther than most of its neighbours within
+  10°;
 - the sky is at infinity (worldgen.depth.sky).
 Indoors (a room box):
 - floor and ceiling colour models from the bottom and the top; the floor-wall contact of each
@@ -17,8 +19,7 @@ Indoors (a room box):
   the ceiling-wall contacts; the depth is the ray's exit from the box (floor, ceiling or wall).
 - never sky.
 The scene is indoor when almost nothing above 30° latitude is sky and the zenith is closed
-(``scene="auto"``), which the
-manifest records; ``--set depth.scene=indoor|outdoor`` overrides. Everything is vectorised over
+(``scene="auto"``), which the manifest records; ``--set depth.scene=indoor|outdoor`` overrides. Everything is vectorised over
 pixels; the few loops run over rows or columns' summaries.
 """
 
