@@ -134,3 +134,25 @@ def test_grey_facade_against_blue_sky_of_the_same_brightness():
     sky = sky_mask(Panorama(img))
     assert not sky[30:64, 104:146].any()
     assert sky[:60, 160:250].all() and sky[:25].all()
+
+
+def test_grey_facade_down_to_a_grey_street():
+    # a grey facade with window columns stands from 30° above to 10° below the horizon on a noisy grey
+    # street: its lower part is as ground-like as the asphalt by colour, but it carries the colours
+    # of the facade above and vertical edges, so it is facade: the foot is 10° down, 1.6 / tan 10° m
+    h, w = 128, 256
+    rng = np.random.default_rng(0)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.4, 0.6, 1.0)
+    img[71:] = np.clip(0.45 + rng.normal(0, 0.12, (h - 71, w)), 0, 1)[..., None]
+    img[43:71] = 0.5
+    for x in range(0, w, 8):
+        img[46:69, x : x + 3] = 0.15
+    from worldgen.types import Panorama
+
+    foot = 1.6 / np.tan(np.radians(10.0))
+    depth, _ = prior_depth(Panorama(img), 1.6)
+    assert np.median(depth.depth[60]) == pytest.approx(foot, rel=0.15)
+    # without the vertical-edge cue the facade's foot is lost at the horizon
+    flat, _ = prior_depth(Panorama(img), 1.6, PriorConfig(vertical_share=0))
+    assert np.median(flat.depth[60]) > 2 * foot

@@ -65,6 +65,12 @@ class PriorConfig:
             column and its neighbours (0.06; 0 = off). A sidewalk or shaded sand at a wall's foot is
             ground even where the ground colour model, learnt far below, does not know it.
         structure_band_deg: height of that band above the horizon, degrees (8).
+        vertical_edge: brightness step across a column that makes a vertical edge (0.02 per pixel
+            at 512 rows; see ``_vertical_edges``).
+        vertical_share: below the horizon, a pixel within ``structure_eps`` of the colours above it is
+            part of that structure, not ground, where more than this share of its neighbourhood
+            (H/32 rows x 9 columns) lies on vertical edges (0.1; 0 = off): a grey facade down to a
+            grey street.
         overhang_m: how far sideways an overhang reaches, metres (3; 0 = off): a floating column takes
             the distance of the nearest fold whose overhang reaches it (see ``_overhang``).
         contact_far: cap of a fold whose contact line was measured, metres (50: a canyon wall's foot a
@@ -86,6 +92,8 @@ class PriorConfig:
     spread_pct: float = 20.0
     structure_eps: float = 0.06
     structure_band_deg: float = 8.0
+    vertical_edge: float = 0.02
+    vertical_share: float = 0.1
     overhang_m: float = 3.0
     contact_far: float = 50.0
     contact_min_deg: float = 1.0
@@ -138,29 +146,32 @@ def _smooth_line(rows: np.ndarray, size: int) -> np.ndarray:
     return ndimage.median_filter(rows.astype(np.float64), size=size, mode="wrap")
 
 
-def _structure_end(feats: np.ndarray, contact: np.ndarray, eps: float, band_deg: float, gap: int) -> np.ndarray:
-    """Per column, the first row below the horizon where what stands above the horizon ends.
+def _structure_distance(feats: np.ndarray, band_deg: float) -> np.ndarray:
+    """Squared colour distance of each pixel of the 30° below the horizon to the nearest colour of what
+    stands above the horizon in its column (and its two neighbours on either side), in the band
+    ``band_deg`` above the horizon. ``feats``: ``_features`` of the panorama. [H/6, W] float32
 
-    What stands on the ground (a wall, a cliff, a trunk) shows its colours just above the horizon;
-    scanning down from the horizon, it ends where a run of ``gap`` pixels matches none of the
-    colours of its column (and its two neighbours on either side) in the band ``band_deg`` above the
-    horizon - a strip of shaded sand or a sidewalk at its foot is not part of it, even where the ground
-    colour model (learnt far below) does not know it. Only the first 30° below the horizon are
-    searched (a contact lower than that is nearer than 2.8 m and the ground model finds it).
-    ``feats``: ``_features`` of the panorama. [W] int, rows in [H/2, H]"""
+    (A contact lower than 30° below the horizon is nearer than 2.8 m; the ground model finds it.)"""
     h = feats.shape[0]
     b = max(2, round(band_deg / 180 * h))
     step = max(1, b // 12)
     band = feats[h // 2 - b : h // 2 : step]  # [B, W, 3]
     samples = np.concatenate([np.roll(band, s, axis=1) for s in (-2, -1, 0, 1, 2)], axis=0)  # [S, W, 3]
-    r_max = int(min(h // 2 + h // 6, max(contact.max(), h // 2 + 1)))
-    below = feats[h // 2 : r_max]  # [R, W, 3]
+    below = feats[h // 2 : h // 2 + h // 6]  # [R, W, 3]
     d2 = np.full(below.shape[:2], np.inf, np.float32)
     for smp in samples:  # one vectorised step per band sample (a few dozen)
         np.minimum(d2, ((below - smp[None]) ** 2).sum(-1), out=d2)
-    unlike = d2 > eps * eps
-    end = h // 2 + _first_run(unlike, gap)
-    return np.where(end >= r_max, h, end)
+    return d2
+
+
+def _vertical_edges(lum: np.ndarray, strength: float) -> np.ndarray:
+    """Pixels on a vertical edge (the horizontal brightness gradient above ``strength`` and twice the
+    vertical one): in an equirect, vertical lines of the world are image columns; window sides,
+    corners, posts and trunks make them, a flat ground seen near the horizon does not. [H, W] bool"""
+    gy, gx = np.gradient(lum)
+    # per-pixel gradients grow as the panorama gets smaller; scale as the sky's edge test does
+    thr = strength * math.sqrt(min(max(512.0 / lum.shape[0], 1.0), 4.0))
+    return (np.abs(gx) > thr) & (np.abs(gx) > 2 * np.abs(gy))
 
 
 def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
@@ -200,10 +211,24 @@ def ground_contact(
     # scan from the bottom up: flip rows
     # from the horizon down, the first stretch of ground-like rows: objects stand on the nearest
     # ground below them (scanning up from the camera's feet stops at any shadow or path instead)
-    contact = h // 2 + _first_run(ground_like[h // 2 :], max(2, gap // 2))
+    run = max(2, gap // 2)
     if structure and config.structure_eps > 0:
-        end = _structure_end(feats, contact, config.structure_eps, config.structure_band_deg, max(2, gap // 2))
-        contact = np.minimum(contact, end)
+        d2 = _structure_distance(feats, config.structure_band_deg)
+        like = d2 <= config.structure_eps**2
+        r1 = h // 2 + d2.shape[0]
+        if config.vertical_share > 0:
+            # below the horizon, what has the colours of the structure above it and vertical edges
+            # around it is that structure coming down to its foot, however ground-like its colour (a
+            # concrete facade over a grey street): it is not ground
+            vert = _vertical_edges(feats[..., 2], config.vertical_edge)
+            share = ndimage.uniform_filter(vert.astype(np.float32), size=(max(3, h // 32), 9))
+            ground_like[h // 2 : r1] &= ~(like & (share[h // 2 : r1] > config.vertical_share))
+        contact = h // 2 + _first_run(ground_like[h // 2 :], run)
+        # the structure ends (at the latest) where a run of pixels matches none of its colours
+        end = h // 2 + _first_run(~like, run)
+        contact = np.minimum(contact, np.where(end >= r1, h, end))
+    else:
+        contact = h // 2 + _first_run(ground_like[h // 2 :], run)
     # a fold needs something that stands up to the horizon (a tree, a wall): a dark patch, a rock
     # or a shadow on the ground does not interrupt the ground plane
     band = slice(max(0, h // 2 - 2 * gap), h // 2)
