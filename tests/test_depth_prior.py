@@ -80,3 +80,79 @@ def test_prior_is_the_default_without_depth_or_model(tmp_path):
     )
     entry = json.loads((out / "manifest.json").read_text())["stages"]["depth"]
     assert entry["report"]["scene"] == "outdoor" and entry["report"]["scene_from"] == "outdoor"
+
+
+def _scores(depth, gt):
+    """AbsRel and δ1 (cos-latitude weighted, true non-sky pixels) and sky IoU, as benchmarks/bench_depth.py."""
+    h = gt.depth.shape[0]
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    w = np.broadcast_to(np.cos(lat)[:, None], gt.depth.shape)
+    m = np.isfinite(gt.depth) & np.isfinite(depth.depth)
+    p, g = depth.depth[m], gt.depth[m]
+    union = (depth.sky | gt.sky).sum()
+    return (
+        float(np.average(np.abs(p - g) / g, weights=w[m])),
+        float(np.average(np.maximum(p / g, g / p) < 1.25, weights=w[m])),
+        float((depth.sky & gt.sky).sum() / union),
+    )
+
+
+@pytest.mark.parametrize("prompt", ["a city", "a canyon"])
+def test_walls_stand_at_their_foot(prompt):
+    # a facade's foot lies beyond a sidewalk, a canyon wall's beyond a strip of shaded sand: neither
+    # matches the ground colour learnt under the camera, and the folds used to stand at the kerb
+    # (city: AbsRel 0.27, δ1 0.46; canyon 0.25, 0.63 at this size)
+    pano, gt, _ = _world(prompt, 512)
+    depth, facts = prior_depth(pano, 1.6)
+    absrel, d1, iou = _scores(depth, gt)
+    assert facts["scene"] == "outdoor"
+    assert absrel <= 0.2 and d1 >= 0.75 and iou >= 0.85, (absrel, d1, iou)
+
+
+def test_high_cliffs_are_outdoors():
+    # cliffs hide all but a little sky above 30°, but the zenith is open: not a room
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a mountains", 1)
+    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=256, antialias=False, previews=False))
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "outdoor" and facts["sky_above_75deg"] >= 0.25
+    assert _scores(depth, gt)[2] > 0.5
+
+
+def test_grey_facade_against_blue_sky_of_the_same_brightness():
+    # no brightness edge at the roofline, only a colour edge: the facade is not sky
+    from worldgen.depth.sky import sky_mask
+    from worldgen.types import Panorama
+
+    h, w = 128, 256
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.4, 0.6, 1.0)  # blue sky, luminance 0.586
+    lum = 0.2126 * 0.4 + 0.7152 * 0.6 + 0.0722 * 1.0
+    img[30:, 100:150] = lum  # a grey facade of the same luminance, from 35° up to the ground
+    img[h // 2 :] = (0.25, 0.22, 0.18)  # ground
+    sky = sky_mask(Panorama(img))
+    assert not sky[30:64, 104:146].any()
+    assert sky[:60, 160:250].all() and sky[:25].all()
+
+
+def test_grey_facade_down_to_a_grey_street():
+    # a grey facade with window columns stands from 30° above to 10° below the horizon on a noisy grey
+    # street: its lower part is as ground-like as the asphalt by colour, but it carries the colours
+    # of the facade above and vertical edges, so it is facade: the foot is 10° down, 1.6 / tan 10° m
+    h, w = 128, 256
+    rng = np.random.default_rng(0)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.4, 0.6, 1.0)
+    img[71:] = np.clip(0.45 + rng.normal(0, 0.12, (h - 71, w)), 0, 1)[..., None]
+    img[43:71] = 0.5
+    for x in range(0, w, 8):
+        img[46:69, x : x + 3] = 0.15
+    from worldgen.types import Panorama
+
+    foot = 1.6 / np.tan(np.radians(10.0))
+    depth, _ = prior_depth(Panorama(img), 1.6)
+    assert np.median(depth.depth[60]) == pytest.approx(foot, rel=0.15)
+    # without the vertical-edge cue the facade's foot is lost at the horizon
+    flat, _ = prior_depth(Panorama(img), 1.6, PriorConfig(vertical_share=0))
+    assert np.median(flat.depth[60]) > 2 * foot

@@ -3,9 +3,14 @@
 Outdoors (ground, pop-up folds, sky):
 - the ground is the plane at -eye height: a pixel at latitude lat < 0 lies at h / sin(-lat);
 - a ground colour model is learnt from the bottom of the panorama (what lies under the camera is
-  ground); going up each column from the bottom, the ground ends at its *contact line* with what
-  stands on it; above that line the column is a vertical fold at the contact's ground distance
-  (r = d / cos lat), as in a pop-up book, until the sky;
+  ground); going down each column from the horizon, the ground begins at its *contact line* with
+  what stands on it - or, sooner, where the colours of what stands above the horizon end (a
+  sidewalk or shaded sand at a wall's foot is ground the colour model may not know); above that
+  line the column is a vertical fold at the contact's ground distance (r = d / cos lat), as in a
+  pop-up book, until the sky, up to 50 m; a contact within 1° of the horizon is no measurement:
+  the column floats and takes the nearest fold whose 3 m overhang reaches it (a crown over far
+  ground stands at its trunk), else 30 m; a fold is no farther than most of its neighbours within
+  10°;
 - the sky is at infinity (worldgen.depth.sky).
 Indoors (a room box):
 - floor and ceiling colour models from the bottom and the top; the floor-wall contact of each
@@ -13,8 +18,8 @@ Indoors (a room box):
   right angles) and robust distances of the four walls give a box; the ceiling height comes from
   the ceiling-wall contacts; the depth is the ray's exit from the box (floor, ceiling or wall).
 - never sky.
-The scene is indoor when almost nothing above 30° latitude is sky (``scene="auto"``), which the
-manifest records; ``--set depth.scene=indoor|outdoor`` overrides. Everything is vectorised over
+The scene is indoor when almost nothing above 30° latitude is sky and the zenith is closed
+(``scene="auto"``), which the manifest records; ``--set depth.scene=indoor|outdoor`` overrides. Everything is vectorised over
 pixels; the few loops run over rows or columns' summaries.
 """
 
@@ -47,9 +52,31 @@ class PriorConfig:
         ground_tolerance: colour distance (in units of the ground samples' own spread) still counted as
             ground outdoors (4.0: sidewalks and dry patches are ground too).
         floor_tolerance: the same indoors (2.5: walls are often close to the floor's colour).
-        fold_far: distance of what stands above the horizon in a column with no ground contact, and the
-            cap of the ground plane and of every fold outdoors, metres (30: beyond it a panorama's
-            pixels carry little parallax, and a closer backdrop keeps meshes compact).
+        fold_far: distance of what stands above the horizon in a column with no measurable ground
+            contact (a floating column), and the cap of the ground plane outdoors, metres (30: beyond
+            it a panorama's pixels carry little parallax, and a closer backdrop keeps meshes compact).
+        spread_deg: width of the window, degrees of longitude, over which a fold may take the nearer
+            distance of its neighbours (10; 0 = off).
+        spread_pct: the percentile of the neighbours' distances taken (20: robust to one column's
+            false contact on a shadow or a kerb).
+        structure_eps: outdoors, the contact line is also where what stands above the horizon ends:
+            the first run of pixels below the horizon whose colour (chromaticity and brightness, see
+            ``_features``) is farther than this from every colour of the band above the horizon in its
+            column and its neighbours (0.06; 0 = off). A sidewalk or shaded sand at a wall's foot is
+            ground even where the ground colour model, learnt far below, does not know it.
+        structure_band_deg: height of that band above the horizon, degrees (8).
+        vertical_edge: brightness step across a column that makes a vertical edge (0.02 per pixel
+            at 512 rows; see ``_vertical_edges``).
+        vertical_share: below the horizon, a pixel within ``structure_eps`` of the colours above it is
+            part of that structure, not ground, where more than this share of its neighbourhood
+            (H/32 rows x 9 columns) lies on vertical edges (0.1; 0 = off): a grey facade down to a
+            grey street.
+        overhang_m: how far sideways an overhang reaches, metres (3; 0 = off): a floating column takes
+            the distance of the nearest fold whose overhang reaches it (see ``_overhang``).
+        contact_far: cap of a fold whose contact line was measured, metres (50: a canyon wall's foot a
+            degree and a half below the horizon is that far, farther than the floating default).
+        contact_min_deg: a contact line less than this far below the horizon, degrees, is no
+            measurement: the column floats (1.0, i.e. beyond 92 m at 1.6 m eye height).
     """
 
     scene: str = "auto"
@@ -61,16 +88,26 @@ class PriorConfig:
     ground_tolerance: float = 4.0
     floor_tolerance: float = 2.5
     fold_far: float = 30.0
+    spread_deg: float = 10.0
+    spread_pct: float = 20.0
+    structure_eps: float = 0.06
+    structure_band_deg: float = 8.0
+    vertical_edge: float = 0.02
+    vertical_share: float = 0.1
+    overhang_m: float = 3.0
+    contact_far: float = 50.0
+    contact_min_deg: float = 1.0
 
 
 def _latitudes(h: int) -> np.ndarray:
     return np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
 
 
-def _colour_model(img: np.ndarray, sample: np.ndarray) -> np.ndarray:
+def _colour_model(img: np.ndarray, sample: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
     """Mahalanobis distance of every pixel to the colours under ``sample``, in units of the samples'
-    95th percentile (1.0 = as unusual as the 5% least typical sample). [H, W] float32"""
-    feats = _features(img)
+    95th percentile (1.0 = as unusual as the 5% least typical sample). ``feats``: ``_features(img)``
+    when already computed. [H, W] float32"""
+    feats = _features(img) if feats is None else feats
     x = feats[sample].astype(np.float64)
     if len(x) < 16:
         return np.full(img.shape[:2], np.inf, np.float32)
@@ -109,8 +146,53 @@ def _smooth_line(rows: np.ndarray, size: int) -> np.ndarray:
     return ndimage.median_filter(rows.astype(np.float64), size=size, mode="wrap")
 
 
+def _structure_distance(feats: np.ndarray, band_deg: float) -> np.ndarray:
+    """Squared colour distance of each pixel of the 30° below the horizon to the nearest colour of what
+    stands above the horizon in its column (and its two neighbours on either side), in the band
+    ``band_deg`` above the horizon. ``feats``: ``_features`` of the panorama. [H/6, W] float32
+
+    (A contact lower than 30° below the horizon is nearer than 2.8 m; the ground model finds it.)"""
+    h = feats.shape[0]
+    b = max(2, round(band_deg / 180 * h))
+    step = max(1, b // 12)
+    band = feats[h // 2 - b : h // 2 : step]  # [B, W, 3]
+    samples = np.concatenate([np.roll(band, s, axis=1) for s in (-2, -1, 0, 1, 2)], axis=0)  # [S, W, 3]
+    below = feats[h // 2 : h // 2 + h // 6]  # [R, W, 3]
+    d2 = np.full(below.shape[:2], np.inf, np.float32)
+    for smp in samples:  # one vectorised step per band sample (a few dozen)
+        np.minimum(d2, ((below - smp[None]) ** 2).sum(-1), out=d2)
+    return d2
+
+
+def _vertical_edges(lum: np.ndarray, strength: float) -> np.ndarray:
+    """Pixels on a vertical edge (the horizontal brightness gradient above ``strength`` and twice the
+    vertical one): in an equirect, vertical lines of the world are image columns; window sides,
+    corners, posts and trunks make them, a flat ground seen near the horizon does not. [H, W] bool"""
+    gy, gx = np.gradient(lum)
+    # per-pixel gradients grow as the panorama gets smaller; scale as the sky's edge test does
+    thr = strength * math.sqrt(min(max(512.0 / lum.shape[0], 1.0), 4.0))
+    return (np.abs(gx) > thr) & (np.abs(gx) > 2 * np.abs(gy))
+
+
+def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
+    """Per column, the nearest fold whose overhang reaches it: a fold at distance d covers the columns
+    within atan(reach / d) of it (a crown, an awning or an eave reaches ``reach`` metres sideways
+    from the trunk or wall that touches the ground). [W]"""
+    half = np.arctan(reach / np.maximum(d, 1e-6)) / (2 * np.pi) * w  # columns
+    out = d.copy()
+    for k in np.unique(np.clip(np.round(np.geomspace(1, max(2.0, half.max()), 12)), 1, w // 4)).astype(int):
+        # one vectorised dilation per reach level (a dozen): folds that reach k columns spread over k columns
+        src = np.where(half >= k, d, np.inf)
+        out = np.minimum(out, ndimage.minimum_filter1d(src, 2 * k + 1, mode="wrap"))
+    return out
+
+
 def ground_contact(
-    panorama: Panorama, sky: np.ndarray, config: PriorConfig, tolerance: float | None = None
+    panorama: Panorama,
+    sky: np.ndarray,
+    config: PriorConfig,
+    tolerance: float | None = None,
+    structure: bool = False,
 ) -> np.ndarray:
     """Per column, the row where the ground meets what stands on it (scanning up from the bottom).
 
@@ -121,14 +203,32 @@ def ground_contact(
     h, w = img.shape[:2]
     lat = _latitudes(h)
     sample = np.broadcast_to((lat < -math.radians(config.ground_lat_deg))[:, None], (h, w))
-    dist = _colour_model(img, sample)
+    feats = _features(img)
+    dist = _colour_model(img, sample, feats)
     tol = config.ground_tolerance if tolerance is None else tolerance
     ground_like = (dist < tol) & ~sky & (lat < 0)[:, None]
     gap = max(2, round(config.gap * h / 512))
     # scan from the bottom up: flip rows
     # from the horizon down, the first stretch of ground-like rows: objects stand on the nearest
     # ground below them (scanning up from the camera's feet stops at any shadow or path instead)
-    contact = h // 2 + _first_run(ground_like[h // 2 :], max(2, gap // 2))
+    run = max(2, gap // 2)
+    if structure and config.structure_eps > 0:
+        d2 = _structure_distance(feats, config.structure_band_deg)
+        like = d2 <= config.structure_eps**2
+        r1 = h // 2 + d2.shape[0]
+        if config.vertical_share > 0:
+            # below the horizon, what has the colours of the structure above it and vertical edges
+            # around it is that structure coming down to its foot, however ground-like its colour (a
+            # concrete facade over a grey street): it is not ground
+            vert = _vertical_edges(feats[..., 2], config.vertical_edge)
+            share = ndimage.uniform_filter(vert.astype(np.float32), size=(max(3, h // 32), 9))
+            ground_like[h // 2 : r1] &= ~(like & (share[h // 2 : r1] > config.vertical_share))
+        contact = h // 2 + _first_run(ground_like[h // 2 :], run)
+        # the structure ends (at the latest) where a run of pixels matches none of its colours
+        end = h // 2 + _first_run(~like, run)
+        contact = np.minimum(contact, np.where(end >= r1, h, end))
+    else:
+        contact = h // 2 + _first_run(ground_like[h // 2 :], run)
     # a fold needs something that stands up to the horizon (a tree, a wall): a dark patch, a rock
     # or a shadow on the ground does not interrupt the ground plane
     band = slice(max(0, h // 2 - 2 * gap), h // 2)
@@ -141,19 +241,29 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     """Ground plane + pop-up folds at the ground contact + far cap; sky is set by the caller. [H, W] float32"""
     h = panorama.height
     lat = _latitudes(h)
-    contact = ground_contact(panorama, sky, config)
+    contact = ground_contact(panorama, sky, config, structure=True)
     # latitude of the contact line (centre of the first non-ground row); at or above the horizon: far
     lat_c = math.pi / 2 - math.pi * (contact + 0.5) / h
+    # a contact this close to the horizon cannot be told from none: the column floats (a crown over
+    # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
+    floating = lat_c >= -math.radians(config.contact_min_deg)
     with np.errstate(divide="ignore"):
-        d = np.where(lat_c < -1e-3, eye_height / np.tan(np.maximum(-lat_c, 1e-6)), config.fold_far)
-    d = np.clip(d, config.min_wall, config.fold_far)
+        d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
+    d = np.clip(d, config.min_wall, config.contact_far)
+    if config.overhang_m > 0:
+        d = np.where(floating, _overhang(d, config.overhang_m, panorama.width), d)
+    if config.spread_deg > 0:
+        # a fold is no farther than most of its neighbours: what overhangs (crowns, awnings) stands
+        # where its support touches the ground, a few columns away
+        k = max(3, round(config.spread_deg / 360 * panorama.width)) | 1
+        d = np.minimum(d, ndimage.percentile_filter(d, config.spread_pct, size=k, mode="wrap"))
     down = np.sin(-lat)[:, None]
     with np.errstate(divide="ignore"):
         ground = np.where(down > 1e-6, eye_height / np.maximum(down, 1e-6), np.inf)
     fold = d[None, :] / np.cos(lat)[:, None]
     rows = np.arange(h)[:, None]
-    depth = np.where(rows >= np.floor(contact)[None, :], ground, fold)
-    return np.minimum(depth, config.fold_far).astype(np.float32)
+    depth = np.where(rows >= np.floor(contact)[None, :], np.minimum(ground, config.fold_far), fold)
+    return depth.astype(np.float32)
 
 
 def _box_fit(x: np.ndarray, z: np.ndarray, wts: np.ndarray) -> tuple[float, np.ndarray]:

@@ -27,21 +27,30 @@ def sky_colour(panorama: Panorama) -> np.ndarray:
     """Per-pixel sky likelihood from colour and sharp edges alone, in [0, 1]. [H, W] float32
 
     Clouds are textured but soft; walls, leaves and windows have hard edges: only hard edges
-    (a strong local gradient) count against the sky.
+    (a strong local gradient of colour, so that a roofline between a blue sky and a grey facade of
+    the same brightness still counts) count against the sky.
     """
     img = panorama.image.astype(np.float32)
-    r, g, b = img[..., 0], img[..., 1], img[..., 2]
-    lum = _lum(img)
-    sat = img.max(-1) - img.min(-1)
-    gy, gx = np.gradient(lum)
-    hard = ndimage.maximum_filter(np.hypot(gx, gy), size=3)
+    # edges in colour, not only in brightness: a grey facade against a blue sky of the same
+    # brightness is a hard edge too
+    gy, gx = np.gradient(img, axis=(0, 1))
+    # (the colour gradient's norm over sqrt(3): a grey step has the same strength as in brightness)
+    hard = ndimage.maximum_filter(np.sqrt((gx**2 + gy**2).sum(-1) / 3.0), size=3)
     # per-pixel gradients of soft shading grow as the panorama gets smaller; step edges do not
     thr = 0.06 * math.sqrt(min(max(512.0 / panorama.height, 1.0), 4.0))
     soft = np.clip(1.5 - hard / thr, 0.0, 1.0)
+    return (_hue_likelihood(img) * soft).astype(np.float32)
+
+
+def _hue_likelihood(img: np.ndarray) -> np.ndarray:
+    """Sky likelihood from colour alone: blue-ish, or bright and unsaturated, or bright and warm. [H, W]"""
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    lum = _lum(img)
+    sat = img.max(-1) - img.min(-1)
     blue = ((b >= r) & (b >= 0.85 * g) & (lum > 0.2)).astype(np.float32)
     grey = ((lum > 0.5) & (sat < 0.2)).astype(np.float32)
     warm = ((lum > 0.5) & (r >= g) & (g >= b) & (sat < 0.5)).astype(np.float32) * 0.7
-    return (np.maximum(np.maximum(blue, grey), warm) * soft).astype(np.float32)
+    return np.maximum(np.maximum(blue, grey), warm)
 
 
 def fill_columns(sky: np.ndarray, cand: np.ndarray, gap: int = 3) -> np.ndarray:
@@ -98,11 +107,18 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
     h2 = h // 2
     ground_side = connected_to_top(~sky[:h2][::-1])[::-1]
     sky[:h2] |= ~ground_side
+    # the hard-edge test blurs the skyline by a pixel or two (the gradient and its 3x3 maximum):
+    # give the sky back the sky-coloured pixels next to it, up to the skyline's own edge
+    reach = max(1, round(2 * h / 512))
+    hue = (_hue_likelihood(panorama.image.astype(np.float32)) > threshold) & upper
+    sky |= ndimage.binary_dilation(sky, iterations=reach, mask=hue)
     return sky
 
 
 def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, dict]:
-    """Indoors when almost nothing above 30° latitude is sky: a ceiling closes the view.
+    """Indoors when almost nothing above 30° latitude is sky and the zenith is closed: a ceiling
+    closes the view. (High walls - a canyon, a cliff, a street of towers - can hide most of the sky
+    above 30° too, but outdoors the zenith itself is still open.)
 
     Returns:
         A tuple: **indoor** and the facts it was decided from (for the manifest).
@@ -110,10 +126,14 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     h = panorama.height
     sky = sky_mask(panorama) if sky is None else sky
     lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
-    band = lat > np.radians(30)
-    wts = np.cos(lat[band])[:, None] * np.ones((1, panorama.width))
-    frac = float(np.average(sky[band], weights=wts))
-    return frac < 0.15, {"sky_above_30deg": round(frac, 4)}
+
+    def frac(deg: float) -> float:
+        band = lat > np.radians(deg)
+        wts = np.cos(lat[band])[:, None] * np.ones((1, panorama.width))
+        return float(np.average(sky[band], weights=wts))
+
+    above30, zenith = frac(30), frac(75)
+    return above30 < 0.15 and zenith < 0.25, {"sky_above_30deg": round(above30, 4), "sky_above_75deg": round(zenith, 4)}
 
 
 __all__ = ["connected_to_top", "is_indoor", "sky_colour", "sky_mask"]
