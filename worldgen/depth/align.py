@@ -364,8 +364,9 @@ def merge_views(
     within a surface, never across a depth edge). Overlapping views are blended with weights that
     fall smoothly to zero at each view's border, so no seam remains; but at a depth edge two views
     may put a pixel on different sides of it, and their mean would be a surface that does not
-    exist: there, a view's sample joins the blend only if it agrees (within ``jump``, relative)
-    with the sample of the view that sees the pixel farthest from its border.
+    exist (a flying pixel): where any view's cell was cut by an edge, a sample joins the blend only
+    if it agrees (within ``jump``, relative) with the front-most sample, the same choice as inside
+    one view, and one that does not depend on which view owns the pixel (no seam along view borders).
 
     Args:
         values, valid, cameras: as for :func:`align_views`.
@@ -384,11 +385,10 @@ def merge_views(
     npx = height * w2
     all_dirs = equirect_directions(height)
     conf = alignment.confidence if alignment.confidence is not None else np.ones(len(cameras))
-    # pass 1: every view's samples, and the sample of the view that sees each pixel best
+    # pass 1: every view's samples; per pixel, the front-most sample and whether any view's cell was cut
     parts = []
-    best_w = np.zeros(npx, np.float32)
-    best_q = np.zeros(npx, np.float32)
-    best_cut = np.zeros(npx, bool)
+    front_q = np.full(npx, -np.inf, np.float32)
+    any_cut = np.zeros(npx, bool)
     for v, ok, cam, s, t, c in zip(values, valid, cameras, alignment.scale, alignment.shift, conf):
         if c <= 0:
             continue
@@ -407,17 +407,16 @@ def merge_views(
         flat = pr.index[good] + rows.start * w2
         qv, cut = qv[good], cut[good]
         parts.append((flat, qv, w, cut))
-        better = w > best_w[flat]
-        best_w[flat[better]] = w[better]
-        best_q[flat[better]] = qv[better]
-        best_cut[flat[better]] = cut[better]
-    # pass 2: blend; at a depth edge (either sample cut by one) only the samples that agree with the best
+        seen = w > 0
+        front_q[flat[seen]] = np.maximum(front_q[flat[seen]], qv[seen])
+        any_cut[flat[cut & seen]] = True
+    # pass 2: blend; where a depth edge cut a view's cell, only the samples that agree with the front one
     num = np.zeros(npx, np.float64)
     den = np.zeros(npx, np.float64)
-    for flat, qv, w, cut in parts:
-        ref = best_q[flat]
+    for flat, qv, w, _ in parts:
+        ref = front_q[flat]
         agree = np.abs(qv - ref) <= jump * np.maximum(np.abs(ref), np.abs(qv))
-        use = agree | ~(cut | best_cut[flat])
+        use = agree | ~any_cut[flat]
         num[flat] += np.where(use, w * qv, 0.0)
         den[flat] += np.where(use, w, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
