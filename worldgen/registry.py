@@ -23,7 +23,8 @@ STAGES: tuple[str, ...] = ("panorama", "depth", "gaussians", "mesh", "export")
 # Modules whose import registers built-in backends. Keep one line per module.
 _BACKEND_MODULES: tuple[str, ...] = (
     "worldgen.stages.panorama",
-    "worldgen.stages.depth",
+    "worldgen.depth.given",
+    "worldgen.depth.layout",
     "worldgen.procedural.backend",
     "worldgen.exporters.backend",
     "worldgen.splats.refine_backend",

@@ -1,5 +1,5 @@
 """Depth stage machinery: views covering the sphere, global alignment and merge, sky, the weight-free
-prior and the transformers model backend.
+prior and the model backends: everything of the depth stage.
 
 Modules:
     views: perspective views that cover the sphere and the mapping to and from the equirect.
@@ -7,4 +7,6 @@ Modules:
     sky: sky detection and the indoor/outdoor decision.
     prior: the ``prior`` backend (no weights): ground plane, pop-up folds, room box, sky at infinity.
     model: the ``transformers`` backend (any transformers depth-estimation model).
+    given: the ``given`` backend (depth delivered with the panorama).
+    layout: the ``layout`` backend (ground plane and far sphere; the former default).
 """

@@ -33,7 +33,14 @@ import numpy as np
 from ..errors import InputError
 from ..geometry import equirect_directions
 from ..types import Camera
-from .views import project, ray_length, sample_view, sample_view_edges, sample_view_nearest, view_rows
+from .views import (
+    project,
+    ray_length,
+    sample_view,
+    sample_view_edges,
+    sample_view_nearest,
+    view_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -348,42 +355,70 @@ def merge_views(
     alignment: Alignment,
     height: int,
     feather: float = 0.5,
+    jump: float = 0.05,
+    front_weight: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blend the aligned views into one equirect of inverse Euclidean distance.
+
+    Each view is sampled edge-aware (:func:`worldgen.depth.views.sample_view_edges`: bilinear
+    within a surface, never across a depth edge). Overlapping views are blended with weights that
+    fall smoothly to zero at each view's border, so no seam remains; but at a depth edge two views
+    may put a pixel on different sides of it, and their mean would be a surface that does not
+    exist (a flying pixel): where any view's cell was cut by an edge, a sample joins the blend only
+    if it agrees (within ``jump``, relative) with the front-most sample, the same choice as inside
+    one view, and one that does not depend on which view owns the pixel (no seam along view borders).
 
     Args:
         values, valid, cameras: as for :func:`align_views`.
         alignment: its result.
         height: H of the output panorama (W = 2H).
         feather: each view's weight rises from 0 at its border to 1 at this fraction of its half-size.
+        jump: relative tolerance that tells a depth edge from a surface.
+        front_weight: at a depth edge inside a view's pixel cell, the weight the nearer side needs
+            to win (see :func:`worldgen.depth.views.sample_view_edges`).
 
     Returns:
         A tuple: **inverse distance** 1/m [H, 2H] float32 (0 where no valid view reaches) and
         **weight** [H, 2H] float32 (the sum of blend weights; 0 = no view).
     """
     w2 = 2 * height
-    num = np.zeros(height * w2, np.float64)
-    den = np.zeros(height * w2, np.float64)
+    npx = height * w2
     all_dirs = equirect_directions(height)
     conf = alignment.confidence if alignment.confidence is not None else np.ones(len(cameras))
+    # pass 1: every view's samples; per pixel, the front-most sample and whether any view's cell was cut
+    parts = []
+    front_q = np.full(npx, -np.inf, np.float32)
+    any_cut = np.zeros(npx, bool)
     for v, ok, cam, s, t, c in zip(values, valid, cameras, alignment.scale, alignment.shift, conf):
         if c <= 0:
             continue
         rows = view_rows(cam, height)
         pr = project(all_dirs[rows].reshape(-1, 3), cam)
-        inv_l = 1.0 / ray_length(cam)
-        q = (s * v.astype(np.float32) + t) * inv_l
-        # bilinear inside surfaces; the nearest value across depth edges and next to invalid (sky)
-        # pixels, so that neither a blend of two surfaces nor sky bleeds into the result
-        qv = sample_view_edges(np.where(ok, q, np.nan).astype(np.float32), pr.px, pr.py)
-        wv = np.isfinite(qv)
-        qv = np.where(wv, qv, 0.0)
-        e = np.clip(pr.edge / feather, 0, 1)
-        w = (e * e * (3 - 2 * e)) * wv * c
-        good = wv
+        # sampled as inverse z-depth, which is affine on planes (so exact on them), then divided by
+        # the exact ray length at the sample (inverse Euclidean distance is not affine on planes)
+        qz = np.where(ok, s * v.astype(np.float32) + t, np.nan).astype(np.float32)
+        qv, cut = sample_view_edges(qz, pr.px, pr.py, jump, None, front_weight)
+        u = (pr.px - cam.cx) / cam.fx
+        w_ = (pr.py - cam.cy) / cam.fy
+        qv = qv / np.sqrt(1.0 + u * u + w_ * w_)
+        good = np.isfinite(qv)
+        e = np.clip(pr.edge[good] / feather, 0, 1)
+        w = (e * e * (3 - 2 * e) * c).astype(np.float32)
         flat = pr.index[good] + rows.start * w2
-        num[flat] += (w * qv)[good]
-        den[flat] += w[good]
+        qv, cut = qv[good], cut[good]
+        parts.append((flat, qv, w, cut))
+        seen = w > 0
+        front_q[flat[seen]] = np.maximum(front_q[flat[seen]], qv[seen])
+        any_cut[flat[cut & seen]] = True
+    # pass 2: blend; where a depth edge cut a view's cell, only the samples that agree with the front one
+    num = np.zeros(npx, np.float64)
+    den = np.zeros(npx, np.float64)
+    for flat, qv, w, _ in parts:
+        ref = front_q[flat]
+        agree = np.abs(qv - ref) <= jump * np.maximum(np.abs(ref), np.abs(qv))
+        use = agree | ~any_cut[flat]
+        num[flat] += np.where(use, w * qv, 0.0)
+        den[flat] += np.where(use, w, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(den > 1e-6, num / np.maximum(den, 1e-12), 0.0)
     return q.reshape(height, w2).astype(np.float32), den.reshape(height, w2).astype(np.float32)

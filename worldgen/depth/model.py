@@ -175,8 +175,10 @@ def segment_sky(model, processor, sky_ids, views: np.ndarray, cams, height: int,
         inputs = processor(images=list(u8[i : i + batch]), return_tensors="pt")
         with torch.inference_mode():
             logits = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=dtype)).logits
-        prob = F.interpolate(logits.float(), size=(s, s), mode="bilinear", align_corners=False).softmax(1)
-        p_sky = prob[:, sky_ids].sum(1).cpu().numpy()
+        # the sky probability at the logits' resolution, then one channel up to the view size: upsampling
+        # all the labels' logits (150 for ADE20K) first would hold batch x 150 x s x s floats (0.6 GB at 4 x 518)
+        p_low = logits.float().softmax(1)[:, sky_ids].sum(1, keepdim=True)
+        p_sky = F.interpolate(p_low, size=(s, s), mode="bilinear", align_corners=False)[:, 0].cpu().numpy()
         for k, p in enumerate(p_sky):
             pano, cov = perspective_to_equirect(p, cams[i + k], height, "bilinear")
             num += np.where(cov, pano, 0)
@@ -281,6 +283,8 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
         seg, seg_proc, sky_ids = load_segmentation_model(config.segmentation, device, dtype)
         p_sky = segment_sky(seg, seg_proc, sky_ids, views, cams, h, config.batch, device)
         del seg
+        if device == "cuda":
+            torch.cuda.empty_cache()
         sky0 = connected_to_top((p_sky > 0.5) & (np.arange(h) < h // 2)[:, None])
         sky_from = "segmentation"
     elif config.detect_sky:
