@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from worldgen.depth.layout import layout_depth
 from worldgen.depth.prior import PriorConfig, prior_depth
 from worldgen.errors import InputError
-from worldgen.stages.depth import layout_depth
 
 
 @functools.cache
