@@ -38,6 +38,10 @@ class LayerConfig:
         max_band_deg: widest band continued behind one edge, degrees (default 45).
         inpaint: registered inpainter for the hidden colour (default "patchmatch"; "diffuse").
         guide_weight: weight of log-depth against colour in the inpainting patch distance (default 1).
+        nested: also complete the nearest hidden background where it lies in front of the
+            farthest one (a second layer, :attr:`HiddenLayer.nearer`): behind a trunk in front
+            of another trunk the second trunk's hidden side, not only the ground. Default False
+            (it costs a second propagation and inpainting; the mesh turns it on).
     """
 
     walk_radius: float = 2.0
@@ -46,6 +50,7 @@ class LayerConfig:
     max_band_deg: float = 45.0
     inpaint: str = "patchmatch"
     guide_weight: float = 1.0
+    nested: bool = False
 
     def __post_init__(self) -> None:
         if not (self.walk_radius >= 0 and math.isfinite(self.walk_radius)):
@@ -70,6 +75,10 @@ class HiddenLayer:
         colour: sRGB in [0, 1]: the panorama with the hidden pixels replaced by the inpainted
             background. [h, w, 3] float32
         report: what was done (counts, seconds), JSON-serialisable.
+        nearer: a second HiddenLayer (same grid, same field meanings, never sky) holding the
+            nearest hidden background where it lies in front of this one's by more than the edge
+            ratio, or where this one has none: behind nested occluders, the middle occluder's
+            hidden side. None when ``LayerConfig.nested`` is off or nothing is nested.
     """
 
     hidden: np.ndarray
@@ -78,6 +87,7 @@ class HiddenLayer:
     seeds: np.ndarray
     colour: np.ndarray
     report: dict = field(default_factory=dict)
+    nearer: HiddenLayer | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -127,15 +137,16 @@ def build_layers(
     t0 = time.perf_counter()
     colour, d, sky = working_grid(panorama, depth, config.work_width)
     surface = ~sky
+    near = None
     if config.walk_radius > 0 and surface.any():
-        bg = continue_background(
-            d,
-            surface,
-            sky,
-            walk_radius=config.walk_radius,
-            edge_ratio=config.edge_ratio,
-            max_band_deg=config.max_band_deg,
-        )
+        kw = dict(walk_radius=config.walk_radius, edge_ratio=config.edge_ratio, max_band_deg=config.max_band_deg)
+        bg = continue_background(d, surface, sky, **kw)
+        if config.nested:
+            near = continue_background(d, surface, sky, nearest=True, **kw)
+            keep = near["hidden"] & ~near["sky"]
+            with np.errstate(invalid="ignore"):
+                keep &= ~bg["hidden"] | (near["depth"] * config.edge_ratio < bg["depth"])
+            near = None if not keep.any() else {**near, "hidden": keep}
     else:
         z = np.zeros(d.shape, bool)
         bg = {"hidden": z, "depth": d, "sky": z, "seeds": z, "passes": np.asarray(0)}
@@ -149,6 +160,20 @@ def build_layers(
         bd = np.where(np.isfinite(bg["depth"]), bg["depth"], 2.0 * far)
         guide = np.log(np.maximum(bd, 1e-3)).astype(np.float32)
         filled = inpaint(config.inpaint, colour, hidden, guide, seed)
+    nearer = None
+    if near is not None:
+        nd = np.where(near["hidden"], near["depth"], d)
+        far = float(d[surface].max())
+        guide = np.log(np.maximum(np.where(np.isfinite(nd), nd, 2.0 * far), 1e-3)).astype(np.float32)
+        nfill = inpaint(config.inpaint, colour, near["hidden"], guide, seed + 1)
+        nearer = HiddenLayer(
+            near["hidden"],
+            nd.astype(np.float32),
+            np.zeros(d.shape, bool),
+            near["seeds"] & np.isfinite(d),
+            nfill.astype(np.float32),
+            {"hidden_pixels": int(near["hidden"].sum())},
+        )
     t2 = time.perf_counter()
     report = {
         "walk_radius_m": config.walk_radius,
@@ -158,9 +183,10 @@ def build_layers(
         "hidden_sky_pixels": int(bg["sky"].sum()),
         "passes": int(bg["passes"]),
         "inpainter": config.inpaint,
+        "nested_pixels": 0 if nearer is None else int(nearer.hidden.sum()),
         "seconds": {"geometry": round(t1 - t0, 3), "inpaint": round(t2 - t1, 3)},
     }
-    return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report)
+    return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report, nearer)
 
 
 __all__ = ["HiddenLayer", "LayerConfig", "build_layers", "working_grid"]

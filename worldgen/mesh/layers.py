@@ -54,6 +54,9 @@ class LayeredSheetConfig(SheetConfig):
             collision (default 0.25).
         layer_work_width: columns of the completion's working grid (default 1024).
         inpaint: registered inpainter for the hidden colour ("patchmatch" default, "diffuse").
+        layer_nested: also complete the nearest hidden background where it lies in front of the
+            farthest (nested occluders: trunks behind trunks, chair legs before a table), as a
+            second layer in the same part, its texture stacked below the first (default True).
     """
 
     walk_radius: float = 2.0
@@ -61,6 +64,7 @@ class LayeredSheetConfig(SheetConfig):
     layer_collision_share: float = 0.25
     layer_work_width: int = 1024
     inpaint: str = "patchmatch"
+    layer_nested: bool = True
 
     def __post_init__(self) -> None:
         if self.layer_triangles < 0 or not 0 <= self.layer_collision_share < 1:
@@ -146,19 +150,45 @@ def background_part(
 ) -> Mesh | None:
     """The textured "background" Mesh, at most ``config.layer_triangles`` triangles (None if empty).
 
-    Hidden sky is part of it at ``sky_radius`` (just behind the sky dome, which keeps the
-    panorama's own texture): 0 leaves it out.
+    The layer and, behind nested occluders, its ``nearer`` layer are triangulated separately
+    (the budget shared in proportion to their triangles) and merged into one mesh whose texture
+    is an atlas: each layer's texture (:func:`layer_texture`) stacked top to bottom, its UVs'
+    v scaled into its own band. Hidden sky is part of it at ``sky_radius`` (just behind the
+    sky dome, which keeps the panorama's own texture): 0 leaves it out.
     """
-    v, f = background_geometry(layer, config, sky_radius)
-    if not len(f) or not config.layer_triangles:
+    layers = [layer] + ([layer.nearer] if layer.nearer is not None else [])
+    geoms = [background_geometry(lay, config, sky_radius if k == 0 else 0.0) for k, lay in enumerate(layers)]
+    total = sum(len(f) for _, f in geoms)
+    if not total or not config.layer_triangles:
         return None
-    if len(f) > config.layer_triangles:
-        v, f = simplify(v, f, config.layer_triangles, preserve_border=True, method="meshopt")
-    if not len(f):
+    n_layers = len(layers)
+    verts, faces, uvs, normals, textures = [], [], [], [], []
+    offset = 0
+    scale = _texture_scale(texture, config)
+    for k, ((v, f), lay) in enumerate(zip(geoms, layers)):
+        budget = max(1, config.layer_triangles * len(f) // total)
+        if len(f) > budget:
+            v, f = simplify(v, f, budget, preserve_border=True, method="meshopt")
+        textures.append(layer_texture(lay, texture, scale))
+        if not len(f):
+            continue
+        v2, f2, uv, n2 = equirect_uvs(v, f, vertex_normals(v, f))
+        uv = uv.copy()
+        uv[:, 1] = (uv[:, 1] + k) / n_layers
+        verts.append(v2)
+        faces.append(f2 + offset)
+        uvs.append(uv)
+        normals.append(n2)
+        offset += len(v2)
+    if not faces:
         return None
-    n = vertex_normals(v, f)
-    v2, f2, uv, n2 = equirect_uvs(v, f, n)
-    return Mesh(v2, f2, n2, uv, layer_texture(layer, texture, _texture_scale(texture, config)))
+    return Mesh(
+        np.concatenate(verts),
+        np.concatenate(faces).astype(np.int32),
+        np.concatenate(normals),
+        np.concatenate(uvs).astype(np.float32),
+        np.concatenate(textures, 0),
+    )
 
 
 def merge_meshes(a: Mesh | None, b: Mesh | None) -> Mesh | None:
@@ -199,7 +229,12 @@ def build_layered_sheet(
     layer = build_layers(
         panorama,
         depth,
-        LayerConfig(walk_radius=config.walk_radius, work_width=config.layer_work_width, inpaint=config.inpaint),
+        LayerConfig(
+            walk_radius=config.walk_radius,
+            work_width=config.layer_work_width,
+            inpaint=config.inpaint,
+            nested=config.layer_nested,
+        ),
         seed=seed,
     )
     texture = panorama_texture(panorama, config.texture_width)
@@ -231,7 +266,7 @@ def build_layered_sheet(
         rows = np.minimum((np.arange(H) * h) // H, h - 1)
         cols = np.minimum((np.arange(W) * w) // W, w - 1)
         sky = depth.sky | layer.sky[rows[:, None], cols[None, :]]
-        tex = part.texture if part is not None else layer_texture(layer, texture, _texture_scale(texture, config))
+        tex = layer_texture(layer, texture, _texture_scale(texture, config))
         parts["sky"] = sky_dome(sky, sky_r, config.sky_grid_width, tex)
     if coll_bg and "collision" in parts:
         lv = layer.surface | (layer.seeds & np.isfinite(layer.depth))
