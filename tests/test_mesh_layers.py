@@ -34,12 +34,11 @@ def test_background_part_is_textured_and_within_budgets(scenes):
     bg = layered["background"]
     assert 0 < bg.n_faces <= 4_000
     assert bg.texture is not None and bg.uvs is not None
-    # Twice the world texture (within texture_width): the guard band around silhouettes is half a
-    # panorama texel, and outside the hidden region it is the world texture upsampled. With
-    # nested occluders (a chair in front of a table) the nearer layer's texture is stacked below.
+    # With nested occluders (a chair in front of a table) the nearer layer's texture is stacked
+    # below the first layer's in one atlas.
     ht, wt = layered["world"].texture.shape[:2]
     n_layers = 2 if layered.report["layers"]["nested_pixels"] else 1
-    assert bg.texture.shape == (n_layers * 2 * ht, 2 * wt, 3)
+    assert bg.texture.shape == (n_layers * ht, wt, 3)
     assert float(bg.uvs[:, 1].min()) >= 0 and float(bg.uvs[:, 1].max()) <= 1
     assert layered["world"].n_faces + bg.n_faces <= 20_000
     assert layered["collision"].n_faces <= 2_000
@@ -83,6 +82,8 @@ def test_bad_options_name_the_problem():
         LayeredSheetConfig(walk_radius=-1)
     with pytest.raises(InputError, match="inpainter"):
         LayeredSheetConfig(inpaint="nope")
+    with pytest.raises(InputError, match="sky_guard_blend"):
+        LayeredSheetConfig(sky_guard_blend=2.0)
 
 
 def _holes_aside(scene, position, size=64, pitch=-10.0) -> float:
