@@ -1,8 +1,9 @@
 """Walkable worlds (issue 12): holes, PSNR and floaters of the mesh and the splats when the viewer walks.
 
 Worlds come from worldgen.procedural (seed 0, 1024x512, eye height 1.6 m): an interior ("a cozy
-living room interior"), a street ("a medieval village square") and an open landscape ("a sunny
-coast"). ``render_view`` of the same procedural scene gives the exact colour and depth at every
+living room interior"), a street ("a medieval village square"), an open landscape ("a sunny
+coast") and a forest (``make demo``'s "a pine forest by a lake at sunset": many thin occluders in
+front of others). ``render_view`` of the same procedural scene gives the exact colour and depth at every
 pose. Poses: the capture point, and 0.5 m, 1 m and 2 m from it in four horizontal directions
 (+x, -x, +z, -z); at each, four 90° views of 160 px (yaw 0, 90, 180, 270, pitch -10°). Figures
 are means over the views of a distance.
@@ -34,6 +35,7 @@ WORLDS = (
     ("a cozy living room interior", "interior"),
     ("a medieval village square", "street"),
     ("a sunny coast", "landscape"),
+    ("a pine forest by a lake at sunset", "forest"),
 )
 DISTANCES = (0.0, 0.5, 1.0, 2.0)
 YAWS = (0.0, 90.0, 180.0, 270.0)

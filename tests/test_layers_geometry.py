@@ -74,3 +74,26 @@ def test_nothing_is_continued_under_the_ground():
     assert hid.any()
     assert (P_y[hid] >= -1.6 - 0.05 - 0.05 * 20).all()
     assert not hid[45:].any() or math.isfinite(out["depth"][45:][hid[45:]].max())
+
+
+def test_nearest_seed_continues_the_middle_occluder():
+    # A post at 1.5 m in front of a wider post at 3 m in front of a wall at 8 m (rows 20-44):
+    # the farthest seed gives the wall behind the near post, the nearest one the middle post's
+    # hidden part next to where the middle post shows.
+    H, W = 64, 128
+    d = np.full((H, W), 8.0)
+    d[20:44, 50:70] = 3.0  # middle post
+    d[20:44, 60:64] = 1.5  # near post, covering the middle post's centre
+    surface = np.ones((H, W), bool)
+    sky = ~surface
+    far = continue_background(d, surface, sky, walk_radius=2.0)
+    near = continue_background(d, surface, sky, walk_radius=2.0, nearest=True)
+    post = np.zeros((H, W), bool)
+    post[20:44, 60:64] = True
+    assert far["hidden"][post].all() and near["hidden"][post].all()
+    assert np.allclose(near["depth"][post], 3.0, rtol=0.05)
+    assert (far["depth"][post] > 7.0).all()
+    # The middle post hides the wall in both (nothing nearer is behind it).
+    mid = np.zeros((H, W), bool)
+    mid[20:44, 50:53] = True
+    assert (near["depth"][mid & near["hidden"]] > 7.0).all()

@@ -102,6 +102,7 @@ def continue_background(
     walk_radius: float = 2.0,
     edge_ratio: float = 1.1,
     max_band_deg: float = 45.0,
+    nearest: bool = False,
 ) -> dict[str, np.ndarray]:
     """The background hidden behind the foreground, continued from the occluding edges.
 
@@ -113,6 +114,10 @@ def continue_background(
         edge_ratio: the depth ratio of an occluding edge (and how far behind the foreground a
             background must lie). Default 1.1.
         max_band_deg: widest band continued behind one edge, degrees. Default 45.
+        nearest: the nearest seed wins instead of the farthest. Behind nested occluders (a trunk
+            in front of a trunk in front of the ground) the farthest seed gives the surface
+            nothing hides (the ground), the nearest one the middle occluder's hidden side; a
+            viewer who steps aside sees the middle one first.
 
     Returns:
         dict with **hidden** [H, W] bool (pixels with a background behind their own surface),
@@ -141,7 +146,8 @@ def continue_background(
     idx = np.arange(H * W).reshape(H, W)
     # State: every pixel's chosen background seed (itself for a seed, -1 for none).
     src = np.where(seed, idx, -1)
-    src_d = np.where(seed, d, -np.inf)  # the seed's own distance (inf for sky): the priority
+    # The priority: the seed's own distance (inf for sky), negated when the nearest seed wins.
+    src_d = np.where(seed, -np.minimum(d, 1e30) if nearest else d, -np.inf)
     bg = np.where(seed, d, np.nan)
     log_d = np.log(np.where(surface, d, 1e30))
     log_ratio = math.log(edge_ratio)

@@ -41,6 +41,10 @@ class LayerConfig:
         guide_weight: weight of log-depth against colour in the inpainting patch distance (default 1).
         fill_model, fill_prompt, fill_steps: the "diffusion" inpainter's pipeline folder (the
             ``fill`` model role), prompt ("" = neutral) and steps (worldgen/layers/diffusion.py).
+        nested: also complete the nearest hidden background where it lies in front of the
+            farthest one (a second layer, :attr:`HiddenLayer.nearer`): behind a trunk in front
+            of another trunk the second trunk's hidden side, not only the ground. Default False
+            (it costs a second propagation and inpainting; the mesh turns it on).
     """
 
     walk_radius: float = 2.0
@@ -52,6 +56,7 @@ class LayerConfig:
     fill_model: str = ""
     fill_prompt: str = ""
     fill_steps: int = 20
+    nested: bool = False
 
     def __post_init__(self) -> None:
         if not (self.walk_radius >= 0 and math.isfinite(self.walk_radius)):
@@ -76,6 +81,10 @@ class HiddenLayer:
         colour: sRGB in [0, 1]: the panorama with the hidden pixels replaced by the inpainted
             background. [h, w, 3] float32
         report: what was done (counts, seconds), JSON-serialisable.
+        nearer: a second HiddenLayer (same grid, same field meanings, never sky) holding the
+            nearest hidden background where it lies in front of this one's by more than the edge
+            ratio, or where this one has none: behind nested occluders, the middle occluder's
+            hidden side. None when ``LayerConfig.nested`` is off or nothing is nested.
     """
 
     hidden: np.ndarray
@@ -84,6 +93,7 @@ class HiddenLayer:
     seeds: np.ndarray
     colour: np.ndarray
     report: dict = field(default_factory=dict)
+    nearer: HiddenLayer | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -133,15 +143,16 @@ def build_layers(
     t0 = time.perf_counter()
     colour, d, sky = working_grid(panorama, depth, config.work_width)
     surface = ~sky
+    near = None
     if config.walk_radius > 0 and surface.any():
-        bg = continue_background(
-            d,
-            surface,
-            sky,
-            walk_radius=config.walk_radius,
-            edge_ratio=config.edge_ratio,
-            max_band_deg=config.max_band_deg,
-        )
+        kw = dict(walk_radius=config.walk_radius, edge_ratio=config.edge_ratio, max_band_deg=config.max_band_deg)
+        bg = continue_background(d, surface, sky, **kw)
+        if config.nested:
+            near = continue_background(d, surface, sky, nearest=True, **kw)
+            keep = near["hidden"] & ~near["sky"]
+            with np.errstate(invalid="ignore"):
+                keep &= ~bg["hidden"] | (near["depth"] * config.edge_ratio < bg["depth"])
+            near = None if not keep.any() else {**near, "hidden": keep}
     else:
         z = np.zeros(d.shape, bool)
         bg = {"hidden": z, "depth": d, "sky": z, "seeds": z, "passes": np.asarray(0)}
@@ -162,6 +173,21 @@ def build_layers(
             filled, fill_facts = fill_layer_colour(panorama, depth, config, colour, hidden, guide, seed)
         else:
             filled = inpaint(name, colour, hidden, guide, seed)
+    nearer = None
+    if near is not None:
+        nd = np.where(near["hidden"], near["depth"], d)
+        far = float(d[surface].max())
+        guide = np.log(np.maximum(np.where(np.isfinite(nd), nd, 2.0 * far), 1e-3)).astype(np.float32)
+        # The nested layer is small and thin: PatchMatch paints it even when a fill model paints the main one.
+        nfill = inpaint("patchmatch" if name == "diffusion" else name, colour, near["hidden"], guide, seed + 1)
+        nearer = HiddenLayer(
+            near["hidden"],
+            nd.astype(np.float32),
+            np.zeros(d.shape, bool),
+            near["seeds"] & np.isfinite(d),
+            nfill.astype(np.float32),
+            {"hidden_pixels": int(near["hidden"].sum())},
+        )
     t2 = time.perf_counter()
     report = {
         "walk_radius_m": config.walk_radius,
@@ -171,11 +197,12 @@ def build_layers(
         "hidden_sky_pixels": int(bg["sky"].sum()),
         "passes": int(bg["passes"]),
         "inpainter": name,
+        "nested_pixels": 0 if nearer is None else int(nearer.hidden.sum()),
         "seconds": {"geometry": round(t1 - t0, 3), "inpaint": round(t2 - t1, 3)},
     }
     if fill_facts is not None:
         report["fill"] = fill_facts
-    return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report)
+    return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report, nearer)
 
 
 __all__ = ["HiddenLayer", "LayerConfig", "build_layers", "working_grid"]
