@@ -273,9 +273,12 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
 def _step_edges(img: np.ndarray, rows: int = 256) -> np.ndarray:
     """Evidence of a horizontal region boundary at each pixel of a downsampled panorama: the colour
     difference between the bands just above and just below it in its column (H/32 rows each), in
-    [0, 1], the upper and the lower half each scaled by its own 98th percentile (a ceiling-wall line
-    is often fainter than a patterned floor). Bands average texture out (wood grain, a checkered
-    rug's squares), a step between two regions (ceiling and wall, wall and floor) remains.
+    [0, 1], the upper and the lower half each scaled by its own 90th percentile and clipped (a
+    ceiling-wall line is often fainter than a patterned floor, and a faint line that runs along a
+    whole wall must outweigh the few strong edges of window tops below it: everything on a wall is
+    lower than its ceiling line, so such edges pull a wall away). Bands average texture out (wood
+    grain, a checkered rug's squares), a step between two regions (ceiling and wall, wall and floor)
+    remains.
     [rows, 2 * rows] float32"""
     h, w = img.shape[:2]
     f = max(1, h // rows)
@@ -290,7 +293,7 @@ def _step_edges(img: np.ndarray, rows: int = 256) -> np.ndarray:
     below = (c[b1] - c[np.minimum(y + 1, hh)]) / np.maximum(b1 - y - 1, 1)[:, None, None]
     e = np.abs(above - below).sum(-1)
     for sl in (slice(0, hh // 2), slice(hh // 2, None)):
-        e[sl] = np.minimum(e[sl] / (np.percentile(e[sl], 98) + 1e-6), 1.0)
+        e[sl] = np.minimum(e[sl] / (np.percentile(e[sl], 90) + 1e-6), 1.0)
     return ndimage.gaussian_filter1d(e, 1.0, axis=0).astype(np.float32)
 
 
