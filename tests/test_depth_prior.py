@@ -156,3 +156,63 @@ def test_grey_facade_down_to_a_grey_street():
     # without the vertical-edge cue the facade's foot is lost at the horizon
     flat, _ = prior_depth(Panorama(img), 1.6, PriorConfig(vertical_share=0))
     assert np.median(flat.depth[60]) > 2 * foot
+
+
+def _d1(pred, gt):
+    h = gt.shape[0]
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    w = np.broadcast_to(np.cos(lat)[:, None], gt.shape)
+    m = np.isfinite(gt)
+    ok = np.maximum(pred[m] / gt[m], gt[m] / pred[m]) < 1.25
+    return float(np.average(ok, weights=w[m]))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_room_walls_at_their_distance(seed):
+    # seeds where the per-column colour-model contacts put the walls 1.4-2.4x too far (wooden walls
+    # like the wooden floor, a checkered rug): the box fitted to the ceiling-wall and floor-wall lines
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a cozy living room interior", seed)
+    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "indoor" and not depth.sky.any()
+    assert _absrel(depth.depth, gt.depth) <= 0.25 and _d1(depth.depth, gt.depth) >= 0.7
+
+
+def test_plain_box_room_is_measured():
+    # a 6 x 4 m room turned by 20°, 2.8 m high, camera 1.6 m above the floor off-centre: flat
+    # colours for floor, walls and ceiling (and a rug, a smaller box on the floor)
+    from worldgen.types import Panorama
+
+    h, w, eye, ceil = 128, 256, 1.6, 1.2
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
+    th = np.radians(20.0)
+    walls = np.array([2.5, 3.5, 1.5, 2.5])
+    dx, dz = np.sin(lon), -np.cos(lon)
+    u = dx * np.cos(th) + dz * np.sin(th)
+    v = -dx * np.sin(th) + dz * np.cos(th)
+    with np.errstate(divide="ignore"):
+        tu = np.where(u > 0, walls[0] / u, walls[1] / -u)
+        tv = np.where(v > 0, walls[2] / v, walls[3] / -v)
+    d = np.minimum(tu, tv)
+    up = np.sin(lat)[:, None]
+    with np.errstate(divide="ignore"):
+        rf = np.where(up < 0, eye / -up, np.inf)
+        rc = np.where(up > 0, ceil / up, np.inf)
+    rw = d[None] / np.cos(lat)[:, None]
+    gt = np.minimum(np.minimum(rf, rc), rw)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.75, 0.72, 0.68)  # walls
+    img[rc <= np.minimum(rf, rw)] = (0.9, 0.9, 0.92)  # ceiling
+    floor = rf <= np.minimum(rc, rw)
+    img[floor] = (0.45, 0.3, 0.2)
+    # a rug: floor points within a 2 x 1.4 m rectangle aligned with the room
+    rg = np.where(floor, rf, 0.0) * np.cos(lat)[:, None]
+    px, pz = rg * dx, rg * dz
+    ru, rv = px * np.cos(th) + pz * np.sin(th), -px * np.sin(th) + pz * np.cos(th)
+    img[floor & (np.abs(ru) < 1.0) & (np.abs(rv) < 0.7)] = (0.7, 0.1, 0.1)
+    depth, facts = prior_depth(Panorama(img), eye, PriorConfig(scene="indoor"))
+    assert _absrel(depth.depth, gt) < 0.08
+    assert facts["ceiling_above_eye_m"] == pytest.approx(ceil, rel=0.1)

@@ -48,7 +48,7 @@ class PriorConfig:
         min_wall: nearest allowed fold or wall, metres (0.5).
         ground_lat_deg: rows this far below the horizon and lower teach the ground colour model (35).
         gap: a contact line needs this many non-ground pixels in a row (per 512 rows of panorama).
-        ceiling_height: room height in metres when the ceiling cannot be measured (2.6).
+        ceiling_height: room height in metres when no ceiling-wall line is found (2.6).
         ground_tolerance: colour distance (in units of the ground samples' own spread) still counted as
             ground outdoors (4.0: sidewalks and dry patches are ground too).
         floor_tolerance: the same indoors (2.5: walls are often close to the floor's colour).
@@ -77,6 +77,8 @@ class PriorConfig:
             degree and a half below the horizon is that far, farther than the floating default).
         contact_min_deg: a contact line less than this far below the horizon, degrees, is no
             measurement: the column floats (1.0, i.e. beyond 92 m at 1.6 m eye height).
+        room_height_min, room_height_max: indoors, the range of floor-to-ceiling heights the room box
+            may take, metres (2.3 and 5.0: habitable rooms; a lower box is a rug or a table).
     """
 
     scene: str = "auto"
@@ -97,6 +99,8 @@ class PriorConfig:
     overhang_m: float = 3.0
     contact_far: float = 50.0
     contact_min_deg: float = 1.0
+    room_height_min: float = 2.3
+    room_height_max: float = 5.0
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -266,34 +270,112 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     return depth.astype(np.float32)
 
 
-def _box_fit(x: np.ndarray, z: np.ndarray, wts: np.ndarray) -> tuple[float, np.ndarray]:
-    """Dominant wall direction and the four wall distances of a box around the origin.
+def _step_edges(img: np.ndarray, rows: int = 256) -> np.ndarray:
+    """Evidence of a horizontal region boundary at each pixel of a downsampled panorama: the colour
+    difference between the bands just above and just below it in its column (H/32 rows each), in
+    [0, 1], the upper and the lower half each scaled by its own 90th percentile and clipped (a
+    ceiling-wall line is often fainter than a patterned floor, and a faint line that runs along a
+    whole wall must outweigh the few strong edges of window tops below it: everything on a wall is
+    lower than its ceiling line, so such edges pull a wall away). Bands average texture out (wood
+    grain, a checkered rug's squares), a step between two regions (ceiling and wall, wall and floor)
+    remains.
+    [rows, 2 * rows] float32"""
+    h, w = img.shape[:2]
+    f = max(1, h // rows)
+    small = img[: h // f * f, : w // f * f].reshape(h // f, f, w // f, f, 3).mean((1, 3))
+    sm = ndimage.gaussian_filter(small.astype(np.float32), (1.0, 1.0, 0))
+    hh = sm.shape[0]
+    k = max(2, hh // 32)
+    c = np.concatenate([np.zeros((1,) + sm.shape[1:], np.float32), np.cumsum(sm, 0)], 0)
+    y = np.arange(hh)
+    a0, b1 = np.clip(y - k, 0, hh), np.clip(y + 1 + k, 0, hh)
+    above = (c[y] - c[a0]) / np.maximum(y - a0, 1)[:, None, None]
+    below = (c[b1] - c[np.minimum(y + 1, hh)]) / np.maximum(b1 - y - 1, 1)[:, None, None]
+    e = np.abs(above - below).sum(-1)
+    for sl in (slice(0, hh // 2), slice(hh // 2, None)):
+        e[sl] = np.minimum(e[sl] / (np.percentile(e[sl], 90) + 1e-6), 1.0)
+    return ndimage.gaussian_filter1d(e, 1.0, axis=0).astype(np.float32)
+
+
+def _box_distance(theta: float, walls: np.ndarray, dirx: np.ndarray, dirz: np.ndarray) -> np.ndarray:
+    """Horizontal distance from the camera to the walls of boxes, along each column's direction.
 
     Args:
-        x, z: horizontal positions of floor-wall contact points, metres. [K]
-        wts: their weights. [K]
+        theta: angle of the box's first axis, radians.
+        walls: (+u, -u, +v, -v) wall distances, metres. [N, 4] (or [4])
+        dirx, dirz: the columns' horizontal directions. [W]
 
     Returns:
-        A tuple: **angle** of the box's first axis (radians) and **walls** (+u, -u, +v, -v) distances.
+        Distance per box and column, metres. [N, W] (or [W])
     """
-    # wall direction: orientation of the contact polyline between neighbouring columns, mod 90°
-    dx, dz = np.diff(x, append=x[:1]), np.diff(z, append=z[:1])
-    seg = np.hypot(dx, dz)
-    ang = np.arctan2(dz, dx)
-    ok = (seg > 0) & (seg < 0.5 * np.median(np.hypot(x, z)) + 1e-6)
-    ww = (wts * seg)[ok]
-    c = np.sum(ww * np.cos(4 * ang[ok]))
-    s = np.sum(ww * np.sin(4 * ang[ok]))
-    theta = 0.25 * math.atan2(s, c)
-    u = x * math.cos(theta) + z * math.sin(theta)
-    v = -x * math.sin(theta) + z * math.cos(theta)
-    walls = []
-    for coord, other, sign in ((u, v, 1), (u, v, -1), (v, u, 1), (v, u, -1)):
-        side = (sign * coord > np.abs(other)) & (sign * coord > 0)
-        vals = sign * coord[side]
-        # the wall is the far envelope of what stands before it: a high percentile
-        walls.append(float(np.percentile(vals, 50)) if len(vals) >= 5 else float("nan"))
-    return theta, np.array(walls)
+    wl = np.atleast_2d(walls)
+    u = dirx * math.cos(theta) + dirz * math.sin(theta)
+    v = -dirx * math.sin(theta) + dirz * math.cos(theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tu = np.where(u > 1e-9, wl[:, 0:1] / u, np.where(u < -1e-9, wl[:, 1:2] / -u, np.inf))
+        tv = np.where(v > 1e-9, wl[:, 2:3] / v, np.where(v < -1e-9, wl[:, 3:4] / -v, np.inf))
+    d = np.minimum(tu, tv)
+    return d if np.ndim(walls) == 2 else d[0]
+
+
+def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[float, np.ndarray, float, float]:
+    """A Manhattan room box fitted to the panorama's ceiling-wall and floor-wall lines.
+
+    In an equirect, a box wall at horizontal distance d in a column meets the floor at latitude
+    -atan(h_eye / d) and the ceiling at atan(c / d) (c: ceiling above the eye). The box is scored by
+    the boundary evidence (``_step_edges``) along both predicted curves over every column, so the
+    furniture that hides part of a line does not move the wall, and the walls stay one rectangle.
+    1. The shape (angle of the walls, mod 90°, and the four wall distances in units of c) from the
+       ceiling-wall line alone: it is scale-free and rarely hidden by furniture.
+    2. The scale from the floor-wall line, where the eye height is known, among the boxes whose
+       ceiling lies between ``room_height_min`` and ``room_height_max`` above the floor: rugs,
+       floor patterns and furniture bases aligned with the room are smaller boxes of the same
+       shape, a room lower than a person's reach is not a room.
+
+    Returns:
+        A tuple: **theta** (radians), **walls** (+u, -u, +v, -v, metres), **ceiling** (metres above
+        the eye) and the evidence **score** of the ceiling fit (mean over columns, 0..1).
+    """
+    e = _step_edges(img)
+    hs, ws = e.shape
+    lon = 2 * np.pi * (np.arange(ws) + 0.5) / ws - np.pi
+    dirx, dirz = np.sin(lon), -np.cos(lon)
+    cols = np.arange(ws)
+    grid = np.geomspace(0.25, 12.0, 48)  # wall distances in units of the ceiling above the eye
+
+    def rows(lat: np.ndarray) -> np.ndarray:
+        return np.clip(np.round((np.pi / 2 - lat) / np.pi * hs - 0.5), 0, hs - 1).astype(np.int64)
+
+    def ceil_score(theta: float, walls: np.ndarray) -> np.ndarray:  # walls [N, 4], ceiling at 1
+        d = _box_distance(theta, walls, dirx, dirz)
+        return e[rows(np.arctan(1.0 / d)), cols].mean(1)
+
+    def fit_shape(theta: float) -> tuple[float, np.ndarray]:
+        # one square box at every size, then coordinate descent over each wall (vectorised per wall)
+        cand = np.repeat(grid[:, None], 4, 1)
+        sc = ceil_score(theta, cand)
+        best, walls = float(sc.max()), cand[int(np.argmax(sc))].copy()
+        for _ in range(3):
+            for k in range(4):
+                cand = np.repeat(walls[None], len(grid), 0)
+                cand[:, k] = grid
+                sc = ceil_score(theta, cand)
+                if sc.max() > best:
+                    best, walls = float(sc.max()), cand[int(np.argmax(sc))].copy()
+        return best, walls
+
+    fits = [(*fit_shape(t), t) for t in np.radians(np.arange(0.0, 90.0, 3.0))]
+    score, walls, theta = max(fits, key=lambda f: f[0])
+    for t in theta + np.radians([-1.0, 1.0]):  # refine the angle between the coarse steps
+        f = (*fit_shape(float(t)), float(t))
+        if f[0] > score:
+            score, walls, theta = f
+    # the scale: the ceiling above the eye (c) that puts the floor-wall line on the evidence
+    cs = np.linspace(max(config.room_height_min - eye_height, 0.1), max(config.room_height_max - eye_height, 0.2), 64)
+    d = _box_distance(theta, walls[None] * cs[:, None], dirx, dirz)
+    fsc = e[rows(-np.arctan(eye_height / d)), cols].mean(1)
+    c = float(cs[int(np.argmax(fsc))])
+    return float(theta), walls * c, c, score
 
 
 def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> tuple[np.ndarray, dict]:
@@ -301,53 +383,23 @@ def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> 
     h, w = panorama.height, panorama.width
     lat = _latitudes(h)
     lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
-    nosky = np.zeros((h, w), bool)
-    contact = ground_contact(panorama, nosky, config, config.floor_tolerance)
-    lat_f = math.pi / 2 - math.pi * (contact + 0.5) / h
-    good = lat_f < -math.radians(3)
-    dwall = np.where(good, eye_height / np.tan(np.maximum(-lat_f, 1e-3)), np.nan)
-    x, z = dwall * np.sin(lon), -dwall * np.cos(lon)
-    facts: dict = {}
-    if good.sum() >= 16:
-        theta, walls = _box_fit(np.nan_to_num(x), np.nan_to_num(z), good.astype(np.float64))
-        med = float(np.nanmedian(dwall))
-        walls = np.where(np.isfinite(walls), walls, med)
-    else:
-        theta, walls = 0.0, np.full(4, 3.0)
+    theta, walls, ceiling, score = _room_box(panorama.image, eye_height, config)
+    if score < 0.05:  # no ceiling-wall line anywhere (a blank image): a default room
+        theta, walls, ceiling = 0.0, np.full(4, 3.0), config.ceiling_height - eye_height
     walls = np.clip(walls, config.min_wall, config.far)
-    # ceiling: scan down from the top with a ceiling colour model
-    img = panorama.image
-    top = np.broadcast_to((lat > math.radians(config.ground_lat_deg))[:, None], (h, w))
-    dist = _colour_model(img, top)
-    ceil_like = (dist < 1.6) & (lat > 0)[:, None]
-    gap = max(2, round(config.gap * h / 512))
-    crow = _smooth_line(_first_run(~ceil_like, gap).astype(np.float64), max(3, w // 128) | 1)
-    lat_c = math.pi / 2 - math.pi * (crow + 0.5) / h
-    # horizontal distance to the box wall in each column's direction
-    dirx, dirz = np.sin(lon), -np.cos(lon)
-    u = dirx * math.cos(theta) + dirz * math.sin(theta)
-    v = -dirx * math.sin(theta) + dirz * math.cos(theta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tu = np.where(u > 1e-9, walls[0] / u, np.where(u < -1e-9, walls[1] / -u, np.inf))
-        tv = np.where(v > 1e-9, walls[2] / v, np.where(v < -1e-9, walls[3] / -v, np.inf))
-    dbox = np.minimum(tu, tv)  # horizontal distance to the wall, per column
-    okc = lat_c > math.radians(3)
-    heights = dbox * np.tan(np.where(okc, lat_c, np.nan))
-    ceiling = float(np.nanmedian(heights)) if okc.sum() >= 16 else config.ceiling_height - eye_height
-    ceiling = float(np.clip(ceiling, 0.3, 20.0))
+    dbox = _box_distance(theta, walls, np.sin(lon), -np.cos(lon))  # horizontal distance per column
     up = np.sin(lat)[:, None]
     with np.errstate(divide="ignore"):
         r_floor = np.where(up < -1e-6, eye_height / np.maximum(-up, 1e-6), np.inf)
         r_ceil = np.where(up > 1e-6, ceiling / np.maximum(up, 1e-6), np.inf)
     r_wall = dbox[None, :] / np.cos(lat)[:, None]
     depth = np.minimum(np.minimum(r_floor, r_ceil), r_wall)
-    facts.update(
-        {
-            "room_walls_m": [round(float(v_), 3) for v_ in walls],
-            "room_angle_deg": round(math.degrees(theta), 2),
-            "ceiling_above_eye_m": round(ceiling, 3),
-        }
-    )
+    facts = {
+        "room_walls_m": [round(float(v_), 3) for v_ in walls],
+        "room_angle_deg": round(math.degrees(theta), 2),
+        "ceiling_above_eye_m": round(ceiling, 3),
+        "room_line_score": round(score, 3),
+    }
     return np.minimum(depth, config.far).astype(np.float32), facts
 
 
