@@ -43,6 +43,12 @@ class InitConfig:
         sky_radius: dome radius, metres; 0 = 1.5 x the farthest finite depth, at least 10 m.
         max_splats: merge pixels so there are at most this many splats; 0 = one per pixel.
         max_slant_deg: slant beyond which the footprint stops stretching, degrees (default 80).
+        edge_shrink: factor on the footprint, across a depth edge, of a splat on the near side of
+            it (a 4-neighbour more than ``edge_ratio`` farther, or sky). A renderer composites
+            the nearer splat first, so a full-size splat's tail lies over the background pixel
+            next to it and every silhouette comes out ~1 px fatter. 1 = off. Default 0.3
+            (street at the capture point, 160 px views: 25.8 -> 26.4 dB; landscape 30.4 -> 31.2).
+        edge_ratio: depth ratio that makes a depth edge (default 1.1, as docs/geometry.md).
     """
 
     footprint_sigma: float = 0.6
@@ -53,6 +59,8 @@ class InitConfig:
     sky_radius: float = 0.0
     max_splats: int = 0
     max_slant_deg: float = 80.0
+    edge_shrink: float = 0.3
+    edge_ratio: float = 1.1
 
 
 def init_gaussians(
@@ -81,6 +89,10 @@ def init_gaussians(
     d = np.where(depth.valid, depth.depth, 0.0).astype(np.float32)
     normals = _depth_normals(dirs, d, depth.valid)
     alpha_e, alpha_n = pixel_footprints(H, W)
+    if config.edge_shrink != 1.0:
+        near_e, near_n = near_side_of_edges(d, depth.valid, config.edge_ratio)
+        alpha_e = np.where(near_e, alpha_e * np.float32(config.edge_shrink), alpha_e)
+        alpha_n = np.where(near_n, alpha_n * np.float32(config.edge_shrink), alpha_n)
     sky_r = sky_radius(depth, config)
     layers = [("surface", depth.valid)]
     if config.sky == "dome" and depth.sky.any():
@@ -125,6 +137,27 @@ def pixel_footprints(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     return across, np.full((H, W), math.pi / H, np.float32)
 
 
+def near_side_of_edges(d: np.ndarray, valid: np.ndarray, ratio: float = 1.1) -> tuple[np.ndarray, np.ndarray]:
+    """Surface pixels on the near side of a depth edge: (across, down) masks. [H, W] bool x 2
+
+    ``across`` is set where the left or right neighbour (longitude wraps) is more than ``ratio``
+    times farther or is not a surface (sky, invalid); ``down`` likewise for the rows above and
+    below (the poles' outer rows compare with themselves).
+
+    Args:
+        d: ray distance, metres (any value where not valid). [H, W]
+        valid: surface pixels. [H, W] bool
+        ratio: depth ratio of an edge (> 1).
+    """
+    far = np.where(valid, d, np.inf).astype(np.float32)
+    lim = np.where(valid, d * np.float32(ratio), np.inf)
+    across = (np.roll(far, 1, 1) > lim) | (np.roll(far, -1, 1) > lim)
+    up = np.concatenate([far[:1], far[:-1]], 0)
+    dn = np.concatenate([far[1:], far[-1:]], 0)
+    down = (up > lim) | (dn > lim)
+    return across & valid, down & valid
+
+
 def sky_radius(depth: DepthMap, config: InitConfig) -> float:
     """Radius of the sky dome, metres: ``config.sky_radius``, or 1.5 x the farthest surface (at least 10 m)."""
     if config.sky_radius > 0:
@@ -152,6 +185,8 @@ def _check(panorama: Panorama, depth: DepthMap, config: InitConfig) -> None:
         raise InputError("max_splats must be >= 0 (0 = one splat per pixel)")
     if config.sky not in ("dome", "drop"):
         raise InputError(f"sky={config.sky!r}: use 'dome' or 'drop'")
+    if not 0 < config.edge_shrink <= 1 or config.edge_ratio <= 1:
+        raise InputError("edge_shrink must lie in (0, 1] and edge_ratio must be > 1")
     if not 0 < config.max_slant_deg < 90:
         raise InputError("max_slant_deg must lie in (0, 90)")
 
