@@ -205,3 +205,18 @@ def test_near_side_of_depth_edges_gets_a_narrower_footprint():
     np.testing.assert_array_equal(full.scales[idx(14, 19)], half.scales[idx(14, 19)])  # the far side
     with pytest.raises(InputError):
         init_gaussians(pano, depth, InitConfig(edge_shrink=0.0))
+
+
+def test_merged_blocks_on_the_near_side_of_an_edge_are_narrowed_too():
+    h, w = 32, 64
+    d = np.full((h, w), 10.0, np.float32)
+    d[8:24, 16:48] = 2.0
+    pano, depth = Panorama(np.full((h, w, 3), 0.5, np.float32)), DepthMap(d, np.zeros((h, w), bool))
+    full = init_gaussians(pano, depth, InitConfig(edge_shrink=1.0, max_splats=600))
+    half = init_gaussians(pano, depth, InitConfig(edge_shrink=0.5, max_splats=600))
+    assert len(full) == len(half) <= 600
+    ratio = half.scales[:, :2].min(1) / full.scales[:, :2].min(1)
+    near = np.linalg.norm(full.means, axis=1) < 3
+    assert np.isclose(ratio, 0.5, rtol=1e-3).sum() > 10  # the box's rim
+    assert np.isclose(ratio[~near], 1.0).all()  # the wall behind never shrinks
+    assert (ratio[near] > 0.99).sum() > 10  # nor the box's inside

@@ -11,7 +11,9 @@ Sky pixels become a separate far layer on a dome of finite radius (facing the ce
 dropped. With ``max_splats`` pixels are merged into equal-area blocks (wider blocks near the
 poles, where pixels are narrow) whose splat takes the nearest depth in the block and the mean
 colour of the pixels at that depth, so merging never makes floaters between fore- and
-background.
+background. A splat on the near side of a depth edge is narrowed across the edge
+(``edge_shrink``): renderers composite the nearer splat first, and a full-size one fattened
+every silhouette.
 """
 
 from __future__ import annotations
@@ -431,8 +433,16 @@ def _merge(groups, mask, dirs, d, n, colour, alpha_e, alpha_n):
     row_of = np.repeat(np.arange(H), W).reshape(H, W).reshape(-1)[sel][near]
     cols = np.bincount(g2, weights=cols_per[row_of].astype(np.float64), minlength=ng)[used] / cnt[used]
     lat = np.arcsin(np.clip(r[:, 1], -1, 1))
-    ae = (2 * math.pi / W) * np.cos(lat) * cols
-    an = np.full(len(r), math.pi / H * rows)
+    # alpha_e / alpha_n carry init's edge shrink as a factor on the pixel footprint: a block keeps
+    # the smallest factor of its nearest-surface pixels (a block on the near side of an edge).
+    base_e, base_n = pixel_footprints(H, W)
+    shrink = np.ones((ng, 2))
+    for k, (a, b) in enumerate(((alpha_e, base_e), (alpha_n, base_n))):
+        f = (a / np.maximum(b, 1e-30)).reshape(-1)[sel][near]
+        np.minimum.at(shrink[:, k], g2, np.minimum(f, 1.0))
+    shrink = shrink[used]
+    ae = (2 * math.pi / W) * np.cos(lat) * cols * shrink[:, 0]
+    an = math.pi / H * rows * shrink[:, 1]
     return (
         r.astype(np.float32),
         depth.astype(np.float32),
