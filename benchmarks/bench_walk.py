@@ -10,9 +10,14 @@ are means over the views of a distance.
 - **mesh**: the exported MeshScene's render parts (world, background, sky) ray cast with Open3D
   (worldgen.evaluation.geometry's caster and texture lookup, as an engine shows them); "sheet" is
   the previous mesh (walk radius 0), "layered" the default (walk radius 2 m).
-- **splats**: "splats+backfill" / "splats+layer" are the initial splats plus the old band
-  backfill or the new hidden-layer splats, unrefined; "refined" is the refine backend's balanced
-  preset on CPU (hidden-layer splats, colour solves, Adam); all rendered with the CPU rasterizer.
+- **splats**: "splats+layer" are the initial splats plus the hidden-layer splats, unrefined
+  ("splats+backfill", the old band backfill instead, only with WORLDGEN_BENCH_WALK_BACKFILL=1);
+  "refined" is the refine backend's balanced preset on CPU (hidden-layer splats, colour solves,
+  Adam): what the default pipeline exports; all rendered with the CPU rasterizer (gsplat's
+  classic rules). The splats have one splat per panorama pixel, 256 px per 90°: the rows
+  "256 px views" score them again at their own resolution (the independent check's view size),
+  against the baseline at that size; at 160 px a view pixel covers ~2.6 splats and classic
+  compositing blurs (docs/splats.md, "Walking").
 - **baseline**: the capture panorama shown unchanged (each view ray looks the panorama up by its
   direction, ignoring where the viewer stands): the trivial answer the issue compares with.
 - holes: share of pixels where nothing is hit (mesh) or alpha < 0.5 (splats) while the truth
