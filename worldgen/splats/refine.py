@@ -438,16 +438,12 @@ def refine_gaussians(
             fork_devices,
             loop_progress,
         )
-        fixed = None
         if backfill is not None and len(backfill):
             out = GaussianCloud.concatenate([out, backfill])
-            # The fill keeps its inpainted colours: the capture views see it only through the
-            # soft rims of silhouettes, which would push it to white or black (solve_colours).
-            fixed = np.arange(len(out)) >= len(out) - len(backfill)
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
             out, rep = solve_colours(
-                out, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device, fixed=fixed
+                out, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device
             )
             report["colour_psnr_final"] = rep["psnr_after"]
             # Never worse than the unrefined splats from the capture point: if the optimiser lost
