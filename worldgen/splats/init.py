@@ -48,8 +48,11 @@ class InitConfig:
         edge_shrink: factor on the footprint, across a depth edge, of a splat on the near side of
             it (a 4-neighbour more than ``edge_ratio`` farther, or sky). A renderer composites
             the nearer splat first, so a full-size splat's tail lies over the background pixel
-            next to it and every silhouette comes out ~1 px fatter. 1 = off. Default 0.3
-            (street at the capture point, 160 px views: 25.8 -> 26.4 dB; landscape 30.4 -> 31.2).
+            next to it and every silhouette comes out ~1 px fatter. 1 = off (default).
+            0.3 helps unrefined splats in views at or below their resolution (street at the
+            capture point, 160 px: 25.8 -> 26.4 dB; coast 30.4 -> 31.2) but refinement reaches
+            the same result without it, and in views magnified 2x the narrowed rims let the
+            background through (tests/test_clients_threejs.py's splat render: 22+ -> 21.0 dB).
         edge_ratio: depth ratio that makes a depth edge (default 1.1, as docs/geometry.md).
     """
 
@@ -61,7 +64,7 @@ class InitConfig:
     sky_radius: float = 0.0
     max_splats: int = 0
     max_slant_deg: float = 80.0
-    edge_shrink: float = 0.3
+    edge_shrink: float = 1.0
     edge_ratio: float = 1.1
 
 
