@@ -120,3 +120,13 @@ def test_bad_arguments():
     with pytest.raises(InputError, match="relaxation"):
         solve_colours(cloud, views, relaxation=2.0)
     assert solve_colours(cloud, views, iterations=0)[0] is cloud
+
+
+def test_views_of_different_sizes_are_solved_together():
+    truth = _scene(seed=5)
+    views = _views(truth, size=48) + _views(truth, dirs=((10.0, -12.0),), size=32)
+    grey = _scene(seed=5, colors=np.full((len(truth), 3), 0.5, np.float32))
+    out, rep = solve_colours(grey, views, iterations=20)
+    assert rep["psnr_after"] > rep["psnr_before"] + 10, rep
+    small = render_cloud(out, [views[-1].camera], rasterizer="cpu")["rgb"][0]
+    assert psnr(small, views[-1].image) > 30

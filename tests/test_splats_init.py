@@ -180,3 +180,43 @@ def test_registered_backend(room):
     res = b.run(StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(), cfg))
     assert len(res.artifacts["gaussians"]) == H * 2 * H
     assert res.report["splats"] == H * 2 * H
+
+
+def test_near_side_of_depth_edges_gets_a_narrower_footprint():
+    """A near box in front of a far wall: the box's edge pixels shrink across the edge only, so a
+    renderer that composites the nearer splat first does not fatten the silhouette."""
+    from worldgen.splats.init import near_side_of_edges
+
+    h, w = 32, 64
+    d = np.full((h, w), 10.0, np.float32)
+    d[10:20, 20:40] = 2.0  # the box
+    pano = Panorama(np.full((h, w, 3), 0.5, np.float32))
+    depth = DepthMap(d, np.zeros((h, w), bool))
+    across, down = near_side_of_edges(d, np.ones((h, w), bool))
+    assert across[12, 20] and across[12, 39] and not across[12, 25] and not across[12, 19]
+    assert down[10, 25] and down[19, 25] and not down[15, 25] and not down[9, 25]
+    full = init_gaussians(pano, depth, InitConfig(edge_shrink=1.0))
+    half = init_gaussians(pano, depth, InitConfig(edge_shrink=0.5))
+    idx = lambda r, c: r * w + c  # noqa: E731 (row-major pixel order)
+    # Left edge of the box: one tangent axis halves, the other keeps its size; inside nothing changes.
+    s_full, s_half = np.sort(full.scales[idx(14, 20), :2]), np.sort(half.scales[idx(14, 20), :2])
+    np.testing.assert_allclose(s_half, [s_full[0] * 0.5, s_full[1]], rtol=1e-4)
+    np.testing.assert_array_equal(full.scales[idx(14, 30)], half.scales[idx(14, 30)])
+    np.testing.assert_array_equal(full.scales[idx(14, 19)], half.scales[idx(14, 19)])  # the far side
+    with pytest.raises(InputError):
+        init_gaussians(pano, depth, InitConfig(edge_shrink=0.0))
+
+
+def test_merged_blocks_on_the_near_side_of_an_edge_are_narrowed_too():
+    h, w = 32, 64
+    d = np.full((h, w), 10.0, np.float32)
+    d[8:24, 16:48] = 2.0
+    pano, depth = Panorama(np.full((h, w, 3), 0.5, np.float32)), DepthMap(d, np.zeros((h, w), bool))
+    full = init_gaussians(pano, depth, InitConfig(edge_shrink=1.0, max_splats=600))
+    half = init_gaussians(pano, depth, InitConfig(edge_shrink=0.5, max_splats=600))
+    assert len(full) == len(half) <= 600
+    ratio = half.scales[:, :2].min(1) / full.scales[:, :2].min(1)
+    near = np.linalg.norm(full.means, axis=1) < 3
+    assert np.isclose(ratio, 0.5, rtol=1e-3).sum() > 10  # the box's rim
+    assert np.isclose(ratio[~near], 1.0).all()  # the wall behind never shrinks
+    assert (ratio[near] > 0.99).sum() > 10  # nor the box's inside

@@ -51,7 +51,7 @@ def solve_colours(
 
     Args:
         cloud: splats in the world frame; only ``sh[:, 0]`` changes.
-        views: supervised views (their ``color_mask`` selects pixels); all of one size.
+        views: supervised views (their ``color_mask`` selects pixels), of any sizes.
         iterations: SIRT iterations (each visits every view once). 0 returns the cloud unchanged.
         relaxation: SIRT step ``lam`` in (0, 2). Default 1.
         include_sky: supervise sky pixels (False when the cloud has no sky splats: they would only
@@ -75,19 +75,24 @@ def solve_colours(
         raise InputError(f"relaxation {relaxation} must be in (0, 2) for SIRT to converge")
     if iterations == 0 or len(cloud) == 0 or not views:
         return cloud, {"iterations": 0}
-    viewmats, Ks, w, h = cameras_to_gsplat([v.camera for v in views])
+    # Views may differ in size (a solve over several view scales): one camera at a time.
+    cams = [cameras_to_gsplat([v.camera]) for v in views]
+    viewmats = np.concatenate([c[0] for c in cams])
+    Ks = np.concatenate([c[1] for c in cams])
+    sizes = [(c[2], c[3]) for c in cams]
     t = lambda a: torch.tensor(np.asarray(a, np.float32), device=device)  # noqa: E731 (copies read-only arrays)
     means, quats = t(cloud.means), t(cloud.quats)
     scales, opac = t(cloud.scales), t(cloud.opacities)
     deg = cloud.sh_degree
-    N, P = len(cloud), w * h
+    N = len(cloud)
     colour = (0.5 + SH_C0 * t(cloud.sh[:, 0])).clamp(0.0, 1.0)  # [N, 3]
 
     def weights(i):
+        w, h = sizes[i]
         pix, gid, wt = composite_weights(means, quats, scales, opac, t(viewmats[i : i + 1]), t(Ks[i : i + 1]), w, h)
         return pix.to(torch.int32), gid.to(torch.int32), wt
 
-    def operators(entry, mask):
+    def operators(entry, mask, P):
         """A view's weights as two CSR matrices (pixels x splats and its transpose), its alpha
         per pixel and its contribution to SIRT's denominator. Sparse products replace the
         per-iteration scatter-adds: ~5x faster per iteration on one thread (bit-stable: each
@@ -110,13 +115,14 @@ def solve_colours(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
         for i, v in enumerate(views):
+            P = sizes[i][0] * sizes[i][1]
             m = np.asarray(v.color_mask, bool) & (True if include_sky else ~np.asarray(v.sky, bool))
             targets.append(t(v.image.reshape(P, 3)))
             masks.append(t(m.reshape(P)))
             entry = weights(i)
             total += int(entry[0].shape[0])
             offsets.append(_sh_offset(eval_sh, cloud, means, viewmats[i], entry, P, deg, t) if deg > 0 else None)
-            cache.append(operators(entry, masks[-1]) if total <= max_cached else None)
+            cache.append(operators(entry, masks[-1], P) if total <= max_cached else None)
     if total > max_cached:
         cache = [None] * len(views)
 
@@ -128,7 +134,9 @@ def solve_colours(
         for i in range(len(views)):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                W_, WT, alpha, den_i = cache[i] if cache[i] is not None else operators(weights(i), masks[i])
+                W_, WT, alpha, den_i = (
+                    cache[i] if cache[i] is not None else operators(weights(i), masks[i], len(masks[i]))
+                )
                 render = W_ @ col
                 if offsets[i] is not None:
                     render += offsets[i]
