@@ -22,7 +22,10 @@ foreground, far enough to cover what such a viewer sees:
    ``max_band_deg``, and the continued point is not under the ground (the median height of the
    surface seen more than 45 degrees down, less 5 cm + 5 % of the horizontal distance): a wall
    continued past a sofa must not carry on down behind the floor in front of it. The farthest seed wins, so nested occluders (a chair in front of a table in
-   front of a wall) get the wall, the one surface nothing hides. A background travels from its
+   front of a wall) get the wall, the one surface nothing hides; except that the sky never takes
+   over a surface background that reached the pixel first: around a window the sky seen above
+   the horizon would otherwise spread down over the lawn and the house continued behind the
+   wall. A background travels from its
    seed across one occluder only: a hidden pixel passes it on to neighbours at about its own
    depth (within ``edge_ratio``), never across another depth edge.
 
