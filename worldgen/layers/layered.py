@@ -152,6 +152,10 @@ def build_layers(
             keep = near["hidden"] & ~near["sky"]
             with np.errstate(invalid="ignore"):
                 keep &= ~bg["hidden"] | (near["depth"] * config.edge_ratio < bg["depth"])
+            # Not in front of hidden sky: there the nearest seed is whatever surface borders the
+            # sky (through a window the lawn and the house), which would spread over the whole
+            # hidden sky as a curtain in front of the dome.
+            keep &= ~bg["sky"]
             near = None if not keep.any() else {**near, "hidden": keep}
     else:
         z = np.zeros(d.shape, bool)
