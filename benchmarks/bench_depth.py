@@ -34,8 +34,7 @@ from worldgen._resources import measure
 from worldgen.depth.align import align_views, merge_views
 from worldgen.depth.layout import layout_depth
 from worldgen.depth.prior import prior_depth
-from worldgen.depth.views import project, ray_length, sphere_views, surface_links
-from worldgen.geometry import equirect_directions
+from worldgen.depth.views import ray_length, sphere_views, surface_links, view_owner
 from worldgen.procedural import SETTINGS, ProceduralConfig, build_scene, parse_prompt, render_view, synthesize
 
 PROMPTS = {s: f"a {s}" for s in SETTINGS}
@@ -113,19 +112,6 @@ def _prior_rows() -> list[dict]:
         }
     )
     return rows
-
-
-def _owner(cams, height: int) -> np.ndarray:
-    """Index of the view with the largest blend weight per equirect pixel. [H, W]"""
-    dirs = equirect_directions(height).reshape(-1, 3)
-    best = np.full(len(dirs), -1.0)
-    owner = np.full(len(dirs), -1)
-    for k, cam in enumerate(cams):
-        pr = project(dirs, cam)
-        better = pr.edge > best[pr.index]
-        best[pr.index[better]] = pr.edge[better]
-        owner[pr.index[better]] = k
-    return owner.reshape(height, 2 * height)
 
 
 def _seam_ratio(pred: np.ndarray, gt: np.ndarray, owner: np.ndarray) -> float:
@@ -211,7 +197,7 @@ def _align_rows(rng) -> list[dict]:
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         s, g = _up_to_scale(pred, truth)
-        seam = _seam_ratio(pred, truth, _owner(cams, 512))
+        seam = _seam_ratio(pred, truth, view_owner(cams, 512))
         scale_err = abs(1.0 / g - 1.0)
         # a metric model: right up to a per-view scale (log-normal, σ 0.1) and one overall factor 0.8;
         # no shift, and its own scale kept (no ground)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from worldgen.depth.align import Alignment, align_views, merge_views
-from worldgen.depth.views import project, ray_length, sample_view_edges, sphere_views, surface_links
+from worldgen.depth.views import project, ray_length, sample_view_edges, sphere_views, surface_links, view_owner
 from worldgen.geometry import equirect_directions, perspective_directions
 from worldgen.procedural import build_scene, parse_prompt, render_panorama, render_view
 
@@ -178,18 +178,6 @@ def test_merge_of_exact_plane_views_is_exact_to_the_horizon():
     assert np.all(q[lat > 0] == 0) and np.all(weight[lat > 0] == 0)  # nothing above the horizon
 
 
-def _owner(cams, height):
-    """The view that sees each equirect pixel farthest from its border. [H, 2H]"""
-    dirs = equirect_directions(height).reshape(-1, 3)
-    best = np.full(len(dirs), -1.0)
-    owner = np.full(len(dirs), -1)
-    for k, cam in enumerate(cams):
-        pr = project(dirs, cam)
-        better = pr.edge > best[pr.index]
-        best[pr.index[better]], owner[pr.index[better]] = pr.edge[better], k
-    return owner.reshape(height, 2 * height)
-
-
 def _seam(pred, gt, owner):
     """Mean |Δ log(pred / truth)| between neighbours owned by different views over the same inside one
     view, on smooth surfaces (2 px away from the truth's steps), as benchmarks/bench_depth.py measures it."""
@@ -221,7 +209,7 @@ def test_realigned_views_leave_no_seam(rng):
     noisy = disp * scale[:, None, None] + shift[:, None, None]
     al = align_views(noisy, ok, cams, 1.6, grid_height=48)
     q, _ = merge_views(noisy, ok, cams, al, gt.shape[0])
-    owner = _owner(cams, gt.shape[0])
+    owner = view_owner(cams, gt.shape[0])
     assert _seam(1.0 / q, gt, owner) < 1.0  # an interior: every pixel is seen
     # the measure sees a seam: the same result, 2 % off on the pixels one view owns
     assert _seam(np.where(owner == 0, 1.02, 1.0) / q, gt, owner) > 1.5

@@ -263,6 +263,23 @@ def view_rows(camera: Camera, height: int) -> slice:
     return slice(r0, r1)
 
 
+def view_owner(cameras: list[Camera], height: int) -> np.ndarray:
+    """The view that sees each equirect pixel farthest from its border (-1: none). [H, 2H] int
+
+    Used to tell pixels inside one view from pixels across a view border (the seam measure).
+    """
+    from ..geometry.equirect import equirect_directions
+
+    dirs = equirect_directions(height).reshape(-1, 3)
+    best = np.full(len(dirs), -1.0)
+    owner = np.full(len(dirs), -1)
+    for k, cam in enumerate(cameras):  # one pass per view (~18), vectorised over pixels
+        pr = project(dirs, cam)
+        better = pr.edge > best[pr.index]
+        best[pr.index[better]], owner[pr.index[better]] = pr.edge[better], k
+    return owner.reshape(height, 2 * height)
+
+
 __all__ = [
     "RINGS",
     "Projection",
@@ -274,5 +291,6 @@ __all__ = [
     "sample_view_nearest",
     "sphere_views",
     "surface_links",
+    "view_owner",
     "view_rows",
 ]
