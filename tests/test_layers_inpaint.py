@@ -54,3 +54,17 @@ def test_deterministic_for_a_seed():
     a = inpaint("patchmatch", img, hole, seed=3)
     b = inpaint("patchmatch", img, hole, seed=3)
     assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(43, 85), (47, 95), (25, 51)])
+def test_patchmatch_on_odd_sized_grids(shape):
+    # An odd-sized level has a last row/column with no parent in the coarser level; the coarse
+    # field's upsampling once indexed past it (IndexError on a 42-column parent).
+    H, W = shape
+    img, _ = _stripes(H, W)
+    hole = np.zeros((H, W), bool)
+    hole[H // 3 : 2 * H // 3, W - 12 :] = True  # reaches the last column
+    damaged = np.where(hole[..., None], 0.0, img)
+    out = inpaint("patchmatch", damaged, hole, seed=0)
+    assert (out[~hole] == damaged[~hole]).all()
+    assert np.abs(out - img)[hole].mean() < 0.2

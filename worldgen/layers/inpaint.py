@@ -284,8 +284,12 @@ def inpaint_patchmatch(
         pick = rng.integers(0, len(sy_all), n)
         ny, nx = sy_all[pick].copy(), sx_all[pick].copy()
         if nnf is not None:
-            cy, cx = 2 * nnf[0][L.hy // 2, L.hx // 2] + L.hy % 2, 2 * nnf[1][L.hy // 2, L.hx // 2] + L.hx % 2
-            ok = (nnf[0][L.hy // 2, L.hx // 2] >= 0) & L.valid(cy, cx % L.W)
+            # An odd-sized level's last row/column has no parent of its own (the coarser level is
+            # floor(H/2) x floor(W/2)): it takes the nearest parent's, as _up repeats edges.
+            py = np.minimum(L.hy // 2, nnf[0].shape[0] - 1)
+            px = np.minimum(L.hx // 2, nnf[0].shape[1] - 1)
+            cy, cx = 2 * nnf[0][py, px] + L.hy % 2, 2 * nnf[1][py, px] + L.hx % 2
+            ok = (nnf[0][py, px] >= 0) & L.valid(cy, cx % L.W)
             ny[ok], nx[ok] = cy[ok], cx[ok] % L.W
         nd = L.dist(L.hy, L.hx, ny, nx)
         for _ in range(iterations if lvl else max(1, iterations - 1)):
