@@ -246,7 +246,28 @@ def test_backend_caps_splats_on_cpu_only_when_refining(world):
     )
     full = run("balanced", cpu_max_splats=0, device="cpu")
     assert len(full.artifacts["gaussians"]) == n_pixels + full.report["n_gaussians_backfill"]
-    assert len(run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu").artifacts["gaussians"]) == n_pixels
+    fast = run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu")
+    assert len(fast.artifacts["gaussians"]) == n_pixels + fast.report["n_gaussians_backfill"]
+
+
+def test_fast_preset_keeps_the_hidden_layer_splats(world):
+    """Unrefined output walks too: the hidden-layer splats are appended even without refinement."""
+    from worldgen.splats.backfill import layer_gaussians
+
+    pano, depth, _ = world
+    b = get_backend("gaussians", "refine")
+
+    def run(**over):
+        cfg = b.make_config("fast", {"device": "cpu", **over})
+        return b.run(StageContext("gaussians", {"panorama": pano, "depth": depth}, Request(seed=1), cfg))
+
+    lg = layer_gaussians(pano, depth, 2.0, seed=1)
+    assert len(lg) > 0
+    res = run()
+    out = res.artifacts["gaussians"]
+    assert res.report["n_gaussians_backfill"] == len(lg) and len(out) == depth.valid.sum() + len(lg)
+    assert np.array_equal(out.means[-len(lg) :], lg.means)
+    assert len(run(walk_radius=0.0).artifacts["gaussians"]) == depth.valid.sum()  # no layer, no band backfill
 
 
 def test_backend_adds_hidden_layer_splats_within_the_budget(world):

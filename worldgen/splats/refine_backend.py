@@ -1,8 +1,9 @@
 """The "refine" backend of the gaussians stage: init_gaussians, then refinement per preset.
 
-Registered as gaussians/refine. ``fast`` only initialises (no optimisation); ``balanced`` and
-``quality`` add splats on the hidden background completed behind depth edges
-(:func:`worldgen.splats.backfill.layer_gaussians`, :mod:`worldgen.layers`) and refine
+Registered as gaussians/refine. ``fast`` only initialises (no optimisation); every preset
+adds splats on the hidden background completed behind depth edges
+(:func:`worldgen.splats.backfill.layer_gaussians`, :mod:`worldgen.layers`); ``balanced`` and
+``quality`` then refine
 against views of the panorama with gsplat on CUDA or the PyTorch rasterizer on CPU (see
 :mod:`worldgen.splats.refine` and docs/splats.md).
 """
@@ -16,6 +17,7 @@ from typing import Literal
 
 from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
+from ..types import GaussianCloud
 from .refine import PRESETS, RefineConfig, refine_gaussians
 
 
@@ -86,11 +88,18 @@ def _run(ctx: StageContext) -> StageResult:
     total_budget = budget
     init_cfg = InitConfig(max_splats=budget, sh_degree=cfg.init_sh_degree, opacity=cfg.init_opacity, sky=cfg.init_sky)
     extra = None
-    if refining and (cfg.walk_radius > 0 or cfg.backfill_deg > 0):
+    # The hidden layer goes into every output, unrefined (fast) included: without it a viewer who
+    # steps aside sees the empty background beside every silhouette (a black "shadow" of each
+    # tree). The old band backfill stays tied to refinement, as before.
+    if cfg.walk_radius > 0 or (refining and cfg.backfill_deg > 0):
         ctx.progress(0.0, "completing the surfaces hidden behind depth edges")
         n_pixels = int((depth.valid | (depth.sky if cfg.init_sky == "dome" else False)).sum())
         # A merged cloud gets fill splats of its own size (its equivalent pixel step).
         step = max(1, round(math.sqrt(n_pixels / budget))) if budget and n_pixels > budget else 1
+        if not refining:
+            # Unrefined and unmerged (fast): the layer at most 1024 columns wide, as the mesh
+            # builds it, so a 2048x1024 world does not pay 4x for its hidden surfaces.
+            step = max(step, math.ceil(depth.shape[1] / 1024))
         if cfg.walk_radius > 0:
             fill = fill_options(with_run_prompt(cfg, ctx.request))  # the diffusion fill's model and prompt
             extra = layer_gaussians(
@@ -107,6 +116,9 @@ def _run(ctx: StageContext) -> StageResult:
     )
     n_init = len(cloud)
     out, report = refine_gaussians(cloud, pano, depth, rcfg, seed=ctx.seed, progress=ctx.progress, backfill=extra)
+    if not refining and extra is not None and len(extra):
+        out = GaussianCloud.concatenate([out, extra])  # refine_gaussians returns early without refining
+        report["n_gaussians_backfill"] = len(extra)
     report["init_splat_budget"] = total_budget
     report["n_gaussians_init"] = n_init
     return StageResult(artifacts={"gaussians": out}, report=report)
