@@ -35,22 +35,31 @@ def _scene_drawn(img: np.ndarray) -> bool:
 def test_viewer_page_shows_the_world(tiny_run, tmp_path):
     """Splats first, then the mesh (the page's toggle), each from the capture point."""
     chromium()
+    pano = np.asarray(Image.open(tiny_run / "panorama.png").convert("RGB"))
+
+    def drawn(img: np.ndarray) -> bool:
+        # Wait for the world itself, not only a non-blank page (the splats arrive after the page).
+        world = img[img.shape[0] // 2 :, : img.shape[1] // 2]
+        return _scene_drawn(img) and resembles(world, pano) > 0.2
+
     viewer = start_viewer(tiny_run, port=_free_port())
     try:
         assert viewer.url.startswith("http://127.0.0.1:")
         shots = live_screenshot(
-            viewer.url, tmp_path / "view.png", wait_s=60, then=[lambda: viewer.show("mesh")], ready=_scene_drawn
+            viewer.url, tmp_path / "view.png", wait_s=60, then=[lambda: viewer.show("mesh")], ready=drawn
         )
     finally:
         viewer.stop()
-    pano = np.asarray(Image.open(tiny_run / "panorama.png").convert("RGB"))
     for what, shot in zip(("splats", "mesh"), shots):
         Image.fromarray(shot).save(tmp_path / f"view_{what}.png")
         # The lower left is the world seen from the capture point (the GUI panel sits top right).
         world = shot[shot.shape[0] // 2 :, : shot.shape[1] // 2]
         assert world.std() > 10, f"{what}: blank page"
-        score = resembles(world, pano[pano.shape[0] // 2 :])
-        assert score > 0.35, (what, score)
+        # Against the whole panorama: the first view may face the lake or the meadow, so its colour
+        # mix is a part of the panorama's. Measured: 0.31-0.48 for this world, < 0.03 for the
+        # independent room, street, hills and forest panoramas.
+        score = resembles(world, pano)
+        assert score > 0.2, (what, score)
     assert np.abs(shots[0].astype(int) - shots[1]).mean() > 1  # the toggle changed what is drawn
 
 

@@ -119,6 +119,7 @@ def _run(ctx: StageContext) -> StageResult:
     if not refining and extra is not None and len(extra):
         out = GaussianCloud.concatenate([out, extra])  # refine_gaussians returns early without refining
         report["n_gaussians_backfill"] = len(extra)
+        report["n_gaussians_out"] = len(out)
     report["init_splat_budget"] = total_budget
     report["n_gaussians_init"] = n_init
     return StageResult(artifacts={"gaussians": out}, report=report)
