@@ -11,16 +11,28 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 import struct
 
 import numpy as np
 
-from worldgen.geometry.equirect import pixel_to_direction
+from worldgen.geometry.equirect import equirect_to_perspective, look_rotation, pixel_to_direction
 from worldgen.mesh.sheet import SheetConfig, build_sheet
 from worldgen.procedural.backend import ProceduralConfig, synthesize
 from worldgen.procedural.spec import parse_prompt
+from worldgen.types import Camera
 
 WIDTH = 256  # panorama columns of the test worlds
+W, H, FOV_Y = 256, 128, 60.0  # the clients' (three.js, Blender) render size and vertical FOV, degrees
+
+
+def cut_view(pano: np.ndarray, look) -> np.ndarray:
+    """The W x H view of an equirect ``pano`` [h, 2h, 3] looking along ``look`` (glTF frame) with
+    vertical FOV_Y: what a client rendering from the capture point should show. [H, W, 3] float32"""
+    fov_x = math.degrees(2 * math.atan(math.tan(math.radians(FOV_Y / 2)) * W / H))
+    m = np.eye(4)
+    m[:3, :3] = look_rotation(np.asarray(look, float))
+    return equirect_to_perspective(pano.astype(np.float32), Camera.perspective(W, H, fov_x, m))
 
 
 @functools.lru_cache(maxsize=4)

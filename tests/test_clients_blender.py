@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _engine_scenes import drawn_primitives, psnr, read_glb, render, visual_parts, world
+from _engine_scenes import FOV_Y, H, W, cut_view, drawn_primitives, psnr, read_glb, render, visual_parts, world
 
 from worldgen.exporters import export_glb, export_usdz, resolve
-from worldgen.geometry.equirect import equirect_to_perspective, look_rotation
-from worldgen.types import Camera
 
 ROOT = Path(__file__).resolve().parents[1]
 BLENDER_PY = Path(os.environ.get("WORLDGEN_BLENDER_PYTHON", ROOT / ".venv-blender" / "bin" / "python"))
-W, H, FOV_Y = 256, 128, 60.0
 
 if not BLENDER_PY.is_file() and os.environ.get("WORLDGEN_REQUIRE_CLIENTS") != "1":
     pytest.skip(f"no Blender Python at {BLENDER_PY} (run `make blender`)", allow_module_level=True)
@@ -60,13 +56,6 @@ def _blender(
     return info, np.asarray(Image.open(out).convert("RGB"))
 
 
-def _cut(pano: np.ndarray, look) -> np.ndarray:
-    fov_x = math.degrees(2 * math.atan(math.tan(math.radians(FOV_Y / 2)) * W / H))
-    m = np.eye(4)
-    m[:3, :3] = look_rotation(np.asarray(look, float))
-    return equirect_to_perspective(pano.astype(np.float32), Camera.perspective(W, H, fov_x, m))
-
-
 @pytest.fixture(scope="module")
 def harbour():
     return world("a harbour with wooden boats at dawn")  # reaches ~3.3 km; sky dome ~4.9 km as built
@@ -79,14 +68,14 @@ def test_blender_preset_glb_shows_world_and_sky_under_the_startup_camera(tmp_pat
     info, img = _blender(p, (0, 0, -1))
     assert info["clip"][1] == pytest.approx(100.0)  # Blender's startup camera, untouched
     assert info["rendered_objects"] == visual_parts(scene)  # the collision shape is not an object
-    assert psnr(img, _cut(pano, (0, 0, -1))) > 35.0  # measured 42.0 dB
+    assert psnr(img, cut_view(pano, (0, 0, -1))) > 35.0  # measured 42.0 dB
 
 
 def test_default_preset_needs_the_documented_clip_end_in_blender(tmp_path, harbour):
     pano, scene = harbour
     p = tmp_path / "world.glb"
     p.write_bytes(export_glb(scene, resolve("default")))  # sky at 900 m for a 1,000 m far plane
-    ref = _cut(pano, (1, 0, 0))
+    ref = cut_view(pano, (1, 0, 0))
     _, clipped = _blender(p, (1, 0, 0))
     _, advised = _blender(p, (1, 0, 0), clip_end=1000.0)  # docs/engines.md: raise Clip End to 1 km
     assert psnr(clipped, ref) < 20.0 < 35.0 < psnr(advised, ref)  # measured 9.7 and 40.8 dB
@@ -98,7 +87,7 @@ def test_blender_imports_usdz_without_the_collision_prim(tmp_path, harbour):
     p.write_bytes(export_usdz(scene, resolve("blender")))
     info, img = _blender(p, (0, 0, 1))
     assert info["rendered_objects"] == visual_parts(scene) and info["worlds"] >= 1
-    assert psnr(img, _cut(pano, (0, 0, 1))) > 35.0  # measured 41.4 dB
+    assert psnr(img, cut_view(pano, (0, 0, 1))) > 35.0  # measured 41.4 dB
 
 
 def test_blender_from_one_metre_away_matches_independent_viewer(tmp_path, harbour):
@@ -110,7 +99,7 @@ def test_blender_from_one_metre_away_matches_independent_viewer(tmp_path, harbou
     _, img = _blender(p, (1.0, 0.0, -1.0), eye=eye)
     doc, blob = read_glb(glb)
     equi, _ = render(drawn_primitives(doc, blob), width=1024, eye=eye)
-    assert psnr(img, _cut(equi, (0, 0, -1))) > 25.0  # measured 29.5 dB (nearest-texel viewer vs Cycles)
+    assert psnr(img, cut_view(equi, (0, 0, -1))) > 25.0  # measured 29.5 dB (nearest-texel viewer vs Cycles)
 
 
 def test_sky_hdr_as_blender_world_with_the_documented_mapping(tmp_path, harbour):
@@ -126,5 +115,5 @@ def test_sky_hdr_as_blender_world_with_the_documented_mapping(tmp_path, harbour)
     extra = ("--environment", str(tmp_path / "sky.hdr"), "--environment-z-deg", "-90")
     info, img = _blender(tmp_path / "none", look, extra=extra)  # no file to import: the World alone
     assert info["rendered_objects"] == []
-    assert psnr(img, _cut(env, look)) > 32.0  # measured 38.7 dB: Blender reads our RGBE and the mapping holds
-    assert psnr(img, _cut(env, (1.0, 0.3, 0.0))) < 25.0  # a quarter turn off: ~17 dB
+    assert psnr(img, cut_view(env, look)) > 32.0  # measured 38.7 dB: Blender reads our RGBE and the mapping holds
+    assert psnr(img, cut_view(env, (1.0, 0.3, 0.0))) < 25.0  # a quarter turn off: ~17 dB

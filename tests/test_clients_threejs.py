@@ -12,26 +12,15 @@ import os
 
 import numpy as np
 import pytest
-from _engine_scenes import drawn_primitives, psnr, read_glb, render, visual_parts, world
+from _engine_scenes import FOV_Y, H, W, cut_view, drawn_primitives, psnr, read_glb, render, visual_parts, world
 from _threejs import missing, render_glb
 
 from worldgen.exporters import export_glb, resolve
-from worldgen.geometry.equirect import equirect_to_perspective, look_rotation
-from worldgen.types import Camera
 
 # `make test` installs chromium and three and sets WORLDGEN_REQUIRE_CLIENTS=1: there it cannot skip.
 pytestmark = pytest.mark.skipif(
     missing() is not None and os.environ.get("WORLDGEN_REQUIRE_CLIENTS") != "1", reason=f"three.js client: {missing()}"
 )
-
-W, H, FOV_Y = 256, 128, 60.0
-
-
-def _cut(pano: np.ndarray, look) -> np.ndarray:
-    fov_x = math.degrees(2 * math.atan(math.tan(math.radians(FOV_Y / 2)) * W / H))
-    m = np.eye(4)
-    m[:3, :3] = look_rotation(np.asarray(look, float))
-    return equirect_to_perspective(pano.astype(np.float32), Camera.perspective(W, H, fov_x, m))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +35,7 @@ def test_threejs_shows_world_and_sky_not_collision(harbour, engine, look):
     assert r["ok"], r.get("error")
     assert r["far"] == 2000  # three.js's default camera, untouched
     assert sorted(n.rstrip("_0123456789") for n in r["drawn"]) == visual_parts(scene)
-    assert psnr(r["image"], _cut(pano, look)) > 30.0  # measured 36.8-37.1 dB; collision drawn: ~6 dB
+    assert psnr(r["image"], cut_view(pano, look)) > 30.0  # measured 36.8-37.1 dB; collision drawn: ~6 dB
 
 
 def test_threejs_from_one_metre_away_matches_independent_viewer(harbour):
@@ -57,7 +46,7 @@ def test_threejs_from_one_metre_away_matches_independent_viewer(harbour):
     assert r["ok"], r.get("error")
     doc, blob = read_glb(glb)
     equi, _ = render(drawn_primitives(doc, blob), width=1024, eye=eye)
-    ref = _cut(equi, (0, 0, -1))
+    ref = cut_view(equi, (0, 0, -1))
     assert psnr(r["image"], ref) > 25.0  # measured 29.1 dB (nearest-texel viewer vs WebGL filtering)
 
 
@@ -84,7 +73,7 @@ def test_spark_renders_the_web_preset_splats_with_their_sky(harbour_splats):
     r = render_splats(files["splats.spz"], W, H, FOV_Y, (0, 0, 0), (0, 0, -1), frames=12)
     assert r["ok"], r.get("error")
     assert r["count"] == len(cloud)
-    assert psnr(r["image"], _cut(pano, (0, 0, -1))) > 22.0  # measured 26.7 dB; sky clipped: ~5 dB
+    assert psnr(r["image"], cut_view(pano, (0, 0, -1))) > 22.0  # measured 26.7 dB; sky clipped: ~5 dB
 
 
 def test_threejs_gaussian_splat_addon_renders_splats_glb(harbour_splats):
@@ -100,7 +89,7 @@ def test_threejs_gaussian_splat_addon_renders_splats_glb(harbour_splats):
     r = render_splat_glb(files["splats.glb"], W, H, FOV_Y, (0, 0, 0), (0, 0, -1))
     assert r["ok"], r.get("error")
     assert r["count"] == 1  # one GaussianSplat object
-    assert psnr(r["image"], _cut(pano, (0, 0, -1))) > 22.0  # measured 26.3 dB (Spark on the SPZ: 26.7 dB)
+    assert psnr(r["image"], cut_view(pano, (0, 0, -1))) > 22.0  # measured 26.3 dB (Spark on the SPZ: 26.7 dB)
 
 
 def test_sky_hdr_as_threejs_background_with_the_documented_rotation(harbour):
@@ -117,4 +106,4 @@ def test_sky_hdr_as_threejs_background_with_the_documented_rotation(harbour):
     look = (0.0, 0.3, -1.0)
     r = render_environment(files["sky.hdr"], W, H, FOV_Y, look, math.pi / 2)
     assert r["ok"], r.get("error")
-    assert psnr(r["image"], _cut(env, look)) > 32.0  # measured 37.4 dB; without the rotation ~18 dB
+    assert psnr(r["image"], cut_view(env, look)) > 32.0  # measured 37.4 dB; without the rotation ~18 dB
