@@ -216,3 +216,34 @@ def test_plain_box_room_is_measured():
     depth, facts = prior_depth(Panorama(img), eye, PriorConfig(scene="indoor"))
     assert _absrel(depth.depth, gt) < 0.08
     assert facts["ceiling_above_eye_m"] == pytest.approx(ceil, rel=0.1)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_canyon_walls_recede_as_they_rise(seed):
+    # canyon walls are terrain: a high skyline all around, bare rock (no foliage, few vertical edges);
+    # as a vertical fold at the foot they stood far too near higher up (δ1 0.67 and 0.68 at this size);
+    # the terrain model is opt-in (terrain_far), off by default
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a canyon", seed)
+    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    depth, facts = prior_depth(pano, 1.6, PriorConfig(terrain_far=110.0))
+    absrel, d1, iou = _scores(depth, gt)
+    assert facts["scene"] == "outdoor"
+    assert absrel <= 0.2 and d1 >= 0.72 and iou >= 0.95, (absrel, d1, iou)
+
+
+def test_slope_is_a_plane_from_contact_to_skyline():
+    # a plane through a horizontal line 20 m ahead at the ground, rising at 30°: 1 / horizontal
+    # distance is linear in tan(elevation), so two points fix it and every row between comes back
+    from worldgen.depth.prior import _latitudes, _slope
+
+    h, eye, d0, alpha = 512, 1.6, 20.0, np.radians(30.0)
+    lat = _latitudes(h)
+    x = (eye + d0 * np.tan(alpha)) / (np.tan(alpha) - np.tan(lat))  # horizontal distance on the plane
+    lat_c = np.array([-np.arctan(eye / d0)])
+    e_s = np.array([np.radians(25.0)])
+    far = float((eye + d0 * np.tan(alpha)) / (np.tan(alpha) - np.tan(e_s[0])))
+    r = _slope(np.array([d0]), lat_c, e_s, far, lat)[:, 0]
+    between = (lat >= lat_c[0]) & (lat <= e_s[0])
+    assert np.allclose(r[between], (x / np.cos(lat))[between], rtol=1e-6)
