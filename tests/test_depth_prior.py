@@ -247,3 +247,33 @@ def test_slope_is_a_plane_from_contact_to_skyline():
     r = _slope(np.array([d0]), lat_c, e_s, far, lat)[:, 0]
     between = (lat >= lat_c[0]) & (lat <= e_s[0])
     assert np.allclose(r[between], (x / np.cos(lat))[between], rtol=1e-6)
+
+
+def test_crowns_stand_at_their_trunks():
+    # a forest: crowns hang over farther ground between the trunks; a fold at each column's own contact
+    # put them there (AbsRel 0.53, δ1 0.66 at this size): they take their trunk's distance
+    pano, gt, _ = _world("a forest", 512)
+    depth, facts = prior_depth(pano, 1.6)
+    absrel, d1, iou = _scores(depth, gt)
+    assert facts["scene"] == "outdoor"
+    assert absrel <= 0.3 and d1 >= 0.69 and iou >= 0.95, (absrel, d1, iou)
+
+
+def test_segment_reach_spreads_within_a_colour_segment_and_reach():
+    from worldgen.depth.prior import _segment_reach
+
+    h, w = 128, 256
+    feats = np.zeros((h, w, 3), np.float32)
+    feats[20:60, 100:160] = (0.4, 0.4, 0.3)  # a crown
+    feats[20:60, 40:60] = (0.4, 0.4, 0.3)  # the same colour, apart: another segment
+    region = np.zeros((h, w), bool)
+    region[20:64] = True
+    contact = np.full(w, 64.0)
+    d = np.full(w, 50.0)
+    d[128] = 5.0  # the trunk under the crown
+    out = _segment_reach(feats, region, d, contact, reach=5.0, eps=0.05, max_deg=45.0)
+    # 5 m sideways from a trunk 5 m away is 45°, more than the crown's 30° half-width: all of it; the
+    # same colour elsewhere is not joined to it, and what stands on its own foot keeps its distance
+    assert (out[20:60, 100:160] == 5.0).all()
+    assert (out[20:60, 40:60] == 50.0).all() and (out[60:64, 100:127] == 50.0).all()
+    assert np.isinf(out[:20]).all()

@@ -96,6 +96,13 @@ class PriorConfig:
             neighbourhood for terrain (0.3: crowns over trunks are folds at the trunks).
         terrain_vertical: the largest share of vertical-edge pixels (``_vertical_edges``) above the
             horizon in that neighbourhood for terrain (0.025: facades and trunks are vertical folds).
+        segment_reach_m: outdoors, how far sideways, metres, a fold's distance spreads through one
+            colour segment above the ground (5; 0 = off): a crown takes its trunk's distance where it
+            hangs over farther ground (see ``_segment_reach``). What stands on its own foot (joined by
+            like colours straight down to its contact) keeps its own distance, and terrain columns
+            (see ``terrain_far``, whether or not that is on) take no part.
+        segment_eps: largest colour difference (``_features``) between neighbours of one segment (0.05).
+        segment_max_deg: the farthest a distance spreads, degrees of longitude (45).
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
     """
@@ -127,6 +134,9 @@ class PriorConfig:
     terrain_green: float = 0.3
     terrain_vertical: float = 0.025
     terrain_foot: float = 25.0
+    segment_reach_m: float = 5.0
+    segment_eps: float = 0.05
+    segment_max_deg: float = 45.0
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -251,6 +261,55 @@ def _slope(d: np.ndarray, lat_c: np.ndarray, e_s: np.ndarray, far: float, lat: n
     return 1 / inv / np.cos(lat)[:, None]
 
 
+def _segment_reach(
+    feats: np.ndarray,
+    region: np.ndarray,
+    d: np.ndarray,
+    contact: np.ndarray,
+    reach: float,
+    eps: float,
+    max_deg: float,
+    rows: int = 128,
+) -> np.ndarray:
+    """Per pixel of ``region`` (what stands above the ground), the nearest fold distance that reaches it
+    through pixels of one colour segment: a crown stands at its trunk's distance, not at the far ground
+    seen beside the trunk. Distances flow between neighbouring pixels of a downsampled panorama whose
+    colours (``feats``) differ by less than ``eps``; a distance d travels at most ``reach`` metres
+    sideways (k steps of the grid's longitude step only if d * k * step <= reach) and ``max_deg``.
+    d: fold distance per column, metres. Returns [H, W] (inf outside ``region``)."""
+    h, w = region.shape
+    f = max(1, h // rows)
+    hs, ws = h // f, w // f
+    fs = feats[: hs * f, : ws * f].reshape(hs, f, ws, f, 3).mean((1, 3))
+    reg = region[: hs * f, : ws * f].reshape(hs, f, ws, f).mean((1, 3)) > 0.5
+    ds = d[: ws * f].reshape(ws, f).min(1)
+    cur = np.where(reg, ds[None], np.inf)
+    right = (np.abs(fs - np.roll(fs, -1, 1)).max(-1) < eps) & reg & np.roll(reg, -1, 1)  # x <-> x + 1
+    left = np.roll(right, 1, 1)  # x <-> x - 1
+    down = (np.abs(fs[1:] - fs[:-1]).max(-1) < eps) & reg[1:] & reg[:-1]  # y <-> y + 1
+    # what stands on its own foot keeps its own distance: the pixels joined by like colours, straight
+    # down their column, to the fold's bottom row
+    cs = np.clip(np.floor(contact[: ws * f].reshape(ws, f).min(1) / f).astype(int) - 1, -1, hs - 1)
+    base = np.zeros((hs, ws), bool)
+    for y in range(hs - 1, -1, -1):  # one vectorised step per grid row
+        base[y] = reg[y] & ((cs == y) | ((base[y + 1] & down[y]) if y + 1 < hs else False))
+    step = 2 * np.pi / ws
+    for k in range(1, int(math.ceil(math.radians(max_deg) / step)) + 1):
+        # one vectorised relaxation per step of reach (a few dozen)
+        cand = np.where(right, np.roll(cur, -1, 1), np.inf)
+        cand = np.minimum(cand, np.where(left, np.roll(cur, 1, 1), np.inf))
+        cand[:-1] = np.minimum(cand[:-1], np.where(down, cur[1:], np.inf))
+        cand[1:] = np.minimum(cand[1:], np.where(down, cur[:-1], np.inf))
+        ok = cand * k * step <= reach
+        new = np.where(base, cur, np.minimum(cur, np.where(ok, cand, np.inf)))
+        if np.array_equal(new, cur):
+            break
+        cur = new
+    out = np.full((h, w), np.inf)
+    out[: hs * f, : ws * f] = np.repeat(np.repeat(cur, f, 0), f, 1)
+    return np.where(region, out, np.inf)
+
+
 def ground_contact(
     panorama: Panorama,
     sky: np.ndarray,
@@ -311,10 +370,8 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     # a contact this close to the horizon cannot be told from none: the column floats (a crown over
     # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
     floating = lat_c >= -math.radians(config.contact_min_deg)
-    if config.terrain_far > 0:
-        terrain, e_s = _terrain_columns(panorama.image, sky, config)
-    else:
-        terrain, e_s = np.zeros(panorama.width, bool), np.zeros(panorama.width)
+    rock, e_s = _terrain_columns(panorama.image, sky, config)
+    terrain = rock if config.terrain_far > 0 else np.zeros(panorama.width, bool)
     with np.errstate(divide="ignore"):
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
     d = np.clip(d, config.min_wall, config.contact_far)
@@ -334,10 +391,18 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     down = np.sin(-lat)[:, None]
     with np.errstate(divide="ignore"):
         ground = np.where(down > 1e-6, eye_height / np.maximum(down, 1e-6), np.inf)
-    fold = d[None, :] / np.cos(lat)[:, None]
+    rows = np.arange(h)[:, None]
+    if config.segment_reach_m > 0:
+        region = (rows < np.floor(contact)[None, :]) & ~sky & ~rock[None]
+        feats = _features(panorama.image)
+        seg = _segment_reach(
+            feats, region, d, contact, config.segment_reach_m, config.segment_eps, config.segment_max_deg
+        )
+        fold = np.minimum(d[None, :], seg) / np.cos(lat)[:, None]
+    else:
+        fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
         fold = np.where(terrain[None], _slope(d, lat_c, e_s, config.terrain_far, lat), fold)
-    rows = np.arange(h)[:, None]
     depth = np.where(rows >= np.floor(contact)[None, :], np.minimum(ground, config.fold_far), fold)
     return depth.astype(np.float32)
 
