@@ -277,3 +277,27 @@ def test_segment_reach_spreads_within_a_colour_segment_and_reach():
     assert (out[20:60, 100:160] == 5.0).all()
     assert (out[20:60, 40:60] == 50.0).all() and (out[60:64, 100:127] == 50.0).all()
     assert np.isinf(out[:20]).all()
+
+
+def test_plain_facade_over_a_street_of_like_colour():
+    # a plain stone facade (no window columns: no vertical edges) from 40° above to 8° below the horizon
+    # over an asphalt street with white lane marks: the ground colour learnt under the camera is broad
+    # enough to take the facade for ground, but the facade's own colour carries on 8° below the horizon
+    # and then steps to the asphalt: that step is its foot, 1.6 / tan 8° m away
+    from worldgen.types import Panorama
+
+    h, w = 128, 256
+    rng = np.random.default_rng(1)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.4, 0.6, 1.0)
+    asphalt = np.clip(0.3 + rng.normal(0, 0.05, (h, w)), 0, 1)[..., None] * np.ones(3, np.float32)
+    img[70:] = asphalt[70:]
+    img[100:104] = 0.9  # a lane mark
+    img[118:121] = 0.9
+    img[36:70] = (0.52, 0.48, 0.42)  # stone
+    foot = 1.6 / np.tan(np.radians(8.0))
+    depth, _ = prior_depth(Panorama(img), 1.6)
+    lat60 = np.pi / 2 - np.pi * 60.5 / h  # a facade row 5° above the horizon
+    assert np.median(depth.depth[60]) == pytest.approx(foot / np.cos(lat60), rel=0.15)
+    flat, _ = prior_depth(Panorama(img), 1.6, PriorConfig(foot_deg=0))
+    assert np.median(flat.depth[60]) > 2 * foot

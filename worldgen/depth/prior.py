@@ -103,6 +103,13 @@ class PriorConfig:
             (see ``terrain_far``, whether or not that is on) take no part.
         segment_eps: largest colour difference (``_features``) between neighbours of one segment (0.05).
         segment_max_deg: the farthest a distance spreads, degrees of longitude (45).
+        foot_deg: outdoors, what stands up to the horizon and keeps its own colours (``structure_eps``
+            of the band above the horizon) for at least this far below it, degrees, before a step to
+            other colours stands on that step, however ground-like its colour (3; 0 = off): a plain
+            stone or brick facade over a paved street, whose colours the ground model learnt under
+            the camera (asphalt, lane marks, kerbs) takes in. Not where that band is mostly green:
+            green above the horizon that carries on below it is grass on rising ground.
+        foot_green: the share of green in that band above which it is grass, not a facade (0.3).
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
     """
@@ -134,6 +141,8 @@ class PriorConfig:
     terrain_green: float = 0.3
     terrain_vertical: float = 0.025
     terrain_foot: float = 25.0
+    foot_deg: float = 3.0
+    foot_green: float = 0.3
     segment_reach_m: float = 5.0
     segment_eps: float = 0.05
     segment_max_deg: float = 45.0
@@ -357,6 +366,17 @@ def ground_contact(
     band = slice(max(0, h // 2 - 2 * gap), h // 2)
     tall = (~ground_like[band] & ~sky[band]).mean(0) > 0.8
     contact = np.where(tall, contact, h // 2)
+    if structure and config.structure_eps > 0 and config.foot_deg > 0:
+        # what stands up to the horizon and keeps its own colours for a long way below it (at least
+        # ``foot_deg``) before a step to others is standing there, however ground-like its colour: a
+        # plain brick or stone facade over a paved street ends at its foot
+        standing = (~sky[band]).mean(0) > 0.8
+        long = (end < r1) & (end - h // 2 >= config.foot_deg / 180 * h)
+        # green above the horizon that carries on below it is grass on rising ground, not a facade
+        up = slice(max(0, h // 2 - round(config.structure_band_deg / 180 * h)), h // 2)
+        green = (img[up, :, 1] > img[up, :, 0]) & (img[up, :, 1] > img[up, :, 2]) & ~sky[up]
+        long &= green.mean(0) < config.foot_green
+        contact = np.where(standing & long, np.maximum(end, contact), contact)
     return _smooth_line(np.clip(contact, 0, h), max(3, w // 128) | 1)
 
 
