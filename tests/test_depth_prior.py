@@ -221,13 +221,12 @@ def test_plain_box_room_is_measured():
 @pytest.mark.parametrize("seed", [2, 3])
 def test_canyon_walls_recede_as_they_rise(seed):
     # canyon walls are terrain: a high skyline all around, bare rock (no foliage, few vertical edges);
-    # as a vertical fold at the foot they stood far too near higher up (δ1 0.67 and 0.68 at this size);
-    # the terrain model is opt-in (terrain_far), off by default
+    # as a vertical fold at the foot they stood far too near higher up (δ1 0.67 and 0.68 at this size)
     from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
 
     spec, _ = parse_prompt("a canyon", seed)
     pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
-    depth, facts = prior_depth(pano, 1.6, PriorConfig(terrain_far=110.0))
+    depth, facts = prior_depth(pano, 1.6)
     absrel, d1, iou = _scores(depth, gt)
     assert facts["scene"] == "outdoor"
     assert absrel <= 0.2 and d1 >= 0.72 and iou >= 0.95, (absrel, d1, iou)

@@ -79,15 +79,13 @@ class PriorConfig:
             measurement: the column floats (1.0, i.e. beyond 92 m at 1.6 m eye height).
         room_height_min, room_height_max: indoors, the range of floor-to-ceiling heights the room box
             may take, metres (2.3 and 5.0: habitable rooms; a lower box is a rug or a table).
-        terrain_far: outdoors, distance of a terrain column's skyline, metres (0 = off, the default; 110 suits canyons and cliffs): terrain
+        terrain_far: outdoors, distance of a terrain column's skyline, metres (110; 0 = off): terrain
             (a cliff, a canyon wall, a mountainside) recedes as it rises, unlike a wall or a trunk; a
             column is terrain where everything within ``terrain_win_deg`` of it rises above
             ``terrain_sky_deg`` and carries little foliage (green) and few vertical edges (see
-            ``_terrain_columns``). Above its contact it is a planar slope from the contact to a
-            skyline at this distance (``_slope``), and neither overhangs nor its neighbours pull it nearer.
-            Off by default: on procedural canyons (seeds 0-4) it lifts 3 more worlds over the target,
-            but on a rendered street of plain facades it took the facades for terrain (AbsRel 0.35 ->
-            0.54); ``--set depth.terrain_far=110`` turns it on for canyons and cliffs.
+            ``_terrain_columns``), and its foot is farther than ``terrain_foot`` or not measurable.
+            Above its contact it is a planar slope from the contact to a skyline at this distance
+            (``_slope``), and neither overhangs nor its neighbours pull it nearer.
         terrain_float: a terrain column's distance at the contact when the contact is not measurable
             (within ``contact_min_deg`` of the horizon) and the cap of a measured one, metres (50).
         terrain_sky_deg: the skyline elevation terrain reaches everywhere around a column, degrees (25).
@@ -134,7 +132,7 @@ class PriorConfig:
     contact_min_deg: float = 1.0
     room_height_min: float = 2.3
     room_height_max: float = 5.0
-    terrain_far: float = 0.0
+    terrain_far: float = 110.0
     terrain_float: float = 50.0
     terrain_sky_deg: float = 25.0
     terrain_win_deg: float = 10.0
