@@ -40,7 +40,11 @@ from .sheet import SheetConfig, build_sheet, sheet_geometry, sky_dome
 from .simplify import simplify, vertex_normals
 from .texture import equirect_uvs, panorama_texture
 
-RIM_GAP = 1.003  # the sky dome's radius over the rim's (sky_rim): its coarse cells' chords stay behind it
+# The sky rim's distance (sky_rim): just beyond the farthest surface, so that it does not widen the
+# scene's reach (exporters fold what lies past 0.8 x a camera's far plane), and in front of the sky
+# dome by more than the sag of the dome's coarse cells between their corners.
+RIM_REACH = 1.01
+RIM_GAP = 1.003
 
 
 @dataclass(frozen=True)
@@ -465,12 +469,12 @@ def build_layered_sheet(
     parts = dict(scene.parts)
     out: dict[str, Mesh] = {}
     rim = None
-    if "sky" in parts and sky_r > 0 and layer.hidden.any() and config.sky_guard_blend > 0:
+    if "sky" in parts and sky_r > 0 and far > 0 and layer.hidden.any() and config.sky_guard_blend > 0:
         # The dome's cells at silhouettes that the capture point sees, with the panorama's
         # colour (sky_rim), so that the dome behind them may show the inpainted sky where a
         # viewer who steps aside looks past a silhouette (sky_guard_blend).
         occ = [(m.vertices, m.faces) for m in (parts.get("world"), part) if m is not None]
-        rim = sky_rim(depth.sky, sky_r, occ)
+        rim = sky_rim(depth.sky, min(RIM_REACH * far, sky_r / RIM_GAP), occ)
         part, rim = _fit_rim(part, rim, layer, texture, config, parts["world"].n_faces if "world" in parts else 0)
         n_bg = part.n_faces if part is not None else 0
     if "world" in parts:
@@ -489,8 +493,7 @@ def build_layered_sheet(
         sky = depth.sky | layer.sky[rows[:, None], cols[None, :]]
         sky = walk_sky(sky, np.where(depth.valid, depth.depth, np.inf), config.walk_radius)
         tex = layer_texture(layer, texture, config.sky_guard_blend if rim is not None else 0.0)
-        # Just behind the rim (RIM_GAP), which keeps the capture point's view at silhouettes.
-        dome = sky_dome(sky, RIM_GAP * sky_r if rim is not None else sky_r, config.sky_grid_width, tex)
+        dome = sky_dome(sky, sky_r, config.sky_grid_width, tex)
         # Closed behind everything: a coarse whole sphere just outside the dome, textured the
         # same, so that a ray through a crack the walk opens (behind a table edge, a sofa arm)
         # shows the panorama's colour of its direction instead of nothing, as an engine's
