@@ -268,5 +268,16 @@ def test_poles_against_the_sky_leave_no_rim_aside_and_the_capture_point_unchange
     # 0.001783 against 0.001784.
     assert scenes[0].report["layers"]["sky_rim_triangles"] > 0
     assert "sky_rim_triangles" not in scenes[1].report["layers"]
+    # The rim's triangles come out of the background layers' share: with a budget the world
+    # fills, the layers are simplified again to make room, and the world is as without a rim.
+    tight = replace(cfg, max_triangles=8_000, layer_triangles=3_000)
+    a, b = (
+        build_layered_sheet(pano, depth, tight),
+        build_layered_sheet(pano, depth, replace(tight, sky_guard_blend=0.0)),
+    )
+    assert a.report["layers"]["sky_rim_triangles"] > 0
+    assert a["world"].n_faces + a["background"].n_faces <= 8_000
+    assert a["background"].n_faces <= b["background"].n_faces
+    assert np.array_equal(a["world"].vertices, b["world"].vertices)
     assert np.sum(aside[0]) < 0.7 * np.sum(aside[1])
     assert np.sum(here[0]) <= 1.01 * np.sum(here[1])
