@@ -20,8 +20,10 @@
    (``layer_collision_share`` of ``collision_triangles``), so a player walking behind a sofa stands
    on the hidden floor.
 6. Hidden pixels whose background is the sky widen the sky dome, which then takes the same
-   texture (hidden pixels next to visible ones keep the panorama's colour, so bilinear lookups
-   at silhouettes seen from the capture point do not change).
+   texture, the inpainted sky included in the texels right behind silhouettes. The dome's cells
+   at silhouettes that the capture point sees (:func:`sky_rim`) join the background part with
+   the panorama's colour in those texels, so bilinear lookups at silhouettes seen from the
+   capture point do not change while a viewer who steps aside sees sky behind a palm.
 """
 
 from __future__ import annotations
@@ -121,10 +123,9 @@ def layer_texture(layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 
     # hidden neighbour's texel too, so replacing that texel changes the capture-point view (the
     # street lost 1 dB with the whole hidden region replaced), while keeping the panorama's
     # colour there rims every silhouette with the foreground's colour once the viewer steps
-    # aside (palms against the sky on the coast). Measured on the sky dome, half and half
-    # against the panorama's colour: coast capture point 41.77 -> 41.76 dB, 0.5 m +1.0 dB;
-    # street capture point 37.40 -> 37.12 dB, 0.5 m +0.9 dB. The capture point may not get
-    # worse, so the default keeps the panorama's colour (LayeredSheetConfig.sky_guard_blend).
+    # aside (palms against the sky on the coast). The background layers keep the panorama's
+    # colour (guard_blend 0); the sky dome takes the inpainted colour (the sky rim, sky_rim,
+    # keeps the panorama's colour where the capture point sees those texels).
     vis = ~hid
     near_vis = vis | np.roll(vis, 1, 1) | np.roll(vis, -1, 1)
     near_vis[1:] |= vis[:-1]
