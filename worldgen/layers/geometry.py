@@ -106,6 +106,7 @@ def continue_background(
     edge_ratio: float = 1.1,
     max_band_deg: float = 45.0,
     nearest: bool = False,
+    step_ratio: float | None = None,
 ) -> dict[str, np.ndarray]:
     """The background hidden behind the foreground, continued from the occluding edges.
 
@@ -121,6 +122,12 @@ def continue_background(
             in front of a trunk in front of the ground) the farthest seed gives the surface
             nothing hides (the ground), the nearest one the middle occluder's hidden side; a
             viewer who steps aside sees the middle one first.
+        step_ratio: the smallest depth ratio of an occluding edge whose hidden side is continued
+            (its seeds, and how far behind the pixel's own surface a background must lie); None =
+            ``edge_ratio``. The mesh passes its sheet's cut threshold (2 %): a step under
+            ``edge_ratio`` that the sheet cuts (the gap between a sofa's back and the wall behind
+            it, books in a shelf) opens a crack as soon as the viewer moves. ``edge_ratio`` still
+            decides across which neighbours a background travels.
 
     Returns:
         dict with **hidden** [H, W] bool (pixels with a background behind their own surface),
@@ -135,7 +142,8 @@ def continue_background(
     sky = np.asarray(sky, bool) & ~surface
     d = np.where(surface, depth, np.inf).astype(np.float64)
     dirs = equirect_directions(H, W).astype(np.float64)
-    fg, seed = occluding_edges(d, surface, edge_ratio)
+    step_ratio = edge_ratio if step_ratio is None else step_ratio
+    fg, seed = occluding_edges(d, surface, step_ratio)
     seed &= surface | sky
     far = float(d[surface].max()) if surface.any() else 1.0
     ground = ground_height(d, surface, dirs)
@@ -207,7 +215,7 @@ def continue_background(
             ang = np.arccos(np.clip(np.einsum("ij,ij->i", flat_dirs[s], r), -1.0, 1.0))
             with np.errstate(divide="ignore"):
                 reach = walk_radius * (1.0 / own - 1.0 / t) + 2.0 * pixel
-            ok = (t > edge_ratio * own) & (ang <= np.minimum(reach, max_band))
+            ok = (t > step_ratio * own) & (ang <= np.minimum(reach, max_band))
             if ground is not None:
                 # Nothing hides under the ground: a wall continued down past a floor pixel (the
                 # floor in front of a sofa) would be buried, not hidden.

@@ -293,6 +293,9 @@ def build_layered_sheet(
             inpaint=config.inpaint,
             **fill_options(config),
             nested=config.layer_nested,
+            # Complete behind every step the sheet may cut (its 2 % jump), not only behind the
+            # layer's 10 % occluding edges (independent room at 1 m: holes 0.40 -> 0.27 %).
+            step_ratio=min(math.exp(config.jump_min), LayerConfig.edge_ratio) if config.jump_min > 0 else 0.0,
         ),
         seed=seed,
     )
