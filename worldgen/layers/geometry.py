@@ -143,7 +143,20 @@ def continue_background(
     d = np.where(surface, depth, np.inf).astype(np.float64)
     dirs = equirect_directions(H, W).astype(np.float64)
     step_ratio = edge_ratio if step_ratio is None else step_ratio
-    fg, seed = occluding_edges(d, surface, step_ratio)
+    fg, seed = occluding_edges(d, surface, edge_ratio)
+    pixel = math.pi / H
+    if step_ratio < edge_ratio:
+        # Steps under the edge ratio are completed only where a viewer walk_radius aside sees
+        # more than a pixel past them, walk_radius x (1 / d_near - 1 / d_far): elsewhere the
+        # sheet's one-cell backfill covers what opens, and a layer behind every small step of
+        # far terrain (ridges kilometres away) only competes with the simplified world there
+        # (the forest's capture point lost 0.3 dB).
+        _, small = occluding_edges(d, surface, step_ratio)
+        near = np.minimum.reduce([np.roll(d, 1, 1), np.roll(d, -1, 1), _shift_rows(d, 1), _shift_rows(d, -1)])
+        near = np.where(near > 0, near, np.inf)  # _shift_rows pads with 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            seen = walk_radius * (1.0 / near - 1.0 / d) > pixel
+        seed |= small & ~seed & seen
     seed &= surface | sky
     far = float(d[surface].max()) if surface.any() else 1.0
     ground = ground_height(d, surface, dirs)
@@ -162,7 +175,6 @@ def continue_background(
     bg = np.where(seed, d, np.nan)
     log_d = np.log(np.where(surface, d, 1e30))
     log_ratio = math.log(edge_ratio)
-    pixel = math.pi / H
     max_band = math.radians(max_band_deg)
     passes = int(math.ceil(max_band / pixel)) + 2
     ran = 0
