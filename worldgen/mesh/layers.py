@@ -132,12 +132,18 @@ def layer_texture(layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 
 
 
 def background_geometry(
-    layer: HiddenLayer, config: SheetConfig, sky_radius: float = 0.0, edge_ratio: float = LayerConfig.edge_ratio
+    layer: HiddenLayer,
+    config: SheetConfig,
+    sky_radius: float = 0.0,
+    edge_ratio: float = LayerConfig.edge_ratio,
+    walk_radius: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vertices [V, 3] and CCW faces [F, 3] of the hidden background (plus its seam ring), unsimplified.
 
     Hidden sky (behind silhouettes against the sky) is included at ``sky_radius`` (0 = left out).
-    Depth steps under ``edge_ratio`` (the layer's occluding-edge ratio) are never cut.
+    Depth steps under ``edge_ratio`` (the layer's occluding-edge ratio) are never cut. Vertices
+    lie 0.5 % farther than the continued depth, far ones up to 20 % (what a viewer ``walk_radius``
+    aside sees shift by a quarter pixel at most).
     """
     sky = layer.sky | (layer.seeds & ~np.isfinite(layer.depth)) if sky_radius > 0 else np.zeros(layer.shape, bool)
     valid = layer.surface | (layer.seeds & np.isfinite(layer.depth)) | sky
@@ -163,8 +169,17 @@ def background_geometry(
     # ring, the world's one-cell backfill at cut edges, the sky dome's margin behind silhouettes)
     # the world and the dome win the depth test from the capture point instead of z-fighting
     # (measured: the room's capture-point PSNR fell 0.34 dB without it); 2 cm at 4 m is
-    # invisible from a step away.
-    return v * 1.005, f
+    # invisible from a step away. Farther away the world is simplified much more coarsely (far
+    # ridges seen at grazing angles lie up to ~15 % off their pixels' depths) and the layer won
+    # there, showing its inpainted colour from the capture point (forest: 5 horizon pixels,
+    # -0.3 dB); so it is pushed back as far as keeps it within a quarter pixel for a viewer
+    # walk_radius aside (walk_radius x offset / distance), at most 20 % (inside the sky dome).
+    dist = np.linalg.norm(v, axis=1)
+    pixel = math.pi / layer.shape[0]
+    push = np.clip(pixel * dist / (4.0 * max(walk_radius, 1e-3)), 0.005, 0.2)
+    if sky_radius > 0:
+        push = np.where(dist >= 0.999 * sky_radius, 0.005, push)  # hidden sky stays just behind the dome
+    return v * (1.0 + push)[:, None], f
 
 
 def background_part(
@@ -179,7 +194,10 @@ def background_part(
     sky dome, which keeps the panorama's own texture): 0 leaves it out.
     """
     layers = [layer] + ([layer.nearer] if layer.nearer is not None else [])
-    geoms = [background_geometry(lay, config, sky_radius if k == 0 else 0.0) for k, lay in enumerate(layers)]
+    geoms = [
+        background_geometry(lay, config, sky_radius if k == 0 else 0.0, walk_radius=config.walk_radius)
+        for k, lay in enumerate(layers)
+    ]
     total = sum(len(f) for _, f in geoms)
     if not total or not config.layer_triangles:
         return None
