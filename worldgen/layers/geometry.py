@@ -158,6 +158,10 @@ def continue_background(
             seen = walk_radius * (1.0 / near - 1.0 / d) > pixel
         seed |= small & ~seed & seen
     seed &= surface | sky
+    # Backgrounds from occluding edges must lie edge_ratio behind a pixel's own surface, those
+    # from small steps step_ratio (with one threshold for both, surfaces barely behind the
+    # foreground took pixels from the sky behind silhouettes: the coast's hidden sky fell 7x).
+    big = occluding_edges(d, surface, edge_ratio)[1].reshape(-1)
     far = float(d[surface].max()) if surface.any() else 1.0
     ground = ground_height(d, surface, dirs)
     n = depth_normals(dirs.astype(np.float32), np.where(surface, d, 1.0), surface).astype(np.float64)
@@ -225,9 +229,18 @@ def continue_background(
             t = np.clip(t, 0.5 * sd, np.minimum(3.0 * sd, far))
             t = np.where(np.isinf(sd), np.inf, t)
             ang = np.arccos(np.clip(np.einsum("ij,ij->i", flat_dirs[s], r), -1.0, 1.0))
+            if ground is not None:
+                # A wall continued down meets the ground: below it the ray meets the ground
+                # plane instead (behind a table's edge the right wall and the floor join at
+                # their corner; before, a strip of wall continued under the floor's tolerance
+                # beat the floor continued from under the table, and the two were cut apart).
+                q_y = r[:, 1] * np.where(np.isinf(t), 0.0, t)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    t_ground = np.where(r[:, 1] < 0, ground / r[:, 1], np.inf)
+                t = np.where(np.isfinite(t) & (q_y < ground) & (t_ground < t), t_ground, t)
             with np.errstate(divide="ignore"):
                 reach = walk_radius * (1.0 / own - 1.0 / t) + 2.0 * pixel
-            ok = (t > step_ratio * own) & (ang <= np.minimum(reach, max_band))
+            ok = (t > np.where(big[s], edge_ratio, step_ratio) * own) & (ang <= np.minimum(reach, max_band))
             if ground is not None:
                 # Nothing hides under the ground: a wall continued down past a floor pixel (the
                 # floor in front of a sofa) would be buried, not hidden.
