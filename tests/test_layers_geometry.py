@@ -124,29 +124,3 @@ def test_step_ratio_completes_behind_small_steps():
     assert np.abs(z - 2.0).max() < 0.02
     far = continue_background(500.0 * d, surface, sky, walk_radius=2.0, step_ratio=1.02)
     assert not (far["hidden"] & sofa).any()
-
-
-def test_a_wall_continued_below_the_floor_meets_the_floor():
-    # Behind a table's edge the wall beyond is continued downward; below the floor line it must
-    # become the floor (the ray meets the ground plane), not stop (leaving a seam against the
-    # floor continued from elsewhere) nor carry on under the floor.
-    H = 128
-    dirs = equirect_directions(H).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        t_floor = np.where(dirs[..., 1] < 0, -1.6 / dirs[..., 1], np.inf)
-        t_wall = np.where(dirs[..., 2] < 0, -3.0 / dirs[..., 2], np.inf)  # a wall 3 m ahead
-    d = np.minimum(t_floor, t_wall)
-    d = np.where(np.isfinite(d), d, 10.0)  # closed: far surfaces elsewhere
-    # A table top (1 m away, 0.8 m below the eye) ahead, hiding the wall's foot and the floor.
-    table = (np.abs(dirs[..., 0]) < 0.3 * -dirs[..., 2]) & (dirs[..., 1] < -0.35) & (dirs[..., 1] > -0.55)
-    table &= dirs[..., 2] < 0
-    d = np.where(table, 1.0, d)
-    surface = np.ones(d.shape, bool)
-    out = continue_background(d, surface, np.zeros(d.shape, bool), walk_radius=2.0)
-    hid = out["hidden"] & table
-    assert hid.sum() > 20
-    p = dirs[hid] * out["depth"][hid][:, None]
-    # No continued point lies below the floor (y = -1.6); where the wall reaches it, the floor
-    # takes over.
-    on_floor = np.abs(p[:, 1] + 1.6) < 0.01
-    assert on_floor.sum() > 5 and (p[:, 1] > -1.61).all()

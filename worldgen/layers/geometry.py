@@ -237,7 +237,10 @@ def continue_background(
                 q_y = r[:, 1] * np.where(np.isinf(t), 0.0, t)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     t_ground = np.where(r[:, 1] < 0, ground / r[:, 1], np.inf)
-                t = np.where(np.isfinite(t) & (q_y < ground) & (t_ground < t), t_ground, t)
+                # Only walls (|n_y| < 0.3): snapping ground-like planes too (terrain rising away
+                # from the capture point) cost the street 0.5 dB and the coast 0.2 dB at 1 m.
+                wall = np.abs(flat_n[s][:, 1]) < 0.3
+                t = np.where(wall & np.isfinite(t) & (q_y < ground) & (t_ground < t), t_ground, t)
             with np.errstate(divide="ignore"):
                 reach = walk_radius * (1.0 / own - 1.0 / t) + 2.0 * pixel
             ok = (t > np.where(big[s], edge_ratio, step_ratio) * own) & (ang <= np.minimum(reach, max_band))
