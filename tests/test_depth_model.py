@@ -86,6 +86,77 @@ def tiny_dpt(path):
     return _save(model, DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False), path)
 
 
+def tiny_zoedepth(path):
+    from transformers import BeitConfig, ZoeDepthConfig, ZoeDepthForDepthEstimation
+    from transformers.models.zoedepth.image_processing_pil_zoedepth import ZoeDepthImageProcessorPil
+
+    backbone = BeitConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=8,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=16,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
+    )
+    cfg = ZoeDepthConfig(
+        backbone_config=backbone,
+        neck_hidden_sizes=[4, 4, 4, 4],
+        reassemble_factors=[4, 2, 1, 0.5],
+        fusion_hidden_size=6,
+        bottleneck_features=6,
+        num_relative_features=8,
+        bin_embedding_dim=8,
+        num_attractors=[4, 4, 4, 4],
+        num_patch_transformer_layers=1,
+        patch_transformer_hidden_size=8,
+        patch_transformer_intermediate_size=16,
+        patch_transformer_num_attention_heads=2,
+    )
+    model = ZoeDepthForDepthEstimation(cfg).eval()
+    _randomise(model, 3)
+    proc = ZoeDepthImageProcessorPil(size={"height": 32, "width": 32}, keep_aspect_ratio=False, ensure_multiple_of=16)
+    return _save(model, proc, path)
+
+
+def tiny_depth_pro(path):
+    """A tiny Depth Pro; its preprocessor_config.json is written as the published model's is, since
+    transformers' processor class needs torchvision (absent here: the backend then does its steps)."""
+    from transformers import DepthProConfig, DepthProForDepthEstimation, Dinov2Config
+
+    sub = dict(image_size=32, patch_size=8, hidden_size=8, num_hidden_layers=2, num_attention_heads=2)
+    cfg = DepthProConfig(
+        fusion_hidden_size=8,
+        patch_size=32,
+        scaled_images_ratios=[0.5, 1.0],
+        scaled_images_overlap_ratios=[0.0, 0.25],
+        scaled_images_feature_dims=[8, 8],
+        intermediate_hook_ids=[1, 0],
+        intermediate_feature_dims=[8, 8],
+        use_fov_model=True,
+        image_model_config=Dinov2Config(intermediate_size=16, **sub),
+        patch_model_config=Dinov2Config(intermediate_size=16, **sub),
+        fov_model_config=Dinov2Config(intermediate_size=16, **sub),
+    )
+    model = DepthProForDepthEstimation(cfg).eval()
+    _randomise(model, 5)
+    model.save_pretrained(path)
+    pre = {
+        "image_processor_type": "DepthProImageProcessor",
+        "size": {"height": 64, "width": 64},
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "resample": 2,
+    }
+    (path / "preprocessor_config.json").write_text(json.dumps(pre))
+    return path
+
+
 @functools.cache
 def _pano_bytes(prompt: str) -> bytes:
     from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
@@ -144,6 +215,40 @@ def test_dpt_and_metric_models(tmp_path, pano):
     assert _generate(pano, tmp_path / "c", "--model", f"depth={metric}", "--set", "depth.scale_from=ground") == 0
     rep = json.loads((tmp_path / "c" / "manifest.json").read_text())["stages"]["depth"]["report"]
     assert rep["scale_from"] in ("ground", "median distance")
+
+
+def test_zoedepth_and_depth_pro_from_the_cli(tmp_path, pano):
+    for name, build in (("zoe", tiny_zoedepth), ("pro", tiny_depth_pro)):
+        model = build(tmp_path / name)
+        assert _generate(pano, tmp_path / f"o_{name}", "--model", f"depth={model}") == 0, name
+        rep = json.loads((tmp_path / f"o_{name}" / "manifest.json").read_text())["stages"]["depth"]["report"]
+        assert rep["model_kind"] == "metric" and rep["views"] == 18, name
+        a = np.load(tmp_path / f"o_{name}" / "depth.npz")
+        assert (a["depth"][~a["sky"]] > 0).all() and np.isfinite(a["depth"][~a["sky"]]).all()
+
+
+def test_view_depth_reads_each_family_its_own_way():
+    """ZoeDepth's output covers its reflect-padded input; Depth Pro's is inverse depth over focal length."""
+    import math
+    from types import SimpleNamespace
+
+    import torch
+
+    from worldgen.depth.model import view_depth
+
+    s = 32
+    pad = int(math.sqrt(s / 2) * 3)  # ZoeDepth's processor pads 12 px per border at 32 px
+    padded = torch.zeros(1, s + 2 * pad, s + 2 * pad)
+    padded[:, pad:-pad, pad:-pad] = 2.5  # the view itself; the padding reads 0
+    out = view_depth(SimpleNamespace(predicted_depth=padded), SimpleNamespace(do_pad=True), "zoedepth", s, 90.0)
+    assert out.shape == (1, s, s) and torch.allclose(out, torch.full_like(out, 2.5))
+    # Depth Pro: z = f / (W * pred), W / f = 2 tan(fov / 2) = 2 at 90°
+    inv = torch.full((2, 1, 8, 8), 0.25)
+    out = view_depth(SimpleNamespace(predicted_depth=inv), None, "depth_pro", 16, 90.0)
+    assert out.shape == (2, 16, 16) and torch.allclose(out, torch.full_like(out, 2.0))
+    # any other family: its own quantity, resized
+    out = view_depth(SimpleNamespace(predicted_depth=inv[:, 0]), None, "dpt", 16, 90.0)
+    assert torch.allclose(out, torch.full_like(out, 0.25))
 
 
 def test_bad_model_folders_exit_2_in_one_line(tmp_path, pano, capsys):

@@ -216,3 +216,87 @@ def test_plain_box_room_is_measured():
     depth, facts = prior_depth(Panorama(img), eye, PriorConfig(scene="indoor"))
     assert _absrel(depth.depth, gt) < 0.08
     assert facts["ceiling_above_eye_m"] == pytest.approx(ceil, rel=0.1)
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_canyon_walls_recede_as_they_rise(seed):
+    # canyon walls are terrain: a high skyline all around, bare rock (no foliage, few vertical edges);
+    # as a vertical fold at the foot they stood far too near higher up (δ1 0.67 and 0.68 at this size)
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a canyon", seed)
+    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    depth, facts = prior_depth(pano, 1.6)
+    absrel, d1, iou = _scores(depth, gt)
+    assert facts["scene"] == "outdoor"
+    assert absrel <= 0.2 and d1 >= 0.72 and iou >= 0.95, (absrel, d1, iou)
+
+
+def test_slope_is_a_plane_from_contact_to_skyline():
+    # a plane through a horizontal line 20 m ahead at the ground, rising at 30°: 1 / horizontal
+    # distance is linear in tan(elevation), so two points fix it and every row between comes back
+    from worldgen.depth.prior import _latitudes, _slope
+
+    h, eye, d0, alpha = 512, 1.6, 20.0, np.radians(30.0)
+    lat = _latitudes(h)
+    x = (eye + d0 * np.tan(alpha)) / (np.tan(alpha) - np.tan(lat))  # horizontal distance on the plane
+    lat_c = np.array([-np.arctan(eye / d0)])
+    e_s = np.array([np.radians(25.0)])
+    far = float((eye + d0 * np.tan(alpha)) / (np.tan(alpha) - np.tan(e_s[0])))
+    r = _slope(np.array([d0]), lat_c, e_s, far, lat)[:, 0]
+    between = (lat >= lat_c[0]) & (lat <= e_s[0])
+    assert np.allclose(r[between], (x / np.cos(lat))[between], rtol=1e-6)
+
+
+def test_crowns_stand_at_their_trunks():
+    # a forest: crowns hang over farther ground between the trunks; a fold at each column's own contact
+    # put them there (AbsRel 0.53, δ1 0.66 at this size): they take their trunk's distance
+    pano, gt, _ = _world("a forest", 512)
+    depth, facts = prior_depth(pano, 1.6)
+    absrel, d1, iou = _scores(depth, gt)
+    assert facts["scene"] == "outdoor"
+    assert absrel <= 0.3 and d1 >= 0.69 and iou >= 0.95, (absrel, d1, iou)
+
+
+def test_segment_reach_spreads_within_a_colour_segment_and_reach():
+    from worldgen.depth.prior import _segment_reach
+
+    h, w = 128, 256
+    feats = np.zeros((h, w, 3), np.float32)
+    feats[20:60, 100:160] = (0.4, 0.4, 0.3)  # a crown
+    feats[20:60, 40:60] = (0.4, 0.4, 0.3)  # the same colour, apart: another segment
+    region = np.zeros((h, w), bool)
+    region[20:64] = True
+    contact = np.full(w, 64.0)
+    d = np.full(w, 50.0)
+    d[128] = 5.0  # the trunk under the crown
+    out = _segment_reach(feats, region, d, contact, reach=5.0, eps=0.05, max_deg=45.0)
+    # 5 m sideways from a trunk 5 m away is 45°, more than the crown's 30° half-width: all of it; the
+    # same colour elsewhere is not joined to it, and what stands on its own foot keeps its distance
+    assert (out[20:60, 100:160] == 5.0).all()
+    assert (out[20:60, 40:60] == 50.0).all() and (out[60:64, 100:127] == 50.0).all()
+    assert np.isinf(out[:20]).all()
+
+
+def test_plain_facade_over_a_street_of_like_colour():
+    # a plain stone facade (no window columns: no vertical edges) from 40° above to 8° below the horizon
+    # over an asphalt street with white lane marks: the ground colour learnt under the camera is broad
+    # enough to take the facade for ground, but the facade's own colour carries on 8° below the horizon
+    # and then steps to the asphalt: that step is its foot, 1.6 / tan 8° m away
+    from worldgen.types import Panorama
+
+    h, w = 128, 256
+    rng = np.random.default_rng(1)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.4, 0.6, 1.0)
+    asphalt = np.clip(0.3 + rng.normal(0, 0.05, (h, w)), 0, 1)[..., None] * np.ones(3, np.float32)
+    img[70:] = asphalt[70:]
+    img[100:104] = 0.9  # a lane mark
+    img[118:121] = 0.9
+    img[36:70] = (0.52, 0.48, 0.42)  # stone
+    foot = 1.6 / np.tan(np.radians(8.0))
+    depth, _ = prior_depth(Panorama(img), 1.6)
+    lat60 = np.pi / 2 - np.pi * 60.5 / h  # a facade row 5° above the horizon
+    assert np.median(depth.depth[60]) == pytest.approx(foot / np.cos(lat60), rel=0.15)
+    flat, _ = prior_depth(Panorama(img), 1.6, PriorConfig(foot_deg=0))
+    assert np.median(flat.depth[60]) > 2 * foot

@@ -51,6 +51,20 @@ def test_orientation_is_applied(tmp_path):
     assert fov == pytest.approx(math.degrees(2 * math.atan(12 / 18)), abs=1e-6)
 
 
+def test_read_photo_takes_what_panoramas_take(tmp_path):
+    from PIL import Image
+
+    # a 16-bit greyscale PNG (a scan, a render) was refused; it is rounded to 8 bits like a panorama
+    ramp = (np.arange(32 * 24, dtype=np.uint16).reshape(24, 32) * 80).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    rgb = read_photo(tmp_path / "g16.png")
+    assert rgb.shape == (24, 32, 3) and rgb.dtype == np.uint8
+    assert np.array_equal(rgb[..., 0], np.rint(ramp / 257.0).astype(np.uint8))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        read_photo(tmp_path / "empty.jpg")
+
+
 def test_read_photo_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_photo(tmp_path / "none.jpg")

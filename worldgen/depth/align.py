@@ -235,7 +235,12 @@ def align_views(
                     m[:, 2 * k + 1] = 0
                     m[2 * k + 1, 2 * k + 1] = 1
                     rhs[2 * k + 1] = 0
-            xv = np.linalg.solve(m, rhs)
+            try:
+                xv = np.linalg.solve(m, rhs)
+            except np.linalg.LinAlgError:
+                # degenerate views (e.g. a model whose output is saturated everywhere): the
+                # least-squares answer of smallest norm instead of a crash
+                xv = np.linalg.lstsq(m, rhs, rcond=None)[0]
         return xv
 
     x = solve(x, gauge=True)

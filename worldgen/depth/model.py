@@ -8,7 +8,10 @@ metric scale from the eye height, and sky is set to +inf.
 Relative models (Depth Anything V1/V2 relative, DPT...) predict disparity up to scale and shift:
 they are aligned with a scale and a shift per view. Metric models (Depth Anything metric, ZoeDepth,
 Depth Pro, GLPN) predict z-depth in metres: they are aligned with a scale per view, and keep their
-own scale unless ``scale_from="ground"``.
+own scale unless ``scale_from="ground"``. Two families need their raw output read their own way
+(:func:`view_depth`): ZoeDepth sees a reflect-padded image, so its output is cropped back to the
+view, and Depth Pro predicts inverse depth relative to its focal length, which is exact here
+because each view's field of view is known.
 
 Runs on CUDA in float16 when available (views batched), on the CPU in float32 otherwise; memory
 is bounded by ``batch`` views at a time.
@@ -121,10 +124,19 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
             )
         try:
             processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError, KeyError) as e:
-            raise InputError(
-                f"depth model {path} has no usable image processor (preprocessor_config.json): {e}".splitlines()[0]
-            ) from e
+        except (OSError, ValueError, KeyError, ImportError) as e:
+            processor = None
+            if config.model_type == "depth_pro" and "torchvision" in str(e):
+                # transformers' Depth Pro processor exists only as a torchvision backend, and PyPI's
+                # torchvision wheels need a CUDA build of torch: on a CPU-only install the processor
+                # cannot be imported although its steps are plain (see DepthProViewProcessor).
+                processor = DepthProViewProcessor.from_folder(path)
+            if processor is None:
+                hint = " (pip install torchvision matching your torch build)" if "torchvision" in str(e) else ""
+                raise InputError(
+                    f"depth model {path} has no usable image processor (preprocessor_config.json){hint}: "
+                    + str(e).strip().splitlines()[0]
+                ) from e
     is_metric = config.model_type in METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", None) == "metric"
     return model.eval().to(device=device, dtype=dtype or torch.float32), processor, is_metric
 
@@ -197,6 +209,85 @@ def check_depth_model(path: Path) -> str | None:
     return None
 
 
+class DepthProViewProcessor:
+    """Depth Pro's image processing without torchvision: rescale, normalise, then resize.
+
+    transformers' ``DepthProImageProcessor`` does exactly these steps (normalising *before* the
+    bilinear resize, without antialiasing); it is used instead whenever it can be imported.
+    The values come from the model folder's ``preprocessor_config.json``.
+    """
+
+    def __init__(self, size: int, mean, std, rescale_factor: float, do_normalize: bool, bicubic: bool):
+        self.size = {"height": int(size), "width": int(size)}
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.rescale_factor, self.do_normalize, self.bicubic = float(rescale_factor), bool(do_normalize), bicubic
+
+    @classmethod
+    def from_folder(cls, path: Path) -> DepthProViewProcessor | None:
+        import json
+
+        f = Path(path) / "preprocessor_config.json"
+        if not f.is_file():
+            return None
+        c = json.loads(f.read_text())
+        size = c.get("size") or {"height": 1536}
+        side = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
+        return cls(
+            side or 1536,
+            c.get("image_mean", [0.5, 0.5, 0.5]),
+            c.get("image_std", [0.5, 0.5, 0.5]),
+            c.get("rescale_factor", 1 / 255) if c.get("do_rescale", True) else 1.0,
+            c.get("do_normalize", True),
+            c.get("resample", 2) == 3,  # PIL's BICUBIC; Depth Pro uses BILINEAR (2)
+        )
+
+    def __call__(self, images, return_tensors="pt"):
+        import torch
+        import torch.nn.functional as F
+
+        x = np.stack(images).astype(np.float32) * self.rescale_factor
+        if self.do_normalize:
+            x = (x - self.mean) / self.std
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        side = self.size["height"]
+        mode = "bicubic" if self.bicubic else "bilinear"
+        return {"pixel_values": F.interpolate(t, size=(side, side), mode=mode, align_corners=False)}
+
+
+def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
+    """A depth model's raw output on a batch of views -> the model's quantity on the view grid.
+
+    Args:
+        outputs: the model's output (``predicted_depth`` [N, h, w] or [N, 1, h, w]).
+        processor: the image processor that made the inputs.
+        model_type: ``model.config.model_type``.
+        size: the views' side, pixels.
+        fov_deg: the views' field of view, degrees.
+
+    Returns:
+        [N, size, size] float32 tensor: disparity (relative models) or z-depth in metres (metric).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    pred = outputs.predicted_depth
+    if pred.ndim == 4:
+        pred = pred[:, 0]
+    pred = pred.float()
+    if model_type == "zoedepth" and getattr(processor, "do_pad", True):
+        # ZoeDepth reflect-pads each image by int(sqrt(side / 2) * 3) pixels per border before resizing
+        # it (its processor's rule), so the output covers the padded view: crop the padding back off.
+        pad = int(math.sqrt(size / 2) * 3)
+        pred = F.interpolate(pred[:, None], size=(size + 2 * pad,) * 2, mode="bilinear", align_corners=False)[:, 0]
+        return pred[:, pad : pad + size, pad : pad + size]
+    if model_type == "depth_pro":
+        # Depth Pro predicts inverse depth in units of the focal length: z = f / (W * pred). Its own
+        # head guesses the field of view; here it is known exactly, and W / f = 2 tan(fov / 2).
+        w_over_f = 2.0 * math.tan(math.radians(fov_deg) / 2.0)
+        pred = 1.0 / torch.clamp(pred * w_over_f, 1e-4, 1e4)
+    return F.interpolate(pred[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
 def model_view_size(processor) -> int:
     """The square input size the processor resizes to (a multiple of its ``ensure_multiple_of``)."""
     size = getattr(processor, "size", None)
@@ -210,12 +301,16 @@ def model_view_size(processor) -> int:
     return max(mult, int(math.ceil(int(s) / mult) * mult))
 
 
-def predict_views(model, processor, views: np.ndarray, batch: int, device: str, progress=None):
-    """Run the model on views [N, s, s, 3] (float in [0, 1]); returns raw predictions [N, s, s] float32."""
+def predict_views(model, processor, views: np.ndarray, batch: int, device: str, progress=None, fov_deg: float = 100.0):
+    """Run the model on views [N, s, s, 3] (float in [0, 1]) of ``fov_deg`` degrees.
+
+    Returns:
+        [N, s, s] float32: disparity (relative models) or z-depth in metres (metric models).
+    """
     import torch
-    import torch.nn.functional as F
 
     n, s = views.shape[0], views.shape[1]
+    model_type = getattr(model.config, "model_type", "")
     out = np.empty((n, s, s), np.float32)
     dtype = next(model.parameters()).dtype
     u8 = np.clip(np.round(views * 255), 0, 255).astype(np.uint8)
@@ -224,10 +319,7 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
         inputs = processor(images=chunk, return_tensors="pt")
         pixels = inputs["pixel_values"].to(device=device, dtype=dtype)
         with torch.inference_mode():
-            pred = model(pixel_values=pixels).predicted_depth
-        if pred.ndim == 4:
-            pred = pred[:, 0]
-        pred = F.interpolate(pred[:, None].float(), size=(s, s), mode="bilinear", align_corners=False)[:, 0]
+            pred = view_depth(model(pixel_values=pixels), processor, model_type, s, fov_deg)
         out[i : i + len(chunk)] = pred.cpu().numpy()
         if progress:
             progress(min(i + batch, n) / n)
@@ -297,7 +389,13 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     sky_views = cut_views(sky0.astype(np.float32)[..., None], cams)[..., 0] > 0.5
     progress(0.05, f"{len(cams)} views of {size}px on {device}")
     raw = predict_views(
-        model, processor, views, config.batch, device, lambda f: progress(0.05 + 0.75 * f, "estimating")
+        model,
+        processor,
+        views,
+        config.batch,
+        device,
+        lambda f: progress(0.05 + 0.75 * f, "estimating"),
+        fov_deg=config.view_fov_deg,
     )
     del model
     if device == "cuda":
@@ -367,9 +465,11 @@ register_backend(
 )
 
 __all__ = [
+    "DepthProViewProcessor",
     "TransformersDepthConfig",
     "check_depth_model",
     "estimate_depth",
     "load_depth_model",
     "load_segmentation_model",
+    "view_depth",
 ]

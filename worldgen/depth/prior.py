@@ -79,6 +79,37 @@ class PriorConfig:
             measurement: the column floats (1.0, i.e. beyond 92 m at 1.6 m eye height).
         room_height_min, room_height_max: indoors, the range of floor-to-ceiling heights the room box
             may take, metres (2.3 and 5.0: habitable rooms; a lower box is a rug or a table).
+        terrain_far: outdoors, distance of a terrain column's skyline, metres (110; 0 = off): terrain
+            (a cliff, a canyon wall, a mountainside) recedes as it rises, unlike a wall or a trunk; a
+            column is terrain where everything within ``terrain_win_deg`` of it rises above
+            ``terrain_sky_deg`` and carries little foliage (green) and few vertical edges (see
+            ``_terrain_columns``), and its foot is farther than ``terrain_foot`` or not measurable.
+            Above its contact it is a planar slope from the contact to a skyline at this distance
+            (``_slope``), and neither overhangs nor its neighbours pull it nearer.
+        terrain_float: a terrain column's distance at the contact when the contact is not measurable
+            (within ``contact_min_deg`` of the horizon) and the cap of a measured one, metres (50).
+        terrain_sky_deg: the skyline elevation terrain reaches everywhere around a column, degrees (25).
+        terrain_win_deg: width of that neighbourhood, degrees of longitude (10).
+        terrain_green: the largest share of green (foliage) pixels above the horizon in that
+            neighbourhood for terrain (0.3: crowns over trunks are folds at the trunks).
+        terrain_vertical: the largest share of vertical-edge pixels (``_vertical_edges``) above the
+            horizon in that neighbourhood for terrain (0.025: facades and trunks are vertical folds).
+        segment_reach_m: outdoors, how far sideways, metres, a fold's distance spreads through one
+            colour segment above the ground (5; 0 = off): a crown takes its trunk's distance where it
+            hangs over farther ground (see ``_segment_reach``). What stands on its own foot (joined by
+            like colours straight down to its contact) keeps its own distance, and terrain columns
+            (see ``terrain_far``, whether or not that is on) take no part.
+        segment_eps: largest colour difference (``_features``) between neighbours of one segment (0.05).
+        segment_max_deg: the farthest a distance spreads, degrees of longitude (45).
+        foot_deg: outdoors, what stands up to the horizon and keeps its own colours (``structure_eps``
+            of the band above the horizon) for at least this far below it, degrees, before a step to
+            other colours stands on that step, however ground-like its colour (3; 0 = off): a plain
+            stone or brick facade over a paved street, whose colours the ground model learnt under
+            the camera (asphalt, lane marks, kerbs) takes in. Not where that band is mostly green:
+            green above the horizon that carries on below it is grass on rising ground.
+        foot_green: the share of green in that band above which it is grass, not a facade (0.3).
+        terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
+            measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
     """
 
     scene: str = "auto"
@@ -101,6 +132,18 @@ class PriorConfig:
     contact_min_deg: float = 1.0
     room_height_min: float = 2.3
     room_height_max: float = 5.0
+    terrain_far: float = 110.0
+    terrain_float: float = 50.0
+    terrain_sky_deg: float = 25.0
+    terrain_win_deg: float = 10.0
+    terrain_green: float = 0.3
+    terrain_vertical: float = 0.025
+    terrain_foot: float = 25.0
+    foot_deg: float = 3.0
+    foot_green: float = 0.3
+    segment_reach_m: float = 5.0
+    segment_eps: float = 0.05
+    segment_max_deg: float = 45.0
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -191,6 +234,89 @@ def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
     return out
 
 
+def _terrain_columns(img: np.ndarray, sky: np.ndarray, config: PriorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Columns whose structure above the horizon is terrain (rock rising to a high skyline all
+    around), not vertical structures: everything within ``terrain_win_deg`` rises above
+    ``terrain_sky_deg`` (no sky gaps between crowns or buildings), and in that window the part above
+    the horizon is mostly not green (foliage: crowns over trunks) and has few vertical edges (facades,
+    trunks, posts). Returns the mask and the skyline elevation per column, radians. [W] bool, [W]"""
+    h, w = sky.shape
+    top = np.argmax(~sky, axis=0)  # the first non-sky row per column (0 where there is no sky)
+    e_s = math.pi / 2 - math.pi * (top + 0.5) / h
+    k = max(3, round(config.terrain_win_deg / 360 * w)) | 1
+    terrain = ndimage.minimum_filter1d(e_s, k, mode="wrap") >= math.radians(config.terrain_sky_deg)
+    above = (np.arange(h) < h // 2)[:, None] & ~sky
+    n = np.maximum(above.sum(0), 1)
+    green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
+    vert = _vertical_edges(_features(img)[..., 2], config.vertical_edge)
+    for cue, limit in ((green, config.terrain_green), (vert, config.terrain_vertical)):
+        share = ndimage.uniform_filter1d((cue & above).sum(0) / n, k, mode="wrap")
+        terrain &= share < limit
+    return terrain, e_s
+
+
+def _slope(d: np.ndarray, lat_c: np.ndarray, e_s: np.ndarray, far: float, lat: np.ndarray) -> np.ndarray:
+    """Ray distance of a planar slope that rises from a contact at horizontal distance ``d`` (seen at
+    latitude ``lat_c``) to a skyline at horizontal distance ``far`` (seen at ``e_s``): on a plane
+    through a horizontal line, 1 / horizontal distance is linear in tan(elevation), so the slope is
+    that line between the two ends (constant beyond them). d, lat_c, e_s: [W]; lat: [H]. [H, W]"""
+    e_s = np.maximum(e_s, math.radians(2.0))
+    e_c = np.minimum(lat_c, 0.0)
+    ds = np.maximum(far, d)
+    t = (np.tan(np.clip(lat, -1.5, 1.5))[:, None] - np.tan(e_c)[None]) / (np.tan(e_s) - np.tan(e_c))[None]
+    inv = 1 / d[None] + np.clip(t, 0, 1) * (1 / ds - 1 / d)[None]
+    return 1 / inv / np.cos(lat)[:, None]
+
+
+def _segment_reach(
+    feats: np.ndarray,
+    region: np.ndarray,
+    d: np.ndarray,
+    contact: np.ndarray,
+    reach: float,
+    eps: float,
+    max_deg: float,
+    rows: int = 128,
+) -> np.ndarray:
+    """Per pixel of ``region`` (what stands above the ground), the nearest fold distance that reaches it
+    through pixels of one colour segment: a crown stands at its trunk's distance, not at the far ground
+    seen beside the trunk. Distances flow between neighbouring pixels of a downsampled panorama whose
+    colours (``feats``) differ by less than ``eps``; a distance d travels at most ``reach`` metres
+    sideways (k steps of the grid's longitude step only if d * k * step <= reach) and ``max_deg``.
+    d: fold distance per column, metres. Returns [H, W] (inf outside ``region``)."""
+    h, w = region.shape
+    f = max(1, h // rows)
+    hs, ws = h // f, w // f
+    fs = feats[: hs * f, : ws * f].reshape(hs, f, ws, f, 3).mean((1, 3))
+    reg = region[: hs * f, : ws * f].reshape(hs, f, ws, f).mean((1, 3)) > 0.5
+    ds = d[: ws * f].reshape(ws, f).min(1)
+    cur = np.where(reg, ds[None], np.inf)
+    right = (np.abs(fs - np.roll(fs, -1, 1)).max(-1) < eps) & reg & np.roll(reg, -1, 1)  # x <-> x + 1
+    left = np.roll(right, 1, 1)  # x <-> x - 1
+    down = (np.abs(fs[1:] - fs[:-1]).max(-1) < eps) & reg[1:] & reg[:-1]  # y <-> y + 1
+    # what stands on its own foot keeps its own distance: the pixels joined by like colours, straight
+    # down their column, to the fold's bottom row
+    cs = np.clip(np.floor(contact[: ws * f].reshape(ws, f).min(1) / f).astype(int) - 1, -1, hs - 1)
+    base = np.zeros((hs, ws), bool)
+    for y in range(hs - 1, -1, -1):  # one vectorised step per grid row
+        base[y] = reg[y] & ((cs == y) | ((base[y + 1] & down[y]) if y + 1 < hs else False))
+    step = 2 * np.pi / ws
+    for k in range(1, int(math.ceil(math.radians(max_deg) / step)) + 1):
+        # one vectorised relaxation per step of reach (a few dozen)
+        cand = np.where(right, np.roll(cur, -1, 1), np.inf)
+        cand = np.minimum(cand, np.where(left, np.roll(cur, 1, 1), np.inf))
+        cand[:-1] = np.minimum(cand[:-1], np.where(down, cur[1:], np.inf))
+        cand[1:] = np.minimum(cand[1:], np.where(down, cur[:-1], np.inf))
+        ok = cand * k * step <= reach
+        new = np.where(base, cur, np.minimum(cur, np.where(ok, cand, np.inf)))
+        if np.array_equal(new, cur):
+            break
+        cur = new
+    out = np.full((h, w), np.inf)
+    out[: hs * f, : ws * f] = np.repeat(np.repeat(cur, f, 0), f, 1)
+    return np.where(region, out, np.inf)
+
+
 def ground_contact(
     panorama: Panorama,
     sky: np.ndarray,
@@ -238,6 +364,17 @@ def ground_contact(
     band = slice(max(0, h // 2 - 2 * gap), h // 2)
     tall = (~ground_like[band] & ~sky[band]).mean(0) > 0.8
     contact = np.where(tall, contact, h // 2)
+    if structure and config.structure_eps > 0 and config.foot_deg > 0:
+        # what stands up to the horizon and keeps its own colours for a long way below it (at least
+        # ``foot_deg``) before a step to others is standing there, however ground-like its colour: a
+        # plain brick or stone facade over a paved street ends at its foot
+        standing = (~sky[band]).mean(0) > 0.8
+        long = (end < r1) & (end - h // 2 >= config.foot_deg / 180 * h)
+        # green above the horizon that carries on below it is grass on rising ground, not a facade
+        up = slice(max(0, h // 2 - round(config.structure_band_deg / 180 * h)), h // 2)
+        green = (img[up, :, 1] > img[up, :, 0]) & (img[up, :, 1] > img[up, :, 2]) & ~sky[up]
+        long &= green.mean(0) < config.foot_green
+        contact = np.where(standing & long, np.maximum(end, contact), contact)
     return _smooth_line(np.clip(contact, 0, h), max(3, w // 128) | 1)
 
 
@@ -251,9 +388,16 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     # a contact this close to the horizon cannot be told from none: the column floats (a crown over
     # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
     floating = lat_c >= -math.radians(config.contact_min_deg)
+    rock, e_s = _terrain_columns(panorama.image, sky, config)
+    terrain = rock if config.terrain_far > 0 else np.zeros(panorama.width, bool)
     with np.errstate(divide="ignore"):
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
     d = np.clip(d, config.min_wall, config.contact_far)
+    # a structure whose foot is near is a wall (a facade across a street), not a mountainside
+    terrain &= floating | (d >= config.terrain_foot)
+    # terrain stands where its own foot is (a cliff's foot near the horizon is far), not under the
+    # overhang of a nearby tree or boulder
+    d_terrain = np.where(floating, config.terrain_float, np.minimum(d, config.terrain_float))
     if config.overhang_m > 0:
         d = np.where(floating, _overhang(d, config.overhang_m, panorama.width), d)
     if config.spread_deg > 0:
@@ -261,11 +405,22 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         # where its support touches the ground, a few columns away
         k = max(3, round(config.spread_deg / 360 * panorama.width)) | 1
         d = np.minimum(d, ndimage.percentile_filter(d, config.spread_pct, size=k, mode="wrap"))
+    d = np.where(terrain, d_terrain, d)
     down = np.sin(-lat)[:, None]
     with np.errstate(divide="ignore"):
         ground = np.where(down > 1e-6, eye_height / np.maximum(down, 1e-6), np.inf)
-    fold = d[None, :] / np.cos(lat)[:, None]
     rows = np.arange(h)[:, None]
+    if config.segment_reach_m > 0:
+        region = (rows < np.floor(contact)[None, :]) & ~sky & ~rock[None]
+        feats = _features(panorama.image)
+        seg = _segment_reach(
+            feats, region, d, contact, config.segment_reach_m, config.segment_eps, config.segment_max_deg
+        )
+        fold = np.minimum(d[None, :], seg) / np.cos(lat)[:, None]
+    else:
+        fold = d[None, :] / np.cos(lat)[:, None]
+    if terrain.any():
+        fold = np.where(terrain[None], _slope(d, lat_c, e_s, config.terrain_far, lat), fold)
     depth = np.where(rows >= np.floor(contact)[None, :], np.minimum(ground, config.fold_far), fold)
     return depth.astype(np.float32)
 

@@ -38,21 +38,16 @@ _UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # FocalPlaneResolutionUnit -> m
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """Read a photo as [H, W, 3] uint8 sRGB, upright: the EXIF orientation is applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Read a photo as [H, W, 3] uint8 sRGB, upright: the EXIF orientation is applied.
+
+    The same reader as panoramas (:func:`worldgen.io.read_image_notes`): 16-bit, greyscale, palette,
+    RGBA, CMYK, WebP, EXR/HDR are converted, and a missing, empty, corrupt or oversized file is
+    refused in one line.
+    """
+    from ..io import read_image_notes
 
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"photo {str(p)!r} does not exist; check the path")
-    try:
-        with Image.open(p) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I", "F"):
-                raise InputError(f"{p.name} is a 16-bit/float image; give an 8-bit sRGB photo")
-            im = ImageOps.exif_transpose(im)
-            rgb = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise InputError(f"cannot read photo {p.name}: the file is corrupt or not an image ({type(e).__name__})") from e
+    rgb, _ = read_image_notes(p)
     if min(rgb.shape[:2]) < 8:
         raise InputError(f"photo {p.name} is {rgb.shape[1]}x{rgb.shape[0]} pixels; give a photo at least 8x8")
     return rgb

@@ -20,8 +20,10 @@
    (``layer_collision_share`` of ``collision_triangles``), so a player walking behind a sofa stands
    on the hidden floor.
 6. Hidden pixels whose background is the sky widen the sky dome, which then takes the same
-   texture (hidden pixels next to visible ones keep the panorama's colour, so bilinear lookups
-   at silhouettes seen from the capture point do not change).
+   texture, the inpainted sky included in the texels right behind silhouettes. The dome's cells
+   at silhouettes that the capture point sees (:func:`sky_rim`) join the background part with
+   the panorama's colour in those texels, so bilinear lookups at silhouettes seen from the
+   capture point do not change while a viewer who steps aside sees sky behind a palm.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ from .collision import collision_from_grid
 from .sheet import SheetConfig, build_sheet, sheet_geometry, sky_dome
 from .simplify import simplify, vertex_normals
 from .texture import equirect_uvs, panorama_texture
+
+# The sky rim's distance (sky_rim): just beyond the farthest surface, so that it does not widen the
+# scene's reach (exporters fold what lies past 0.8 x a camera's far plane), and in front of the sky
+# dome by more than the sag of the dome's coarse cells between their corners.
+RIM_REACH = 1.01
+RIM_GAP = 1.003
 
 
 @dataclass(frozen=True)
@@ -64,10 +72,11 @@ class LayeredSheetConfig(SheetConfig):
             farthest (nested occluders: trunks behind trunks, chair legs before a table), as a
             second layer in the same part, its texture stacked below the first (default True).
         sky_guard_blend: share of the inpainted sky in the sky dome's texels just behind
-            silhouettes (default 0: the panorama's colour, the capture-point view unchanged;
-            0.5 removes most of the foreground-coloured rim a moved viewer sees around
-            silhouettes against the sky, +1 dB at 0.5 m on the coast and the street, but costs
-            the street 0.28 dB at the capture point).
+            silhouettes (the guard band; default 1). The dome's cells that the capture point
+            sees at silhouettes are a separate rim in the background part with the panorama's
+            colour (:func:`sky_rim`), so the capture-point view is the same for any value, and
+            a viewer who steps aside sees sky behind a palm instead of a rim in its colour
+            (coast at 0.5 m: +1.6 dB). 0 leaves the rim out (the dome as before).
     """
 
     walk_radius: float = 2.0
@@ -79,7 +88,7 @@ class LayeredSheetConfig(SheetConfig):
     fill_prompt: str = ""
     fill_steps: int = 20
     layer_nested: bool = True
-    sky_guard_blend: float = 0.0
+    sky_guard_blend: float = 1.0
 
     def __post_init__(self) -> None:
         if self.layer_triangles < 0 or not 0 <= self.layer_collision_share < 1:
@@ -115,10 +124,9 @@ def layer_texture(layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 
     # hidden neighbour's texel too, so replacing that texel changes the capture-point view (the
     # street lost 1 dB with the whole hidden region replaced), while keeping the panorama's
     # colour there rims every silhouette with the foreground's colour once the viewer steps
-    # aside (palms against the sky on the coast). Measured on the sky dome, half and half
-    # against the panorama's colour: coast capture point 41.77 -> 41.76 dB, 0.5 m +1.0 dB;
-    # street capture point 37.40 -> 37.12 dB, 0.5 m +0.9 dB. The capture point may not get
-    # worse, so the default keeps the panorama's colour (LayeredSheetConfig.sky_guard_blend).
+    # aside (palms against the sky on the coast). The background layers keep the panorama's
+    # colour (guard_blend 0); the sky dome takes the inpainted colour (the sky rim, sky_rim,
+    # keeps the panorama's colour where the capture point sees those texels).
     vis = ~hid
     near_vis = vis | np.roll(vis, 1, 1) | np.roll(vis, -1, 1)
     near_vis[1:] |= vis[:-1]
@@ -129,6 +137,40 @@ def layer_texture(layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 
         np.uint8
     )
     return np.where(guard[..., None], mix, out)
+
+
+def _fit_rim(
+    part: Mesh | None,
+    rim: tuple[np.ndarray, np.ndarray],
+    layer: HiddenLayer,
+    texture: np.ndarray,
+    config: LayeredSheetConfig,
+    n_world: int,
+) -> tuple[Mesh | None, tuple[np.ndarray, np.ndarray] | None]:
+    """The background part with the sky rim added, within ``max_triangles`` with the world.
+
+    The world was built with the rest of the budget after the background layers (as without a
+    rim, so the capture point's world is the same); the rim's triangles come out of the layers'
+    share: they are simplified again to leave room for it. Simplification with locked borders
+    may stop above its target, so it is retried with a lower one; if the layers cannot make
+    room (or the rim is empty), the rim is left out (None) and the dome keeps the guard band.
+    """
+    n_rim = len(rim[1])
+    if not n_rim:
+        return part, None
+    if config.max_triangles:
+        room = config.max_triangles - n_world - n_rim  # what the layers may keep
+        target = config.layer_triangles
+        for _ in range(3):
+            if part is None or part.n_faces <= room:
+                break
+            target = min(target, room) - max(0, part.n_faces - target)
+            if target <= 0:
+                break
+            part = background_part(layer, texture, replace(config, layer_triangles=target))
+        if (part.n_faces if part is not None else 0) > room:
+            return part, None
+    return with_rim(part, rim, layer, texture), rim
 
 
 def background_geometry(
@@ -180,6 +222,129 @@ def background_geometry(
     if sky_radius > 0:
         push = np.where(dist >= 0.999 * sky_radius, 0.005, push)  # hidden sky stays just behind the dome
     return v * (1.0 + push)[:, None], f
+
+
+def sky_rim(
+    sky: np.ndarray, radius: float, occluders: list[tuple[np.ndarray, np.ndarray]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sky dome's cells at silhouettes that the capture point sees: vertices [V, 3], CCW faces [F, 3].
+
+    A cell is the square between four neighbouring pixel centres (longitude wraps; the caps
+    beyond the first and last rows are left out); a rim cell has a visible sky pixel and a
+    pixel without sky among its corners. Only in these cells does the capture point see the
+    dome through a bilinear lookup that reads a texel of the foreground (the dome's guard band,
+    :func:`layer_texture`), so only here must the dome keep the panorama's colour; elsewhere it
+    may show the inpainted sky, and a viewer who steps aside then sees sky behind a palm instead
+    of a rim in the palm's colour. Each rim cell is split into four half-pixel squares, and a
+    square is left out when ``occluders`` (the world and the background, meshes seen from the
+    origin) cover it from the capture point (its four corners, about 0.05 px inside, and its
+    centre all hit them nearer than ``radius``): the world's fringe reaches half a pixel into the
+    sky at every silhouette, so about half of each rim cell is behind it.
+
+    Args:
+        sky: visible sky pixels of the panorama. [H, W] bool
+        radius: distance of the vertices from the capture point, metres.
+        occluders: (vertices [V, 3], faces [F, 3]) meshes; None or empty keeps every square.
+
+    Returns:
+        (vertices [V, 3] float64 on their rays at ``radius``, faces [F, 3] int32).
+    """
+    from .. import _detmath as dm
+
+    H, W = sky.shape
+    nxt = np.roll(sky, -1, 1)
+    any_sky = sky[:-1] | nxt[:-1] | sky[1:] | nxt[1:]
+    all_sky = sky[:-1] & nxt[:-1] & sky[1:] & nxt[1:]
+    ci, cj = np.nonzero(any_sky & ~all_sky)  # cell (i, j): pixels (i, j), (i, j+1), (i+1, j), (i+1, j+1)
+    if not len(ci):
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int32)
+    # Half-pixel squares on the lattice y = 0.5 + a / 2, x = 0.5 + b / 2 (b modulo 2 W).
+    a0 = (2 * ci[:, None] + np.array([0, 0, 1, 1])).reshape(-1)
+    b0 = (2 * cj[:, None] + np.array([0, 1, 0, 1])).reshape(-1)
+    keep = np.ones((len(ci), 4), bool)  # squares (top left, top right, bottom left, bottom right)
+    if occluders:
+        import open3d as o3d
+
+        rs = o3d.t.geometry.RaycastingScene()
+        for v, f in occluders:
+            if len(f):
+                rs.add_triangles(
+                    o3d.core.Tensor(np.ascontiguousarray(v, np.float32)),
+                    o3d.core.Tensor(np.ascontiguousarray(f, np.uint32)),
+                )
+        # Near each corner and the centre, off the square's diagonals and the lattice's simple
+        # slopes: a world edge between lattice points never passes exactly through a sample, so
+        # the hits do not depend on how Embree breaks ties on this CPU (same bytes everywhere).
+        off = np.array([[0.061, 0.047], [0.053, 0.439], [0.443, 0.058], [0.437, 0.451], [0.229, 0.271]])
+        y = 0.5 + a0[:, None] / 2 + off[None, :, 0]
+        x = 0.5 + b0[:, None] / 2 + off[None, :, 1]
+        d = dm.pixel_to_direction(x, y, W, H).reshape(-1, 3)
+        rays = np.concatenate([np.zeros_like(d), d], 1).astype(np.float32)
+        t = rs.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().reshape(-1, len(off))
+        keep = ~(t < 0.99 * radius).all(1).reshape(-1, 4)
+    # Kept squares merged into at most two rectangles per cell (4 triangles): a whole cell, a
+    # half (two squares side by side), a half plus a square (three), or single squares. Each
+    # rectangle is (top, left, bottom, right) on the lattice, relative to the cell's corner.
+    k00, k01, k10, k11 = keep.T
+    n = keep.sum(1)
+    top, bot, lef, rig = k00 & k01, k10 & k11, k00 & k10, k01 & k11
+    rects = [
+        (n == 4, (0, 0, 2, 2)),
+        ((n == 2) & top, (0, 0, 1, 2)),
+        ((n == 2) & bot, (1, 0, 2, 2)),
+        ((n == 2) & lef, (0, 0, 2, 1)),
+        ((n == 2) & rig, (0, 1, 2, 2)),
+        ((n == 3) & top, (0, 0, 1, 2)),
+        ((n == 3) & ~top, (1, 0, 2, 2)),
+        ((n == 3) & ~k11, (1, 0, 2, 1)),
+        ((n == 3) & ~k10, (1, 1, 2, 2)),
+        ((n == 3) & ~k01, (0, 0, 1, 1)),
+        ((n == 3) & ~k00, (0, 1, 1, 2)),
+    ]
+    single = (n == 1) | ((n == 2) & ~(top | bot | lef | rig))
+    for k, (da, db) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        rects.append((single & keep[:, k], (da, db, da + 1, db + 1)))
+    q = np.concatenate(
+        [np.stack([2 * ci[m] + r[0], 2 * cj[m] + r[1], 2 * ci[m] + r[2], 2 * cj[m] + r[3]], 1) for m, r in rects]
+    )
+    if not len(q):
+        return np.zeros((0, 3)), np.zeros((0, 3), np.int32)
+    qa0, qb0, qa1, qb1 = q.T
+    qb0, qb1 = qb0 % (2 * W), qb1 % (2 * W)
+    corners = np.stack([qa0 * 2 * W + qb0, qa0 * 2 * W + qb1, qa1 * 2 * W + qb0, qa1 * 2 * W + qb1], 1)
+    used, inv = np.unique(corners, return_inverse=True)
+    inv = inv.reshape(-1, 4)
+    la, lb = np.divmod(used, 2 * W)
+    v = dm.pixel_to_direction(0.5 + lb / 2, 0.5 + la / 2, W, H) * radius
+    f = np.concatenate([inv[:, [0, 2, 1]], inv[:, [1, 2, 3]]]).astype(np.int32)
+    # CCW seen from the centre (the faces' normals point at it).
+    p, q, r = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    flip = np.einsum("ij,ij->i", np.cross(q - p, r - p), p) > 0
+    f[flip] = f[flip][:, [0, 2, 1]]
+    return v, f
+
+
+def with_rim(
+    part: Mesh | None, rim: tuple[np.ndarray, np.ndarray], layer: HiddenLayer, texture: np.ndarray
+) -> Mesh | None:
+    """``part`` (the background, or None) with the :func:`sky_rim` faces added, textured by the
+    first layer's band of its atlas (:func:`layer_texture` with the guard band's panorama colour)."""
+    v, f = rim
+    if not len(f):
+        return part
+    n_bands = 1 if part is None else part.texture.shape[0] // texture.shape[0]
+    v2, f2, uv, n2 = equirect_uvs(v, f, -(v / np.linalg.norm(v, axis=1, keepdims=True)))
+    uv = uv.copy()
+    uv[:, 1] /= n_bands
+    if part is None:
+        return Mesh(v2, f2, n2, uv.astype(np.float32), layer_texture(layer, texture, 0.0))
+    return Mesh(
+        np.concatenate([part.vertices, v2]),
+        np.concatenate([part.faces, f2 + part.n_vertices]).astype(np.int32),
+        np.concatenate([part.normals, n2]),
+        np.concatenate([part.uvs, uv]).astype(np.float32),
+        part.texture,
+    )
 
 
 def background_part(
@@ -338,6 +503,15 @@ def build_layered_sheet(
     )
     parts = dict(scene.parts)
     out: dict[str, Mesh] = {}
+    rim = None
+    if "sky" in parts and sky_r > 0 and far > 0 and layer.hidden.any() and config.sky_guard_blend > 0:
+        # The dome's cells at silhouettes that the capture point sees, with the panorama's
+        # colour (sky_rim), so that the dome behind them may show the inpainted sky where a
+        # viewer who steps aside looks past a silhouette (sky_guard_blend).
+        occ = [(m.vertices, m.faces) for m in (parts.get("world"), part) if m is not None]
+        rim = sky_rim(depth.sky, min(RIM_REACH * far, sky_r / RIM_GAP), occ)
+        part, rim = _fit_rim(part, rim, layer, texture, config, parts["world"].n_faces if "world" in parts else 0)
+        n_bg = part.n_faces if part is not None else 0
     if "world" in parts:
         out["world"] = parts.pop("world")
     if part is not None:
@@ -353,7 +527,7 @@ def build_layered_sheet(
         cols = np.minimum((np.arange(W) * w) // W, w - 1)
         sky = depth.sky | layer.sky[rows[:, None], cols[None, :]]
         sky = walk_sky(sky, np.where(depth.valid, depth.depth, np.inf), config.walk_radius)
-        tex = layer_texture(layer, texture, config.sky_guard_blend)
+        tex = layer_texture(layer, texture, config.sky_guard_blend if rim is not None else 0.0)
         dome = sky_dome(sky, sky_r, config.sky_grid_width, tex)
         # Closed behind everything: a coarse whole sphere just outside the dome, textured the
         # same, so that a ray through a crack the walk opens (behind a table edge, a sofa arm)
@@ -379,6 +553,7 @@ def build_layered_sheet(
     report["layers"] = {
         **layer.report,
         "background_triangles": n_bg,
+        **({"sky_rim_triangles": len(rim[1])} if rim is not None else {}),
         "world_triangle_budget": world_budget,
         "seconds_total": round(time.perf_counter() - t0, 3),
     }
