@@ -21,8 +21,8 @@ are means over the views of a distance.
   compositing blurs (docs/splats.md, "Walking").
 - **baseline**: the capture panorama shown unchanged (each view ray looks the panorama up by its
   direction, ignoring where the viewer stands): the trivial answer the issue compares with.
-- holes: share of pixels where nothing is hit (mesh) or alpha < 0.5 (splats) while the truth
-  has a surface or sky; floaters: share of pixels rendered > 10 % nearer than the true surface
+- holes: share of pixels where nothing is hit (mesh; also where its first hit is the sky dome or
+  shell while the truth shows a surface) or alpha < 0.5 (splats) while the truth has a surface or sky; floaters: share of pixels rendered > 10 % nearer than the true surface
   (or than the farthest surface over the sky); PSNR over the whole view, holes included (the
   mesh's holes are magenta, the splats' black).
 
@@ -84,7 +84,8 @@ def truth_views(scene, position: np.ndarray, size: int = SIZE, yaws=YAWS, pitch:
 
 
 def render_mesh(mesh_scene, camera, parts=("world", "background", "sky")):
-    """(sRGB [h, w, 3] magenta where missed, ray distance [h, w] inf where missed, hit [h, w] bool)."""
+    """(sRGB [h, w, 3] magenta where missed, ray distance [h, w] inf where missed, hit [h, w] bool,
+    first hit is the sky part (dome or closed shell) [h, w] bool)."""
     from worldgen.evaluation.geometry import _Caster, _shade_hits
     from worldgen.geometry.equirect import perspective_directions
 
@@ -94,7 +95,10 @@ def render_mesh(mesh_scene, camera, parts=("world", "background", "sky")):
     origin = np.asarray(camera.cam_to_world, np.float64)[:3, 3]
     hit = _Caster([(m.vertices, m.faces) for m in meshes]).cast(origin, dirs)
     img, got = _shade_hits(meshes, hit, dirs, (1.0, 0.0, 1.0), tint_back_faces=False)
-    return img, np.where(got, hit["t_hit"].reshape(got.shape), np.inf), got
+    on_sky = (
+        got & (hit["geometry_ids"].reshape(got.shape) == names.index("sky")) if "sky" in names else np.zeros_like(got)
+    )
+    return img, np.where(got, hit["t_hit"].reshape(got.shape), np.inf), got, on_sky
 
 
 def render_baseline(panorama, camera) -> np.ndarray:
@@ -130,8 +134,11 @@ def score(scene, panorama, depth, assets: dict, distances=DISTANCES, size: int =
                     m = _measures(rgb, np.full(gt_d.shape, np.inf), np.ones(gt_d.shape, bool), gt, gt_d, far)
                     m = (m[0], 0.0, 0.0)
                 elif hasattr(asset, "parts"):
-                    rgb, dd, got = render_mesh(asset, cam)
-                    m = _measures(rgb, dd, got, gt, gt_d, far)
+                    rgb, dd, got, on_sky = render_mesh(asset, cam)
+                    # A hole is also where the first hit is the sky dome or its closed shell
+                    # while the truth shows a surface (the independent check's rule): the shell
+                    # behind everything otherwise hides every crack from this measure.
+                    m = _measures(rgb, dd, got & ~(on_sky & np.isfinite(gt_d)), gt, gt_d, far)
                 else:
                     r = render_cloud(asset, [cam], rasterizer="cpu")
                     a = r["alpha"][0]

@@ -97,3 +97,30 @@ def test_nearest_seed_continues_the_middle_occluder():
     mid = np.zeros((H, W), bool)
     mid[20:44, 50:53] = True
     assert (near["depth"][mid & near["hidden"]] > 7.0).all()
+
+
+def test_step_ratio_completes_behind_small_steps():
+    # A sofa back 10 cm in front of the wall 2 m ahead: a 5 % depth step, under the occluding
+    # edge ratio (1.1) but cut by the sheet (2 %). With the sheet's threshold as step_ratio the
+    # wall is continued behind the sofa's edge (a viewer who steps aside sees into the gap);
+    # without it nothing is. The same step 1 km away is not: no walk reveals a pixel there.
+    H = 64
+    dirs = equirect_directions(H).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        t_wall = np.where(dirs[..., 2] < 0, -2.0 / dirs[..., 2], np.inf)  # a wall at z = -2 m (ahead)
+    d = np.where(np.isfinite(t_wall) & (dirs[..., 2] < -0.3), t_wall, 3.0)
+    sofa = np.zeros(d.shape, bool)
+    sofa[36:44, 56:72] = True
+    d = np.where(sofa, d / 1.05, d)
+    surface = np.ones(d.shape, bool)
+    sky = np.zeros(d.shape, bool)
+    plain = continue_background(d, surface, sky, walk_radius=2.0)
+    small = continue_background(d, surface, sky, walk_radius=2.0, step_ratio=1.02)
+    assert not (plain["hidden"] & sofa).any()
+    hid = small["hidden"] & sofa
+    assert hid.sum() >= 8
+    # The wall continues as the wall (its own plane), not at the sofa's depth.
+    z = -(dirs[..., 2] * small["depth"])[hid]
+    assert np.abs(z - 2.0).max() < 0.02
+    far = continue_background(500.0 * d, surface, sky, walk_radius=2.0, step_ratio=1.02)
+    assert not (far["hidden"] & sofa).any()

@@ -35,6 +35,9 @@ class LayerConfig:
             background is continued far enough to cover what they see (default 2.0; 0 = none).
         work_width: columns of the working grid (default 1024; narrower panoramas keep theirs).
         edge_ratio: depth ratio of an occluding edge (default 1.1, docs/geometry.md's bridge ratio).
+        step_ratio: smallest depth step whose hidden side is completed (default 0 = ``edge_ratio``;
+            the mesh passes its sheet's cut threshold, exp(jump_min) = 1.02, so that no step the
+            sheet cuts opens a crack when the viewer moves: geometry.continue_background).
         max_band_deg: widest band continued behind one edge, degrees (default 45).
         inpaint: registered inpainter for the hidden colour: "auto" (default: "diffusion" when
             ``fill_model`` is set, else "patchmatch"), "patchmatch", "diffuse", "diffusion".
@@ -50,6 +53,7 @@ class LayerConfig:
     walk_radius: float = 2.0
     work_width: int = 1024
     edge_ratio: float = 1.1
+    step_ratio: float = 0.0
     max_band_deg: float = 45.0
     inpaint: str = "auto"
     guide_weight: float = 1.0
@@ -63,6 +67,8 @@ class LayerConfig:
             raise InputError(f"walk_radius={self.walk_radius} must be a distance >= 0 metres")
         if self.work_width < 8 or self.edge_ratio <= 1 or not 0 < self.max_band_deg <= 180:
             raise InputError("layers need work_width >= 8, edge_ratio > 1 and max_band_deg in (0, 180]")
+        if self.step_ratio and not 1 < self.step_ratio <= self.edge_ratio:
+            raise InputError(f"step_ratio={self.step_ratio} must be 0 (= edge_ratio) or in (1, edge_ratio]")
         if self.inpaint not in INPAINTERS:
             raise InputError(f"unknown inpainter {self.inpaint!r}; use one of {', '.join(sorted(INPAINTERS))}")
 
@@ -145,7 +151,12 @@ def build_layers(
     surface = ~sky
     near = None
     if config.walk_radius > 0 and surface.any():
-        kw = dict(walk_radius=config.walk_radius, edge_ratio=config.edge_ratio, max_band_deg=config.max_band_deg)
+        kw = dict(
+            walk_radius=config.walk_radius,
+            edge_ratio=config.edge_ratio,
+            max_band_deg=config.max_band_deg,
+            step_ratio=config.step_ratio or None,
+        )
         bg = continue_background(d, surface, sky, **kw)
         if config.nested:
             near = continue_background(d, surface, sky, nearest=True, **kw)

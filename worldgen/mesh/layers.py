@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -173,11 +174,18 @@ def _fit_rim(
 
 
 def background_geometry(
-    layer: HiddenLayer, config: SheetConfig, sky_radius: float = 0.0
+    layer: HiddenLayer,
+    config: SheetConfig,
+    sky_radius: float = 0.0,
+    edge_ratio: float = LayerConfig.edge_ratio,
+    walk_radius: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vertices [V, 3] and CCW faces [F, 3] of the hidden background (plus its seam ring), unsimplified.
 
     Hidden sky (behind silhouettes against the sky) is included at ``sky_radius`` (0 = left out).
+    Depth steps under ``edge_ratio`` (the layer's occluding-edge ratio) are never cut. Vertices
+    lie 0.5 % farther than the continued depth, far ones up to 20 % (what a viewer ``walk_radius``
+    aside sees shift by a quarter pixel at most).
     """
     sky = layer.sky | (layer.seeds & ~np.isfinite(layer.depth)) if sky_radius > 0 else np.zeros(layer.shape, bool)
     valid = layer.surface | (layer.seeds & np.isfinite(layer.depth)) | sky
@@ -191,13 +199,29 @@ def background_geometry(
     # steps too, whose cracks open as soon as the viewer moves (the spike and grazing tests
     # still cut). Coast at 1 m: holes 0.023 -> 0.015 %.
     cfg = replace(cfg, backfill=False, steep_ratio=0.0)
+    # Steps under the layer's own edge ratio are not cut: the background is carried from pixel
+    # to pixel only across neighbours within that ratio, so a smaller step is one surface
+    # continued from two seeds whose planes disagree slightly (the floor behind a table
+    # continued from seeds on either side of a leg), and the sheet's 2 % cut opened a crack
+    # along every such seam that a moved viewer looks through (independent room at 1 m:
+    # holes 0.58 -> 0.40 % of the view, most of them floor behind the table).
+    cfg = replace(cfg, jump_min=max(cfg.jump_min, math.log(edge_ratio)))
     v, f, _ = sheet_geometry(d, valid, 1, cfg)
     # 0.5 % farther along its rays than measured: where the layer overlaps the world (its seam
     # ring, the world's one-cell backfill at cut edges, the sky dome's margin behind silhouettes)
     # the world and the dome win the depth test from the capture point instead of z-fighting
     # (measured: the room's capture-point PSNR fell 0.34 dB without it); 2 cm at 4 m is
-    # invisible from a step away.
-    return v * 1.005, f
+    # invisible from a step away. Farther away the world is simplified much more coarsely (far
+    # ridges seen at grazing angles lie up to ~15 % off their pixels' depths) and the layer won
+    # there, showing its inpainted colour from the capture point (forest: 5 horizon pixels,
+    # -0.3 dB); so it is pushed back as far as keeps it within a quarter pixel for a viewer
+    # walk_radius aside (walk_radius x offset / distance), at most 20 % (inside the sky dome).
+    dist = np.linalg.norm(v, axis=1)
+    pixel = math.pi / layer.shape[0]
+    push = np.clip(pixel * dist / (4.0 * max(walk_radius, 1e-3)), 0.005, 0.2)
+    if sky_radius > 0:
+        push = np.where(dist >= 0.999 * sky_radius, 0.005, push)  # hidden sky stays just behind the dome
+    return v * (1.0 + push)[:, None], f
 
 
 def sky_rim(
@@ -335,7 +359,10 @@ def background_part(
     sky dome, which keeps the panorama's own texture): 0 leaves it out.
     """
     layers = [layer] + ([layer.nearer] if layer.nearer is not None else [])
-    geoms = [background_geometry(lay, config, sky_radius if k == 0 else 0.0) for k, lay in enumerate(layers)]
+    geoms = [
+        background_geometry(lay, config, sky_radius if k == 0 else 0.0, walk_radius=config.walk_radius)
+        for k, lay in enumerate(layers)
+    ]
     total = sum(len(f) for _, f in geoms)
     if not total or not config.layer_triangles:
         return None
@@ -346,6 +373,10 @@ def background_part(
         budget = max(1, config.layer_triangles * len(f) // total)
         if len(f) > budget:
             v, f = simplify(v, f, budget, preserve_border=True, method="meshopt")
+        if len(f) > budget:
+            # Locked borders can stall above the budget (many small islands behind small steps);
+            # meshoptimizer without the lock still keeps the borders' shape.
+            v, f = simplify(v, f, budget, preserve_border=False, method="meshopt")
         textures.append(layer_texture(lay, texture, 0.0))
         if not len(f):
             continue
@@ -449,6 +480,9 @@ def build_layered_sheet(
             inpaint=config.inpaint,
             **fill_options(config),
             nested=config.layer_nested,
+            # Complete behind every step the sheet may cut (its 2 % jump), not only behind the
+            # layer's 10 % occluding edges (independent room at 1 m: holes 0.40 -> 0.27 %).
+            step_ratio=min(math.exp(config.jump_min), LayerConfig.edge_ratio) if config.jump_min > 0 else 0.0,
         ),
         seed=seed,
     )
