@@ -36,14 +36,16 @@ SEE_THROUGH = 1.5
 
 
 def render_mesh(scene: MeshScene, cameras: list[Camera]) -> dict[str, np.ndarray]:
-    """Ray cast the textured "world" and "sky" parts through perspective cameras.
+    """Ray cast the textured parts an engine shows ("world", "background", "sky") through cameras.
 
     Returns:
         dict: **rgb** sRGB [C, H, W, 3] float32 (magenta where nothing is hit; faces seen from
-        behind tinted red); **depth** Euclidean distance to the first "world" hit, metres, +inf
-        where the ray hits only the sky or nothing [C, H, W] float32.
+        behind tinted red); **depth** Euclidean distance to the first "world" or "background"
+        hit, metres, +inf where the ray hits only the sky or nothing [C, H, W] float32.
     """
-    names = [p for p in ("world", "sky") if p in scene]
+    # the background part (the completed hidden surfaces) is in every exported GLB/USD: a preview
+    # without it would show holes behind every occluder that no engine user sees
+    names = [p for p in ("world", "background", "sky") if p in scene]
     meshes = [scene[p] for p in names]
     caster = _Caster([(m.vertices, m.faces) for m in meshes])
     rgbs, depths = [], []
@@ -51,7 +53,8 @@ def render_mesh(scene: MeshScene, cameras: list[Camera]) -> dict[str, np.ndarray
         dirs = perspective_directions(cam)
         hit = caster.cast(np.asarray(cam.cam_to_world)[:3, 3], dirs)
         rgb, got = _shade_hits(meshes, hit, dirs, MAGENTA, tint_back_faces=True)
-        world = got & (hit["geometry_ids"].astype(np.int64) == 0) if names[:1] == ["world"] else np.zeros_like(got)
+        surface_ids = [i for i, n in enumerate(names) if n != "sky"]
+        world = got & np.isin(hit["geometry_ids"].astype(np.int64), surface_ids)
         rgbs.append(np.clip(rgb, 0, 1))
         depths.append(np.where(world, hit["t_hit"], np.inf).astype(np.float32))
     return {"rgb": np.stack(rgbs).astype(np.float32), "depth": np.stack(depths)}

@@ -130,12 +130,13 @@ def undo_tone_mapping(texture: np.ndarray) -> np.ndarray:
 
 
 def mesh_glb(scene: MeshScene) -> bytes:
-    """GLB of the world and sky parts by worldgen's exporter (unlit, as engines get them), with
-    textures pre-compensated for the viewer's tone mapping (:func:`undo_tone_mapping`)."""
+    """GLB of the parts an engine shows (world, background, sky) by worldgen's exporter (unlit, as
+    engines get them), with textures pre-compensated for the viewer's tone mapping
+    (:func:`undo_tone_mapping`)."""
     from worldgen.exporters.gltf import export_glb
 
     parts = {}
-    for k in ("world", "sky"):
+    for k in ("world", "background", "sky"):
         if k in scene:
             m = scene[k]
             parts[k] = m if m.texture is None else dataclasses.replace(m, texture=undo_tone_mapping(m.texture))
