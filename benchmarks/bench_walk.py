@@ -11,8 +11,9 @@ are means over the views of a distance.
 - **mesh**: the exported MeshScene's render parts (world, background, sky) ray cast with Open3D
   (worldgen.evaluation.geometry's caster and texture lookup, as an engine shows them); "sheet" is
   the previous mesh (walk radius 0), "layered" the default (walk radius 2 m).
-- **splats**: "splats+layer" are the initial splats plus the hidden-layer splats, unrefined
-  ("splats+backfill", the old band backfill instead, only with WORLDGEN_BENCH_WALK_BACKFILL=1);
+- **splats**: "splats+layer" is the refine backend's unrefined ``fast`` output (pixel splats,
+  backing layer and hidden-layer splats; ``make demo``'s) ("splats+backfill", init's splats with
+  the old band backfill instead, only with WORLDGEN_BENCH_WALK_BACKFILL=1);
   "refined" is the refine backend's balanced preset on CPU (hidden-layer splats, colour solves,
   Adam): what the default pipeline exports; all rendered with the CPU rasterizer (gsplat's
   classic rules). The splats have one splat per panorama pixel, 256 px per 90°: the rows
@@ -171,23 +172,25 @@ def build_assets(panorama, depth, with_splats: bool = True, refine: bool = False
     secs["layered"] = time.perf_counter() - t
     assets = {"baseline": "baseline", "sheet": sheet, "layered": layered}
     if with_splats:
+        from worldgen.registry import Request, StageContext, get_backend
         from worldgen.splats.backfill import backfill_gaussians, layer_gaussians
         from worldgen.splats.init import init_gaussians
         from worldgen.types import GaussianCloud
 
+        b = get_backend("gaussians", "refine")
         cloud = init_gaussians(panorama, depth)
-        t = time.perf_counter()
-        new = layer_gaussians(panorama, depth)
-        secs["layer splats"] = time.perf_counter() - t
         # The old band backfill ("splats+backfill") is scored only on request: its comparison with
         # the hidden layer is in docs/walkable.md, and each splat asset adds ~1/4 of the run.
         if os.environ.get("WORLDGEN_BENCH_WALK_BACKFILL", "0") != "0":
             assets["splats+backfill"] = GaussianCloud.concatenate([cloud, backfill_gaussians(panorama, depth, 8.0)])
-        assets["splats+layer"] = GaussianCloud.concatenate([cloud, new])
+            assets["splats+layer (init)"] = GaussianCloud.concatenate([cloud, layer_gaussians(panorama, depth)])
+        # Unrefined: the refine backend's fast preset (pixel splats, backing layer, hidden layer),
+        # what `make demo` exports.
+        t = time.perf_counter()
+        ctx = StageContext("gaussians", {"panorama": panorama, "depth": depth}, Request(), b.make_config("fast"))
+        assets["splats+layer"] = b.run(ctx).artifacts["gaussians"]
+        secs["fast splats"] = time.perf_counter() - t
         if refine:
-            from worldgen.registry import Request, StageContext, get_backend
-
-            b = get_backend("gaussians", "refine")
             ctx = StageContext(
                 "gaussians", {"panorama": panorama, "depth": depth}, Request(), b.make_config("balanced")
             )

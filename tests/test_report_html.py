@@ -25,10 +25,11 @@ def test_generate_leaves_previews_and_report(tiny_run):
         for dist in ("0 m", "0.5 m", "1 m"):
             s = q["summary"][what][dist]
             assert 8.0 < s["psnr_db"] < 60.0 and 0.0 <= s["holes"] < 0.5
-    # One splat per pixel plus the hidden-layer splats (every preset exports the hidden layer).
+    # One splat per pixel plus the hidden-layer and backing splats (every preset exports both).
     g = json.loads((tiny_run / "manifest.json").read_text())["stages"]["gaussians"]["report"]
     assert g["n_gaussians_init"] == 256 * 128 and g["n_gaussians_backfill"] > 0
-    assert q["counts"]["splats"] == g["n_gaussians_out"] == 256 * 128 + g["n_gaussians_backfill"]
+    extra = g["n_gaussians_backfill"] + g["n_gaussians_backing"]
+    assert q["counts"]["splats"] == g["n_gaussians_out"] == 256 * 128 + extra
     assert q["counts"]["triangles"]["world"] > 0
     gif = Image.open(tiny_run / "flythrough.gif")
     assert gif.n_frames == PreviewConfig().frames

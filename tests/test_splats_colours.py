@@ -130,3 +130,16 @@ def test_views_of_different_sizes_are_solved_together():
     assert rep["psnr_after"] > rep["psnr_before"] + 10, rep
     small = render_cloud(out, [views[-1].camera], rasterizer="cpu")["rgb"][0]
     assert psnr(small, views[-1].image) > 30
+
+
+def test_fixed_splats_keep_their_colours_and_still_render():
+    truth = _scene(seed=6)
+    views = _views(truth)
+    grey = _scene(seed=6, colors=np.full((len(truth), 3), 0.5, np.float32))
+    fixed = np.zeros(len(grey), bool)
+    fixed[::3] = True
+    out, rep = solve_colours(grey, views, iterations=10, fixed=fixed)
+    assert np.array_equal(out.sh[fixed], grey.sh[fixed])
+    assert not np.array_equal(out.sh[~fixed], grey.sh[~fixed])
+    free, _ = solve_colours(grey, views, iterations=10)
+    assert not np.array_equal(free.sh[fixed], grey.sh[fixed])  # without the mask they would move

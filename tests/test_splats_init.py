@@ -220,3 +220,59 @@ def test_merged_blocks_on_the_near_side_of_an_edge_are_narrowed_too():
     assert np.isclose(ratio, 0.5, rtol=1e-3).sum() > 10  # the box's rim
     assert np.isclose(ratio[~near], 1.0).all()  # the wall behind never shrinks
     assert (ratio[near] > 0.99).sum() > 10  # nor the box's inside
+
+
+def test_backing_splats_take_each_blocks_far_side_behind_it():
+    """One splat per 2x2 block, ``push`` times farther than the block's farthest surface, with the
+    colour of that surface: a block across a silhouette is backed by the background, not the box."""
+    from worldgen.splats.init import backing_gaussians
+
+    h, w = 32, 64
+    d = np.full((h, w), 10.0, np.float32)
+    d[9:21, 21:41] = 2.0  # a box whose edges cut through 2x2 blocks
+    sky = np.zeros((h, w), bool)
+    sky[:4] = True
+    d[sky] = np.inf
+    img = np.full((h, w, 3), 0.2, np.float32)
+    img[9:21, 21:41] = 0.9
+    img[sky] = (0.3, 0.5, 0.9)
+    pano, depth = Panorama(img), DepthMap(d, sky)
+    b = backing_gaussians(pano, depth, 2, 1.05)
+    assert len(b) == (h // 2) * (w // 2)
+    r = np.linalg.norm(b.means, axis=1).reshape(h // 2, w // 2)
+    col = b.colors.reshape(h // 2, w // 2, 3)
+    np.testing.assert_allclose(r[5, 5], 10.5, rtol=1e-5)  # wall
+    np.testing.assert_allclose(r[7, 15], 2.1, rtol=1e-5)  # inside the box
+    # Blocks (rows 8-9, columns 20-21) and (rows 20-21, columns 40-41) straddle the box's edge:
+    # backed by the wall, in the wall's colour.
+    for i, j in ((4, 10), (10, 20)):
+        np.testing.assert_allclose(r[i, j], 10.5, rtol=1e-5)
+        np.testing.assert_allclose(col[i, j], 0.2, atol=1e-5)
+    np.testing.assert_allclose(col[7, 15], 0.9, atol=1e-5)
+    # Sky blocks sit on the dome (1.5 x the farthest surface, at least 10 m) pushed back, in sky colour.
+    np.testing.assert_allclose(r[0], 15.0 * 1.05, rtol=1e-5)
+    np.testing.assert_allclose(col[0], np.broadcast_to((0.3, 0.5, 0.9), (w // 2, 3)), atol=1e-5)
+    assert len(backing_gaussians(pano, depth, 3)) == 11 * 22  # ceil(32 / 3) rows, twice as many columns
+    assert len(backing_gaussians(pano, depth, 2, config=InitConfig(sky="drop"))) == len(b) - 2 * (w // 2)
+    with pytest.raises(InputError):
+        backing_gaussians(pano, depth, 0)
+
+
+def test_backing_fills_the_gaps_between_narrow_splats():
+    """Narrow pixel splats (footprint 0.35) leave the background showing between their centres in
+    a view at their own resolution; the backing layer closes those gaps."""
+    from worldgen.splats.init import backing_gaussians
+    from worldgen.splats.rasterize import render_cloud
+    from worldgen.splats.views import view_camera
+    from worldgen.types import GaussianCloud
+
+    h = 64
+    pano = Panorama(np.full((h, 2 * h, 3), 0.6, np.float32))
+    depth = DepthMap(np.full((h, 2 * h), 5.0, np.float32), np.zeros((h, 2 * h), bool))
+    narrow = init_gaussians(pano, depth, InitConfig(footprint_sigma=0.35))
+    cam = view_camera(10.0, 5.0, h // 2)  # 90°: the splats' own resolution
+    alone = render_cloud(narrow, [cam], rasterizer="cpu")["alpha"][0]
+    both = GaussianCloud.concatenate([narrow, backing_gaussians(pano, depth, 2)])
+    backed = render_cloud(both, [cam], rasterizer="cpu")["alpha"][0]
+    assert alone.min() < 0.97
+    assert backed.min() > 0.995

@@ -222,7 +222,8 @@ def test_backend_through_registry(world):
     res = b.run(ctx)
     cloud = res.artifacts["gaussians"]
     assert isinstance(cloud, GaussianCloud)
-    assert len(cloud) == depth.valid.sum() + res.report["n_gaussians_backfill"]
+    extra = res.report["n_gaussians_backfill"] + res.report["n_gaussians_backing"]
+    assert res.report["n_gaussians_backing"] > 0 and len(cloud) == depth.valid.sum() + extra
     assert res.report["iterations"] == 5 and any("loss" in m for m in msgs)
 
 
@@ -245,9 +246,13 @@ def test_backend_caps_splats_on_cpu_only_when_refining(world):
         == budget * 2
     )
     full = run("balanced", cpu_max_splats=0, device="cpu")
-    assert len(full.artifacts["gaussians"]) == n_pixels + full.report["n_gaussians_backfill"]
+    assert len(full.artifacts["gaussians"]) == n_pixels + _fill_and_backing(full.report)
     fast = run("fast", cpu_max_splats=budget, cpu_iterations=0, device="cpu")
-    assert len(fast.artifacts["gaussians"]) == n_pixels + fast.report["n_gaussians_backfill"]
+    assert len(fast.artifacts["gaussians"]) == n_pixels + _fill_and_backing(fast.report)
+
+
+def _fill_and_backing(report) -> int:
+    return report["n_gaussians_backfill"] + report["n_gaussians_backing"]
 
 
 def test_fast_preset_keeps_the_hidden_layer_splats(world):
@@ -265,9 +270,11 @@ def test_fast_preset_keeps_the_hidden_layer_splats(world):
     assert len(lg) > 0
     res = run()
     out = res.artifacts["gaussians"]
-    assert res.report["n_gaussians_backfill"] == len(lg) and len(out) == depth.valid.sum() + len(lg)
+    assert res.report["n_gaussians_backfill"] == len(lg)
+    assert len(out) == depth.valid.sum() + len(lg) + res.report["n_gaussians_backing"]
     assert np.array_equal(out.means[-len(lg) :], lg.means)
-    assert len(run(walk_radius=0.0).artifacts["gaussians"]) == depth.valid.sum()  # no layer, no band backfill
+    # No layer, no band backfill (and no backing layer).
+    assert len(run(walk_radius=0.0, backing_factor=0).artifacts["gaussians"]) == depth.valid.sum()
 
 
 def test_backend_adds_hidden_layer_splats_within_the_budget(world):
@@ -287,10 +294,16 @@ def test_backend_adds_hidden_layer_splats_within_the_budget(world):
     assert extra > 0
     res = run(cpu_max_splats=0)
     out = res.artifacts["gaussians"]
-    assert res.report["n_gaussians_backfill"] == extra and len(out) == n_pixels + extra
-    # Appended after the optimiser: their shapes are exactly as built (only colours are solved).
-    lg = layer_gaussians(pano, depth, 2.0, seed=1)
+    assert res.report["n_gaussians_backfill"] == extra and len(out) == n_pixels + _fill_and_backing(res.report)
+    # Appended after the optimiser: their shapes are exactly as built (with the pixel splats' footprint).
+    from worldgen.splats.init import InitConfig
+    from worldgen.splats.refine_backend import RefineStageConfig
+
+    lg = layer_gaussians(pano, depth, 2.0, seed=1, config=InitConfig(footprint_sigma=RefineStageConfig.init_footprint))
     assert np.array_equal(out.means[-extra:], lg.means) and np.array_equal(out.log_scales[-extra:], lg.log_scales)
+    # ... and so are their inpainted colours: the colour solves, which see them only through the
+    # soft rims of silhouettes, must not push them to white or black (ghosts beside every trunk).
+    assert np.array_equal(out.sh[-extra:], lg.sh)
     capped = run(max_splats=2000)
     assert len(capped.artifacts["gaussians"]) <= 2000 and capped.report["n_gaussians_backfill"] > 0
     # walk_radius 0 falls back to the old band backfill; both 0 = no fill.

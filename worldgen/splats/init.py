@@ -454,3 +454,85 @@ def _merge(groups, mask, dirs, d, n, colour, alpha_e, alpha_n):
         ae.astype(np.float32),
         an.astype(np.float32),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Backing layer
+# --------------------------------------------------------------------------------------------
+
+
+def backing_gaussians(
+    panorama: Panorama, depth: DepthMap, factor: int = 2, push: float = 1.03, config: InitConfig = InitConfig()
+) -> GaussianCloud:
+    """A coarse copy of the panorama's farthest surfaces, ``push`` times farther: what shows through
+    the gaps between the pixel splats.
+
+    Classic 3DGS compositing (gsplat's, every viewer's) covers a pixel with
+    ``1 - prod(1 - o g_k)``; between the centres of a lattice of Gaussians that dips, so a view
+    shows the black background through a moire of 1-3 % (more for narrower splats), which
+    shifts with the view's pixel grid and no colour solve can cancel. One splat per block of
+    ``factor x factor`` panorama pixels, behind the pixel splats, fills those gaps with the
+    block's colour, which lets the pixel splats be narrower (sharper) without the moire
+    (docs/splats.md, "Capture-point sharpness"). Each block takes its farthest surface (sky
+    counts as farthest) and the mean colour of its pixels within 5 % of that distance, so a
+    block across a silhouette backs it with the background, never with a fatter foreground.
+
+    Args:
+        panorama: colour, H x 2H.
+        depth: Euclidean ray distance, metres (+inf = sky).
+        factor: block side, panorama pixels (>= 1). The grid is ceil(H / factor) rows.
+        push: distance factor behind the surface (> 1).
+        config: footprint, thickness, opacity, sky and SH degree of the splats (as init_gaussians;
+            the footprint is of the block, ``max_splats`` is ignored).
+
+    Returns:
+        GaussianCloud of the backing splats only, sky blocks on the sky dome x ``push`` (with
+        ``config.sky == "dome"``).
+    """
+    check_rgbd(panorama, depth)
+    if factor < 1 or not push > 1:
+        raise InputError("backing splats need factor >= 1 and push > 1")
+    H, W = depth.shape
+    h = -(-H // factor)
+    w = 2 * h
+    colour = _srgb(panorama)
+    sky_r = sky_radius(depth, config)
+    # Sky is the farthest thing a block can hold; invalid pixels (none in a DepthMap) never win.
+    d = np.where(depth.sky, np.inf, depth.depth).astype(np.float64)
+    rows = (np.arange(H) * h) // H
+    cols = (np.arange(W) * w) // W
+    gid = (rows[:, None] * w + cols[None, :]).reshape(-1)
+    dd = d.reshape(-1)
+    far = np.full(h * w, -1.0)
+    np.maximum.at(far, gid, dd)
+    # Pixels on the block's farthest surface (within 5 %), or its sky pixels when it has sky.
+    on = np.where(np.isinf(far[gid]), np.isinf(dd), dd >= far[gid] / 1.05)
+    cnt = np.bincount(gid[on], minlength=h * w)
+    col = (
+        np.stack([np.bincount(gid[on], weights=colour.reshape(-1, 3)[on, k], minlength=h * w) for k in range(3)], 1)
+        / np.maximum(cnt, 1)[:, None]
+    )
+    dist = np.bincount(gid[on], weights=np.where(np.isinf(dd[on]), 0.0, dd[on]), minlength=h * w) / np.maximum(cnt, 1)
+    is_sky = np.isinf(far)
+    keep = ~is_sky | (config.sky == "dome")
+    dirs = equirect_directions(h)
+    # Surface normals of the coarse far-surface map (as init's), so a block of ground lies on the
+    # ground instead of standing up towards the capture point; sky blocks face the centre.
+    normals = _depth_normals(dirs, dist.reshape(h, w).astype(np.float32), ~is_sky.reshape(h, w)).reshape(-1, 3)
+    dist = np.where(is_sky, sky_r, dist) * push
+    r = dirs.reshape(-1, 3)
+    normals = np.where(is_sky[:, None], -r, normals)
+    across, down = pixel_footprints(h, w)
+    k = keep
+    return _to_cloud(
+        *_splats(
+            r[k],
+            dist[k].astype(np.float32),
+            normals[k],
+            col[k].astype(np.float32),
+            across.reshape(-1)[k],
+            down.reshape(-1)[k],
+            config,
+        ),
+        config.sh_degree,
+    )

@@ -348,6 +348,7 @@ def refine_gaussians(
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
     backfill: GaussianCloud | None = None,
+    frozen: np.ndarray | None = None,
 ) -> tuple[GaussianCloud, dict[str, Any]]:
     """Optimise ``cloud`` so that its renders match views of the panorama and its depth.
 
@@ -362,6 +363,10 @@ def refine_gaussians(
             sees them: trained with the rest, splats at silhouettes pulled them forward (floaters at
             0.5 m on the village rose from 1.6 % to 1.9 %; appended afterwards they fell to 1.0 %).
             Ignored when there is no refinement (iterations = 0).
+        frozen: splats of ``cloud`` whose shapes and opacities the optimiser leaves alone (their
+            colours still come from the colour solves), e.g. the backing layer
+            (:func:`worldgen.splats.init.backing_gaussians`); ignored when a densification
+            strategy runs (it reorders the splats). [N] bool
 
     Returns:
         (refined cloud, report) where report holds the rasterizer and why, iterations, view size,
@@ -415,11 +420,24 @@ def refine_gaussians(
             # so the optimiser spends its steps on shape and opacity; then once more at the end,
             # for the final geometry (docs/splats.md, "Colour solve").
             progress(0.0, "solving colours")
-            cloud, rep = solve_colours(
-                cloud, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device
+            # The fill enters both solves with its colours fixed: the capture views see it only
+            # through the soft rims of silhouettes, where SIRT's per-splat normalisation moved it
+            # by the rim's whole residual (white and black ghosts beside every trunk once the
+            # viewer stepped aside). Being in both, the never-worse test below compares like with like.
+            with_fill, fixed = _with_fill(cloud, backfill)
+            tc = time.perf_counter()
+            solved_all, rep = solve_colours(
+                with_fill,
+                views[:n_capture],
+                cfg.colour_iterations,
+                include_sky=has_sky_splats,
+                device=device,
+                fixed=fixed,
             )
+            cloud = _head(solved_all, len(cloud))
+            report["colour_seconds"] = time.perf_counter() - tc
             report["colour_psnr_init"] = rep["psnr_before"]
-            solved, solved_psnr = cloud, rep["psnr_after"]
+            solved, solved_psnr = solved_all, rep["psnr_after"]
         # The two colour solves take ~10 % of a CPU run: keep the bar moving forwards through them.
         loop_progress = progress if not cfg.colour_iterations else (lambda f, m="": progress(0.05 + 0.9 * f, m))
         sky_from = dome_from if (has_sky_splats and cfg.freeze_sky and depth.sky.any()) else None
@@ -437,20 +455,22 @@ def refine_gaussians(
             seed,
             fork_devices,
             loop_progress,
+            frozen,
         )
-        if backfill is not None and len(backfill):
-            out = GaussianCloud.concatenate([out, backfill])
+        out, fixed = _with_fill(out, backfill)
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
+            tc = time.perf_counter()
             out, rep = solve_colours(
-                out, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device
+                out, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device, fixed=fixed
             )
             report["colour_psnr_final"] = rep["psnr_after"]
+            report["colour_seconds"] += time.perf_counter() - tc
             # Never worse than the unrefined splats from the capture point: if the optimiser lost
             # on the capture views, keep the colour-solved initial splats (plus the fill behind edges).
             report["kept_initial_shapes"] = bool(rep["psnr_after"] < solved_psnr)
             if report["kept_initial_shapes"]:
-                out = solved if backfill is None or not len(backfill) else GaussianCloud.concatenate([solved, backfill])
+                out = solved
                 report["colour_psnr_final"] = solved_psnr
             progress(1.0, f"refined: loss {loop['final_loss']:.4f}, capture views {rep['psnr_after']:.1f} dB")
     report.update(loop)
@@ -463,6 +483,18 @@ def refine_gaussians(
         seconds=time.perf_counter() - t0,
     )
     return out, report
+
+
+def _with_fill(cloud: GaussianCloud, fill: GaussianCloud | None) -> tuple[GaussianCloud, np.ndarray | None]:
+    """``cloud`` with the fill splats appended, and the mask of the fill's splats ([N] bool) or None."""
+    if fill is None or not len(fill):
+        return cloud, None
+    return GaussianCloud.concatenate([cloud, fill]), np.arange(len(cloud) + len(fill)) >= len(cloud)
+
+
+def _head(cloud: GaussianCloud, n: int) -> GaussianCloud:
+    """The first ``n`` splats of ``cloud``."""
+    return GaussianCloud(cloud.means[:n], cloud.quats[:n], cloud.log_scales[:n], cloud.opacity_logits[:n], cloud.sh[:n])
 
 
 def _optimise(
@@ -479,6 +511,7 @@ def _optimise(
     seed: int,
     fork_devices,
     progress,
+    frozen=None,
 ):
     """The optimisation loop of :func:`refine_gaussians`: (refined cloud, loop report)."""
     import torch
@@ -491,6 +524,9 @@ def _optimise(
         strategy = _make_strategy(cfg, iters, rasterizer)
         report["strategy"] = "none" if strategy is None else type(strategy).__name__.replace("Strategy", "").lower()
         state = strategy.initialize_state(scene_scale=scene_scale) if strategy is not None else None
+        # Densification reorders splats, so a frozen mask holds only without it.
+        frozen_t = None if frozen is None or strategy is not None else torch.as_tensor(np.asarray(frozen, bool))
+        frozen_t = None if frozen_t is None else frozen_t.to(device)
         rng = np.random.default_rng([seed, 5])
         order: list[int] = []
         window = _gauss_window().to(device)
@@ -531,9 +567,11 @@ def _optimise(
                 window,
             )
             loss.backward()
-            if sky_from is not None:
+            if sky_from is not None or frozen_t is not None:
                 with torch.no_grad():  # frozen sky dome: zero gradients keep Adam's moments at zero
-                    sky = params["means"].norm(dim=-1) > sky_from
+                    sky = params["means"].norm(dim=-1) > sky_from if sky_from is not None else frozen_t
+                    if frozen_t is not None:
+                        sky = sky | frozen_t
                     for p in params.values():
                         if p.grad is not None:
                             p.grad[sky] = 0.0
