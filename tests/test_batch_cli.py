@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _proc import sigint_default
 
 from worldgen.cli.main import main
 
@@ -36,7 +37,9 @@ def test_check_counts_jobs(tmp_path, capsys):
 
 def _batch(args: list[str], **kw) -> subprocess.Popen:
     cmd = [sys.executable, str(HERE / "_batch_driver.py"), "batch", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default, **kw
+    )
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import urllib.request
 import numpy as np
 import pytest
 from _chromium import chromium, live_screenshot, resembles
+from _proc import sigint_default
 from PIL import Image
 
 pytest.importorskip("viser", reason="worldgen view needs the 'view' extra: pip install 'worldgen[view]'")
@@ -119,6 +120,7 @@ def test_view_command_prints_the_url_and_stops_on_ctrl_c(tiny_run):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=sigint_default,
     )
     try:
         line = proc.stdout.readline().strip()
