@@ -34,7 +34,7 @@ from worldgen._resources import measure
 from worldgen.depth.align import align_views, merge_views
 from worldgen.depth.layout import layout_depth
 from worldgen.depth.prior import prior_depth
-from worldgen.depth.views import ray_length, sphere_views, surface_links, view_owner
+from worldgen.depth.views import ray_length, seam_ratio, sphere_views, view_owner
 from worldgen.procedural import SETTINGS, ProceduralConfig, build_scene, parse_prompt, render_view, synthesize
 
 PROMPTS = {s: f"a {s}" for s in SETTINGS}
@@ -114,36 +114,6 @@ def _prior_rows() -> list[dict]:
     return rows
 
 
-def _seam_ratio(pred: np.ndarray, gt: np.ndarray, owner: np.ndarray) -> float:
-    """Mean |Δ log(pred / truth)| between neighbouring pixels (across and along rows) owned by
-    different views over the same between pixels of one view, on smooth surfaces only: pairs within
-    2 px of any depth edge or step of the truth are left out, since there the error of whichever side
-    a pixel lands on says nothing about a seam (AbsRel scores edges). A step is a neighbour link
-    whose change of inverse depth differs from the change on both sides by more than 1 % of the
-    value (:func:`worldgen.depth.views.surface_links` on the truth): inverse depth is nearly affine
-    on surfaces, and a window recess 4 % deep is a step, not a surface."""
-    from scipy import ndimage
-
-    fin = np.isfinite(pred) & np.isfinite(gt)
-    err = np.log(np.where(fin, pred / np.where(fin, gt, 1.0), np.nan))
-    right, down = surface_links(np.where(np.isfinite(gt), 1.0 / gt, np.nan).astype(np.float32), 0.01)
-    edge = np.zeros(gt.shape, bool)
-    edge[:, 1:] |= ~right
-    edge[:, :-1] |= ~right
-    edge[1:] |= ~down
-    edge[:-1] |= ~down
-    near_edge = ndimage.binary_dilation(edge, iterations=2)
-    inside, across = [], []
-    for ax in (0, 1):
-        d = np.abs(np.diff(err, axis=ax))
-        border = np.diff(owner, axis=ax) != 0
-        keep = np.isfinite(d)
-        keep &= ~(near_edge[1:] | near_edge[:-1]) if ax == 0 else ~(near_edge[:, 1:] | near_edge[:, :-1])
-        inside.append(d[keep & ~border])
-        across.append(d[keep & border])
-    return float(np.concatenate(across).mean()) / max(float(np.concatenate(inside).mean()), 1e-12)
-
-
 ALIGN_WORLDS = ("interior", "meadow", "village", "forest", "city")
 """Indoors and out; the forest and the city have the most depth edges (trunks, poles, facades)."""
 VIEW_SIZE = 518
@@ -197,7 +167,7 @@ def _align_rows(rng) -> list[dict]:
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         s, g = _up_to_scale(pred, truth)
-        seam = _seam_ratio(pred, truth, view_owner(cams, 512))
+        seam = seam_ratio(pred, truth, view_owner(cams, 512))
         scale_err = abs(1.0 / g - 1.0)
         # a metric model: right up to a per-view scale (log-normal, σ 0.1) and one overall factor 0.8;
         # no shift, and its own scale kept (no ground)

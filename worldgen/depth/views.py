@@ -280,6 +280,45 @@ def view_owner(cameras: list[Camera], height: int) -> np.ndarray:
     return owner.reshape(height, 2 * height)
 
 
+def seam_ratio(pred: np.ndarray, gt: np.ndarray, owner: np.ndarray) -> float:
+    """Mean |Δ log(pred / truth)| between neighbouring pixels (across and along rows) owned by
+    different views over the same between pixels of one view, on smooth surfaces only: pairs within
+    2 px of any depth edge or step of the truth are left out, since there the error of whichever side
+    a pixel lands on says nothing about a seam (AbsRel scores edges). A step is a neighbour link
+    whose change of inverse depth differs from the change on both sides by more than 1 % of the
+    value (:func:`surface_links` on the truth): inverse depth is nearly affine
+    on surfaces, and a window recess 4 % deep is a step, not a surface.
+
+    Args:
+        pred: estimated ray distance, metres. [H, 2H]
+        gt: true ray distance, metres (+inf on sky). [H, 2H]
+        owner: the view owning each pixel (:func:`view_owner`). [H, 2H] int
+
+    Returns:
+        The ratio: below 1 means no seam shows (the benchmarks' measure).
+    """
+    from scipy import ndimage
+
+    fin = np.isfinite(pred) & np.isfinite(gt)
+    err = np.log(np.where(fin, pred / np.where(fin, gt, 1.0), np.nan))
+    right, down = surface_links(np.where(np.isfinite(gt), 1.0 / gt, np.nan).astype(np.float32), 0.01)
+    edge = np.zeros(gt.shape, bool)
+    edge[:, 1:] |= ~right
+    edge[:, :-1] |= ~right
+    edge[1:] |= ~down
+    edge[:-1] |= ~down
+    near_edge = ndimage.binary_dilation(edge, iterations=2)
+    inside, across = [], []
+    for ax in (0, 1):
+        d = np.abs(np.diff(err, axis=ax))
+        border = np.diff(owner, axis=ax) != 0
+        keep = np.isfinite(d)
+        keep &= ~(near_edge[1:] | near_edge[:-1]) if ax == 0 else ~(near_edge[:, 1:] | near_edge[:, :-1])
+        inside.append(d[keep & ~border])
+        across.append(d[keep & border])
+    return float(np.concatenate(across).mean()) / max(float(np.concatenate(inside).mean()), 1e-12)
+
+
 __all__ = [
     "RINGS",
     "Projection",
@@ -289,6 +328,7 @@ __all__ = [
     "sample_view",
     "sample_view_edges",
     "sample_view_nearest",
+    "seam_ratio",
     "sphere_views",
     "surface_links",
     "view_owner",
