@@ -47,17 +47,24 @@ def _opened(img: np.ndarray, size: int) -> np.ndarray:
     return ndimage.maximum_filter(lo, size=(size, size, 1), mode=("nearest", "wrap", "nearest"))
 
 
-def _stars(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _stars(img: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Point-like bright specks on a dark background, and the image with them removed.
 
+    Args:
+        img: the panorama or its upper rows. [R, W, 3]
+        h: the panorama's height (the opening's width is in degrees).
+
     Returns:
-        A tuple: **stars** ([H, W] bool) and **clean** (the image, specks replaced by their
-        background). [H, W, 3] float32
+        A tuple: **stars** ([R, W] bool), **clean** (the image, specks replaced by their
+        background; [R, W, 3] float32) and **base** (the opening's luminance, [R, W]).
     """
-    base = _opened(img, _star_size(img.shape[0]))
+    lum = _lum(img)
+    if not (lum < DARK).any():  # no dark background, no stars (and no opening to pay for)
+        return np.zeros(lum.shape, bool), img, lum
+    base = _opened(img, _star_size(h))
     lb = _lum(base)
-    star = (_lum(img) - lb > 0.08) & (lb < DARK)
-    return star, np.where(star[..., None], base, img)
+    star = (lum - lb > 0.08) & (lb < DARK)
+    return star, np.where(star[..., None], base, img), lb
 
 
 def _soft(img: np.ndarray) -> np.ndarray:
@@ -84,7 +91,7 @@ def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
         panorama: the colour panorama.
         dark: also take dark pixels (a night or space sky; stars removed first) for sky.
     """
-    _, img = _stars(panorama.image.astype(np.float32))
+    _, img, _ = _stars(panorama.image.astype(np.float32), panorama.height)
     return (_hue_likelihood(img, dark) * _soft(img)).astype(np.float32)
 
 
@@ -94,7 +101,7 @@ def _hue_likelihood(img: np.ndarray, dark: bool = False) -> np.ndarray:
     saturation (a sunset's orange and pink), never green. [H, W]"""
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
     lum = _lum(img)
-    sat = img.max(-1) - img.min(-1)
+    sat = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
     bluish = (b >= r) & (b >= 0.85 * g)
     blue = (bluish & (lum > 0.2)).astype(np.float32)
     grey = ((lum > 0.5) & (sat < 0.2)).astype(np.float32)
@@ -145,14 +152,19 @@ def connected_to_top(mask: np.ndarray) -> np.ndarray:
 
 
 def flat_rows(img: np.ndarray, tol: float = 0.02) -> int:
-    """How many rows at the top of the panorama are each one flat colour across the whole width
-    (a crop filled with a colour: a cylindrical panorama padded to 2:1, a sky a stitch left out),
-    at most half the rows; 0 when fewer than 2°."""
+    """How many rows at the top of the panorama are each one flat colour across the whole width and
+    end in a colour step across it (a crop filled with a colour: a cylindrical panorama padded to 2:1,
+    a sky a stitch left out), fewer than half the rows; 0 when fewer than 2°."""
     h = img.shape[0]
     spread = (img[: h // 2].max(1) - img[: h // 2].min(1)).max(-1)  # [H/2]
     # (flat all the way down to the horizon: a sky without a feature, or a fill; colour decides)
     n = int(np.argmin(spread <= tol)) if not (spread <= tol).all() else 0
-    return n if n >= 2.0 * h / 180.0 else 0
+    if n < 2.0 * h / 180.0:
+        return 0
+    # a fill ends in a colour step across (almost) the whole width; flat rows of the sky's own colour
+    # that end where something rises into them in a few columns are no fill
+    step = np.abs(img[min(n + 2, h - 1)] - img[n - 1]).max(-1)
+    return n if (step > 0.05).mean() >= 0.8 else 0
 
 
 def _grow(like: np.ndarray, hue: np.ndarray, band: int, threshold: float, columns: bool = False) -> np.ndarray:
@@ -165,22 +177,26 @@ def _grow(like: np.ndarray, hue: np.ndarray, band: int, threshold: float, column
     h2 = h // 2
     upper = (np.arange(h) < h2)[:, None]
     cand = (like > threshold) & upper
-    if band:
-        cand[:band] = True
 
-    def flood() -> np.ndarray:
-        out = fill_columns(connected_to_top(cand), cand) & upper
+    def flood(band: int) -> np.ndarray:
+        # the band joins what touches it to the top; the columns are filled and end at the skyline of
+        # the candidates themselves (a band of the sky's own colour must not bridge the edge under it)
+        seed = cand.copy()
+        seed[: band + 2 if band else 0] = True  # (and across the hard edge at its foot: 2 pixels)
+        # (a fill of another colour is sky as a whole; one of the sky's own colour keeps its edges)
+        fill = np.zeros_like(cand)
+        fill[:band] = hue[:band] <= threshold
+        out = fill_columns((connected_to_top(seed) & cand) | fill, cand) & upper
         if columns:
             # (what the candidates enclose - a lamp, a moon - is no skyline: it casts no shaft down its columns)
-            out &= np.arange(h)[:, None] < _skyline_rows(cand | _enclosed(cand), 3)[None, :]
+            out &= np.arange(h)[:, None] < _skyline_rows(seed | _enclosed(seed), 3)[None, :]
         return out
 
-    sky = flood()
-    if band and band < h2 * 8 // 9 and sky[band].mean() < 0.3:
+    sky = flood(band)
+    if band and band < h2 * 8 // 9 and sky[band : band + 4].any(0).mean() < 0.3:
         # the band ends more than 10° above the horizon and meets no sky below it in most columns (a
         # room or a forest padded to 2:1): it is no sky
-        cand[:band] = False
-        sky = flood()
+        sky = flood(0)
     # what the sky encloses (cloud texture, birds, lamps) is sky too: non-sky pieces of the upper
     # half that do not reach down to the horizon
     ground_side = connected_to_top(~sky[:h2][::-1])[::-1]
@@ -202,10 +218,8 @@ def _enclosed(cand: np.ndarray) -> np.ndarray:
     hole &= ~cand[:h2]
     lab, n = ndimage.label(hole)
     if n:
-        cols = np.broadcast_to(np.arange(w), lab.shape)
-        idx = np.arange(1, n + 1)
-        span = ndimage.maximum(cols, lab, idx) - ndimage.minimum(cols, lab, idx)
-        small = np.r_[False, np.asarray(span) < w // 4]
+        span = np.array([sl[1].stop - sl[1].start for sl in ndimage.find_objects(lab)])  # per piece
+        small = np.r_[False, span < w // 4]
         out[:h2] = small[lab]
     return out
 
@@ -230,23 +244,29 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
     Returns:
         [H, W] bool.
     """
+    h, w = panorama.height, panorama.width
     img = panorama.image.astype(np.float32)
-    _, clean = _stars(img)
+    # the sky lies above the horizon: every cue is computed on the upper half (and a few rows more,
+    # for the filters that reach across it)
+    rows = min(h, h // 2 + 2 * _star_size(h) + 4)
+    _, clean, _ = _stars(img[:rows], h)
     band = flat_rows(img)
 
     def grow(dark: bool) -> np.ndarray:
-        hue = _hue_likelihood(clean, dark)
+        hue = np.zeros((h, w), np.float32)
+        like = np.zeros((h, w), np.float32)
+        hue[:rows] = _hue_likelihood(clean, dark)
         # in the dark, edges are measured on the square root of the colour (a little smoothed against
         # noise): a black ridge under a dark-blue night sky is as much an edge as a grey one under a blue sky
         soft = _soft(np.sqrt(ndimage.gaussian_filter(clean, (0.7, 0.7, 0)))) if dark else _soft(clean)
-        like = hue * soft
+        like[:rows] = hue[:rows] * soft
         if far is not None:
             # far and sky-coloured reinforce each other; far alone is not sky (a distant wall)
             like = np.clip(0.6 * like + 0.6 * np.asarray(far, np.float32) * (like > 0.2), 0, 1)
         return _grow(like, hue, band, threshold, columns=dark)
 
     sky = grow(False)
-    dim = sky.any() and float(np.median(_lum(clean[sky]))) < 0.3
+    dim = sky.any() and float(np.median(_lum(clean[sky[:rows]]))) < 0.3
     if _zenith_share(sky) < 0.5 or dim:
         # no daylight sky overhead, or a dim one (dusk, moonlit clouds): a night or space sky, a sunset,
         # or a ceiling (is_indoor tells them apart)
@@ -275,7 +295,9 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     h, w = sky.shape
     lat = _latitudes(h)
     img = panorama.image.astype(np.float32)
-    star, clean = _stars(img)
+    rows = min(h, h // 2 + 2 * _star_size(h) + 4)
+    star, clean, base = _stars(img[:rows], h)
+    sky_u = sky[:rows]
 
     def frac(deg: float) -> float:
         band = lat > np.radians(deg)
@@ -287,29 +309,28 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     first = np.where((~sky).any(0), np.argmax(~sky, axis=0), h)
     e_b = lat[np.minimum(first, h - 1)]
     n_sky = int(sky.sum())
-    med = float(np.median(_lum(clean[sky]))) if n_sky else 0.0
+    med = float(np.median(_lum(clean[sky_u]))) if n_sky else 0.0
     # where the sky runs down to the horizon, a skyline at or just below it shows as lit land in
     # the 3° below the horizon (a dark room's walls carry on dark)
     k = max(1, round(3.0 * h / 180))
-    lit = _lum(clean[h // 2 : h // 2 + k]).mean(0) > max(DARK, 2 * med)
+    lit = _lum(img[h // 2 : h // 2 + k]).mean(0) > max(DARK, 2 * med)
     skyline = (first > 0) & (e_b <= np.radians(10.0)) & ((e_b > 0) | lit)
     open_ = float(np.mean(skyline))
-    s30 = sky & (lat > np.radians(30))[:, None]
+    s30 = sky_u & (lat[:rows] > np.radians(30))[:, None]
     n30 = int(s30.sum())
     col = clean[s30].mean(0) if n30 else np.zeros(3, np.float32)
     day = float(_hue_likelihood(clean[s30][None])[0].astype(bool).mean()) if n30 else 0.0
     night_blue = bool(col[2] > 1.3 * col[0] and col[2] > 1.1 * col[1] and col[2] > 0.02)
-    n_star = int((star & sky).sum())
+    n_star = int((star & sky_u).sum())
     # lamps: bright blobs wider than a star (they survive the opening) in a dark sky, at least 10°
     # up, their surroundings (a 2-pixel ring) mostly sky
-    base = _lum(_opened(img, _star_size(h)))
     n_lamp = 0
     if n_sky and med < DARK:
-        bright = (base > max(0.5, 4 * med)) & (lat > np.radians(10))[:, None]
+        bright = (base > max(0.5, 4 * med)) & (lat[:rows] > np.radians(10))[:, None]
         lab, n = ndimage.label(bright)
         if n:
             ring = ndimage.grey_dilation(lab, size=5, mode="wrap") * ~bright
-            share = ndimage.mean(sky, ring, np.arange(1, n + 1))
+            share = ndimage.mean(sky_u, ring, np.arange(1, n + 1))
             n_lamp = int((np.nan_to_num(np.asarray(share)) >= 0.6).sum())
     return {
         "sky_above_30deg": round(frac(30), 4),
