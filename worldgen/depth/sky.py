@@ -67,8 +67,9 @@ def _stars(img: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return star, np.where(star[..., None], base, img), lb
 
 
-def _soft(img: np.ndarray) -> np.ndarray:
-    """1 where the colour varies smoothly, 0 on hard edges. [H, W] float32
+def _soft(img: np.ndarray, h: int) -> np.ndarray:
+    """1 where the colour varies smoothly, 0 on hard edges; ``img``: the panorama (``h`` rows high) or
+    its upper rows. [R, W] float32
 
     Clouds are textured but soft; walls, leaves and windows have hard edges: only hard edges
     (a strong local gradient of colour, so that a roofline between a blue sky and a grey facade of
@@ -80,7 +81,7 @@ def _soft(img: np.ndarray) -> np.ndarray:
     # (the colour gradient's norm over sqrt(3): a grey step has the same strength as in brightness)
     hard = ndimage.maximum_filter(np.sqrt((gx**2 + gy**2).sum(-1) / 3.0), size=3)
     # per-pixel gradients of soft shading grow as the panorama gets smaller; step edges do not
-    thr = 0.06 * math.sqrt(min(max(512.0 / img.shape[0], 1.0), 4.0))
+    thr = 0.06 * math.sqrt(min(max(512.0 / h, 1.0), 4.0))
     return np.clip(1.5 - hard / thr, 0.0, 1.0)
 
 
@@ -92,7 +93,7 @@ def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
         dark: also take dark pixels (a night or space sky; stars removed first) for sky.
     """
     _, img, _ = _stars(panorama.image.astype(np.float32), panorama.height)
-    return (_hue_likelihood(img, dark) * _soft(img)).astype(np.float32)
+    return (_hue_likelihood(img, dark) * _soft(img, panorama.height)).astype(np.float32)
 
 
 def _hue_likelihood(img: np.ndarray, dark: bool = False) -> np.ndarray:
@@ -258,7 +259,7 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
         hue[:rows] = _hue_likelihood(clean, dark)
         # in the dark, edges are measured on the square root of the colour (a little smoothed against
         # noise): a black ridge under a dark-blue night sky is as much an edge as a grey one under a blue sky
-        soft = _soft(np.sqrt(ndimage.gaussian_filter(clean, (0.7, 0.7, 0)))) if dark else _soft(clean)
+        soft = _soft(np.sqrt(ndimage.gaussian_filter(clean, (0.7, 0.7, 0))) if dark else clean, h)
         like[:rows] = hue[:rows] * soft
         if far is not None:
             # far and sky-coloured reinforce each other; far alone is not sky (a distant wall)
