@@ -144,3 +144,13 @@ def test_room_padded_with_a_flat_band_is_indoors():
     img[lat > np.radians(35)] = 0.0
     assert flat_rows(img) > 0
     assert is_indoor(Panorama(img))[0]
+
+
+def test_lamp_outweighs_specks_on_a_dark_ceiling():
+    # 200 bright specks on the black ceiling (reflections, small LEDs) look like stars; the lamp in
+    # the same dark region says ceiling
+    img = _room((0.02, 0.02, 0.02), None).image.copy()
+    rng = np.random.default_rng(3)
+    img[rng.integers(0, 30, 200), rng.integers(0, W, 200)] = 0.9
+    indoor, facts = is_indoor(Panorama(img))
+    assert indoor and facts["stars"] >= 20 and facts["lamps"] == 1, facts
