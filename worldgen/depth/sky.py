@@ -1,18 +1,20 @@
 """Sky: where the panorama sees nothing but the sky dome (depth +inf), and whether it is indoors.
 
 Cues, combined:
-- colour: blue-ish, or bright and unsaturated (overcast, haze, white clouds), or warm (sunset
-  orange, pink); smooth (little texture). When no such sky covers the zenith, dark pixels too: a
-  night sky, the black sky of space, a black fill where a stitch left the sky out;
+- colour: blue-ish, or bright and unsaturated (overcast, haze, white clouds), or bright and warm;
+  smooth (little texture). When no such sky covers the zenith (or it is dim), dark pixels too (a
+  night sky, the black sky of space, a black fill where a stitch left the sky out), blue-ish ones
+  at any brightness and warm ones at any saturation (a sunset's orange and pink);
 - stars: point-like specks on a dark background are removed first (a grey opening 0.7° wide), so a
   starry sky is as smooth as a black one;
 - position: above the horizon, in one piece with the top of the panorama (sky does not float
   below a roof); rows at the top that are each one flat colour (a crop filled with a colour) join
   the sky only where the sky carries on below them;
 - distance, when a depth estimate exists: the sky is the farthest thing in view.
-An interior never has sky: :func:`is_indoor` decides from what covers the zenith. A sky-coloured
-zenith that is not blue (white, grey, warm, dark) may be a ceiling: it is sky only where it reaches
-down to an open skyline near the horizon or carries stars, and not when lamps hang in it.
+An interior never has sky: :func:`is_indoor` decides from what covers the zenith. A zenith covered
+by something that is not daylight-coloured (black, dark, a sunset's orange: a lamp-lit ceiling looks
+the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, or stars
+where no lamp hangs.
 """
 
 from __future__ import annotations
