@@ -1,12 +1,20 @@
 """Sky: where the panorama sees nothing but the sky dome (depth +inf), and whether it is indoors.
 
 Cues, combined:
-- colour: blue-ish or bright and unsaturated (overcast, haze, white clouds), or sunset-warm and
-  bright; smooth (little texture);
+- colour: blue-ish, or bright and unsaturated (overcast, haze, white clouds), or bright and warm;
+  smooth (little texture). When no such sky covers the zenith (or it is dim), dark pixels too (a
+  night sky, the black sky of space, a black fill where a stitch left the sky out), blue-ish ones
+  at any brightness and warm ones at any saturation (a sunset's orange and pink);
+- stars: point-like specks on a dark background are removed first (a grey opening 0.7° wide), so a
+  starry sky is as smooth as a black one;
 - position: above the horizon, in one piece with the top of the panorama (sky does not float
-  below a roof);
+  below a roof); rows at the top that are each one flat colour (a crop filled with a colour) join
+  the sky only where the sky carries on below them;
 - distance, when a depth estimate exists: the sky is the farthest thing in view.
-An interior never has sky: :func:`is_indoor` decides that from the panorama's upper half.
+An interior never has sky: :func:`is_indoor` decides from what covers the zenith. A zenith covered
+by something that is not daylight-coloured (black, dark, a sunset's orange: a lamp-lit ceiling looks
+the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, or stars
+where no lamp hangs.
 """
 
 from __future__ import annotations
@@ -23,48 +31,112 @@ def _lum(img: np.ndarray) -> np.ndarray:
     return 0.2126 * img[..., 0] + 0.7152 * img[..., 1] + 0.0722 * img[..., 2]
 
 
-def sky_colour(panorama: Panorama) -> np.ndarray:
-    """Per-pixel sky likelihood from colour and sharp edges alone, in [0, 1]. [H, W] float32
+# a sky darker than this (luminance) is "dark": night, space, a black fill
+DARK = 0.15
+# point-like features narrower than this, degrees, are stars (the full moon is 0.5°; a lamp a few
+# metres away is wider)
+STAR_DEG = 0.7
+
+
+def _star_size(h: int) -> int:
+    """Odd width, pixels, of the opening that removes stars at ``h`` rows (3 at 512 rows)."""
+    return max(3, int(round(STAR_DEG * h / 180.0)) | 1)
+
+
+def _opened(img: np.ndarray, size: int) -> np.ndarray:
+    """Grey opening (minimum then maximum filter, wrapped across the seam) of each channel. [H, W, C]"""
+    lo = ndimage.minimum_filter(img, size=(size, size, 1), mode=("nearest", "wrap", "nearest"))
+    return ndimage.maximum_filter(lo, size=(size, size, 1), mode=("nearest", "wrap", "nearest"))
+
+
+def _stars(img: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point-like bright specks on a dark background, and the image with them removed.
+
+    Args:
+        img: the panorama or its upper rows. [R, W, 3]
+        h: the panorama's height (the opening's width is in degrees).
+
+    Returns:
+        A tuple: **stars** ([R, W] bool), **clean** (the image, specks replaced by their
+        background; [R, W, 3] float32) and **base** (the opening's luminance, [R, W]).
+    """
+    lum = _lum(img)
+    if not (lum < DARK).any():  # no dark background, no stars (and no opening to pay for)
+        return np.zeros(lum.shape, bool), img, lum
+    base = _opened(img, _star_size(h))
+    lb = _lum(base)
+    star = (lum - lb > 0.08) & (lb < DARK)
+    return star, np.where(star[..., None], base, img), lb
+
+
+def _soft(img: np.ndarray, h: int) -> np.ndarray:
+    """1 where the colour varies smoothly, 0 on hard edges; ``img``: the panorama (``h`` rows high) or
+    its upper rows. [R, W] float32
 
     Clouds are textured but soft; walls, leaves and windows have hard edges: only hard edges
     (a strong local gradient of colour, so that a roofline between a blue sky and a grey facade of
     the same brightness still counts) count against the sky.
     """
-    img = panorama.image.astype(np.float32)
     # edges in colour, not only in brightness: a grey facade against a blue sky of the same
     # brightness is a hard edge too
     gy, gx = np.gradient(img, axis=(0, 1))
     # (the colour gradient's norm over sqrt(3): a grey step has the same strength as in brightness)
     hard = ndimage.maximum_filter(np.sqrt((gx**2 + gy**2).sum(-1) / 3.0), size=3)
     # per-pixel gradients of soft shading grow as the panorama gets smaller; step edges do not
-    thr = 0.06 * math.sqrt(min(max(512.0 / panorama.height, 1.0), 4.0))
-    soft = np.clip(1.5 - hard / thr, 0.0, 1.0)
-    return (_hue_likelihood(img) * soft).astype(np.float32)
+    thr = 0.06 * math.sqrt(min(max(512.0 / h, 1.0), 4.0))
+    return np.clip(1.5 - hard / thr, 0.0, 1.0)
 
 
-def _hue_likelihood(img: np.ndarray) -> np.ndarray:
-    """Sky likelihood from colour alone: blue-ish, or bright and unsaturated, or bright and warm. [H, W]"""
+def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
+    """Per-pixel sky likelihood from colour and sharp edges alone, in [0, 1]. [H, W] float32
+
+    Args:
+        panorama: the colour panorama.
+        dark: also take dark pixels (a night or space sky; stars removed first) for sky.
+    """
+    _, img, _ = _stars(panorama.image.astype(np.float32), panorama.height)
+    return (_hue_likelihood(img, dark) * _soft(img, panorama.height)).astype(np.float32)
+
+
+def _hue_likelihood(img: np.ndarray, dark: bool = False) -> np.ndarray:
+    """Sky likelihood from colour alone: blue-ish, or bright and unsaturated, or bright and warm;
+    with ``dark``, also dark (night, space), blue-ish at any brightness (dusk) and warm at any
+    saturation (a sunset's orange and pink), never green. [H, W]"""
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
     lum = _lum(img)
-    sat = img.max(-1) - img.min(-1)
-    blue = ((b >= r) & (b >= 0.85 * g) & (lum > 0.2)).astype(np.float32)
+    sat = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
+    bluish = (b >= r) & (b >= 0.85 * g)
+    blue = (bluish & (lum > 0.2)).astype(np.float32)
     grey = ((lum > 0.5) & (sat < 0.2)).astype(np.float32)
     warm = ((lum > 0.5) & (r >= g) & (g >= b) & (sat < 0.5)).astype(np.float32) * 0.7
-    return np.maximum(np.maximum(blue, grey), warm)
+    out = np.maximum(np.maximum(blue, grey), warm)
+    if dark:
+        green = (g > 1.1 * np.maximum(r, b)) & (g > 0.03)
+        sunset = (lum > 0.25) & (r >= g) & (r >= b) & ((g >= b) | (sat < 0.5))
+        night = ((lum < DARK) | bluish) & ~green
+        out = np.maximum(out, np.maximum(night, 0.7 * sunset).astype(np.float32))
+    return out
+
+
+def _skyline_rows(cand: np.ndarray, gap: int) -> np.ndarray:
+    """Per column, the first row where a run of ``gap`` non-candidate pixels begins (scanning from
+    the top), H where there is none. [W] int"""
+    h, w = cand.shape
+    blocked = ~cand
+    acc = np.zeros(w, np.int32)
+    stop = np.full(w, h, np.int64)
+    for y in range(h):  # one vectorised step per row (rows, not pixels)
+        acc = np.where(blocked[y], acc + 1, 0)
+        hit = (acc >= gap) & (stop == h)
+        stop[hit] = y - gap + 1
+    return stop
 
 
 def fill_columns(sky: np.ndarray, cand: np.ndarray, gap: int = 3) -> np.ndarray:
     """Extend the sky down each column through short breaks (cloud texture, birds) of fewer than
     ``gap`` non-candidate pixels, stopping at the first longer break (the skyline). [H, W] bool"""
     h, w = sky.shape
-    blocked = ~cand
-    # run length of consecutive blocked pixels ending at each row, top to bottom
-    run = np.zeros((h, w), np.int32)
-    acc = np.zeros(w, np.int32)
-    for y in range(h):  # one vectorised step per row (rows, not pixels)
-        acc = np.where(blocked[y], acc + 1, 0)
-        run[y] = acc
-    stop = np.where((run >= gap).any(0), np.argmax(run >= gap, axis=0) - gap + 1, h)
+    stop = _skyline_rows(cand, gap)
     top_sky = sky[0] | cand[0]
     rows = np.arange(h)[:, None]
     return sky | ((rows < stop[None, :]) & top_sky[None, :] & cand.any(0)[None, :] & (rows < h // 2))
@@ -82,9 +154,90 @@ def connected_to_top(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def flat_rows(img: np.ndarray, tol: float = 0.02) -> int:
+    """How many rows at the top of the panorama are each one flat colour across the whole width and
+    end in a colour step across it (a crop filled with a colour: a cylindrical panorama padded to 2:1,
+    a sky a stitch left out), fewer than half the rows; 0 when fewer than 2°."""
+    h = img.shape[0]
+    spread = (img[: h // 2].max(1) - img[: h // 2].min(1)).max(-1)  # [H/2]
+    # (flat all the way down to the horizon: a sky without a feature, or a fill; colour decides)
+    n = int(np.argmin(spread <= tol)) if not (spread <= tol).all() else 0
+    if n < 2.0 * h / 180.0:
+        return 0
+    # a fill ends in a colour step across (almost) the whole width; flat rows of the sky's own colour
+    # that end where something rises into them in a few columns are no fill
+    step = np.abs(img[min(n + 2, h - 1)] - img[n - 1]).max(-1)
+    return n if (step > 0.05).mean() >= 0.8 else 0
+
+
+def _grow(like: np.ndarray, hue: np.ndarray, band: int, threshold: float, columns: bool = False) -> np.ndarray:
+    """Sky from a likelihood: candidates above the horizon in one piece with the top (and with a
+    flat band of ``band`` rows at the top, where the sky carries on below it), columns filled through
+    short breaks, enclosed pieces filled, the skyline given back. With ``columns``, the sky in each
+    column also ends at its skyline (the first break of 3 non-candidate pixels): a dark sky may not
+    flow around a faint stretch of skyline into the dark land below it. [H, W] bool"""
+    h = like.shape[0]
+    h2 = h // 2
+    upper = (np.arange(h) < h2)[:, None]
+    cand = (like > threshold) & upper
+
+    def flood(band: int) -> np.ndarray:
+        # the band joins what touches it to the top; the columns are filled and end at the skyline of
+        # the candidates themselves (a band of the sky's own colour must not bridge the edge under it)
+        seed = cand.copy()
+        seed[: band + 2 if band else 0] = True  # (and across the hard edge at its foot: 2 pixels)
+        # (a fill of another colour is sky as a whole; one of the sky's own colour keeps its edges)
+        fill = np.zeros_like(cand)
+        fill[:band] = hue[:band] <= threshold
+        out = fill_columns((connected_to_top(seed) & cand) | fill, cand) & upper
+        if columns:
+            # (what the candidates enclose - a lamp, a moon - is no skyline: it casts no shaft down its columns)
+            out &= np.arange(h)[:, None] < _skyline_rows(seed | _enclosed(seed), 3)[None, :]
+        return out
+
+    sky = flood(band)
+    if band and band < h2 * 8 // 9 and sky[band : band + 4].any(0).mean() < 0.3:
+        # the band ends more than 10° above the horizon and meets no sky below it in most columns (a
+        # room or a forest padded to 2:1): it is no sky
+        sky = flood(0)
+    # what the sky encloses (cloud texture, birds, lamps) is sky too: non-sky pieces of the upper
+    # half that do not reach down to the horizon
+    ground_side = connected_to_top(~sky[:h2][::-1])[::-1]
+    sky[:h2] |= ~ground_side
+    # the hard-edge test blurs the skyline by a pixel or two (the gradient and its 3x3 maximum):
+    # give the sky back the sky-coloured pixels next to it, up to the skyline's own edge
+    reach = max(1, round(2 * h / 512))
+    sky |= ndimage.binary_dilation(sky, iterations=reach, mask=(hue > threshold) & upper)
+    return sky
+
+
+def _enclosed(cand: np.ndarray) -> np.ndarray:
+    """Pieces of the upper half that ``cand`` encloses (not joined to the horizon through non-candidate
+    pixels) and that span less than a quarter of the columns: blobs in the sky, not a skyline. [H, W] bool"""
+    h, w = cand.shape
+    h2 = h // 2
+    out = np.zeros_like(cand)
+    hole = ~connected_to_top(~cand[:h2][::-1])[::-1]
+    hole &= ~cand[:h2]
+    lab, n = ndimage.label(hole)
+    if n:
+        span = np.array([sl[1].stop - sl[1].start for sl in ndimage.find_objects(lab)])  # per piece
+        small = np.r_[False, span < w // 4]
+        out[:h2] = small[lab]
+    return out
+
+
+def _zenith_share(sky: np.ndarray, deg: float = 75.0) -> float:
+    h = sky.shape[0]
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    band = lat > np.radians(deg)
+    return float(sky[band].mean()) if band.any() else 0.0
+
+
 def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float = 0.5) -> np.ndarray:
     """Sky pixels: sky-coloured and smooth (or, with ``far``, farthest in view), above the horizon,
-    in one piece with the top.
+    in one piece with the top. When no blue, grey, white or warm sky covers the zenith, dark
+    pixels count too (a night or space sky). Whether it is a ceiling is :func:`is_indoor`'s call.
 
     Args:
         panorama: the colour panorama.
@@ -94,46 +247,132 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
     Returns:
         [H, W] bool.
     """
-    h = panorama.height
-    like = sky_colour(panorama)
-    if far is not None:
-        # far and sky-coloured reinforce each other; far alone is not sky (a distant wall)
-        like = np.clip(0.6 * like + 0.6 * np.asarray(far, np.float32) * (like > 0.2), 0, 1)
-    upper = (np.arange(h) < h // 2)[:, None]
-    cand = (like > threshold) & upper
-    sky = fill_columns(connected_to_top(cand), cand) & upper
-    # what the sky encloses (cloud texture, birds, stars) is sky too: non-sky pieces of the upper
-    # half that do not reach down to the horizon
-    h2 = h // 2
-    ground_side = connected_to_top(~sky[:h2][::-1])[::-1]
-    sky[:h2] |= ~ground_side
-    # the hard-edge test blurs the skyline by a pixel or two (the gradient and its 3x3 maximum):
-    # give the sky back the sky-coloured pixels next to it, up to the skyline's own edge
-    reach = max(1, round(2 * h / 512))
-    hue = (_hue_likelihood(panorama.image.astype(np.float32)) > threshold) & upper
-    sky |= ndimage.binary_dilation(sky, iterations=reach, mask=hue)
+    h, w = panorama.height, panorama.width
+    img = panorama.image.astype(np.float32)
+    # the sky lies above the horizon: every cue is computed on the upper half (and a few rows more,
+    # for the filters that reach across it)
+    rows = min(h, h // 2 + 2 * _star_size(h) + 4)
+    _, clean, _ = _stars(img[:rows], h)
+    band = flat_rows(img)
+
+    def grow(dark: bool) -> np.ndarray:
+        hue = np.zeros((h, w), np.float32)
+        like = np.zeros((h, w), np.float32)
+        hue[:rows] = _hue_likelihood(clean, dark)
+        # in the dark, edges are measured on the square root of the colour (a little smoothed against
+        # noise): a black ridge under a dark-blue night sky is as much an edge as a grey one under a blue sky
+        soft = _soft(np.sqrt(ndimage.gaussian_filter(clean, (0.7, 0.7, 0))) if dark else clean, h)
+        like[:rows] = hue[:rows] * soft
+        if far is not None:
+            # far and sky-coloured reinforce each other; far alone is not sky (a distant wall)
+            like = np.clip(0.6 * like + 0.6 * np.asarray(far, np.float32) * (like > 0.2), 0, 1)
+        return _grow(like, hue, band, threshold, columns=dark)
+
+    sky = grow(False)
+    dim = sky.any() and float(np.median(_lum(clean[sky[:rows]]))) < 0.3
+    if _zenith_share(sky) < 0.5 or dim:
+        # no daylight sky overhead, or a dim one (dusk, moonlit clouds): a night or space sky, a sunset,
+        # or a ceiling (is_indoor tells them apart)
+        dark = grow(True)
+        if _zenith_share(dark) > _zenith_share(sky) or (
+            _zenith_share(dark) == _zenith_share(sky) and dark.sum() > sky.sum()
+        ):
+            sky = dark
     return sky
 
 
+def _latitudes(h: int) -> np.ndarray:
+    return np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+
+
+def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
+    """What tells a sky from a ceiling, measured on ``sky`` (see :func:`is_indoor`).
+
+    Returns:
+        ``sky_above_30deg``, ``sky_above_75deg``: cos-weighted sky share above those latitudes;
+        ``daylight``: share of that sky (above 30°) blue, bright grey or bright warm;
+        ``open_horizon``: share of columns whose sky reaches down to a skyline 0-10° above the horizon;
+        ``night_blue``: the sky's mean colour is a clear blue (a night or dusk sky; lamp-lit ceilings are warm);
+        ``stars``: star pixels in the sky; ``lamps``: bright blobs wider than a star in a dark sky.
+    """
+    h, w = sky.shape
+    lat = _latitudes(h)
+    img = panorama.image.astype(np.float32)
+    rows = min(h, h // 2 + 2 * _star_size(h) + 4)
+    star, clean, base = _stars(img[:rows], h)
+    sky_u = sky[:rows]
+
+    def frac(deg: float) -> float:
+        band = lat > np.radians(deg)
+        wts = np.cos(lat[band])[:, None] * np.ones((1, w))
+        return float(np.average(sky[band], weights=wts))
+
+    # the skyline: where the sky that reaches down from the top ends in each column; the sky ends
+    # below the horizon only where the upper half's limit cut it (no skyline seen there)
+    first = np.where((~sky).any(0), np.argmax(~sky, axis=0), h)
+    e_b = lat[np.minimum(first, h - 1)]
+    n_sky = int(sky.sum())
+    med = float(np.median(_lum(clean[sky_u]))) if n_sky else 0.0
+    # where the sky runs down to the horizon, a skyline at or just below it shows as lit land in
+    # the 3° below the horizon (a dark room's walls carry on dark)
+    k = max(1, round(3.0 * h / 180))
+    lit = _lum(img[h // 2 : h // 2 + k]).mean(0) > max(DARK, 2 * med)
+    skyline = (first > 0) & (e_b <= np.radians(10.0)) & ((e_b > 0) | lit)
+    open_ = float(np.mean(skyline))
+    s30 = sky_u & (lat[:rows] > np.radians(30))[:, None]
+    n30 = int(s30.sum())
+    col = clean[s30].mean(0) if n30 else np.zeros(3, np.float32)
+    day = float(_hue_likelihood(clean[s30][None])[0].astype(bool).mean()) if n30 else 0.0
+    night_blue = bool(col[2] > 1.3 * col[0] and col[2] > 1.1 * col[1] and col[2] > 0.02)
+    n_star = int((star & sky_u).sum())
+    # lamps: bright blobs wider than a star (they survive the opening) in a dark sky, at least 10°
+    # up, their surroundings (a 2-pixel ring) mostly sky
+    n_lamp = 0
+    if n_sky and med < DARK:
+        bright = (base > max(0.5, 4 * med)) & (lat[:rows] > np.radians(10))[:, None]
+        lab, n = ndimage.label(bright)
+        if n:
+            ring = ndimage.grey_dilation(lab, size=5, mode="wrap") * ~bright
+            share = ndimage.mean(sky_u, ring, np.arange(1, n + 1))
+            n_lamp = int((np.nan_to_num(np.asarray(share)) >= 0.6).sum())
+    return {
+        "sky_above_30deg": round(frac(30), 4),
+        "sky_above_75deg": round(frac(75), 4),
+        "daylight": round(day, 3),
+        "open_horizon": round(open_, 3),
+        "night_blue": night_blue,
+        "stars": n_star,
+        "lamps": n_lamp,
+        "_star_density": n_star / max(n_sky, 1),
+    }
+
+
 def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, dict]:
-    """Indoors when almost nothing above 30° latitude is sky and the zenith is closed: a ceiling
-    closes the view. (High walls - a canyon, a cliff, a street of towers - can hide most of the sky
-    above 30° too, but outdoors the zenith itself is still open.)
+    """Indoors when the sky does not cover the zenith, or when what covers it may be a ceiling and
+    nothing says it is a sky.
+
+    - Closed: almost nothing above 30° latitude is sky and the zenith is closed (high walls - a
+      canyon, a cliff, a street of towers - hide most of the sky above 30° too, but outdoors the
+      zenith itself is still open).
+    - A daylight sky (mostly blue, bright grey or bright warm) that covers the zenith: outdoors.
+    - Anything else that covers it (black, dark, a sunset's orange, a lamp-lit ceiling) is a sky
+      only with one of: a skyline near the horizon (0-10° up) in at least 30 % of the columns
+      (a black sky above lit ground); a clear blue tint (night and dusk skies; lamps light
+      ceilings warm); stars (point-like specks, not where lamps hang: bright blobs wider than a
+      star).
 
     Returns:
         A tuple: **indoor** and the facts it was decided from (for the manifest).
     """
-    h = panorama.height
     sky = sky_mask(panorama) if sky is None else sky
-    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    c = scene_cues(panorama, sky)
+    density = c.pop("_star_density")
+    if c["sky_above_30deg"] < 0.15 and c["sky_above_75deg"] < 0.25:
+        return True, c
+    if c["daylight"] >= 0.5:
+        return False, c
+    starry = c["stars"] >= 20 and density >= 2e-4 and c["lamps"] == 0
+    return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry), c
 
-    def frac(deg: float) -> float:
-        band = lat > np.radians(deg)
-        wts = np.cos(lat[band])[:, None] * np.ones((1, panorama.width))
-        return float(np.average(sky[band], weights=wts))
 
-    above30, zenith = frac(30), frac(75)
-    return above30 < 0.15 and zenith < 0.25, {"sky_above_30deg": round(above30, 4), "sky_above_75deg": round(zenith, 4)}
-
-
-__all__ = ["connected_to_top", "is_indoor", "sky_colour", "sky_mask"]
+__all__ = ["connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_mask"]

@@ -1,0 +1,156 @@
+"""Sky detection and the indoor/outdoor decision on skies that are not blue: night, space, overcast,
+sunset, a crop filled with a flat colour; and rooms whose dark ceiling looks like a night sky."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldgen.depth.prior import prior_depth
+from worldgen.depth.sky import flat_rows, is_indoor, sky_mask
+from worldgen.types import Panorama
+
+H, W = 128, 256
+
+
+def _grid(h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
+    return lat[:, None] * np.ones((1, w)), lon[None, :] * np.ones((h, 1))
+
+
+def _terrain(sky_rgb: np.ndarray, seed: int = 0) -> tuple[Panorama, np.ndarray]:
+    """Lit, textured land below a skyline 1-9° above the horizon, under the given sky. Returns the
+    panorama and the true sky mask."""
+    rng = np.random.default_rng(seed)
+    lat, lon = _grid()
+    skyline = np.radians(5.0 + 2.5 * np.sin(2 * lon) + 1.5 * np.sin(5 * lon + 1.0))
+    sky = lat > skyline
+    land = 0.42 + 0.08 * np.sin(9 * lon) * np.cos(7 * lat) + rng.normal(0, 0.06, lat.shape)
+    img = np.where(sky[..., None], np.clip(sky_rgb, 0, 1), np.clip(land, 0, 1)[..., None] * np.array([1.0, 0.95, 0.85]))
+    return Panorama(img.astype(np.float32)), sky
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def _night(stars: bool, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.clip(rng.normal(0.015, 0.004, (H, W, 1)) * np.ones(3), 0, 1)
+    if stars:
+        n = H * W // 300
+        ys, xs = rng.integers(0, H, n), rng.integers(0, W, n)
+        img[ys, xs] = rng.uniform(0.3, 1.0, n)[:, None]
+    return img
+
+
+@pytest.mark.parametrize("stars", [True, False], ids=["starry night", "black space"])
+def test_black_sky_above_lit_land_is_sky(stars):
+    # a black sky (space, as on the Moon) or a starry one above lit land was taken for a ceiling:
+    # no sky anywhere, and a room box around a landscape
+    pano, truth = _terrain(_night(stars))
+    sky = sky_mask(pano)
+    indoor, facts = is_indoor(pano, sky)
+    assert not indoor, facts
+    assert _iou(sky, truth) >= 0.95
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "outdoor" and np.isposinf(depth.depth[truth]).mean() >= 0.95
+
+
+def test_sunset_and_overcast_skies():
+    lat, _ = _grid()
+    t = np.clip(1 - np.sin(np.maximum(lat, 0)), 0, 1)[..., None]  # 1 at the horizon, 0 at the zenith
+    # a sunset: deep blue overhead through pink to orange at the horizon (the orange band was lost)
+    sunset = np.array([0.18, 0.22, 0.45]) * (1 - t) ** 2 + np.array([1.0, 0.55, 0.2]) * (1 - (1 - t) ** 2)
+    overcast = np.array([0.72, 0.73, 0.75]) * (1 - t) + np.array([0.82, 0.82, 0.83]) * t
+    for rgb in (sunset, overcast):
+        pano, truth = _terrain(rgb)
+        sky = sky_mask(pano)
+        assert not is_indoor(pano, sky)[0] and _iou(sky, truth) >= 0.95
+
+
+@pytest.mark.parametrize("fill", [0.0, 0.4])
+def test_sky_cropped_and_filled_with_a_flat_colour(fill):
+    # a stitch that left out the sky above 40°, filled with black or grey: the fill and the sky
+    # below it are one sky (the fill's edge used to cut the photographed sky off from the top)
+    lat, lon = _grid()
+    noise = np.random.default_rng(1).normal(0, 0.01, (H, W, 1))  # a photographed sky is never flat
+    blue = np.array([0.45, 0.62, 0.9]) + 0.1 * np.clip(1 - lat / 0.7, 0, 1)[..., None] + noise
+    pano, truth = _terrain(np.where((lat > np.radians(40))[..., None], fill, blue))
+    assert flat_rows(pano.image) == pytest.approx(H * 50 / 180, abs=1)
+    sky = sky_mask(pano)
+    assert not is_indoor(pano, sky)[0] and _iou(sky, truth) >= 0.95
+
+
+def _room(ceiling: tuple, window_sky: tuple | None, lamp: bool = True, h: int = H) -> Panorama:
+    """A 6 x 5 m room, ceiling 1.1 m above the eye, lit by a lamp hanging under the ceiling (walls
+    and floor lit unevenly by it, falling off with distance), with a window on one wall."""
+    lat, lon = _grid(h, 2 * h)
+    d = np.stack([np.cos(lat) * np.sin(lon), np.sin(lat), -np.cos(lat) * np.cos(lon)], -1)
+    planes = [(0, 3.4), (0, -2.6), (1, 1.1), (1, -1.6), (2, 2.2), (2, -2.8)]  # (axis, offset)
+    t = np.full(lat.shape, np.inf)
+    face = np.zeros(lat.shape, np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i, (ax, off) in enumerate(planes):
+            ti = off / d[..., ax]
+            better = (ti > 0) & (ti < t)
+            t, face = np.where(better, ti, t), np.where(better, i, face)
+    pos = d * t[..., None]
+    albedo = np.array([(0.7, 0.55, 0.4)] * 2 + [ceiling, (0.4, 0.25, 0.15)] + [(0.7, 0.55, 0.4)] * 2)[face]
+    normal = np.zeros_like(pos)
+    for i, (ax, off) in enumerate(planes):
+        normal[face == i, ax] = -np.sign(off)
+    light = np.array([0.4, 0.9, -0.7])
+    to_l = light - pos
+    dist = np.linalg.norm(to_l, axis=-1)
+    irr = np.clip((normal * to_l).sum(-1) / dist, 0, 1) / dist**2
+    img = albedo * np.clip(0.08 + 1.6 * irr, 0, 1.5)[..., None]
+    if window_sky is not None:  # on the +X wall, 1.6 m wide, from 0.6 m below to 0.6 m above the eye
+        win = (face == 0) & (np.abs(pos[..., 2] + 0.3) < 0.8) & (np.abs(pos[..., 1]) < 0.6)
+        img[win] = window_sky
+    if lamp:  # the lamp's shade, a 0.3 m ball
+        oc = -light
+        b = (d * oc).sum(-1)
+        disc = b**2 - ((oc * oc).sum() - 0.15**2)
+        img[(disc > 0) & (-b - np.sqrt(np.maximum(disc, 0)) > 0)] = (1.0, 0.95, 0.8)
+    return Panorama(np.clip(img, 0, 1).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "ceiling, window",
+    [
+        ((0.02, 0.02, 0.02), None),  # black ceiling, lamp
+        ((0.02, 0.02, 0.02), (0.02, 0.03, 0.08)),  # and a window on the night
+        ((0.05, 0.04, 0.035), (0.45, 0.62, 0.9)),  # dark ceiling, a window on a blue day sky
+    ],
+    ids=["black ceiling", "night window", "day window"],
+)
+def test_dark_room_is_indoors_without_sky(ceiling, window):
+    # a dark ceiling is as dark and smooth as a night sky; the room has no skyline near the horizon
+    # (its ceiling meets the walls 15-25° up), no stars, and a lamp hangs in it
+    pano = _room(ceiling, window)
+    indoor, facts = is_indoor(pano)
+    assert indoor and facts["lamps"] == 1 and facts["open_horizon"] < 0.1, facts
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "indoor" and not depth.sky.any() and np.isfinite(depth.depth).all()
+
+
+def test_room_padded_with_a_flat_band_is_indoors():
+    # a cylindrical room panorama padded to 2:1 with black above 35°: the band meets walls, not sky
+    pano = _room((0.6, 0.6, 0.6), (0.45, 0.62, 0.9), lamp=False)
+    lat, _ = _grid()
+    img = pano.image.copy()
+    img[lat > np.radians(35)] = 0.0
+    assert flat_rows(img) > 0
+    assert is_indoor(Panorama(img))[0]
+
+
+def test_lamp_outweighs_specks_on_a_dark_ceiling():
+    # 200 bright specks on the black ceiling (reflections, small LEDs) look like stars; the lamp in
+    # the same dark region says ceiling
+    img = _room((0.02, 0.02, 0.02), None).image.copy()
+    rng = np.random.default_rng(3)
+    img[rng.integers(0, 30, 200), rng.integers(0, W, 200)] = 0.9
+    indoor, facts = is_indoor(Panorama(img))
+    assert indoor and facts["stars"] >= 20 and facts["lamps"] == 1, facts
