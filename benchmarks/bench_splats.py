@@ -237,7 +237,8 @@ def _quality_rows(q: dict, tag: str) -> list[dict]:
             "unit": "s",
             "target": "<= 600 s",
             "ok": q["seconds"] <= 600,
-            "note": f"{rep['iterations']} steps at {rep['view_size']} px, {rep['n_views']} views, colour solve "
+            "note": f"{q['cpu_seconds']:.1f} s CPU; {rep['iterations']} steps at {rep['view_size']} px, "
+            f"{rep['n_views']} views, colour solve "
             f"{rep.get('colour_psnr_init', float('nan')):.1f} -> {rep.get('colour_psnr_final', float('nan')):.1f}"
             f" dB on the capture views; {q['load']}",
         },
