@@ -110,10 +110,10 @@ def test_sky_dome_is_left_to_the_colour_solve(world):
     for a, b in (
         (out.means, cloud.means),
         (out.log_scales, cloud.log_scales),
-        (out.quats, cloud.quats),
         (out.opacity_logits, cloud.opacity_logits),
     ):
         assert np.allclose(a[dome], b[dome], atol=1e-6) and not np.allclose(a[~dome], b[~dome], atol=1e-6)
+    assert np.allclose(out.quats, cloud.quats, atol=1e-6)  # rotations are not learnt by default
     assert not np.array_equal(out.sh[dome], cloud.sh[dome])  # the colour solve still recolours the sky
     free, _ = refine_gaussians(
         cloud, pano, sky_depth, RefineConfig(cpu_iterations=20, cpu_view_size=32, freeze_sky=False)
@@ -352,3 +352,20 @@ def test_sky_seen_only_through_windows_counts_as_sky_splats():
     assert 0 < depth.sky.mean() < 0.02
     _, rep = refine_gaussians(cloud, pano, depth, RefineConfig(cpu_iterations=2, cpu_view_size=24, colour_iterations=2))
     assert rep["sky_splats"] is True
+
+
+def test_rotations_stay_and_scales_grow_at_most_the_bound(world):
+    """By default the optimiser keeps init's rotations and bounds each scale's growth; both can be lifted."""
+    pano, depth, cloud = world
+    cfg = RefineConfig(cpu_iterations=20, cpu_view_size=32, colour_iterations=0, cpu_lr_scale=3.0)
+    out, _ = refine_gaussians(cloud, pano, depth, cfg)
+    assert np.allclose(out.quats, cloud.quats, atol=1e-6)
+    growth = out.log_scales - cloud.log_scales
+    assert growth.max() <= math.log(1.1) + 1e-5 and growth.min() < -1e-3
+    free, _ = refine_gaussians(
+        cloud, pano, depth, RefineConfig(**{**cfg.__dict__, "learn_rotations": True, "max_scale_growth": 0})
+    )
+    assert not np.allclose(free.quats, cloud.quats, atol=1e-4)
+    assert (free.log_scales - cloud.log_scales).max() > math.log(1.1) + 1e-3
+    with pytest.raises(InputError, match="max_scale_growth"):
+        RefineConfig(max_scale_growth=0.5)

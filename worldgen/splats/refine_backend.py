@@ -216,7 +216,7 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="8",
+        version="9",
         models={"fill": "fill_model"},
     )
 )
