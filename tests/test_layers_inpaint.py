@@ -160,3 +160,41 @@ def test_bad_classes_and_anchors_are_refused():
         inpaint("patchmatch", img, hole, guide, classes=classes[:, :10])
     with pytest.raises(InputError, match="anchors"):
         inpaint("patchmatch", img, hole, guide, anchor=np.full(hole.shape, hole.size, np.int64))
+
+
+def _fence_world(H=64, W=128):
+    """Sky, ground 1.6 m below the eye (200 m at most) and a fence all around, a 4 m cylinder from
+    the ground up to 1.4 m, hiding a band of far ground right below the horizon."""
+    from worldgen.geometry.equirect import equirect_directions
+    from worldgen.types import DepthMap, Panorama
+
+    d = equirect_directions(H, W)
+    y = d[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_ground = np.where(y < 0, -1.6 / y, np.inf)
+        t_fence = 4.0 / np.hypot(d[..., 0], d[..., 2])
+    fence = (y * t_fence > -1.6) & (y * t_fence < -0.2) & (t_fence < t_ground)
+    dist = np.where(fence, t_fence, t_ground)
+    dist = np.where(y < 0, np.minimum(dist, 200.0), np.inf).astype(np.float32)
+    colour = np.empty((H, W, 3), np.float32)
+    colour[:] = SKY
+    ground = np.isfinite(dist) & ~fence
+    rng = np.random.default_rng(0)
+    colour[ground] = np.array([0.35, 0.6, 0.2]) + 0.04 * rng.standard_normal((int(ground.sum()), 1))
+    colour[fence] = [0.45, 0.3, 0.2]
+    return Panorama(np.clip(colour, 0, 1)), DepthMap(dist, ~np.isfinite(dist))
+
+
+def test_layer_paints_the_ground_behind_a_fence_from_the_ground():
+    # build_layers passes the classes and anchors: the far ground hidden behind the fence's top
+    # is painted from the grass, not from the sky above it (before: every such pixel sky-blue).
+    from worldgen.layers import LayerConfig, build_layers
+
+    pano, depth = _fence_world()
+    layer = build_layers(pano, depth, LayerConfig(walk_radius=2.0))
+    assert layer.surface.sum() >= 64 and layer.sky.any()
+    grass = np.array([0.35, 0.6, 0.2])
+    c = layer.colour[layer.surface]
+    assert (np.abs(c - grass).sum(-1) < np.abs(c - SKY).sum(-1)).all()
+    s = layer.colour[layer.sky]
+    assert (np.abs(s - SKY).sum(-1) < np.abs(s - grass).sum(-1)).all()  # hidden sky stays sky
