@@ -3,7 +3,7 @@
 Public API:
     build_layers(panorama, depth, LayerConfig()) -> HiddenLayer   (geometry continued, colour inpainted)
     continue_background(depth, surface, sky, walk_radius=...)      (geometry only)
-    inpaint(name, image, hole, guide)                              (registered inpainters)
+    inpaint(name, image, hole, guide, classes=, anchor=)           (registered inpainters; sources by class and anchor)
 """
 
 from . import diffusion as _diffusion  # noqa: F401  (registers the "diffusion" inpainter)

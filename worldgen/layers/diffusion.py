@@ -132,6 +132,8 @@ def diffusion_inpaint(
     steps: int = DEFAULT_STEPS,
     strength: float = STRENGTH,
     prefilled: bool = False,
+    classes: np.ndarray | None = None,
+    anchor: np.ndarray | None = None,
 ) -> np.ndarray:
     """The registered ``diffusion`` inpainter: pre-fill with patchmatch, then refine with the fill model.
 
@@ -145,12 +147,24 @@ def diffusion_inpaint(
         steps: denoising steps of the full schedule.
         strength: share of the schedule run from the noised pre-fill, in (0, 1].
         prefilled: ``image`` already holds the pre-fill inside ``hole`` (skip patchmatch).
+        classes, anchor: source classes and anchors of the patchmatch pre-fill
+            (worldgen.layers.inpaint.inpaint), or None. [H, W] int
 
     Returns:
         [H, W, 3] float32, equal to ``image`` outside ``hole``.
     """
     return paint_hole(
-        image, hole, guide, seed, model=model, prompt=prompt, steps=steps, strength=strength, prefilled=prefilled
+        image,
+        hole,
+        guide,
+        seed,
+        model=model,
+        prompt=prompt,
+        steps=steps,
+        strength=strength,
+        prefilled=prefilled,
+        classes=classes,
+        anchor=anchor,
     )[0]
 
 
@@ -165,6 +179,8 @@ def paint_hole(
     steps: int = DEFAULT_STEPS,
     strength: float = STRENGTH,
     prefilled: bool = False,
+    classes: np.ndarray | None = None,
+    anchor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """:func:`diffusion_inpaint` returning also the facts for the manifest (pipeline, memory plan, seconds)."""
     if not model:
@@ -179,7 +195,7 @@ def paint_hole(
     if not hole.any():
         return image.copy(), {"painted_pixels": 0}
     t0 = time.perf_counter()
-    base = image if prefilled else inpaint("patchmatch", image, hole, guide, seed)
+    base = image if prefilled else inpaint("patchmatch", image, hole, guide, seed, classes, anchor)
     t_pre = time.perf_counter() - t0
     key = hashlib.sha256()
     for part in (base, hole):
@@ -337,7 +353,14 @@ def fill_width() -> int:
 
 
 def fill_layer_colour(
-    panorama, depth, config, colour: np.ndarray, hidden: np.ndarray, guide: np.ndarray, seed: int
+    panorama,
+    depth,
+    config,
+    colour: np.ndarray,
+    hidden: np.ndarray,
+    guide: np.ndarray,
+    seed: int,
+    sources: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The layer's inpainted colour on its own grid, painted by the model on the canonical grid.
 
@@ -349,6 +372,8 @@ def fill_layer_colour(
         hidden: its hidden pixels. [h, w] bool
         guide: its log-depth guide. [h, w] float32
         seed: random seed.
+        sources: the pre-fill's source constraints, ``classes`` (sky / surface) and ``anchor`` (the
+            seed each hidden pixel continues), as worldgen.layers.inpaint.inpaint takes them, or None.
 
     Returns:
         A tuple: the colour with the hidden pixels filled ([h, w, 3] float32, ``colour`` elsewhere),
@@ -362,10 +387,10 @@ def fill_layer_colour(
     W = depth.shape[1]
     width = fill_width()
     if math.ceil(W / config.work_width) == math.ceil(W / width):
-        return paint_hole(colour, hidden, guide, seed, **opts)
+        return paint_hole(colour, hidden, guide, seed, **(sources or {}), **opts)
     canon = build_layers(panorama, depth, replace(config, work_width=width, inpaint="patchmatch"), seed)
     painted, facts = paint_hole(canon.colour, canon.hidden, None, seed, prefilled=True, **opts)
-    prefill = inpaint("patchmatch", colour, hidden, guide, seed)
+    prefill = inpaint("patchmatch", colour, hidden, guide, seed, **(sources or {}))
     mapped, covered = resample_hidden(painted, canon.hidden, hidden.shape)
     use = hidden & covered
     out = np.where(use[..., None], mapped, prefill).astype(np.float32)
@@ -447,7 +472,7 @@ def auto_inpaint(
     """The ``auto`` inpainter: :func:`diffusion_inpaint` when given a fill ``model``, else ``patchmatch``."""
     if model:
         return diffusion_inpaint(image, hole, guide, seed, model=model, **options)
-    return inpaint("patchmatch", image, hole, guide, seed)
+    return inpaint("patchmatch", image, hole, guide, seed, options.get("classes"), options.get("anchor"))
 
 
 register_inpainter("diffusion", diffusion_inpaint)

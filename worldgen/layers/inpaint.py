@@ -1,11 +1,15 @@
 """Inpainting the hidden background's colour in panorama space, with inpainters registered by name.
 
 An inpainter fills the ``hole`` pixels of a panorama-space image from the rest of it:
-``fn(image [H, W, 3] float32 in [0, 1], hole [H, W] bool, guide [H, W] float32 | None, seed) ->
-[H, W, 3] float32`` (pixels outside the hole are returned unchanged). ``guide`` is a structure
-channel known everywhere, including inside the hole (the layers use log-depth of the continued
-background), so a patch behind a sofa is matched with patches of the floor at the same distance,
-not with the sofa. Longitude wraps; rows clamp at the poles.
+``fn(image [H, W, 3] float32 in [0, 1], hole [H, W] bool, guide [H, W] float32 | None, seed,
+*, classes=None) -> [H, W, 3] float32`` (pixels outside the hole are returned unchanged).
+``guide`` is a structure channel known everywhere, including inside the hole (the layers use
+log-depth of the continued background), so a patch behind a sofa is matched with patches of the
+floor at the same distance, not with the sofa. ``classes`` ([H, W] small ints, known everywhere,
+or None) is a hard constraint on the sources: a hole pixel takes colour only from known pixels of
+its own class (the layers pass sky / surface: hidden sky is painted from the sky, hidden ground
+from surfaces, never from each other). Inpainters registered from outside receive ``classes=``
+only when it is given. Longitude wraps; rows clamp at the poles.
 
 Registered:
 
@@ -17,8 +21,14 @@ Registered:
   as jump flooding does) and random candidates in shrinking windows, keeps the one with the
   smallest patch distance (colour plus ``guide_weight`` x guide, squared, over 5x5 patches), then
   every hole pixel becomes the mean of what the overlapping patches' sources say it is. Textures
-  and edges continue from the surroundings instead of blurring.
+  and edges continue from the surroundings instead of blurring. With ``classes``, the class is a
+  feature of the patch distance too (one-hot, ``class_weight``), a source centre must be of its
+  target's class, and a pixel's vote counts only the overlapping sources' pixels of its own class
+  (where none is, it keeps the class-bound diffusion estimate): the class boundary inside the hole
+  (the horizon behind a rock) is continued where the classes put it, and no hidden ground pixel is
+  painted from the sky above it.
 - ``diffuse``: harmonic fill (repeated 4-neighbour averaging, coarse to fine). Smooth; a baseline.
+  With ``classes``, a pixel averages only its neighbours of its own class.
 
 - ``diffusion`` (worldgen/layers/diffusion.py): the ``fill`` model role's diffusers inpainting
   pipeline refines a patchmatch pre-fill; needs ``model=`` (a pipeline folder).
@@ -26,6 +36,7 @@ Registered:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -41,7 +52,16 @@ def register_inpainter(name: str, fn: Inpainter) -> None:
     INPAINTERS[name] = fn
 
 
-def inpaint(name: str, image: np.ndarray, hole: np.ndarray, guide: np.ndarray | None = None, seed: int = 0, **options):
+def inpaint(
+    name: str,
+    image: np.ndarray,
+    hole: np.ndarray,
+    guide: np.ndarray | None = None,
+    seed: int = 0,
+    classes: np.ndarray | None = None,
+    anchor: np.ndarray | None = None,
+    **options,
+):
     """Fill ``hole`` of ``image`` with the inpainter registered as ``name``.
 
     Args:
@@ -50,6 +70,12 @@ def inpaint(name: str, image: np.ndarray, hole: np.ndarray, guide: np.ndarray | 
         hole: pixels to fill. [H, W] bool
         guide: structure channel known everywhere (e.g. log-depth), or None. [H, W] float
         seed: random seed (same inputs and seed give the same result).
+        classes: source classes known everywhere (e.g. 0 surface, 1 sky), or None: a hole pixel
+            is filled only from known pixels of its own class. A hole pixel whose class no known
+            pixel has is filled from any class (nothing else could fill it). [H, W] int
+        anchor: for each hole pixel, the flat index (y * W + x) of the visible pixel its content
+            continues (the background side of the edge that hides it), -1 for none, or None:
+            sources near the anchor are preferred (patchmatch's locality). [H, W] int
         options: passed on to the inpainter (e.g. ``model=`` for "diffusion").
 
     Returns:
@@ -65,9 +91,45 @@ def inpaint(name: str, image: np.ndarray, hole: np.ndarray, guide: np.ndarray | 
         return image.copy()
     if hole.all():
         raise InputError("the inpainting hole covers the whole image; nothing to fill it from")
+    if classes is not None:
+        classes = np.asarray(classes)
+        integer = classes.dtype == bool or np.issubdtype(classes.dtype, np.integer)
+        if classes.shape != hole.shape or not integer or (classes < 0).any():
+            raise InputError(f"inpainting classes must be [H, W] integers >= 0 like the hole; got {classes.shape}")
+        classes = _sourced_classes(classes.astype(np.int64), hole)
+        options = {**options, "classes": classes}
+    if anchor is not None:
+        anchor = np.asarray(anchor)
+        if anchor.shape != hole.shape or not np.issubdtype(anchor.dtype, np.integer) or (anchor >= hole.size).any():
+            raise InputError(f"inpainting anchors must be [H, W] flat pixel indices like the hole; got {anchor.shape}")
+        options = {**options, "anchor": anchor}
+    # An inpainter registered from outside that knows neither keyword is called without them.
+    fn = INPAINTERS[name]
+    options = {k: v for k, v in options.items() if k not in ("classes", "anchor") or _accepts(fn, k)}
     out = INPAINTERS[name](image, hole, None if guide is None else np.asarray(guide, np.float32), seed, **options)
     out = np.where(hole[..., None], out, image).astype(np.float32)
     return out
+
+
+def _accepts(fn: Callable, keyword: str) -> bool:
+    """Whether ``fn`` takes ``keyword`` (by name or through ``**kwargs``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _sourced_classes(classes: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``classes`` with every hole pixel whose class no known pixel has moved into one wildcard
+    class that every known pixel also belongs to: compacted to 0..K-1 for the known classes, K for
+    the wildcard (no known pixel has it, so such pixels are compared with every class)."""
+    known = np.unique(classes[~hole])
+    lut = np.full(int(classes.max()) + 1, len(known), np.int64)
+    lut[known] = np.arange(len(known))
+    return lut[classes]
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,18 +158,57 @@ def _up(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def _shift4(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``a`` seen from each pixel's 4 neighbours: up, down, left, right (longitude wraps, rows clamp)."""
+    return (
+        np.concatenate([a[:1], a[:-1]], 0),
+        np.concatenate([a[1:], a[-1:]], 0),
+        np.roll(a, 1, 1),
+        np.roll(a, -1, 1),
+    )
+
+
 def _neighbour_mean(img: np.ndarray) -> np.ndarray:
     """Mean of the 4 neighbours (longitude wraps, rows clamp)."""
-    up = np.concatenate([img[:1], img[:-1]], 0)
-    dn = np.concatenate([img[1:], img[-1:]], 0)
-    return 0.25 * (up + dn + np.roll(img, 1, 1) + np.roll(img, -1, 1))
+    return 0.25 * sum(_shift4(img))
 
 
-def _diffuse_level(img: np.ndarray, hole: np.ndarray, iterations: int) -> np.ndarray:
-    out = img.copy()
+def _diffuse_level(img: np.ndarray, hole: np.ndarray, iterations: int, classes: np.ndarray | None = None) -> np.ndarray:
+    """``iterations`` Jacobi steps of 4-neighbour averaging inside ``hole``; with ``classes``, a
+    hole pixel averages only its neighbours of its own class (one with none keeps its value)."""
+    if classes is None:
+        out = img.copy()
+        for _ in range(iterations):
+            out = np.where(hole[..., None], _neighbour_mean(out), img)
+        return out
+    # Only the hole pixels change: gather their neighbours (the image can be 100x the hole).
+    H, W = hole.shape
+    hy, hx = np.nonzero(hole)
+    idx = hy * W + hx
+    nb = np.stack([np.maximum(hy - 1, 0) * W + hx, np.minimum(hy + 1, H - 1) * W + hx, idx - hx + (hx - 1) % W], 1)
+    nb = np.concatenate([nb, (idx - hx + (hx + 1) % W)[:, None]], 1)  # [n, 4]: up, down, left, right
+    flat_c = classes.reshape(-1)
+    same = flat_c[nb] == flat_c[idx][:, None]
+    has = same.any(1)
+    w = (same / np.maximum(same.sum(1), 1)[:, None]).astype(np.float32)[has]
+    nb, idx = nb[has], idx[has]
+    out = img.reshape(H * W, -1).copy()
     for _ in range(iterations):
-        out = np.where(hole[..., None], _neighbour_mean(out), img)
-    return out
+        out[idx] = np.einsum("nk,nkc->nc", w, out[nb])
+    return out.reshape(img.shape)
+
+
+def _class_down(classes: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Half-size class map: the most common class among a block's known children (the pixel's
+    colour is their mean), among all its children where none is known; ties to the lower class."""
+    H, W = known.shape
+    h, w = H // 2, W // 2
+    c = classes[: 2 * h, : 2 * w].reshape(h, 2, w, 2)
+    k = known[: 2 * h, : 2 * w].reshape(h, 2, w, 2)
+    n = int(classes.max()) + 1
+    votes = np.stack([((c == j) & k).sum((1, 3)) for j in range(n)], -1)
+    votes_all = np.stack([(c == j).sum((1, 3)) for j in range(n)], -1)
+    return np.where(k.any((1, 3)), votes.argmax(-1), votes_all.argmax(-1))
 
 
 def _pyramid(img: np.ndarray, hole: np.ndarray, min_size: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -120,13 +221,47 @@ def _pyramid(img: np.ndarray, hole: np.ndarray, min_size: int = 16) -> list[tupl
     return levels
 
 
-def inpaint_diffuse(image: np.ndarray, hole: np.ndarray, guide: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """Harmonic fill, coarse to fine (guide and seed unused). [H, W, 3] float32"""
+def _class_pyramid(classes: np.ndarray | None, levels: list[tuple[np.ndarray, np.ndarray]]) -> list:
+    """The class map of every level of ``levels`` (None throughout without classes)."""
+    if classes is None:
+        return [None] * len(levels)
+    out = [classes]
+    for _, h in levels[:-1]:
+        out.append(_class_down(out[-1], ~h))
+    return out
+
+
+def _class_means(x: np.ndarray, hole: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """A start for the coarsest level's diffusion: every hole pixel the mean known colour of its
+    class (of all known pixels where its class has none). [H, W, 3]"""
+    known = ~hole
+    out = np.where(hole[..., None], x[known].mean(0) if known.any() else 0.5, x)
+    if classes is None:
+        return out
+    for k in np.unique(classes[hole]):
+        src = known & (classes == k)
+        if src.any():
+            out[hole & (classes == k)] = x[src].mean(0)
+    return out
+
+
+def inpaint_diffuse(
+    image: np.ndarray,
+    hole: np.ndarray,
+    guide: np.ndarray | None = None,
+    seed: int = 0,
+    *,
+    classes: np.ndarray | None = None,
+    anchor: np.ndarray | None = None,
+) -> np.ndarray:
+    """Harmonic fill, coarse to fine, within ``classes`` when given (guide, seed and anchor unused). [H, W, 3] float32"""
     levels = _pyramid(image, hole)
+    cls = _class_pyramid(classes, levels)
     x, h = levels[-1]
-    est = _diffuse_level(np.where(h[..., None], x[~h].mean(0) if (~h).any() else 0.5, x), h, 64)
-    for x, h in reversed(levels[:-1]):
-        est = _diffuse_level(np.where(h[..., None], _up(est, h.shape), x), h, 16)
+    est = _diffuse_level(_class_means(x, h, cls[-1]), h, 64, cls[-1])
+    for lvl in range(len(levels) - 2, -1, -1):
+        x, h = levels[lvl]
+        est = _diffuse_level(np.where(h[..., None], _up(est, h.shape), x), h, 16, cls[lvl])
     return est.astype(np.float32)
 
 
@@ -140,9 +275,18 @@ _HALF = 2  # 5x5 patches
 class _Level:
     """One pyramid level's arrays and patch-distance machinery."""
 
-    def __init__(self, feat: np.ndarray, hole: np.ndarray):
+    def __init__(
+        self,
+        feat: np.ndarray,
+        hole: np.ndarray,
+        classes: np.ndarray | None = None,
+        anchor: tuple[np.ndarray, np.ndarray] | None = None,
+        locality: float = 0.0,
+        radius: float = 1.0,
+        reach: float = 4.0,
+    ):
         self.H, self.W = hole.shape
-        self.feat = feat  # [H, W, C] colour + weighted guide (hole pixels: current estimate)
+        self.feat = feat  # [H, W, C] colour + weighted guide (+ weighted class one-hot) (hole: current estimate)
         self.hole = hole
         # Valid source centres: no hole pixel in the patch, rows fully inside the image.
         bad = hole.copy()
@@ -153,11 +297,35 @@ class _Level:
         bad[self.H - _HALF :] = True
         self.src_ok = ~bad
         self.hy, self.hx = np.nonzero(hole)
+        # Classes: a hole pixel of class >= ``wild`` has no known pixel of its class and takes any.
+        self.classes = classes
+        if classes is not None:
+            self.wild = int(classes[~hole].max()) + 1 if (~hole).any() else 0
+            self.hcls = classes[self.hy, self.hx]
+        # Locality: the hole pixels' anchors (the visible pixel their background continues) and
+        # per hole pixel the scale of a source centre's distance from its anchor: the pixel's own
+        # distance from the anchor plus ``radius``. Sources within ``reach`` scales cost nothing,
+        # farther ones ``locality`` x the excess squared: a pixel one step into the hole takes its
+        # sources next to its edge, one deep inside a wide hole from as far away as it lies itself
+        # (and a few times more).
+        self.locality = locality if anchor is not None else 0.0
+        self.reach = reach
+        if self.locality:
+            self.ay = anchor[0][self.hy, self.hx]
+            self.ax = anchor[1][self.hy, self.hx]
+            own = np.hypot(self.hy - self.ay, _wrapped(self.hx - self.ax, self.W))
+            self.loc_s = (1.0 / (own + radius)).astype(np.float32)
 
-    def dist(self, ty, tx, sy, sx) -> np.ndarray:
-        """Sum of squared feature differences between patches at targets and sources. [n]"""
+    def dist(self, sy, sx, i=None) -> np.ndarray:
+        """Distances between the patches at the hole pixels ``i`` (None: all) and at sources (sy, sx):
+        the sum of squared feature differences, plus the locality term. [n]"""
         H, W = self.H, self.W
+        ty, tx = (self.hy, self.hx) if i is None else (self.hy[i], self.hx[i])
         out = np.zeros(len(ty), np.float32)
+        if self.locality:
+            ay, ax, sc = (self.ay, self.ax, self.loc_s) if i is None else (self.ay[i], self.ax[i], self.loc_s[i])
+            far = np.hypot(sy - ay, _wrapped(sx - ax, W)).astype(np.float32) * sc - self.reach
+            out += self.locality * np.maximum(far, 0.0) ** 2
         for dy in range(-_HALF, _HALF + 1):
             a_y = np.clip(ty + dy, 0, H - 1)
             b_y = np.clip(sy + dy, 0, H - 1)
@@ -166,11 +334,42 @@ class _Level:
                 out += np.einsum("ij,ij->i", diff, diff)
         return out
 
+    def same(self, cls_src: np.ndarray, cls_tgt: np.ndarray) -> np.ndarray:
+        """Whether a source pixel of class ``cls_src`` may colour a target of ``cls_tgt``. [n] bool"""
+        return (cls_src == cls_tgt) | (cls_tgt >= self.wild)
+
     def valid(self, sy, sx) -> np.ndarray:
+        """Whether (sy, sx) ([n], one per hole pixel) is a valid source centre for that pixel (of its class)."""
         ok = (sy >= 0) & (sy < self.H)
         res = np.zeros(len(sy), bool)
         res[ok] = self.src_ok[sy[ok], sx[ok] % self.W]
+        if self.classes is not None:
+            res[ok] &= self.same(self.classes[sy[ok], sx[ok] % self.W], self.hcls[ok])
         return res
+
+
+def _wrapped(dx: np.ndarray, W: int) -> np.ndarray:
+    """|dx| in columns with longitude wrapping (at most W / 2)."""
+    dx = np.abs(dx)
+    return np.minimum(dx, W - dx)
+
+
+def _anchor_pyramid(anchor: np.ndarray | None, shape: tuple[int, int], n: int) -> list:
+    """(rows, columns) of every pixel's anchor at each of ``n`` levels (None throughout without anchors).
+
+    A coarse pixel takes its top-left child's anchor, halved per level.
+    """
+    if anchor is None:
+        return [None] * n
+    H, W = shape
+    a = np.asarray(anchor, np.int64)
+    yy, xx = np.divmod(np.where(a >= 0, a, np.arange(H * W).reshape(H, W)), W)
+    out = []
+    for lvl in range(n):
+        f = 2**lvl
+        h, w = H // f, W // f
+        out.append((yy[::f, ::f][:h, :w] // f, xx[::f, ::f][:h, :w] // f))
+    return out
 
 
 def _rows(a: np.ndarray, dy: int) -> np.ndarray:
@@ -195,7 +394,7 @@ def _search(L: _Level, ny: np.ndarray, nx: np.ndarray, nd: np.ndarray, rng: np.r
         if not ok.any():
             return
         i = np.nonzero(ok)[0]
-        dd = L.dist(ty[i], tx[i], cy[i], cx[i])
+        dd = L.dist(cy[i], cx[i], i)
         better = dd < nd[i]
         j = i[better]
         ny[j], nx[j], nd[j] = cy[i][better], cx[i][better], dd[better]
@@ -219,8 +418,13 @@ def _search(L: _Level, ny: np.ndarray, nx: np.ndarray, nd: np.ndarray, rng: np.r
             radius //= 4
 
 
-def _vote(L: _Level, ny: np.ndarray, nx: np.ndarray, nd: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Each hole pixel = weighted mean of the colours its overlapping patches' sources give it. [n, 3]"""
+def _vote(
+    L: _Level, ny: np.ndarray, nx: np.ndarray, nd: np.ndarray, colour: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each hole pixel = weighted mean of the colours its overlapping patches' sources give it.
+
+    With classes, only source pixels of the hole pixel's own class count. Returns (colour [n, 3],
+    voted [n] bool: whether any source counted; the others keep their colour)."""
     H, W = L.H, L.W
     ty, tx = L.hy, L.hx
     lookup = np.full((H, W), -1, np.int64)
@@ -235,14 +439,19 @@ def _vote(L: _Level, ny: np.ndarray, nx: np.ndarray, nd: np.ndarray, colour: np.
             inside = (qy >= 0) & (qy < H)
             k = np.full(len(ty), -1, np.int64)
             k[inside] = lookup[qy[inside], qx[inside]]
-            has = k >= 0
+            has = np.nonzero(k >= 0)[0]
             kk = k[has]
             sy = np.clip(ny[kk] + dy, 0, H - 1)
             sx = (nx[kk] + dx) % W
             w = w_all[kk]
+            if L.classes is not None:
+                w = w * L.same(L.classes[sy, sx], L.hcls[has])
             acc[has] += colour[sy, sx] * w[:, None]
             wsum[has] += w
-    return (acc / np.maximum(wsum, 1e-12)[:, None]).astype(np.float32)
+    voted = wsum > 0
+    out = colour[ty, tx].astype(np.float64)
+    out[voted] = acc[voted] / wsum[voted][:, None]
+    return out.astype(np.float32), voted
 
 
 def inpaint_patchmatch(
@@ -253,18 +462,33 @@ def inpaint_patchmatch(
     *,
     guide_weight: float = 1.0,
     iterations: int = 3,
+    classes: np.ndarray | None = None,
+    class_weight: float = 2.0,
+    anchor: np.ndarray | None = None,
+    locality: float = 1.0,
+    locality_radius: float = 1.0 / 128,
+    locality_reach: float = 4.0,
 ) -> np.ndarray:
-    """Coarse-to-fine PatchMatch completion (see the module docstring). [H, W, 3] float32"""
+    """Coarse-to-fine PatchMatch completion (see the module docstring). [H, W, 3] float32
+
+    ``classes`` ([H, W] ints, known everywhere) binds every hole pixel to sources of its class;
+    ``class_weight`` weighs the class (one-hot) in the patch distance. ``anchor`` ([H, W] flat
+    pixel indices, -1 = the pixel itself) adds ``locality`` x max(0, distance from a source centre
+    to the hole pixel's anchor / (the hole pixel's own distance from it + ``locality_radius`` x the
+    level's rows) - ``locality_reach``)^2 to the patch distance.
+    """
     rng = np.random.default_rng(seed)
     g = np.zeros(hole.shape, np.float32) if guide is None else guide.astype(np.float32)
     img = np.concatenate([image.astype(np.float32), guide_weight * g[..., None]], -1)
     levels = _pyramid(img, hole)
+    cls = _class_pyramid(None if classes is None else np.asarray(classes, np.int64), levels)
     # The guide is known inside the hole: its pyramid averages every child, not only known ones.
     guides = [g]
     for _ in levels[1:]:
         guides.append(_down(guides[-1][..., None], np.ones(guides[-1].shape, bool))[0][..., 0])
+    anchors = _anchor_pyramid(anchor, hole.shape, len(levels))
     x, h = levels[-1]
-    est = inpaint_diffuse(x[..., :3], h) if h.any() and (~h).any() else x[..., :3]
+    est = inpaint_diffuse(x[..., :3], h, classes=cls[-1]) if h.any() and (~h).any() else x[..., :3]
     nnf = None
     for lvl in range(len(levels) - 1, -1, -1):
         x, h = levels[lvl]
@@ -273,16 +497,38 @@ def inpaint_patchmatch(
             est = colour
             nnf = None
             continue
-        feat = np.concatenate([colour, guide_weight * guides[lvl][..., None]], -1).astype(np.float32)
-        L = _Level(feat, h)
+        c = cls[lvl]
+        parts = [colour, guide_weight * guides[lvl][..., None]]
+        if c is not None:
+            # The coarser level's estimate crossed class borders where a coarse pixel's class was
+            # its children's majority: the start is re-diffused within the classes, so a pixel no
+            # source of its class votes for keeps a colour of its class.
+            colour = _diffuse_level(colour, h, 16, c)
+            n_cls = int(c.max()) + 1
+            if n_cls <= 2:  # one channel costs a mismatch what the one-hot pair would: 2 x weight^2
+                onehot = (math.sqrt(2.0) * class_weight * c[..., None]).astype(np.float32)
+            else:
+                onehot = class_weight * (c[..., None] == np.arange(n_cls)).astype(np.float32)
+            parts = [colour, parts[1], onehot]
+        feat = np.concatenate(parts, -1).astype(np.float32)
+        L = _Level(feat, h, c, anchors[lvl], locality, max(locality_radius * h.shape[0], 1.0), locality_reach)
         if not L.src_ok.any():  # a level too small to hold any whole source patch: keep the estimate
             est = colour
             continue
         n = len(L.hy)
-        # Initial field: the coarser level's, doubled, where it maps to a valid source; else random.
+        # Initial field: the coarser level's, doubled, where it maps to a valid source; else random
+        # (among the sources of the pixel's class where there are any).
         sy_all, sx_all = np.nonzero(L.src_ok)
         pick = rng.integers(0, len(sy_all), n)
         ny, nx = sy_all[pick].copy(), sx_all[pick].copy()
+        if c is not None:
+            for k in np.unique(L.hcls):
+                m = L.src_ok & (c == k)
+                tk = np.nonzero(L.hcls == k)[0]
+                if k < L.wild and m.any():
+                    ky, kx = np.nonzero(m)
+                    pk = rng.integers(0, len(ky), len(tk))
+                    ny[tk], nx[tk] = ky[pk], kx[pk]
         if nnf is not None:
             # An odd-sized level's last row/column has no parent of its own (the coarser level is
             # floor(H/2) x floor(W/2)): it takes the nearest parent's, as _up repeats edges.
@@ -291,14 +537,14 @@ def inpaint_patchmatch(
             cy, cx = 2 * nnf[0][py, px] + L.hy % 2, 2 * nnf[1][py, px] + L.hx % 2
             ok = (nnf[0][py, px] >= 0) & L.valid(cy, cx % L.W)
             ny[ok], nx[ok] = cy[ok], cx[ok] % L.W
-        nd = L.dist(L.hy, L.hx, ny, nx)
+        nd = L.dist(ny, nx)
         for _ in range(iterations if lvl else max(1, iterations - 1)):
             _search(L, ny, nx, nd, rng, rounds=1)
-            new = _vote(L, ny, nx, nd, colour)
+            new, _voted = _vote(L, ny, nx, nd, colour)
             colour = colour.copy()
             colour[L.hy, L.hx] = new
             L.feat[L.hy, L.hx, :3] = new
-            nd = L.dist(L.hy, L.hx, ny, nx)
+            nd = L.dist(ny, nx)
         est = colour
         full_y = np.full(h.shape, -1, np.int64)
         full_x = np.zeros(h.shape, np.int64)

@@ -182,19 +182,33 @@ def build_layers(
         far = float(d[surface].max()) if surface.any() else 1.0
         bd = np.where(np.isfinite(bg["depth"]), bg["depth"], 2.0 * far)
         guide = np.log(np.maximum(bd, 1e-3)).astype(np.float32)
+        # Sources by class: hidden sky only from the sky, hidden surfaces only from surfaces; and
+        # near the seed each hidden pixel continues (the background side of its edge), not from
+        # another surface at the same distance elsewhere (the coast's band hidden below the
+        # horizon was painted from the sky above it and from the sea far to the side).
+        classes = np.where(hidden, bg["sky"], sky).astype(np.int8)
+        sources = {"classes": classes, "anchor": bg["source"]}
         if name == "diffusion":  # the fill model paints one canonical grid for every stage
             from .diffusion import fill_layer_colour
 
-            filled, fill_facts = fill_layer_colour(panorama, depth, config, colour, hidden, guide, seed)
+            filled, fill_facts = fill_layer_colour(panorama, depth, config, colour, hidden, guide, seed, sources)
         else:
-            filled = inpaint(name, colour, hidden, guide, seed)
+            filled = inpaint(name, colour, hidden, guide, seed, **sources)
     nearer = None
     if near is not None:
         nd = np.where(near["hidden"], near["depth"], d)
         far = float(d[surface].max())
         guide = np.log(np.maximum(np.where(np.isfinite(nd), nd, 2.0 * far), 1e-3)).astype(np.float32)
         # The nested layer is small and thin: PatchMatch paints it even when a fill model paints the main one.
-        nfill = inpaint("patchmatch" if name == "diffusion" else name, colour, near["hidden"], guide, seed + 1)
+        nfill = inpaint(
+            "patchmatch" if name == "diffusion" else name,
+            colour,
+            near["hidden"],
+            guide,
+            seed + 1,
+            classes=(sky & ~near["hidden"]).astype(np.int8),
+            anchor=near["source"],
+        )
         nearer = HiddenLayer(
             near["hidden"],
             nd.astype(np.float32),
