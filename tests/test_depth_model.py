@@ -157,6 +157,43 @@ def tiny_depth_pro(path):
     return path
 
 
+def tiny_tipsv2_dpt(path):
+    """A tiny TIPSv2 DPT (metric, depth bins in metres); its processor exists only with torchvision."""
+    from transformers import Tipsv2DptConfig, Tipsv2DptForDepthEstimation
+    from transformers.models.tipsv2.configuration_tipsv2 import Tipsv2VisionConfig
+
+    backbone = Tipsv2VisionConfig(
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+        out_indices=[1, 2],
+        reshape_hidden_states=False,
+    )
+    cfg = Tipsv2DptConfig(
+        backbone_config=backbone,
+        neck_hidden_sizes=[4, 4],
+        reassemble_factors=[2, 1],
+        fusion_hidden_size=6,
+        num_depth_bins=8,
+    )
+    model = Tipsv2DptForDepthEstimation(cfg).eval()
+    _randomise(model, 6)
+    model.save_pretrained(path)
+    pre = {
+        "image_processor_type": "Tipsv2DptImageProcessor",
+        "size": {"height": 28, "width": 28},
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": False,
+        "resample": 2,
+    }
+    (path / "preprocessor_config.json").write_text(json.dumps(pre))
+    return path
+
+
 @functools.cache
 def _pano_bytes(prompt: str) -> bytes:
     from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
@@ -315,3 +352,53 @@ def test_segmentation_model_finds_the_sky(tmp_path, pano):
     sky = np.load(out / "depth.npz")["sky"]
     # "sky" everywhere, but sky never goes below the horizon
     assert sky[:32].all() and not sky[32:].any()
+
+
+def test_every_depth_architecture_of_transformers_is_known():
+    """A transformers upgrade that registers a new depth architecture fails here until it has been tried."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+
+    from worldgen.depth.model import KNOWN_MODEL_TYPES
+
+    assert set(MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES) <= KNOWN_MODEL_TYPES
+
+
+@pytest.mark.parametrize("model_type,words", [("chmv2", "canopy height"), ("prompt_depth_anything", "LiDAR")])
+def test_architectures_that_cannot_see_a_panorama_are_refused(tmp_path, pano, capsys, model_type, words):
+    folder = tmp_path / model_type
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+    (folder / "model.safetensors").write_bytes(b"")
+    capsys.readouterr()
+    assert _generate(pano, tmp_path / "o", "--model", f"depth={folder}") == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "Depth-Anything-V2" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "depth.npz").exists()
+
+
+def test_dpt_with_a_dinov2_head_is_metric_and_its_views_are_not_padded():
+    """facebook/dpt-dinov2-*-nyu|kitti: metric heads (add_projection), a processor that pads to 14 px
+    multiples without resizing; GLPN crops to 32 px multiples."""
+    from transformers import Dinov2Config, DPTConfig
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+    from transformers.models.glpn.image_processing_pil_glpn import GLPNImageProcessorPil
+
+    from worldgen.depth.model import is_metric_config, model_view_size
+
+    dino = Dinov2Config(hidden_size=8, num_hidden_layers=4, num_attention_heads=2, out_indices=[1, 2, 3, 4])
+    assert is_metric_config(DPTConfig(backbone_config=dino, add_projection=True))
+    assert not is_metric_config(DPTConfig()) and not is_metric_config(DPTConfig(backbone_config=dino))
+    proc = DPTImageProcessorPil(do_resize=False, do_rescale=False, do_pad=True, size_divisor=14)
+    s = model_view_size(proc)
+    assert s == 392 and proc(images=[np.zeros((s, s, 3), np.uint8)], return_tensors="pt")["pixel_values"].shape[-1] == s
+    assert model_view_size(proc, 500) == 504
+    assert model_view_size(GLPNImageProcessorPil(size_divisor=32), 400) == 416
+
+
+def test_tipsv2_without_torchvision(tmp_path, pano):
+    model = tiny_tipsv2_dpt(tmp_path / "tips")
+    assert _generate(pano, tmp_path / "o", "--model", f"depth={model}") == 0
+    rep = json.loads((tmp_path / "o" / "manifest.json").read_text())["stages"]["depth"]["report"]
+    assert rep["model_type"] == "tipsv2_dpt" and rep["model_kind"] == "metric" and rep["view_size"] == 28
+    a = np.load(tmp_path / "o" / "depth.npz")
+    assert (a["depth"][~a["sky"]] > 0).all() and np.isfinite(a["depth"][~a["sky"]]).all()

@@ -54,6 +54,10 @@ REFUSED_MODEL_TYPES: dict[str, str] = {
 
 _SUGGESTED = "depth-anything/Depth-Anything-V2-Small-hf"
 
+KNOWN_MODEL_TYPES = METRIC_MODEL_TYPES | {"depth_anything", "dpt"} | set(REFUSED_MODEL_TYPES)
+"""Every depth-estimation architecture of transformers 5.x that this backend has been run with (tiny
+random models through the CLI). Another one still runs, read as :func:`is_metric_config` says."""
+
 
 def is_metric_config(config) -> bool:
     """Whether a depth model's config says its output is metric depth (metres), not relative disparity.
@@ -423,6 +427,7 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     progress = progress or (lambda f, m="": None)
     progress(0.02, "loading the depth model")
     model, processor, is_metric = load_depth_model(config.model, device, dtype)
+    model_type = getattr(model.config, "model_type", "")
     if config.output != "auto":
         is_metric = config.output == "metric"
     size = model_view_size(processor, config.view_size)
@@ -491,6 +496,7 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     depth = np.where(q > far_q, 1.0 / np.maximum(q, 1e-12), config.max_depth).astype(np.float32)
     depth[sky] = np.inf
     report = {
+        "model_type": model_type,
         "model_kind": "metric" if is_metric else "relative",
         "device": device,
         "dtype": str(dtype).replace("torch.", ""),
@@ -527,6 +533,7 @@ register_backend(
 )
 
 __all__ = [
+    "KNOWN_MODEL_TYPES",
     "REFUSED_MODEL_TYPES",
     "PlainViewProcessor",
     "TransformersDepthConfig",
