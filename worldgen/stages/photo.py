@@ -13,6 +13,7 @@ configured.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from ..errors import InputError
 from ..geometry.photo import photo_fov, place_photo, read_photo
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import SEMANTIC_CLASSES, Panorama, SemanticLayers
+
+log = logging.getLogger(__name__)
 
 PHOTO_CLASSES: tuple[str, ...] = (*SEMANTIC_CLASSES, "unknown", "backdrop")
 """Semantic classes of a photo world: the default table plus the photo's pixels and the backdrop."""
@@ -152,8 +155,13 @@ def _run(ctx: StageContext) -> StageResult:
     if req.image is None:
         raise InputError("the 'photo' panorama backend needs --image FILE")
     photo = read_photo(req.image)
-    fov, how = photo_fov(req.image, req.fov)
+    notes: list[str] = []
+    fov, how = photo_fov(req.image, req.fov, notes)
     pano, sem, facts = photo_panorama(photo, fov, ctx.config)
+    for n in notes:
+        log.warning(n)
+    if notes:
+        facts["fov_notes"] = notes  # what the user should know about the field of view (EXIF skipped...)
     return StageResult(
         artifacts={"panorama": pano, "semantics": sem},
         report={"fov_deg": round(fov, 3), "fov_from": how, **facts},
