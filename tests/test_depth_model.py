@@ -305,8 +305,17 @@ def test_bad_model_folders_exit_2_in_one_line(tmp_path, pano, capsys):
     bad.mkdir()
     (bad / "model.safetensors").write_bytes(b"")
     (bad / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (bad / "preprocessor_config.json").write_text("{}")
     assert _generate(pano, tmp_path / "o2", "--model", f"depth={bad}") == 2
     assert "cannot load the depth model" in capsys.readouterr().err
+    # model.save_pretrained without the image processor's: the fix is named
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((model / name).read_bytes())
+    assert _generate(pano, tmp_path / "o3", "--model", f"depth={bare}") == 2
+    err = capsys.readouterr().err.strip()
+    assert "no preprocessor_config.json" in err and "AutoImageProcessor" in err and len(err.splitlines()) == 1
 
 
 def test_info_checks_the_model(tmp_path, monkeypatch, capsys):

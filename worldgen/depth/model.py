@@ -153,6 +153,19 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
             raise InputError(
                 f"depth model {path} is {config.model_type}: {why}; use a depth model such as {_SUGGESTED}"
             )
+        from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES as depth_types
+
+        if config.model_type not in depth_types:
+            raise InputError(
+                f"cannot load the depth model in {path}: it is a {config.model_type!r} model, not one of "
+                f"transformers' depth-estimation architectures ({', '.join(sorted(depth_types))})"
+            )
+        if not (path / "preprocessor_config.json").is_file():
+            # model.save_pretrained alone leaves the image processor (input size, normalisation) behind
+            raise InputError(
+                f"depth model folder {path} has no preprocessor_config.json (its image processor); save it too: "
+                "AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>)"
+            )
         try:
             model, info = AutoModelForDepthEstimation.from_pretrained(
                 path, use_safetensors=True, local_files_only=True, output_loading_info=True
