@@ -411,3 +411,82 @@ def test_tipsv2_without_torchvision(tmp_path, pano):
     assert rep["model_type"] == "tipsv2_dpt" and rep["model_kind"] == "metric" and rep["view_size"] == 28
     a = np.load(tmp_path / "o" / "depth.npz")
     assert (a["depth"][~a["sky"]] > 0).all() and np.isfinite(a["depth"][~a["sky"]]).all()
+
+
+def _dpt_backbone_config(kind: str):
+    """Tiny DPT configs with the backbones of the published DPT checkpoints other than plain ViT."""
+    from transformers import BeitConfig, DPTConfig, Swinv2Config
+
+    four = ["stage1", "stage2", "stage3", "stage4"]
+    if kind == "hybrid":  # Intel/dpt-hybrid-midas: a BiT stem under the ViT (as transformers' own test builds it)
+        bit = {
+            "global_padding": "same",
+            "layer_type": "bottleneck",
+            "depths": [1, 1, 1],
+            "out_features": ["stage1", "stage2", "stage3"],
+            "embedding_dynamic_padding": True,
+            "hidden_sizes": [16, 16, 32, 32],
+            "num_groups": 2,
+        }
+        return DPTConfig(
+            image_size=32,
+            patch_size=16,
+            hidden_size=8,
+            fusion_hidden_size=8,
+            num_hidden_layers=4,
+            backbone_out_indices=[0, 1, 2, 3],
+            num_attention_heads=2,
+            intermediate_size=16,
+            is_hybrid=True,
+            backbone_config=bit,
+            backbone_featmap_shape=[1, 32, 24, 24],
+            neck_hidden_sizes=[16, 16, 32, 32],
+        )
+    if kind == "beit":  # Intel/dpt-beit-*
+        bb = BeitConfig(
+            image_size=32,
+            patch_size=16,
+            hidden_size=8,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=16,
+            out_features=four,
+            reshape_hidden_states=False,
+            use_relative_position_bias=True,
+        )
+        return DPTConfig(backbone_config=bb, neck_hidden_sizes=[4, 4, 4, 4], fusion_hidden_size=6, hidden_size=8)
+    bb = Swinv2Config(  # Intel/dpt-swinv2-*
+        image_size=32,
+        patch_size=4,
+        embed_dim=8,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=2,
+        out_features=four,
+        reshape_hidden_states=False,
+    )
+    return DPTConfig(
+        backbone_config=bb,
+        neck_hidden_sizes=[8, 16, 32, 64],
+        fusion_hidden_size=6,
+        readout_type="ignore",
+        reassemble_factors=[1, 1, 1, 1],
+    )
+
+
+@pytest.mark.parametrize("kind", ["beit", "swinv2", "hybrid"])
+def test_dpt_backbones_load_and_predict_views(tmp_path, kind):
+    from transformers import DPTForDepthEstimation, DPTImageProcessor
+
+    from worldgen.depth.model import load_depth_model, model_view_size, predict_views
+
+    model = DPTForDepthEstimation(_dpt_backbone_config(kind)).eval()
+    _randomise(model, 8)
+    proc = DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=True, ensure_multiple_of=32)
+    folder = _save(model, proc, tmp_path / kind)
+    loaded, processor, is_metric = load_depth_model(folder)
+    assert not is_metric  # MiDaS 3.0/3.1 checkpoints predict relative disparity
+    s = model_view_size(processor)
+    views = np.random.default_rng(0).random((3, s, s, 3), dtype=np.float32)
+    out = predict_views(loaded, processor, views, 2, "cpu")
+    assert out.shape == (3, s, s) and np.isfinite(out).all() and out.std() > 0
