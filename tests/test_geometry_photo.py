@@ -130,3 +130,14 @@ def test_place_photo_reduces_large_photos_without_aliasing():
     assert pano.dtype == np.float32
     inner = cov & np.roll(cov, 2, 0) & np.roll(cov, -2, 0) & np.roll(cov, 2, 1) & np.roll(cov, -2, 1)
     assert abs(float(pano[inner].mean()) - 0.5) < 0.05 and float(pano[inner].std()) < 0.1
+
+
+def test_fit_photo_reduces_in_uint8_and_never_enlarges():
+    from worldgen.geometry.photo import fit_photo
+
+    big = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    small = fit_photo(big, 60.0, 512)  # 800 px across 60° in a panorama of 512 px / 360°: ~85 px
+    assert small.dtype == np.uint8 and small.shape[1] < 120 and abs(small.shape[1] / small.shape[0] - 4 / 3) < 0.05
+    assert fit_photo(big, 60.0, 16384) is big  # already coarser than the panorama: as it is
+    as_float = fit_photo(big.astype(np.float32) / 255, 60.0, 512)
+    assert as_float.dtype == np.float32 and np.abs(as_float * 255 - small).max() < 0.01

@@ -143,6 +143,25 @@ def photo_camera(photo_width: int, photo_height: int, hfov_deg: float) -> Camera
     return Camera.perspective(photo_width, photo_height, hfov_deg)
 
 
+def fit_photo(image: np.ndarray, hfov_deg: float, width: int) -> np.ndarray:
+    """The photo reduced (area filter) to about the angular resolution of a panorama ``width`` wide at
+    its centre, or as it is when it is not finer than that. Same dtype as ``image`` ([h, w, 3] uint8, or
+    float in [0, 1]); a uint8 photo is reduced without any float copy of the full-size image (a 48 MP
+    photo would be 576 MB of float32)."""
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    # Pixels per radian at the photo's centre vs. the panorama's: shrink the photo to match.
+    ratio = (width / (2 * math.pi)) / photo_camera(w, h, hfov_deg).fx
+    if ratio >= 0.9:
+        return img
+    from PIL import Image
+
+    nw, nh = max(2, round(w * ratio)), max(2, round(h * ratio))
+    as8 = img if img.dtype == np.uint8 else np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+    small = np.asarray(Image.fromarray(as8).resize((nw, nh), Image.Resampling.BOX))
+    return small if img.dtype == np.uint8 else small.astype(np.float32) / 255.0
+
+
 def place_photo(image: np.ndarray, hfov_deg: float, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Paste a photo into an equirect panorama, centred on the forward direction (-Z).
 
@@ -163,23 +182,12 @@ def place_photo(image: np.ndarray, hfov_deg: float, width: int) -> tuple[np.ndar
         raise InputError(f"a photo must be [h, w, 3], got shape {img.shape}")
     if width < 4 or width % 2:
         raise InputError(f"panorama width {width} must be even and >= 4")
-    h, w = img.shape[:2]
-    cam = photo_camera(w, h, hfov_deg)
-    # Pixels per radian at the photo's centre vs. the panorama's: shrink the photo to match.
-    ratio = (width / (2 * math.pi)) / cam.fx
-    src = img
-    if ratio < 0.9:
-        from PIL import Image
-
-        nw, nh = max(2, round(w * ratio)), max(2, round(h * ratio))
-        as8 = img if img.dtype == np.uint8 else np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
-        small = np.asarray(Image.fromarray(as8).resize((nw, nh), Image.Resampling.BOX))
-        src = small if img.dtype == np.uint8 else small.astype(np.float32) / 255.0
-        cam = photo_camera(nw, nh, hfov_deg)
+    src = fit_photo(img, hfov_deg, width)
+    cam = photo_camera(src.shape[1], src.shape[0], hfov_deg)
     pano, covered = perspective_to_equirect(src.astype(np.float32), cam, width // 2, "bilinear")
     if img.dtype == np.uint8:
         return np.clip(np.round(pano), 0, 255).astype(np.uint8), covered
     return pano.astype(np.float32), covered
 
 
-__all__ = ["DEFAULT_35MM_FOCAL", "photo_camera", "photo_fov", "place_photo", "read_photo"]
+__all__ = ["DEFAULT_35MM_FOCAL", "fit_photo", "photo_camera", "photo_fov", "place_photo", "read_photo"]

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from ..geometry.photo import photo_fov, place_photo, read_photo
+from ..geometry.photo import fit_photo, photo_fov, place_photo, read_photo
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import SEMANTIC_CLASSES, Panorama, SemanticLayers
 
@@ -120,7 +120,8 @@ def photo_panorama(photo: np.ndarray, hfov_deg: float, config: PhotoConfig) -> t
     width = config.width
     if isinstance(width, bool) or not isinstance(width, int) or width % 2 or not 64 <= width <= 16384:
         raise InputError(f"photo width {width!r} must be an even number of pixels in 64..16384")
-    placed, covered = place_photo(photo.astype(np.float32) / 255.0, hfov_deg, width)
+    # reduced in uint8 first: the float copy is then panorama-sized, not photo-sized
+    placed, covered = place_photo(fit_photo(photo, hfov_deg, width).astype(np.float32) / 255.0, hfov_deg, width)
     h = width // 2
     px_per_deg = width / 360.0
     band = max(1, photo.shape[0] // 20)
