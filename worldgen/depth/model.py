@@ -11,10 +11,10 @@ models (Depth Anything metric, ZoeDepth, Depth Pro, GLPN, TIPSv2 DPT, and DPT wi
 heads, which are the DPT configs with ``add_projection``) predict z-depth in metres: they are aligned
 with a scale per view, and keep their own scale unless ``scale_from="ground"``. Two architectures
 transformers lists for depth estimation are refused (:data:`REFUSED_MODEL_TYPES`): CHMv2 maps
-canopy height from overhead images, and Prompt Depth Anything needs a LiDAR depth prompt. Two families need their raw output read their own way
-(:func:`view_depth`): ZoeDepth sees a reflect-padded image, so its output is cropped back to the
-view, and Depth Pro predicts inverse depth relative to its focal length, which is exact here
-because each view's field of view is known.
+canopy height from overhead images, and Prompt Depth Anything needs a LiDAR depth prompt. Two
+families need their raw output read their own way (:func:`view_depth`): ZoeDepth sees a
+reflect-padded image, so its output is cropped back to the view, and Depth Pro predicts inverse
+depth relative to its focal length, which is exact here because each view's field of view is known.
 
 Runs on CUDA in float16 when available (views batched), on the CPU in float32 otherwise; memory
 is bounded by ``batch`` views at a time.
