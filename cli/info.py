@@ -78,7 +78,7 @@ def _models_table(cli_items: list[str]) -> None:
     where = str(user.path) if user.path else "none (./worldgen.toml or ~/.config/worldgen/worldgen.toml)"
     table = Table(title=f"models (config: {where})", title_justify="left")
     for col in ("role", "source", "from", "loads"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # paths and ids whole, wrapped, never cut with "…"
     if not models:
         table.add_row("-", "none configured", "-", "give --model ROLE=ID|PATH or a \\[models] table in worldgen.toml")
     for role, spec in sorted(models.items()):

@@ -157,6 +157,43 @@ def tiny_depth_pro(path):
     return path
 
 
+def tiny_tipsv2_dpt(path):
+    """A tiny TIPSv2 DPT (metric, depth bins in metres); its processor exists only with torchvision."""
+    from transformers import Tipsv2DptConfig, Tipsv2DptForDepthEstimation
+    from transformers.models.tipsv2.configuration_tipsv2 import Tipsv2VisionConfig
+
+    backbone = Tipsv2VisionConfig(
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+        out_indices=[1, 2],
+        reshape_hidden_states=False,
+    )
+    cfg = Tipsv2DptConfig(
+        backbone_config=backbone,
+        neck_hidden_sizes=[4, 4],
+        reassemble_factors=[2, 1],
+        fusion_hidden_size=6,
+        num_depth_bins=8,
+    )
+    model = Tipsv2DptForDepthEstimation(cfg).eval()
+    _randomise(model, 6)
+    model.save_pretrained(path)
+    pre = {
+        "image_processor_type": "Tipsv2DptImageProcessor",
+        "size": {"height": 28, "width": 28},
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": False,
+        "resample": 2,
+    }
+    (path / "preprocessor_config.json").write_text(json.dumps(pre))
+    return path
+
+
 @functools.cache
 def _pano_bytes(prompt: str) -> bytes:
     from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
@@ -268,8 +305,17 @@ def test_bad_model_folders_exit_2_in_one_line(tmp_path, pano, capsys):
     bad.mkdir()
     (bad / "model.safetensors").write_bytes(b"")
     (bad / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (bad / "preprocessor_config.json").write_text("{}")
     assert _generate(pano, tmp_path / "o2", "--model", f"depth={bad}") == 2
     assert "cannot load the depth model" in capsys.readouterr().err
+    # model.save_pretrained without the image processor's: the fix is named
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((model / name).read_bytes())
+    assert _generate(pano, tmp_path / "o3", "--model", f"depth={bare}") == 2
+    err = capsys.readouterr().err.strip()
+    assert "no preprocessor_config.json" in err and "AutoImageProcessor" in err and len(err.splitlines()) == 1
 
 
 def test_info_checks_the_model(tmp_path, monkeypatch, capsys):
@@ -315,3 +361,132 @@ def test_segmentation_model_finds_the_sky(tmp_path, pano):
     sky = np.load(out / "depth.npz")["sky"]
     # "sky" everywhere, but sky never goes below the horizon
     assert sky[:32].all() and not sky[32:].any()
+
+
+def test_every_depth_architecture_of_transformers_is_known():
+    """A transformers upgrade that registers a new depth architecture fails here until it has been tried."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+
+    from worldgen.depth.model import KNOWN_MODEL_TYPES
+
+    assert set(MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES) <= KNOWN_MODEL_TYPES
+
+
+@pytest.mark.parametrize("model_type,words", [("chmv2", "canopy height"), ("prompt_depth_anything", "LiDAR")])
+def test_architectures_that_cannot_see_a_panorama_are_refused(tmp_path, pano, capsys, model_type, words):
+    folder = tmp_path / model_type
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": model_type}))
+    (folder / "model.safetensors").write_bytes(b"")
+    capsys.readouterr()
+    assert _generate(pano, tmp_path / "o", "--model", f"depth={folder}") == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "Depth-Anything-V2" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "depth.npz").exists()
+
+
+def test_dpt_with_a_dinov2_head_is_metric_and_its_views_are_not_padded():
+    """facebook/dpt-dinov2-*-nyu|kitti: metric heads (add_projection), a processor that pads to 14 px
+    multiples without resizing; GLPN crops to 32 px multiples."""
+    from transformers import Dinov2Config, DPTConfig
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+    from transformers.models.glpn.image_processing_pil_glpn import GLPNImageProcessorPil
+
+    from worldgen.depth.model import is_metric_config, model_view_size
+
+    dino = Dinov2Config(hidden_size=8, num_hidden_layers=4, num_attention_heads=2, out_indices=[1, 2, 3, 4])
+    assert is_metric_config(DPTConfig(backbone_config=dino, add_projection=True))
+    assert not is_metric_config(DPTConfig()) and not is_metric_config(DPTConfig(backbone_config=dino))
+    proc = DPTImageProcessorPil(do_resize=False, do_rescale=False, do_pad=True, size_divisor=14)
+    s = model_view_size(proc)
+    assert s == 392 and proc(images=[np.zeros((s, s, 3), np.uint8)], return_tensors="pt")["pixel_values"].shape[-1] == s
+    assert model_view_size(proc, 500) == 504
+    assert model_view_size(GLPNImageProcessorPil(size_divisor=32), 400) == 416
+
+
+def test_tipsv2_without_torchvision(tmp_path, pano):
+    model = tiny_tipsv2_dpt(tmp_path / "tips")
+    assert _generate(pano, tmp_path / "o", "--model", f"depth={model}") == 0
+    rep = json.loads((tmp_path / "o" / "manifest.json").read_text())["stages"]["depth"]["report"]
+    assert rep["model_type"] == "tipsv2_dpt" and rep["model_kind"] == "metric" and rep["view_size"] == 28
+    a = np.load(tmp_path / "o" / "depth.npz")
+    assert (a["depth"][~a["sky"]] > 0).all() and np.isfinite(a["depth"][~a["sky"]]).all()
+
+
+def _dpt_backbone_config(kind: str):
+    """Tiny DPT configs with the backbones of the published DPT checkpoints other than plain ViT."""
+    from transformers import BeitConfig, DPTConfig, Swinv2Config
+
+    four = ["stage1", "stage2", "stage3", "stage4"]
+    if kind == "hybrid":  # Intel/dpt-hybrid-midas: a BiT stem under the ViT (as transformers' own test builds it)
+        bit = {
+            "global_padding": "same",
+            "layer_type": "bottleneck",
+            "depths": [1, 1, 1],
+            "out_features": ["stage1", "stage2", "stage3"],
+            "embedding_dynamic_padding": True,
+            "hidden_sizes": [16, 16, 32, 32],
+            "num_groups": 2,
+        }
+        return DPTConfig(
+            image_size=32,
+            patch_size=16,
+            hidden_size=8,
+            fusion_hidden_size=8,
+            num_hidden_layers=4,
+            backbone_out_indices=[0, 1, 2, 3],
+            num_attention_heads=2,
+            intermediate_size=16,
+            is_hybrid=True,
+            backbone_config=bit,
+            backbone_featmap_shape=[1, 32, 24, 24],
+            neck_hidden_sizes=[16, 16, 32, 32],
+        )
+    if kind == "beit":  # Intel/dpt-beit-*
+        bb = BeitConfig(
+            image_size=32,
+            patch_size=16,
+            hidden_size=8,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=16,
+            out_features=four,
+            reshape_hidden_states=False,
+            use_relative_position_bias=True,
+        )
+        return DPTConfig(backbone_config=bb, neck_hidden_sizes=[4, 4, 4, 4], fusion_hidden_size=6, hidden_size=8)
+    bb = Swinv2Config(  # Intel/dpt-swinv2-*
+        image_size=32,
+        patch_size=4,
+        embed_dim=8,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=2,
+        out_features=four,
+        reshape_hidden_states=False,
+    )
+    return DPTConfig(
+        backbone_config=bb,
+        neck_hidden_sizes=[8, 16, 32, 64],
+        fusion_hidden_size=6,
+        readout_type="ignore",
+        reassemble_factors=[1, 1, 1, 1],
+    )
+
+
+@pytest.mark.parametrize("kind", ["beit", "swinv2", "hybrid"])
+def test_dpt_backbones_load_and_predict_views(tmp_path, kind):
+    from transformers import DPTForDepthEstimation, DPTImageProcessor
+
+    from worldgen.depth.model import load_depth_model, model_view_size, predict_views
+
+    model = DPTForDepthEstimation(_dpt_backbone_config(kind)).eval()
+    _randomise(model, 8)
+    proc = DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=True, ensure_multiple_of=32)
+    folder = _save(model, proc, tmp_path / kind)
+    loaded, processor, is_metric = load_depth_model(folder)
+    assert not is_metric  # MiDaS 3.0/3.1 checkpoints predict relative disparity
+    s = model_view_size(processor)
+    views = np.random.default_rng(0).random((3, s, s, 3), dtype=np.float32)
+    out = predict_views(loaded, processor, views, 2, "cpu")
+    assert out.shape == (3, s, s) and np.isfinite(out).all() and out.std() > 0

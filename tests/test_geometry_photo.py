@@ -31,15 +31,39 @@ def test_fov_sources(tmp_path):
     fov, how = photo_fov(_jpeg(tmp_path / "b.jpg", size=(36, 24), f35=18))
     # a 3:2 landscape frame is 36 mm wide in 35 mm terms: 2 atan(18/18) = 90°
     assert how == "exif-35mm" and fov == pytest.approx(90.0, abs=1e-6)
-    fov, how = photo_fov(_jpeg(tmp_path / "c.jpg", size=(40, 30), focal=4.0, xres=1000.0, unit=4))
-    assert how == "exif-focal+sensor" and fov == pytest.approx(math.degrees(2 * math.atan(20 / 4000)))
-    # focal plane resolution given for a larger original (EXIF width 80): pixels are twice as big here
-    fov, _ = photo_fov(_jpeg(tmp_path / "c2.jpg", size=(40, 30), focal=4.0, xres=1000.0, unit=4, exif_w=80))
-    assert fov == pytest.approx(math.degrees(2 * math.atan(20 / 2000)))
+    # a phone: 4 mm lens, 1 µm pixels (1000 px/mm) on a 4000 px wide original, this file 40 px wide
+    fov, how = photo_fov(_jpeg(tmp_path / "c.jpg", size=(40, 30), focal=4.0, xres=1000.0, unit=4, exif_w=4000))
+    assert how == "exif-focal+sensor" and fov == pytest.approx(math.degrees(2 * math.atan(20 / 40)))
+    # the same resolution for an original twice as wide (8000 px): pixels are twice as big here
+    fov, _ = photo_fov(_jpeg(tmp_path / "c2.jpg", size=(40, 30), focal=4.0, xres=1000.0, unit=4, exif_w=8000))
+    assert fov == pytest.approx(90.0)
     fov, how = photo_fov(_jpeg(tmp_path / "d.jpg", size=(36, 24)))
     assert how == "default" and fov == pytest.approx(math.degrees(2 * math.atan(18 / DEFAULT_35MM_FOCAL)))
     with pytest.raises(InputError, match="--fov"):
         photo_fov(tmp_path / "d.jpg", 200.0)
+
+
+def test_implausible_exif_is_skipped_with_a_note(tmp_path):
+    notes = []
+    # 65535 mm (a 0.04° view) is no lens: the focal length and sensor come next
+    p = _jpeg(tmp_path / "a.jpg", size=(40, 30), f35=65535, focal=4.0, xres=1000.0, unit=4, exif_w=4000)
+    fov, how = photo_fov(p, notes=notes)
+    assert how == "exif-focal+sensor" and fov == pytest.approx(53.13, abs=0.01)
+    assert len(notes) == 1 and "65535" in notes[0] and "ignored" in notes[0]
+    # a focal plane resolution 1000x too fine (a 0.0006° view): the default
+    notes.clear()
+    fov, how = photo_fov(_jpeg(tmp_path / "b.jpg", size=(40, 30), focal=4.0, xres=1e6, unit=4), notes=notes)
+    assert how == "default" and len(notes) == 1
+    # a 4:1 strip is no camera frame; a 2:1 one may be a 360° panorama given as a photo
+    notes.clear()
+    photo_fov(_jpeg(tmp_path / "w.jpg", size=(80, 20)), notes=notes)
+    assert len(notes) == 1 and "--fov" in notes[0]
+    notes.clear()
+    photo_fov(_jpeg(tmp_path / "e.jpg", size=(80, 40)), notes=notes)
+    assert len(notes) == 1 and "--panorama" in notes[0]
+    notes.clear()
+    photo_fov(_jpeg(tmp_path / "f.jpg", size=(64, 30), f35=26), notes=notes)
+    assert notes == []  # 2.13:1, a 19.5:9 phone frame: nothing to say
 
 
 def test_orientation_is_applied(tmp_path):
@@ -106,3 +130,14 @@ def test_place_photo_reduces_large_photos_without_aliasing():
     assert pano.dtype == np.float32
     inner = cov & np.roll(cov, 2, 0) & np.roll(cov, -2, 0) & np.roll(cov, 2, 1) & np.roll(cov, -2, 1)
     assert abs(float(pano[inner].mean()) - 0.5) < 0.05 and float(pano[inner].std()) < 0.1
+
+
+def test_fit_photo_reduces_in_uint8_and_never_enlarges():
+    from worldgen.geometry.photo import fit_photo
+
+    big = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    small = fit_photo(big, 60.0, 512)  # 800 px across 60° in a panorama of 512 px / 360°: ~85 px
+    assert small.dtype == np.uint8 and small.shape[1] < 120 and abs(small.shape[1] / small.shape[0] - 4 / 3) < 0.05
+    assert fit_photo(big, 60.0, 16384) is big  # already coarser than the panorama: as it is
+    as_float = fit_photo(big.astype(np.float32) / 255, 60.0, 512)
+    assert as_float.dtype == np.float32 and np.abs(as_float * 255 - small).max() < 0.01

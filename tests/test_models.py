@@ -103,13 +103,18 @@ def test_cli_items_win_over_the_file(tmp_path):
             resolve_models([bad], None)
 
 
-def test_locate_local_folder_and_missing(tmp_path):
+def test_locate_local_folder_and_missing(tmp_path, monkeypatch):
     folder = _model_folder(tmp_path / "dm")
     assert locate_model(ModelSpec("depth", str(folder))) == folder.resolve()
     with pytest.raises(InputError, match="does not exist; check the path"):
         locate_model(ModelSpec("depth", str(tmp_path / "nope")))
     with pytest.raises(InputError, match="is a file"):
         locate_model(ModelSpec("depth", str(folder / "config.json")))
+    # "models/typo" where ./models exists: a mistyped folder, not a Hugging Face id to fetch
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    with pytest.raises(InputError, match="folder 'models/typo' does not exist"):
+        locate_model(ModelSpec("depth", "models/typo"))
 
 
 def test_missing_hub_id_names_the_fetch_command():

@@ -216,7 +216,9 @@ def locate_model(spec: ModelSpec) -> Path:
         raise InputError(
             f"{spec.role} model {src!r} is a file; give the model's folder (with config.json) or a Hugging Face id"
         )
-    if _looks_like_path(src) or src.count("/") > 1 or os.sep == "\\" and "\\" in src:
+    # "models/dpt-large" where ./models exists is a mistyped folder, not the Hugging Face id "models/dpt-large"
+    in_local_folder = "/" in src and p.parent.is_dir() and not p.parent.samefile(".")
+    if _looks_like_path(src) or src.count("/") > 1 or os.sep == "\\" and "\\" in src or in_local_folder:
         raise InputError(f"{spec.role} model folder {src!r} does not exist; check the path")
     try:
         from huggingface_hub import snapshot_download

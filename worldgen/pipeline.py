@@ -508,6 +508,8 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
         ("depth", request.depth),
         ("spec", request.spec),
     ):
+        if path is not None and Path(path).is_dir():
+            raise InputError(f"{label} {path!r} is a folder; give the {label} file itself")
         if path is not None and not Path(path).is_file():
             raise InputError(f"{label} file {path!r} does not exist; check the path")
     if options.max_memory_gb is not None and not options.max_memory_gb > 0:

@@ -5,13 +5,16 @@ The panorama is cut into overlapping perspective views covering the sphere
 the views are aligned globally and merged (:mod:`worldgen.depth.align`), the ground sets the
 metric scale from the eye height, and sky is set to +inf.
 
-Relative models (Depth Anything V1/V2 relative, DPT...) predict disparity up to scale and shift:
-they are aligned with a scale and a shift per view. Metric models (Depth Anything metric, ZoeDepth,
-Depth Pro, GLPN) predict z-depth in metres: they are aligned with a scale per view, and keep their
-own scale unless ``scale_from="ground"``. Two families need their raw output read their own way
-(:func:`view_depth`): ZoeDepth sees a reflect-padded image, so its output is cropped back to the
-view, and Depth Pro predicts inverse depth relative to its focal length, which is exact here
-because each view's field of view is known.
+Relative models (Depth Anything V1/V2 relative, DPT with a ViT, hybrid, BEiT or Swinv2 backbone)
+predict disparity up to scale and shift: they are aligned with a scale and a shift per view. Metric
+models (Depth Anything metric, ZoeDepth, Depth Pro, GLPN, TIPSv2 DPT, and DPT with DINOv2's depth
+heads, which are the DPT configs with ``add_projection``) predict z-depth in metres: they are aligned
+with a scale per view, and keep their own scale unless ``scale_from="ground"``. Two architectures
+transformers lists for depth estimation are refused (:data:`REFUSED_MODEL_TYPES`): CHMv2 maps
+canopy height from overhead images, and Prompt Depth Anything needs a LiDAR depth prompt. Two
+families need their raw output read their own way (:func:`view_depth`): ZoeDepth sees a
+reflect-padded image, so its output is cropped back to the view, and Depth Pro predicts inverse
+depth relative to its focal length, which is exact here because each view's field of view is known.
 
 Runs on CUDA in float16 when available (views batched), on the CPU in float32 otherwise; memory
 is bounded by ``batch`` views at a time.
@@ -36,8 +39,40 @@ from .views import cut_views, sphere_views
 
 log = logging.getLogger(__name__)
 
-METRIC_MODEL_TYPES = frozenset({"zoedepth", "depth_pro", "glpn"})
-"""transformers model types whose output is metric depth (metres) rather than relative disparity."""
+METRIC_MODEL_TYPES = frozenset({"zoedepth", "depth_pro", "glpn", "tipsv2_dpt"})
+"""transformers model types whose output is metric depth (metres) rather than relative disparity.
+Depth Anything and Prompt Depth Anything say which in ``depth_estimation_type``; DPT by its head
+(see :func:`is_metric_config`)."""
+
+REFUSED_MODEL_TYPES: dict[str, str] = {
+    "chmv2": "CHMv2 estimates canopy height from overhead (satellite or aerial) images, not depth from "
+    "a ground-level view",
+    "prompt_depth_anything": "Prompt Depth Anything needs a LiDAR depth prompt for every image, which a "
+    "photo or a panorama does not have",
+}
+"""Depth-estimation architectures transformers loads that cannot give depth for a panorama, and why."""
+
+_SUGGESTED = "depth-anything/Depth-Anything-V2-Small-hf"
+
+KNOWN_MODEL_TYPES = METRIC_MODEL_TYPES | {"depth_anything", "dpt"} | set(REFUSED_MODEL_TYPES)
+"""Every depth-estimation architecture of transformers 5.x that this backend has been run with (tiny
+random models through the CLI). Another one still runs, read as :func:`is_metric_config` says."""
+
+
+def is_metric_config(config) -> bool:
+    """Whether a depth model's config says its output is metric depth (metres), not relative disparity.
+
+    DPT's config carries no such flag; its only metric checkpoints, the DINOv2 depth heads
+    (facebook/dpt-dinov2-*-nyu|kitti), are also its only ones with ``add_projection`` (MiDaS's DPT-Large,
+    DPT-Hybrid, BEiT and Swinv2 checkpoints are relative), so that field tells them apart.
+    ``--set depth.output=metric|disparity`` overrides this guess.
+    """
+    model_type = getattr(config, "model_type", "")
+    if model_type in METRIC_MODEL_TYPES:
+        return True
+    if model_type == "dpt":
+        return bool(getattr(config, "add_projection", False))
+    return getattr(config, "depth_estimation_type", None) == "metric"
 
 
 @dataclass(frozen=True)
@@ -110,6 +145,28 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
     with _quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"cannot load the depth model in {path}: {first}") from e
+        why = REFUSED_MODEL_TYPES.get(config.model_type)
+        if why:
+            raise InputError(
+                f"depth model {path} is {config.model_type}: {why}; use a depth model such as {_SUGGESTED}"
+            )
+        from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES as depth_types
+
+        if config.model_type not in depth_types:
+            raise InputError(
+                f"cannot load the depth model in {path}: it is a {config.model_type!r} model, not one of "
+                f"transformers' depth-estimation architectures ({', '.join(sorted(depth_types))})"
+            )
+        if not (path / "preprocessor_config.json").is_file():
+            # model.save_pretrained alone leaves the image processor (input size, normalisation) behind
+            raise InputError(
+                f"depth model folder {path} has no preprocessor_config.json (its image processor); save it too: "
+                "AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>)"
+            )
+        try:
             model, info = AutoModelForDepthEstimation.from_pretrained(
                 path, use_safetensors=True, local_files_only=True, output_loading_info=True
             )
@@ -126,18 +183,18 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
             processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError, KeyError, ImportError) as e:
             processor = None
-            if config.model_type == "depth_pro" and "torchvision" in str(e):
-                # transformers' Depth Pro processor exists only as a torchvision backend, and PyPI's
-                # torchvision wheels need a CUDA build of torch: on a CPU-only install the processor
-                # cannot be imported although its steps are plain (see DepthProViewProcessor).
-                processor = DepthProViewProcessor.from_folder(path)
+            if config.model_type in PlainViewProcessor.MODEL_TYPES and "torchvision" in str(e):
+                # transformers' Depth Pro and TIPSv2 processors exist only as torchvision backends, and
+                # PyPI's torchvision wheels need a CUDA build of torch: on a CPU-only install they cannot
+                # be imported although their steps are plain (see PlainViewProcessor).
+                processor = PlainViewProcessor.from_folder(path, config.model_type)
             if processor is None:
                 hint = " (pip install torchvision matching your torch build)" if "torchvision" in str(e) else ""
                 raise InputError(
                     f"depth model {path} has no usable image processor (preprocessor_config.json){hint}: "
                     + str(e).strip().splitlines()[0]
                 ) from e
-    is_metric = config.model_type in METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", None) == "metric"
+    is_metric = is_metric_config(config)
     return model.eval().to(device=device, dtype=dtype or torch.float32), processor, is_metric
 
 
@@ -209,49 +266,60 @@ def check_depth_model(path: Path) -> str | None:
     return None
 
 
-class DepthProViewProcessor:
-    """Depth Pro's image processing without torchvision: rescale, normalise, then resize.
+class PlainViewProcessor:
+    """The image processing of Depth Pro and TIPSv2 DPT without torchvision: resize, rescale, normalise.
 
-    transformers' ``DepthProImageProcessor`` does exactly these steps (normalising *before* the
-    bilinear resize, without antialiasing); it is used instead whenever it can be imported.
-    The values come from the model folder's ``preprocessor_config.json``.
+    transformers has these processors only as torchvision backends; their steps are plain:
+    Depth Pro rescales and normalises *before* its bilinear resize (without antialiasing), TIPSv2
+    resizes (bilinear), rescales and does not normalise. transformers' own class is used instead
+    whenever it can be imported. The values come from the model folder's ``preprocessor_config.json``.
     """
 
-    def __init__(self, size: int, mean, std, rescale_factor: float, do_normalize: bool, bicubic: bool):
+    MODEL_TYPES = {"depth_pro": (1536, True), "tipsv2_dpt": (448, False)}
+    """model type -> (default side, normalise before resizing)."""
+
+    def __init__(self, size: int, mean, std, rescale_factor: float, do_normalize: bool, bicubic: bool, first: bool):
         self.size = {"height": int(size), "width": int(size)}
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.rescale_factor, self.do_normalize, self.bicubic = float(rescale_factor), bool(do_normalize), bicubic
+        self.normalize_first = first
 
     @classmethod
-    def from_folder(cls, path: Path) -> DepthProViewProcessor | None:
+    def from_folder(cls, path: Path, model_type: str) -> PlainViewProcessor | None:
         import json
 
         f = Path(path) / "preprocessor_config.json"
-        if not f.is_file():
+        if not f.is_file() or model_type not in cls.MODEL_TYPES:
             return None
+        default_side, first = cls.MODEL_TYPES[model_type]
         c = json.loads(f.read_text())
-        size = c.get("size") or {"height": 1536}
-        side = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
+        size = c.get("size") or {"height": default_side}
+        side = (size.get("height") or size.get("shortest_edge")) if isinstance(size, dict) else size
         return cls(
-            side or 1536,
-            c.get("image_mean", [0.5, 0.5, 0.5]),
-            c.get("image_std", [0.5, 0.5, 0.5]),
+            side or default_side,
+            c.get("image_mean") or [0.5, 0.5, 0.5],
+            c.get("image_std") or [0.5, 0.5, 0.5],
             c.get("rescale_factor", 1 / 255) if c.get("do_rescale", True) else 1.0,
-            c.get("do_normalize", True),
-            c.get("resample", 2) == 3,  # PIL's BICUBIC; Depth Pro uses BILINEAR (2)
+            c.get("do_normalize", model_type == "depth_pro"),
+            c.get("resample", 2) == 3,  # PIL's BICUBIC; both use BILINEAR (2)
+            first,
         )
 
     def __call__(self, images, return_tensors="pt"):
         import torch
         import torch.nn.functional as F
 
-        x = np.stack(images).astype(np.float32) * self.rescale_factor
-        if self.do_normalize:
-            x = (x - self.mean) / self.std
-        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        t = torch.from_numpy(np.ascontiguousarray(np.stack(images).astype(np.float32).transpose(0, 3, 1, 2)))
         side = self.size["height"]
         mode = "bicubic" if self.bicubic else "bilinear"
-        return {"pixel_values": F.interpolate(t, size=(side, side), mode=mode, align_corners=False)}
+        if not self.normalize_first and t.shape[-2:] != (side, side):
+            t = F.interpolate(t, size=(side, side), mode=mode, align_corners=False, antialias=True)
+        t = t * self.rescale_factor
+        if self.do_normalize:
+            t = (t - torch.from_numpy(self.mean)[:, None, None]) / torch.from_numpy(self.std)[:, None, None]
+        if self.normalize_first:
+            t = F.interpolate(t, size=(side, side), mode=mode, align_corners=False)
+        return {"pixel_values": t}
 
 
 def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
@@ -288,16 +356,27 @@ def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
     return F.interpolate(pred[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
 
-def model_view_size(processor) -> int:
-    """The square input size the processor resizes to (a multiple of its ``ensure_multiple_of``)."""
+def model_view_size(processor, requested: int = 0) -> int:
+    """The square view side to cut: ``requested`` (0 = the size the processor resizes to), rounded up
+    to a size the processor passes through unchanged.
+
+    That is a multiple of its ``ensure_multiple_of`` and of its ``size_divisor``: DPT pads an image to
+    a multiple of ``size_divisor`` (DINOv2's depth heads do not resize at all), GLPN crops it down to one;
+    either would shift the output against the view.
+    """
     size = getattr(processor, "size", None)
-    if isinstance(size, (int, float)):
+    if requested:
+        s = int(requested)
+    elif isinstance(size, (int, float)):
         s = int(size)
     else:
         # a dict, or transformers 5's SizeDict (attributes, and also item access)
         get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
         s = (get("height") or get("shortest_edge") or get("width") or 384) if size is not None else 384
     mult = int(getattr(processor, "ensure_multiple_of", 1) or 1)
+    divisor = getattr(processor, "size_divisor", None)
+    if isinstance(divisor, int) and divisor > 1:
+        mult = math.lcm(mult, divisor)
     return max(mult, int(math.ceil(int(s) / mult) * mult))
 
 
@@ -361,9 +440,10 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     progress = progress or (lambda f, m="": None)
     progress(0.02, "loading the depth model")
     model, processor, is_metric = load_depth_model(config.model, device, dtype)
+    model_type = getattr(model.config, "model_type", "")
     if config.output != "auto":
         is_metric = config.output == "metric"
-    size = config.view_size or model_view_size(processor)
+    size = model_view_size(processor, config.view_size)
     cams = sphere_views(size, config.view_fov_deg)
     h = panorama.height
 
@@ -429,6 +509,7 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     depth = np.where(q > far_q, 1.0 / np.maximum(q, 1e-12), config.max_depth).astype(np.float32)
     depth[sky] = np.inf
     report = {
+        "model_type": model_type,
         "model_kind": "metric" if is_metric else "relative",
         "device": device,
         "dtype": str(dtype).replace("torch.", ""),
@@ -465,10 +546,13 @@ register_backend(
 )
 
 __all__ = [
-    "DepthProViewProcessor",
+    "KNOWN_MODEL_TYPES",
+    "REFUSED_MODEL_TYPES",
+    "PlainViewProcessor",
     "TransformersDepthConfig",
     "check_depth_model",
     "estimate_depth",
+    "is_metric_config",
     "load_depth_model",
     "load_segmentation_model",
     "view_depth",

@@ -26,6 +26,9 @@ _FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 """35 mm equivalence is defined on the diagonal: a 35 mm-equivalent focal length f sees the image
 diagonal at the angle a 36x24 mm frame's diagonal has behind a lens of focal length f."""
 
+_WIDEST_FRAME = 2.4
+"""Width / height of the widest camera frame (21:9 video, 2.39:1 cinema): a wider photo was stitched or cropped."""
+
 # EXIF tags (Exif IFD, 0x8769) and their meaning.
 _TAG_ORIENTATION = 0x0112
 _TAG_EXIF_IFD = 0x8769
@@ -53,12 +56,20 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     return rgb
 
 
-def photo_fov(path: str | os.PathLike, fov_deg: float | None = None) -> tuple[float, str]:
+def photo_fov(
+    path: str | os.PathLike, fov_deg: float | None = None, notes: list[str] | None = None
+) -> tuple[float, str]:
     """Horizontal field of view of the upright photo, degrees, and how it was found.
+
+    EXIF values that give a field of view outside [1, 179] degrees (a FocalLengthIn35mmFilm of
+    65535, a focal plane resolution in the wrong unit...) are garbage, not optics: they are skipped
+    and the next source is used, with a note saying so.
 
     Args:
         path: the photo file.
         fov_deg: the user's value (--fov), which wins.
+        notes: when given, receives one line per thing the user should know (an EXIF value skipped,
+            a photo wider than any camera frame, a 2:1 image that may be a 360° panorama).
 
     Returns:
         A tuple: **fov** in (0, 180) degrees across the upright photo's width, and **how**: one of
@@ -70,6 +81,7 @@ def photo_fov(path: str | os.PathLike, fov_deg: float | None = None) -> tuple[fl
         return float(fov_deg), "--fov"
     from PIL import Image, UnidentifiedImageError
 
+    notes = [] if notes is None else notes
     try:
         with Image.open(path) as im:
             raw_w, raw_h = im.size
@@ -79,11 +91,27 @@ def photo_fov(path: str | os.PathLike, fov_deg: float | None = None) -> tuple[fl
     ifd = exif.get_ifd(_TAG_EXIF_IFD)
     swap = exif.get(_TAG_ORIENTATION, 1) in (5, 6, 7, 8)  # rotated by 90°: width and height trade places
     up_w, up_h = (raw_h, raw_w) if swap else (raw_w, raw_h)
+    aspect = up_w / up_h
+    if aspect > _WIDEST_FRAME:
+        notes.append(
+            f"the photo is {aspect:.2f}:1, wider than a camera frame (a stitched or cropped panorama?): "
+            "its field of view is a guess; give --fov DEG"
+        )
+    if abs(aspect - 2.0) < 0.01:
+        notes.append("a 2:1 image: if it is a 360° equirectangular panorama, give it with --panorama instead")
+
+    def plausible(fov: float, what: str) -> bool:
+        if 1.0 <= fov <= 179.0:
+            return True
+        notes.append(f"EXIF {what} gives a {fov:.3g}° field of view: ignored")
+        return False
 
     f35 = _positive(ifd.get(_TAG_FOCAL_35))
     if f35 is not None:
         width_mm = _FULL_FRAME_DIAGONAL_MM * up_w / math.hypot(up_w, up_h)
-        return math.degrees(2 * math.atan(width_mm / (2 * f35))), "exif-35mm"
+        fov = math.degrees(2 * math.atan(width_mm / (2 * f35)))
+        if plausible(fov, f"FocalLengthIn35mmFilm {f35:g} mm"):
+            return fov, "exif-35mm"
 
     focal = _positive(ifd.get(_TAG_FOCAL))
     xres = _positive(ifd.get(_TAG_FP_XRES))
@@ -92,7 +120,9 @@ def photo_fov(path: str | os.PathLike, fov_deg: float | None = None) -> tuple[fl
         # focal plane resolution is in pixels of the EXIF image width; rescale to this file's width
         exif_w = _positive(ifd.get(_TAG_EXIF_WIDTH)) or raw_w
         f_px = focal * xres / unit * raw_w / exif_w  # focal length in this file's (raw) pixels
-        return math.degrees(2 * math.atan(up_w / (2 * f_px))), "exif-focal+sensor"
+        fov = math.degrees(2 * math.atan(up_w / (2 * f_px)))
+        if plausible(fov, f"FocalLength {focal:g} mm with FocalPlaneXResolution {xres:g}"):
+            return fov, "exif-focal+sensor"
 
     width_mm = _FULL_FRAME_DIAGONAL_MM * up_w / math.hypot(up_w, up_h)
     return math.degrees(2 * math.atan(width_mm / (2 * DEFAULT_35MM_FOCAL))), "default"
@@ -111,6 +141,25 @@ def photo_camera(photo_width: int, photo_height: int, hfov_deg: float) -> Camera
     if not 0.0 < hfov_deg < 180.0:
         raise InputError(f"photo field of view {hfov_deg}° must lie in (0, 180)")
     return Camera.perspective(photo_width, photo_height, hfov_deg)
+
+
+def fit_photo(image: np.ndarray, hfov_deg: float, width: int) -> np.ndarray:
+    """The photo reduced (area filter) to about the angular resolution of a panorama ``width`` wide at
+    its centre, or as it is when it is not finer than that. Same dtype as ``image`` ([h, w, 3] uint8, or
+    float in [0, 1]); a uint8 photo is reduced without any float copy of the full-size image (a 48 MP
+    photo would be 576 MB of float32)."""
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    # Pixels per radian at the photo's centre vs. the panorama's: shrink the photo to match.
+    ratio = (width / (2 * math.pi)) / photo_camera(w, h, hfov_deg).fx
+    if ratio >= 0.9:
+        return img
+    from PIL import Image
+
+    nw, nh = max(2, round(w * ratio)), max(2, round(h * ratio))
+    as8 = img if img.dtype == np.uint8 else np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+    small = np.asarray(Image.fromarray(as8).resize((nw, nh), Image.Resampling.BOX))
+    return small if img.dtype == np.uint8 else small.astype(np.float32) / 255.0
 
 
 def place_photo(image: np.ndarray, hfov_deg: float, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,23 +182,12 @@ def place_photo(image: np.ndarray, hfov_deg: float, width: int) -> tuple[np.ndar
         raise InputError(f"a photo must be [h, w, 3], got shape {img.shape}")
     if width < 4 or width % 2:
         raise InputError(f"panorama width {width} must be even and >= 4")
-    h, w = img.shape[:2]
-    cam = photo_camera(w, h, hfov_deg)
-    # Pixels per radian at the photo's centre vs. the panorama's: shrink the photo to match.
-    ratio = (width / (2 * math.pi)) / cam.fx
-    src = img
-    if ratio < 0.9:
-        from PIL import Image
-
-        nw, nh = max(2, round(w * ratio)), max(2, round(h * ratio))
-        as8 = img if img.dtype == np.uint8 else np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
-        small = np.asarray(Image.fromarray(as8).resize((nw, nh), Image.Resampling.BOX))
-        src = small if img.dtype == np.uint8 else small.astype(np.float32) / 255.0
-        cam = photo_camera(nw, nh, hfov_deg)
+    src = fit_photo(img, hfov_deg, width)
+    cam = photo_camera(src.shape[1], src.shape[0], hfov_deg)
     pano, covered = perspective_to_equirect(src.astype(np.float32), cam, width // 2, "bilinear")
     if img.dtype == np.uint8:
         return np.clip(np.round(pano), 0, 255).astype(np.uint8), covered
     return pano.astype(np.float32), covered
 
 
-__all__ = ["DEFAULT_35MM_FOCAL", "photo_camera", "photo_fov", "place_photo", "read_photo"]
+__all__ = ["DEFAULT_35MM_FOCAL", "fit_photo", "photo_camera", "photo_fov", "place_photo", "read_photo"]

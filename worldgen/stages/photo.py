@@ -13,6 +13,7 @@ configured.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -20,9 +21,11 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from ..geometry.photo import photo_fov, place_photo, read_photo
+from ..geometry.photo import fit_photo, photo_fov, place_photo, read_photo
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import SEMANTIC_CLASSES, Panorama, SemanticLayers
+
+log = logging.getLogger(__name__)
 
 PHOTO_CLASSES: tuple[str, ...] = (*SEMANTIC_CLASSES, "unknown", "backdrop")
 """Semantic classes of a photo world: the default table plus the photo's pixels and the backdrop."""
@@ -117,7 +120,8 @@ def photo_panorama(photo: np.ndarray, hfov_deg: float, config: PhotoConfig) -> t
     width = config.width
     if isinstance(width, bool) or not isinstance(width, int) or width % 2 or not 64 <= width <= 16384:
         raise InputError(f"photo width {width!r} must be an even number of pixels in 64..16384")
-    placed, covered = place_photo(photo.astype(np.float32) / 255.0, hfov_deg, width)
+    # reduced in uint8 first: the float copy is then panorama-sized, not photo-sized
+    placed, covered = place_photo(fit_photo(photo, hfov_deg, width).astype(np.float32) / 255.0, hfov_deg, width)
     h = width // 2
     px_per_deg = width / 360.0
     band = max(1, photo.shape[0] // 20)
@@ -152,8 +156,13 @@ def _run(ctx: StageContext) -> StageResult:
     if req.image is None:
         raise InputError("the 'photo' panorama backend needs --image FILE")
     photo = read_photo(req.image)
-    fov, how = photo_fov(req.image, req.fov)
+    notes: list[str] = []
+    fov, how = photo_fov(req.image, req.fov, notes)
     pano, sem, facts = photo_panorama(photo, fov, ctx.config)
+    for n in notes:
+        log.warning(n)
+    if notes:
+        facts["fov_notes"] = notes  # what the user should know about the field of view (EXIF skipped...)
     return StageResult(
         artifacts={"panorama": pano, "semantics": sem},
         report={"fov_deg": round(fov, 3), "fov_from": how, **facts},
