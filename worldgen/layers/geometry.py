@@ -246,10 +246,14 @@ def continue_background(
             ok = (t > np.where(big[s], edge_ratio, step_ratio) * own) & (ang <= np.minimum(reach, max_band))
             if ground is not None:
                 # Nothing hides under the ground: a wall continued down past a floor pixel (the
-                # floor in front of a sofa) would be buried, not hidden.
+                # floor in front of a sofa) would be buried, not hidden. The ground is the lower
+                # of the median ground and the seed's own height: a surface seen below the ground
+                # (a lake 0.45 m under the forest's grass, a sunken floor) continues as itself
+                # behind the bank in front of it (the forest at 1 m had a crack along the shore).
                 q_y = r[:, 1] * np.where(np.isinf(t), 0.0, t)
                 horiz = np.hypot(r[:, 0], r[:, 2]) * np.where(np.isinf(t), 0.0, t)
-                ok &= np.isinf(t) | (q_y >= ground - 0.05 - 0.05 * horiz)
+                floor = np.minimum(ground, flat_dirs[s, 1] * np.where(np.isinf(sd), 0.0, sd))
+                ok &= np.isinf(t) | (q_y >= floor - 0.05 - 0.05 * horiz)
             if not ok.any():
                 continue
             ys, xs = ys[ok], xs[ok]
