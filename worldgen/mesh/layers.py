@@ -294,6 +294,13 @@ def seam_ring(layer: HiddenLayer, width: int = 1, edge_ratio: float = LayerConfi
     ring = layer.seeds & np.isfinite(layer.depth) & ~layer.hidden
     if width <= 1 or not ring.any():
         return ring
+    # Grown only from seeds beside a hidden pixel of this layer (the nested layer's seeds include
+    # those of the pixels it leaves to the first layer).
+    hid = layer.hidden
+    beside = hid | np.roll(hid, 1, 1) | np.roll(hid, -1, 1)
+    beside[1:] |= hid[:-1]
+    beside[:-1] |= hid[1:]
+    ring &= beside
     d = np.where(np.isfinite(layer.depth) & ~layer.hidden, layer.depth, np.nan).astype(np.float64)
     log_d = np.log(np.where(np.isfinite(d), d, 1.0))
     free = np.isfinite(d)
