@@ -239,8 +239,20 @@ def continue_background(
             # viewer who stepped aside saw the pole's outline open where the wall is.
             # The bound is the pixel's first (nearest) background's angle, not its current one:
             # measured from the current one, seeds 3, 7, 15, 31 pixels away took over in a chain.
-            held = best_src[ys, xs] >= 0
+            # It holds only between seeds on one surface (the candidate seed lies on the current
+            # seed's plane, within edge_ratio): a farther surface still takes over from afar, so
+            # behind a post in front of a wider post the wall continues (nested occluders).
+            cur = best_src[ys, xs]
+            held = cur >= 0
             near_enough = ~held | (ang <= 2.0 * first_ang[ys, xs] + 2.0 * pixel)
+            ask = ~near_enough & np.isfinite(sd)
+            if ask.any():
+                c, q = cur[ask], s[ask]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    cos_c = np.einsum("ij,ij->i", flat_n[c], flat_dirs[q])
+                    on_plane = np.where(cos_c < -0.1, flat_off[c] / np.minimum(cos_c, -0.1), flat_d[c])
+                    same_surface = np.abs(np.log(on_plane / flat_d[q])) < log_ratio
+                near_enough[np.nonzero(ask)[0][~same_surface]] = True
             if ground is not None:
                 # A wall continued down meets the ground: below it the ray meets the ground
                 # plane instead (behind a table's edge the right wall and the floor join at
