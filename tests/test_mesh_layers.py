@@ -385,3 +385,47 @@ def test_thin_poles_leave_no_outline_when_walking_aside():
     print(np.mean(holes), max(holes))
     assert max(holes) < 0.006
     assert np.mean(holes) < 0.002
+
+
+def test_seam_ring_grows_along_the_background_only():
+    # A hidden block (columns 10-13) in front of a wall at 3 m, a box at 1.5 m from column 18:
+    # the ring starts at the seeds beside the block (columns 9 and 14) and grows two pixels
+    # along the wall, never onto the box (a depth edge) nor onto pixels of other seeds.
+    from worldgen.layers import HiddenLayer
+    from worldgen.mesh.layers import seam_ring
+
+    h, w = 8, 32
+    depth = np.full((h, w), 3.0, np.float32)
+    depth[:, 17:] = 1.5
+    hidden = np.zeros((h, w), bool)
+    hidden[2:6, 10:14] = True
+    seeds = np.zeros((h, w), bool)
+    seeds[2:6, 9] = seeds[2:6, 14] = True
+    seeds[:, 25] = True  # a seed of another layer's pixels, far from this layer's hidden ones
+    z = np.zeros((h, w), bool)
+    layer = HiddenLayer(hidden, depth, z, seeds, np.zeros((h, w, 3), np.float32))
+    one = seam_ring(layer, 1)
+    three = seam_ring(layer, 3)
+    assert (one == seeds).all()  # one pixel: the seeds, as before
+    assert three[2:6, 7:10].all() and three[2:6, 14:17].all()
+    assert not three[:, 17:].any()  # not onto the box
+    assert not (three & hidden).any()
+    assert three[0, 9] and not three[0, 5]
+
+
+def test_step_strips_mark_both_sides_of_near_small_steps():
+    from worldgen.layers import HiddenLayer
+    from worldgen.mesh.layers import step_strips
+
+    h, w = 128, 256
+    z = np.zeros((h, w), bool)
+    depth = np.full((h, w), 2.0, np.float32)
+    depth[:, 128:] = 2.0 * 1.05  # a 5 % step 2 m away: a viewer 2 m aside sees it open
+    layer = HiddenLayer(z, depth, z, z, np.zeros((h, w, 3), np.float32))
+    s = step_strips(layer, 0.02, 1.1, 2.0)
+    assert s[:, [127, 128, 255, 0]].all() and s.sum() == 4 * h  # both sides, also across the seam
+    far = HiddenLayer(z, 500.0 * depth, z, z, np.zeros((h, w, 3), np.float32))
+    assert not step_strips(far, 0.02, 1.1, 2.0).any()  # 1 km away no walk opens it
+    big = depth.copy()
+    big[:, 128:] = 2.0 * 1.3  # an occluding edge: the layer's own business
+    assert not step_strips(HiddenLayer(z, big, z, z, np.zeros((h, w, 3), np.float32)), 0.02, 1.1, 2.0).any()
