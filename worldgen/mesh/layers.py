@@ -80,7 +80,10 @@ class LayeredSheetConfig(SheetConfig):
         layer_ring: pixels of visible background (working grid) the background part overlaps
             at its seam with the world (:func:`seam_ring`; default 3, 1 = the seeds only).
         layer_steps: the background part also bridges, behind the world, the small steps the
-            world cuts (:func:`step_strips`; default True).
+            world cuts (:func:`step_strips`). Default False: it closed the dotted cracks along
+            a rug's edge (procedural interior, worst view at 0.5 m 0.25 -> 0.07 %), but its
+            bridges cost the independent room's capture point 0.29 dB (rendered from the origin
+            against its panorama: 40.06 dB without, 39.77 with), and nothing may get worse there.
     """
 
     walk_radius: float = 2.0
@@ -94,7 +97,7 @@ class LayeredSheetConfig(SheetConfig):
     layer_nested: bool = True
     sky_guard_blend: float = 1.0
     layer_ring: int = 3
-    layer_steps: bool = True
+    layer_steps: bool = False
 
     def __post_init__(self) -> None:
         if self.layer_triangles < 0 or not 0 <= self.layer_collision_share < 1:
