@@ -124,3 +124,27 @@ def test_step_ratio_completes_behind_small_steps():
     assert np.abs(z - 2.0).max() < 0.02
     far = continue_background(500.0 * d, surface, sky, walk_radius=2.0, step_ratio=1.02)
     assert not (far["hidden"] & sofa).any()
+
+
+def test_a_surface_below_the_ground_continues_behind_the_bank():
+    # A lawn at y = -1.6 out to 6 m, then a lake 0.45 m lower (the pine forest's, y = -2.05)
+    # seen beyond the bank's edge. The bank hides a strip of water right behind it, and a viewer
+    # who steps toward it sees that strip: the water continues there as the water's own plane.
+    # The under-the-ground rule (a wall continued down behind the floor is buried, not hidden)
+    # used to reject it, the water lying more than the tolerance below the lawn, and left a crack
+    # along the shore (the forest at 1 m).
+    H = 128
+    dirs = equirect_directions(H).astype(np.float64)
+    horiz = np.hypot(dirs[..., 0], dirs[..., 2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_lawn = np.where(dirs[..., 1] < 0, -1.6 / dirs[..., 1], np.inf)
+        t_lake = np.where(dirs[..., 1] < 0, -2.05 / dirs[..., 1], np.inf)
+    lawn = t_lawn * horiz < 6.0
+    d = np.where(lawn, t_lawn, np.where(t_lake * horiz < 60.0, t_lake, np.inf))
+    surface = np.isfinite(d)
+    out = continue_background(d, surface, ~surface, walk_radius=2.0)
+    water = out["hidden"] & np.isfinite(out["depth"]) & lawn
+    assert water.sum() >= 2 * (2 * H)  # at least two rows of lawn pixels all around
+    y = (dirs[..., 1] * out["depth"])[water]
+    assert np.abs(y + 2.05).max() < 0.05
+    # A wall seed stays above the ground: nothing is continued below the lawn (test above).

@@ -183,6 +183,7 @@ def continue_background(
     passes = int(math.ceil(max_band / pixel)) + 2
     ran = 0
     fresh = seed.copy()
+    first_ang = np.where(seed, 0.0, np.inf)  # angle to the first background a pixel took (radians)
     for _ in range(passes):
         ran += 1
         best_src, best_sd, best_bg = src, src_d, bg
@@ -229,6 +230,29 @@ def continue_background(
             t = np.clip(t, 0.5 * sd, np.minimum(3.0 * sd, far))
             t = np.where(np.isinf(sd), np.inf, t)
             ang = np.arccos(np.clip(np.einsum("ij,ij->i", flat_dirs[s], r), -1.0, 1.0))
+            # A farther seed takes over a pixel's background only from about as near in the
+            # image as the one it has: at most twice its angle plus two pixels. Along a thin
+            # occluder (a lamp's pole, a trunk) every pixel has the background beside it, one
+            # pixel away; without this a farther seed at one end (the wall continued behind the
+            # ceiling at the pole's top, a doorway, far terrain) travelled the pole's whole
+            # length as "the farthest" and put the background behind it metres too far, so a
+            # viewer who stepped aside saw the pole's outline open where the wall is.
+            # The bound is the pixel's first (nearest) background's angle, not its current one:
+            # measured from the current one, seeds 3, 7, 15, 31 pixels away took over in a chain.
+            # It holds only between seeds on one surface (the candidate seed lies on the current
+            # seed's plane, within edge_ratio): a farther surface still takes over from afar, so
+            # behind a post in front of a wider post the wall continues (nested occluders).
+            cur = best_src[ys, xs]
+            held = cur >= 0
+            near_enough = ~held | (ang <= 2.0 * first_ang[ys, xs] + 2.0 * pixel)
+            ask = ~near_enough & np.isfinite(sd)
+            if ask.any():
+                c, q = cur[ask], s[ask]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    cos_c = np.einsum("ij,ij->i", flat_n[c], flat_dirs[q])
+                    on_plane = np.where(cos_c < -0.1, flat_off[c] / np.minimum(cos_c, -0.1), flat_d[c])
+                    same_surface = np.abs(np.log(on_plane / flat_d[q])) < log_ratio
+                near_enough[np.nonzero(ask)[0][~same_surface]] = True
             if ground is not None:
                 # A wall continued down meets the ground: below it the ray meets the ground
                 # plane instead (behind a table's edge the right wall and the floor join at
@@ -244,12 +268,17 @@ def continue_background(
             with np.errstate(divide="ignore"):
                 reach = walk_radius * (1.0 / own - 1.0 / t) + 2.0 * pixel
             ok = (t > np.where(big[s], edge_ratio, step_ratio) * own) & (ang <= np.minimum(reach, max_band))
+            ok &= near_enough
             if ground is not None:
                 # Nothing hides under the ground: a wall continued down past a floor pixel (the
-                # floor in front of a sofa) would be buried, not hidden.
+                # floor in front of a sofa) would be buried, not hidden. The ground is the lower
+                # of the median ground and the seed's own height: a surface seen below the ground
+                # (a lake 0.45 m under the forest's grass, a sunken floor) continues as itself
+                # behind the bank in front of it (the forest at 1 m had a crack along the shore).
                 q_y = r[:, 1] * np.where(np.isinf(t), 0.0, t)
                 horiz = np.hypot(r[:, 0], r[:, 2]) * np.where(np.isinf(t), 0.0, t)
-                ok &= np.isinf(t) | (q_y >= ground - 0.05 - 0.05 * horiz)
+                floor = np.minimum(ground, flat_dirs[s, 1] * np.where(np.isinf(sd), 0.0, sd))
+                ok &= np.isinf(t) | (q_y >= floor - 0.05 - 0.05 * horiz)
             if not ok.any():
                 continue
             ys, xs = ys[ok], xs[ok]
@@ -260,6 +289,9 @@ def continue_background(
             nb = np.full((H, W), np.nan)
             nb[ys, xs] = t[ok]
             best_bg = np.where(upd, nb, best_bg)
+            na = np.full((H, W), np.inf)
+            na[ys, xs] = ang[ok]
+            first_ang = np.where(upd & np.isinf(first_ang), na, first_ang)
             changed = True
         fresh = best_src != src
         src, src_d, bg = best_src, best_sd, best_bg
