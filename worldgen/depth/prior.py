@@ -110,6 +110,17 @@ class PriorConfig:
         foot_green: the share of green in that band above which it is grass, not a facade (0.3).
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
+        water_drop: outdoors, how far below the ground under the camera a water surface lies, metres
+            (0.45; 0 = off). A shore or a bank stands above its water, and where the camera stands
+            by a lake, most of what lies below the horizon may be water: put at the camera's ground
+            height, all of it is 20-30 % too near. Nothing in one panorama measures the drop: 0.45 m
+            is a low bank (and the procedural lakes' own). Water is found by ``_water``.
+        water_eps: largest chromaticity difference between a pixel below the horizon and the sky
+            pixel mirrored about the horizon for it to reflect the sky (0.03).
+        water_step: the largest colour step (``_features``, per pixel at 512 rows) inside one smooth
+            region of water (0.01: a sand or grass shore, a foam line, a reflected tree is an edge).
+        water_seed_share: a smooth region below the horizon is water when at least this share of its
+            pixels reflect the sky (0.02) and it does not reach the ground under the camera.
     """
 
     scene: str = "auto"
@@ -144,6 +155,10 @@ class PriorConfig:
     segment_reach_m: float = 5.0
     segment_eps: float = 0.05
     segment_max_deg: float = 45.0
+    water_drop: float = 0.45
+    water_eps: float = 0.03
+    water_step: float = 0.01
+    water_seed_share: float = 0.02
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -317,6 +332,56 @@ def _segment_reach(
     return np.where(region, out, np.inf)
 
 
+def _water(img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None) -> np.ndarray:
+    """Water below the horizon: smooth regions that reflect the sky and are not what the camera
+    stands on. [H, W] bool
+
+    A calm water surface is a mirror: below the horizon, at the latitude -e, it shows the sky seen at
+    +e, with the same chromaticity (Fresnel reflection dims it, never brightens it), and it is smooth:
+    its colour fades from the reflected sky to the water's own colour without edges. So: (1) pixels
+    whose chromaticity is within ``water_eps`` of the sky pixel mirrored about the horizon, no
+    brighter, and bluish (a sunlit sand or a dry field is warm); (2) regions of the lower half where
+    no colour step between neighbours exceeds ``water_step`` (8-connected); (3) a region is water
+    where at least ``water_seed_share`` of it reflects the sky and it does not reach 75° below the
+    horizon: the ground under the camera's feet is ground (a grey street under a pale sky has the
+    sky's chromaticity and is smooth, but the camera stands on it); (4) in each column, what lies
+    between the first and the last water pixel (and the 2 pixels of the region's edge below it) is
+    water too: a sun glint, a reflected cloud."""
+    h, w = sky.shape
+    feats = _features(img) if feats is None else feats
+    below = feats[h // 2 :]
+    mirror = feats[h // 2 - 1 :: -1][: below.shape[0]]  # row h/2 + k mirrors row h/2 - 1 - k
+    sky_up = sky[h // 2 - 1 :: -1][: below.shape[0]]
+    seed = (
+        sky_up
+        & (np.abs(below[..., :2] - mirror[..., :2]).max(-1) < config.water_eps)
+        & (below[..., 2] <= mirror[..., 2] * 1.05)
+        & (img[h // 2 :, :, 2] >= img[h // 2 :, :, 0])
+    )
+    gy = np.abs(np.diff(below, axis=0, append=below[-1:])).max(-1)
+    gx = np.abs(np.diff(below, axis=1, append=below[:, :1])).max(-1)
+    smooth = np.maximum(gx, gy) < config.water_step * 512 / h
+    lab, n = ndimage.label(smooth, structure=np.ones((3, 3)))
+    if n == 0:
+        return np.zeros((h, w), bool)
+    cnt = np.bincount(lab.ravel(), minlength=n + 1)
+    seeds = np.bincount(lab.ravel(), weights=seed.ravel(), minlength=n + 1)
+    feet = np.zeros(n + 1, bool)
+    feet[np.unique(lab[_latitudes(h)[h // 2 :] < -math.radians(75.0)])] = True
+    # regions smaller than 0.2 % of the panorama are reflections of single trees or glints, not a lake
+    water = (seeds >= config.water_seed_share * cnt) & ~feet & (cnt >= 0.002 * h * w)
+    water[0] = False
+    lake = water[lab]
+    # what the water surrounds in its column is on the water too: a sun glint, a reflected cloud, the
+    # edge pixels of a region (rows between a column's first and last water pixel)
+    r = np.arange(lake.shape[0])[:, None]
+    top = np.where(lake.any(0), np.argmax(lake, 0), lake.shape[0])
+    bottom = lake.shape[0] - 1 - np.argmax(lake[::-1], 0)
+    out = np.zeros((h, w), bool)
+    out[h // 2 :] = (r >= top[None]) & (r <= bottom[None] + 2)
+    return out
+
+
 def ground_contact(
     panorama: Panorama,
     sky: np.ndarray,
@@ -421,6 +486,11 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
         fold = np.where(terrain[None], _slope(d, lat_c, e_s, config.terrain_far, lat), fold)
+    if config.water_drop > 0:
+        # water lies below the bank the camera stands on (see ``water_drop``)
+        with np.errstate(divide="ignore"):
+            lake = (eye_height + config.water_drop) / np.maximum(down, 1e-6)
+        ground = np.where(_water(panorama.image, sky, config), lake, ground)
     depth = np.where(rows >= np.floor(contact)[None, :], np.minimum(ground, config.fold_far), fold)
     return depth.astype(np.float32)
 
