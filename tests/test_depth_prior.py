@@ -348,3 +348,32 @@ def test_water_is_a_smooth_mirror_of_the_sky_not_the_ground_underfoot():
     depth, _ = prior_depth(Panorama(img), 1.6)
     row = int(np.argmin(np.abs(lat + 20)))
     assert np.median(depth.depth[row]) == pytest.approx(2.05 / np.sin(np.radians(-lat[row])), rel=0.02)
+
+
+def test_ground_in_shade_is_still_ground():
+    # the ground model learns from evenly lit ground under the camera; the same grass a quarter
+    # darker (a shadow, a slope turned from the sun) is ground, another colour is not
+    from worldgen.depth.prior import _colour_model
+
+    rng = np.random.default_rng(0)
+    img = np.empty((64, 128, 3), np.float32)
+    img[:] = (0.3, 0.5, 0.2) * (1 + 0.03 * rng.standard_normal((64, 128, 3)))  # grass
+    img[:16] *= 0.75  # shaded
+    img[16:24] = (0.5, 0.3, 0.3)  # a red-brown rock
+    sample = np.zeros((64, 128), bool)
+    sample[40:] = True
+    tight = _colour_model(img, sample)
+    loose = _colour_model(img, sample, shade=0.2)
+    assert np.median(tight[:12]) > 4.0 > np.median(loose[:12])
+    assert np.median(loose[17:23]) > 4.0
+
+
+def test_canyon_floor_in_shade_reaches_the_walls():
+    # canyon seed 4: the floor's far part lies in shade; where the ground model stopped there, the
+    # walls stood a few metres away (AbsRel 0.258, δ1 0.69 at this size)
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a canyon", 4)
+    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    absrel, d1, iou = _scores(prior_depth(pano, 1.6)[0], gt)
+    assert absrel <= 0.23 and d1 >= 0.72 and iou >= 0.95, (absrel, d1, iou)

@@ -110,11 +110,20 @@ class PriorConfig:
         foot_green: the share of green in that band above which it is grass, not a facade (0.3).
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
+        ground_shade: outdoors, the smallest spread (standard deviation) of brightness the ground
+            colour model allows, relative to its samples' mean brightness (0.2): the ground learnt under the camera is often evenly lit, while farther on
+            the same grass or sand lies in a shadow or turns from the sun, darker by a factor but of
+            the same chromaticity; a tighter model ends the ground at the first shade and puts a
+            fold (a canyon wall, a hillside) far too near. 0 = off.
         water_drop: outdoors, how far below the ground under the camera a water surface lies, metres
             (0.45; 0 = off). A shore or a bank stands above its water, and where the camera stands
             by a lake, most of what lies below the horizon may be water: put at the camera's ground
-            height, all of it is 20-30 % too near. Nothing in one panorama measures the drop: 0.45 m
-            is a low bank (and the procedural lakes' own). Water is found by ``_water``.
+            height, all of it is 20-30 % too near. Nothing in one panorama measures the drop (the
+            shoreline and the reflections give the water's height only in units of a distance that
+            is itself unknown), so it is a constant, and 0.45 m was chosen from this project's own
+            procedural generator, whose lakes lie exactly 0.45 m below the shore: real banks vary.
+            The procedural lakes pass with any drop from 0.3 to 0.6 m (δ1 is the same, AbsRel
+            0.10-0.16). Water is found by ``_water``.
         water_eps: largest chromaticity difference between a pixel below the horizon and the sky
             pixel mirrored about the horizon for it to reflect the sky (0.03).
         water_step: the largest colour step (``_features``, per pixel at 512 rows) inside one smooth
@@ -159,22 +168,28 @@ class PriorConfig:
     water_eps: float = 0.03
     water_step: float = 0.01
     water_seed_share: float = 0.02
+    ground_shade: float = 0.2
 
 
 def _latitudes(h: int) -> np.ndarray:
     return np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
 
 
-def _colour_model(img: np.ndarray, sample: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
+def _colour_model(
+    img: np.ndarray, sample: np.ndarray, feats: np.ndarray | None = None, shade: float = 0.0
+) -> np.ndarray:
     """Mahalanobis distance of every pixel to the colours under ``sample``, in units of the samples'
     95th percentile (1.0 = as unusual as the 5% least typical sample). ``feats``: ``_features(img)``
-    when already computed. [H, W] float32"""
+    when already computed; ``shade``: the smallest standard deviation of brightness the model allows,
+    relative to the samples' mean brightness. [H, W] float32"""
     feats = _features(img) if feats is None else feats
     x = feats[sample].astype(np.float64)
     if len(x) < 16:
         return np.full(img.shape[:2], np.inf, np.float32)
     mu = x.mean(0)
     cov = np.cov((x - mu).T) + np.eye(x.shape[1]) * 1e-4
+    # shade and shadow change a surface's brightness by a factor, not its chromaticity
+    cov[2, 2] = max(cov[2, 2], (shade * mu[2]) ** 2)
     inv = np.linalg.inv(cov)
     d = feats.reshape(-1, feats.shape[-1]) - mu
     m = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, inv, d), 0)).reshape(img.shape[:2])
@@ -399,7 +414,7 @@ def ground_contact(
     lat = _latitudes(h)
     sample = np.broadcast_to((lat < -math.radians(config.ground_lat_deg))[:, None], (h, w))
     feats = _features(img)
-    dist = _colour_model(img, sample, feats)
+    dist = _colour_model(img, sample, feats, config.ground_shade)
     tol = config.ground_tolerance if tolerance is None else tolerance
     ground_like = (dist < tol) & ~sky & (lat < 0)[:, None]
     gap = max(2, round(config.gap * h / 512))
