@@ -264,7 +264,9 @@ def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
     return out
 
 
-def _terrain_columns(img: np.ndarray, sky: np.ndarray, config: PriorConfig) -> tuple[np.ndarray, np.ndarray]:
+def _terrain_columns(
+    img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Columns whose structure above the horizon is terrain (rock rising to a high skyline all
     around), not vertical structures: everything within ``terrain_win_deg`` rises above
     ``terrain_sky_deg`` (no sky gaps between crowns or buildings), and in that window the part above
@@ -278,7 +280,7 @@ def _terrain_columns(img: np.ndarray, sky: np.ndarray, config: PriorConfig) -> t
     above = (np.arange(h) < h // 2)[:, None] & ~sky
     n = np.maximum(above.sum(0), 1)
     green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
-    vert = _vertical_edges(_features(img)[..., 2], config.vertical_edge)
+    vert = _vertical_edges((_features(img) if feats is None else feats)[..., 2], config.vertical_edge)
     for cue, limit in ((green, config.terrain_green), (vert, config.terrain_vertical)):
         share = ndimage.uniform_filter1d((cue & above).sum(0) / n, k, mode="wrap")
         terrain &= share < limit
@@ -369,13 +371,20 @@ def _water(img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndar
     sky_up = sky[h // 2 - 1 :: -1][: below.shape[0]]
     seed = (
         sky_up
-        & (np.abs(below[..., :2] - mirror[..., :2]).max(-1) < config.water_eps)
+        & (
+            np.maximum(np.abs(below[..., 0] - mirror[..., 0]), np.abs(below[..., 1] - mirror[..., 1]))
+            < config.water_eps
+        )
         & (below[..., 2] <= mirror[..., 2] * 1.05)
         & (img[h // 2 :, :, 2] >= img[h // 2 :, :, 0])
     )
-    gy = np.abs(np.diff(below, axis=0, append=below[-1:])).max(-1)
-    gx = np.abs(np.diff(below, axis=1, append=below[:, :1])).max(-1)
-    smooth = np.maximum(gx, gy) < config.water_step * 512 / h
+    # one colour step to the next row and to the next column (wrapped), the largest over the features
+    thr = config.water_step * 512 / h
+    smooth = np.ones(below.shape[:2], bool)
+    for c in range(below.shape[-1]):
+        f = below[..., c]
+        smooth[:-1] &= np.abs(f[1:] - f[:-1]) < thr
+        smooth &= np.abs(np.roll(f, -1, 1) - f) < thr
     lab, n = ndimage.label(smooth, structure=np.ones((3, 3)))
     if n == 0:
         return np.zeros((h, w), bool)
@@ -403,6 +412,7 @@ def ground_contact(
     config: PriorConfig,
     tolerance: float | None = None,
     structure: bool = False,
+    feats: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per column, the row where the ground meets what stands on it (scanning up from the bottom).
 
@@ -413,7 +423,7 @@ def ground_contact(
     h, w = img.shape[:2]
     lat = _latitudes(h)
     sample = np.broadcast_to((lat < -math.radians(config.ground_lat_deg))[:, None], (h, w))
-    feats = _features(img)
+    feats = _features(img) if feats is None else feats
     dist = _colour_model(img, sample, feats, config.ground_shade)
     tol = config.ground_tolerance if tolerance is None else tolerance
     ground_like = (dist < tol) & ~sky & (lat < 0)[:, None]
@@ -462,13 +472,14 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     """Ground plane + pop-up folds at the ground contact + far cap; sky is set by the caller. [H, W] float32"""
     h = panorama.height
     lat = _latitudes(h)
-    contact = ground_contact(panorama, sky, config, structure=True)
+    feats = _features(panorama.image)  # once: the contact, terrain, segments and water all read it
+    contact = ground_contact(panorama, sky, config, structure=True, feats=feats)
     # latitude of the contact line (centre of the first non-ground row); at or above the horizon: far
     lat_c = math.pi / 2 - math.pi * (contact + 0.5) / h
     # a contact this close to the horizon cannot be told from none: the column floats (a crown over
     # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
     floating = lat_c >= -math.radians(config.contact_min_deg)
-    rock, e_s = _terrain_columns(panorama.image, sky, config)
+    rock, e_s = _terrain_columns(panorama.image, sky, config, feats)
     terrain = rock if config.terrain_far > 0 else np.zeros(panorama.width, bool)
     with np.errstate(divide="ignore"):
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
@@ -492,7 +503,6 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     rows = np.arange(h)[:, None]
     if config.segment_reach_m > 0:
         region = (rows < np.floor(contact)[None, :]) & ~sky & ~rock[None]
-        feats = _features(panorama.image)
         seg = _segment_reach(
             feats, region, d, contact, config.segment_reach_m, config.segment_eps, config.segment_max_deg
         )
@@ -505,7 +515,7 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         # water lies below the bank the camera stands on (see ``water_drop``)
         with np.errstate(divide="ignore"):
             lake = (eye_height + config.water_drop) / np.maximum(down, 1e-6)
-        ground = np.where(_water(panorama.image, sky, config), lake, ground)
+        ground = np.where(_water(panorama.image, sky, config, feats), lake, ground)
     depth = np.where(rows >= np.floor(contact)[None, :], np.minimum(ground, config.fold_far), fold)
     return depth.astype(np.float32)
 
