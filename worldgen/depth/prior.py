@@ -11,6 +11,10 @@ Outdoors (ground, pop-up folds, sky):
   the column floats and takes the nearest fold whose 3 m overhang reaches it (a crown over far
   ground stands at its trunk), else 30 m; a fold is no farther than most of its neighbours within
   10°;
+- the ground colour model allows the ground's brightness a 20 % spread (shade changes brightness,
+  not chromaticity);
+- water (a smooth region below the horizon that mirrors the sky and is not underfoot) is a plane
+  0.45 m below the ground under the camera: a constant, not a measurement (see ``water_drop``);
 - the sky is at infinity (worldgen.depth.sky).
 Indoors (a room box):
 - floor and ceiling colour models from the bottom and the top; the floor-wall contact of each
@@ -111,10 +115,11 @@ class PriorConfig:
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
         ground_shade: outdoors, the smallest spread (standard deviation) of brightness the ground
-            colour model allows, relative to its samples' mean brightness (0.2): the ground learnt under the camera is often evenly lit, while farther on
-            the same grass or sand lies in a shadow or turns from the sun, darker by a factor but of
-            the same chromaticity; a tighter model ends the ground at the first shade and puts a
-            fold (a canyon wall, a hillside) far too near. 0 = off.
+            colour model allows, relative to its samples' mean brightness (0.2): the ground learnt
+            under the camera is often evenly lit, while farther on the same grass or sand lies in a
+            shadow or turns from the sun, darker by a factor but of the same chromaticity; a
+            tighter model ends the ground at the first shade and puts a fold (a canyon wall, a
+            hillside) far too near. 0 = off.
         water_drop: outdoors, how far below the ground under the camera a water surface lies, metres
             (0.45; 0 = off). A shore or a bank stands above its water, and where the camera stands
             by a lake, most of what lies below the horizon may be water: put at the camera's ground
@@ -122,8 +127,8 @@ class PriorConfig:
             shoreline and the reflections give the water's height only in units of a distance that
             is itself unknown), so it is a constant, and 0.45 m was chosen from this project's own
             procedural generator, whose lakes lie exactly 0.45 m below the shore: real banks vary.
-            The procedural lakes pass with any drop from 0.3 to 0.6 m (δ1 is the same, AbsRel
-            0.10-0.16). Water is found by ``_water``.
+            The procedural lakes pass with any drop from 0.3 to 0.6 m (seeds 1 and 3: the same δ1,
+            AbsRel 0.10-0.18). Water is found by ``_water``.
         water_eps: largest chromaticity difference between a pixel below the horizon and the sky
             pixel mirrored about the horizon for it to reflect the sky (0.03).
         water_step: the largest colour step (``_features``, per pixel at 512 rows) inside one smooth
