@@ -4,7 +4,9 @@
   1024x512): AbsRel and δ1 (cos-latitude weighted, pixels that are not sky in the truth), sky IoU,
   and "non-sky as sky" (share of true surface pixels the prior calls sky); the old `layout` prior's
   AbsRel beside it. Targets: AbsRel <= 0.25, δ1 >= 0.7, sky IoU >= 0.95, no sky in interiors. Time
-  at 2048x1024 (target <= 5 s).
+  at 2048x1024 (target <= 5 s). Then one row per setting over seeds 0-4 (``WORLDGEN_BENCH_PRIOR_SEEDS``,
+  a comma-separated list; one seed gives no such rows): the worst seed's AbsRel, how many seeds pass,
+  and every seed's AbsRel/δ1/sky IoU.
 - **align**: exact per-view depth of 18 rendered 100° views (procedural `render_view`) of an
   interior, a meadow, a village, a forest and a city (the last two: most depth edges), at 518 px
   (Depth Anything's input size; a 128 px figure beside it, harsher than any real model's input).
@@ -66,18 +68,51 @@ def scores(pred: np.ndarray, pred_sky: np.ndarray, gt: np.ndarray) -> dict:
     }
 
 
+def _prior_score(setting: str, seed: int):
+    """The prior on one procedural world (1024x512): its scores, facts and pass/fail, and the panorama
+    and truth (for the layout prior beside it)."""
+    spec, _ = parse_prompt(PROMPTS[setting], seed)
+    pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=1024, previews=False))
+    d, facts = prior_depth(pano, 1.6)
+    s = scores(d.depth, d.sky, depth.depth)
+    indoor = setting == "interior"
+    ok = s["absrel"] <= 0.25 and s["d1"] >= 0.7 and (s["iou"] >= 0.95 if not indoor else not d.sky.any())
+    return s, facts, ok, pano, depth
+
+
+def _prior_seed_rows(seeds: list[int], first: dict) -> list[dict]:
+    """One row per setting over several seeds: the worst AbsRel, how many seeds pass, every seed's
+    figures. ``first``: the seed-0 results already computed, by setting."""
+    rows = []
+    for setting in PROMPTS:
+        res = [first[setting] if seed == 0 and setting in first else _prior_score(setting, seed)[:3] for seed in seeds]
+        npass = sum(ok for _, _, ok in res)
+        rows.append(
+            {
+                "name": f"prior over seeds {seeds[0]}-{seeds[-1]}, {setting}: worst AbsRel",
+                "value": round(max(s["absrel"] for s, _, _ in res), 3),
+                "unit": "",
+                "target": "every seed: <= 0.25, δ1 >= 0.7, sky IoU >= 0.95 (indoors: no sky)",
+                "ok": npass == len(seeds),
+                "note": f"{npass}/{len(seeds)} seeds pass; "
+                + ", ".join(
+                    f"{seed}: {s['absrel']:.3f}/{s['d1']:.2f}/{s['iou']:.2f}" for seed, (s, _, _) in zip(seeds, res)
+                )
+                + " (AbsRel/δ1/sky IoU)",
+            }
+        )
+    return rows
+
+
 def _prior_rows() -> list[dict]:
     rows = []
     worst = {"absrel": 0.0, "d1": 1.0, "iou": 1.0}
-    for setting, prompt in PROMPTS.items():
-        spec, _ = parse_prompt(prompt, 0)
-        pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=1024, previews=False))
-        d, facts = prior_depth(pano, 1.6)
-        s = scores(d.depth, d.sky, depth.depth)
+    first = {}
+    for setting in PROMPTS:
+        s, facts, ok, pano, depth = _prior_score(setting, 0)
+        first[setting] = (s, facts, ok)
         lay = layout_depth(pano, 1.6)
         ls = scores(lay.depth, lay.sky, depth.depth)
-        indoor = setting == "interior"
-        ok = s["absrel"] <= 0.25 and s["d1"] >= 0.7 and (s["iou"] >= 0.95 if not indoor else not d.sky.any())
         worst = {
             "absrel": max(worst["absrel"], s["absrel"]),
             "d1": min(worst["d1"], s["d1"]),
@@ -111,6 +146,9 @@ def _prior_rows() -> list[dict]:
             "note": f"CPU {cpu:.2f} s (all threads), {load}",
         }
     )
+    seeds = [int(x) for x in os.environ.get("WORLDGEN_BENCH_PRIOR_SEEDS", "0,1,2,3,4").split(",") if x.strip()]
+    if len(seeds) > 1:
+        rows += _prior_seed_rows(seeds, first)
     return rows
 
 

@@ -11,6 +11,10 @@ Outdoors (ground, pop-up folds, sky):
   the column floats and takes the nearest fold whose 3 m overhang reaches it (a crown over far
   ground stands at its trunk), else 30 m; a fold is no farther than most of its neighbours within
   10°;
+- the ground colour model allows the ground's brightness a 20 % spread (shade changes brightness,
+  not chromaticity);
+- water (a smooth region below the horizon that mirrors the sky and is not underfoot) is a plane
+  0.45 m below the ground under the camera: a constant, not a measurement (see ``water_drop``);
 - the sky is at infinity (worldgen.depth.sky).
 Indoors (a room box):
 - floor and ceiling colour models from the bottom and the top; the floor-wall contact of each
@@ -110,6 +114,27 @@ class PriorConfig:
         foot_green: the share of green in that band above which it is grass, not a facade (0.3).
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
+        ground_shade: outdoors, the smallest spread (standard deviation) of brightness the ground
+            colour model allows, relative to its samples' mean brightness (0.2): the ground learnt
+            under the camera is often evenly lit, while farther on the same grass or sand lies in a
+            shadow or turns from the sun, darker by a factor but of the same chromaticity; a
+            tighter model ends the ground at the first shade and puts a fold (a canyon wall, a
+            hillside) far too near. 0 = off.
+        water_drop: outdoors, how far below the ground under the camera a water surface lies, metres
+            (0.45; 0 = off). A shore or a bank stands above its water, and where the camera stands
+            by a lake, most of what lies below the horizon may be water: put at the camera's ground
+            height, all of it is 20-30 % too near. Nothing in one panorama measures the drop (the
+            shoreline and the reflections give the water's height only in units of a distance that
+            is itself unknown), so it is a constant, and 0.45 m was chosen from this project's own
+            procedural generator, whose lakes lie exactly 0.45 m below the shore: real banks vary.
+            The procedural lakes pass with any drop from 0.3 to 0.6 m (seeds 1 and 3: the same δ1,
+            AbsRel 0.10-0.18). Water is found by ``_water``.
+        water_eps: largest chromaticity difference between a pixel below the horizon and the sky
+            pixel mirrored about the horizon for it to reflect the sky (0.03).
+        water_step: the largest colour step (``_features``, per pixel at 512 rows) inside one smooth
+            region of water (0.01: a sand or grass shore, a foam line, a reflected tree is an edge).
+        water_seed_share: a smooth region below the horizon is water when at least this share of its
+            pixels reflect the sky (0.02) and it does not reach the ground under the camera.
     """
 
     scene: str = "auto"
@@ -144,22 +169,32 @@ class PriorConfig:
     segment_reach_m: float = 5.0
     segment_eps: float = 0.05
     segment_max_deg: float = 45.0
+    water_drop: float = 0.45
+    water_eps: float = 0.03
+    water_step: float = 0.01
+    water_seed_share: float = 0.02
+    ground_shade: float = 0.2
 
 
 def _latitudes(h: int) -> np.ndarray:
     return np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
 
 
-def _colour_model(img: np.ndarray, sample: np.ndarray, feats: np.ndarray | None = None) -> np.ndarray:
+def _colour_model(
+    img: np.ndarray, sample: np.ndarray, feats: np.ndarray | None = None, shade: float = 0.0
+) -> np.ndarray:
     """Mahalanobis distance of every pixel to the colours under ``sample``, in units of the samples'
     95th percentile (1.0 = as unusual as the 5% least typical sample). ``feats``: ``_features(img)``
-    when already computed. [H, W] float32"""
+    when already computed; ``shade``: the smallest standard deviation of brightness the model allows,
+    relative to the samples' mean brightness. [H, W] float32"""
     feats = _features(img) if feats is None else feats
     x = feats[sample].astype(np.float64)
     if len(x) < 16:
         return np.full(img.shape[:2], np.inf, np.float32)
     mu = x.mean(0)
     cov = np.cov((x - mu).T) + np.eye(x.shape[1]) * 1e-4
+    # shade and shadow change a surface's brightness by a factor, not its chromaticity
+    cov[2, 2] = max(cov[2, 2], (shade * mu[2]) ** 2)
     inv = np.linalg.inv(cov)
     d = feats.reshape(-1, feats.shape[-1]) - mu
     m = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, inv, d), 0)).reshape(img.shape[:2])
@@ -234,7 +269,9 @@ def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
     return out
 
 
-def _terrain_columns(img: np.ndarray, sky: np.ndarray, config: PriorConfig) -> tuple[np.ndarray, np.ndarray]:
+def _terrain_columns(
+    img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Columns whose structure above the horizon is terrain (rock rising to a high skyline all
     around), not vertical structures: everything within ``terrain_win_deg`` rises above
     ``terrain_sky_deg`` (no sky gaps between crowns or buildings), and in that window the part above
@@ -248,7 +285,7 @@ def _terrain_columns(img: np.ndarray, sky: np.ndarray, config: PriorConfig) -> t
     above = (np.arange(h) < h // 2)[:, None] & ~sky
     n = np.maximum(above.sum(0), 1)
     green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
-    vert = _vertical_edges(_features(img)[..., 2], config.vertical_edge)
+    vert = _vertical_edges((_features(img) if feats is None else feats)[..., 2], config.vertical_edge)
     for cue, limit in ((green, config.terrain_green), (vert, config.terrain_vertical)):
         share = ndimage.uniform_filter1d((cue & above).sum(0) / n, k, mode="wrap")
         terrain &= share < limit
@@ -317,12 +354,70 @@ def _segment_reach(
     return np.where(region, out, np.inf)
 
 
+def _water(img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None) -> np.ndarray:
+    """Water below the horizon: smooth regions that reflect the sky and are not what the camera
+    stands on. [H, W] bool
+
+    A calm water surface is a mirror: below the horizon, at the latitude -e, it shows the sky seen at
+    +e, with the same chromaticity (Fresnel reflection dims it, never brightens it), and it is smooth:
+    its colour fades from the reflected sky to the water's own colour without edges. So: (1) pixels
+    whose chromaticity is within ``water_eps`` of the sky pixel mirrored about the horizon, no
+    brighter, and bluish (a sunlit sand or a dry field is warm); (2) regions of the lower half where
+    no colour step between neighbours exceeds ``water_step`` (8-connected); (3) a region is water
+    where at least ``water_seed_share`` of it reflects the sky and it does not reach 75° below the
+    horizon: the ground under the camera's feet is ground (a grey street under a pale sky has the
+    sky's chromaticity and is smooth, but the camera stands on it); (4) in each column, what lies
+    between the first and the last water pixel (and the 2 pixels of the region's edge below it) is
+    water too: a sun glint, a reflected cloud."""
+    h, w = sky.shape
+    feats = _features(img) if feats is None else feats
+    below = feats[h // 2 :]
+    mirror = feats[h // 2 - 1 :: -1][: below.shape[0]]  # row h/2 + k mirrors row h/2 - 1 - k
+    sky_up = sky[h // 2 - 1 :: -1][: below.shape[0]]
+    seed = (
+        sky_up
+        & (
+            np.maximum(np.abs(below[..., 0] - mirror[..., 0]), np.abs(below[..., 1] - mirror[..., 1]))
+            < config.water_eps
+        )
+        & (below[..., 2] <= mirror[..., 2] * 1.05)
+        & (img[h // 2 :, :, 2] >= img[h // 2 :, :, 0])
+    )
+    # one colour step to the next row and to the next column (wrapped), the largest over the features
+    thr = config.water_step * 512 / h
+    smooth = np.ones(below.shape[:2], bool)
+    for c in range(below.shape[-1]):
+        f = below[..., c]
+        smooth[:-1] &= np.abs(f[1:] - f[:-1]) < thr
+        smooth &= np.abs(np.roll(f, -1, 1) - f) < thr
+    lab, n = ndimage.label(smooth, structure=np.ones((3, 3)))
+    if n == 0:
+        return np.zeros((h, w), bool)
+    cnt = np.bincount(lab.ravel(), minlength=n + 1)
+    seeds = np.bincount(lab.ravel(), weights=seed.ravel(), minlength=n + 1)
+    feet = np.zeros(n + 1, bool)
+    feet[np.unique(lab[_latitudes(h)[h // 2 :] < -math.radians(75.0)])] = True
+    # regions smaller than 0.2 % of the panorama are reflections of single trees or glints, not a lake
+    water = (seeds >= config.water_seed_share * cnt) & ~feet & (cnt >= 0.002 * h * w)
+    water[0] = False
+    lake = water[lab]
+    # what the water surrounds in its column is on the water too: a sun glint, a reflected cloud, the
+    # edge pixels of a region (rows between a column's first and last water pixel)
+    r = np.arange(lake.shape[0])[:, None]
+    top = np.where(lake.any(0), np.argmax(lake, 0), lake.shape[0])
+    bottom = lake.shape[0] - 1 - np.argmax(lake[::-1], 0)
+    out = np.zeros((h, w), bool)
+    out[h // 2 :] = (r >= top[None]) & (r <= bottom[None] + 2)
+    return out
+
+
 def ground_contact(
     panorama: Panorama,
     sky: np.ndarray,
     config: PriorConfig,
     tolerance: float | None = None,
     structure: bool = False,
+    feats: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per column, the row where the ground meets what stands on it (scanning up from the bottom).
 
@@ -333,8 +428,8 @@ def ground_contact(
     h, w = img.shape[:2]
     lat = _latitudes(h)
     sample = np.broadcast_to((lat < -math.radians(config.ground_lat_deg))[:, None], (h, w))
-    feats = _features(img)
-    dist = _colour_model(img, sample, feats)
+    feats = _features(img) if feats is None else feats
+    dist = _colour_model(img, sample, feats, config.ground_shade)
     tol = config.ground_tolerance if tolerance is None else tolerance
     ground_like = (dist < tol) & ~sky & (lat < 0)[:, None]
     gap = max(2, round(config.gap * h / 512))
@@ -382,13 +477,14 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     """Ground plane + pop-up folds at the ground contact + far cap; sky is set by the caller. [H, W] float32"""
     h = panorama.height
     lat = _latitudes(h)
-    contact = ground_contact(panorama, sky, config, structure=True)
+    feats = _features(panorama.image)  # once: the contact, terrain, segments and water all read it
+    contact = ground_contact(panorama, sky, config, structure=True, feats=feats)
     # latitude of the contact line (centre of the first non-ground row); at or above the horizon: far
     lat_c = math.pi / 2 - math.pi * (contact + 0.5) / h
     # a contact this close to the horizon cannot be told from none: the column floats (a crown over
     # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
     floating = lat_c >= -math.radians(config.contact_min_deg)
-    rock, e_s = _terrain_columns(panorama.image, sky, config)
+    rock, e_s = _terrain_columns(panorama.image, sky, config, feats)
     terrain = rock if config.terrain_far > 0 else np.zeros(panorama.width, bool)
     with np.errstate(divide="ignore"):
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
@@ -412,7 +508,6 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     rows = np.arange(h)[:, None]
     if config.segment_reach_m > 0:
         region = (rows < np.floor(contact)[None, :]) & ~sky & ~rock[None]
-        feats = _features(panorama.image)
         seg = _segment_reach(
             feats, region, d, contact, config.segment_reach_m, config.segment_eps, config.segment_max_deg
         )
@@ -421,6 +516,11 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
         fold = np.where(terrain[None], _slope(d, lat_c, e_s, config.terrain_far, lat), fold)
+    if config.water_drop > 0:
+        # water lies below the bank the camera stands on (see ``water_drop``)
+        with np.errstate(divide="ignore"):
+            lake = (eye_height + config.water_drop) / np.maximum(down, 1e-6)
+        ground = np.where(_water(panorama.image, sky, config, feats), lake, ground)
     depth = np.where(rows >= np.floor(contact)[None, :], np.minimum(ground, config.fold_far), fold)
     return depth.astype(np.float32)
 
