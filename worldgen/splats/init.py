@@ -106,7 +106,7 @@ def init_gaussians(
     n_total = sum(int(m.sum()) for _, m in layers)
     groups = None
     if config.max_splats and n_total > config.max_splats:
-        groups = _merge_groups(depth.valid | (depth.sky if len(layers) > 1 else False), config.max_splats)
+        groups = _merge_groups(tuple(m for _, m in layers), config.max_splats)
 
     parts = []
     for name, mask in layers:
@@ -387,13 +387,20 @@ def _group_ids(H: int, W: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return gid, cols_per, np.int64(s)
 
 
-def _merge_groups(mask: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Smallest block size whose non-empty blocks number at most ``budget``."""
-    H, W = mask.shape
+def _merge_groups(mask: np.ndarray | tuple[np.ndarray, ...], budget: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Smallest block size whose merged splats number at most ``budget``.
+
+    Args:
+        mask: [H, W] bool, or a tuple of them: the layers merged separately (surface and sky:
+            a block holding pixels of both gives one splat per layer, so each layer's non-empty
+            blocks are counted).
+    """
+    masks = mask if isinstance(mask, tuple) else (mask,)
+    H, W = masks[0].shape
     s = 1
     while True:
         gid, cols_per, rows = _group_ids(H, W, s)
-        n = int(np.unique(gid[mask]).size)
+        n = sum(int(np.unique(gid[m]).size) for m in masks)
         if n <= budget or s >= H:
             return gid, cols_per, int(rows)
         s += 1

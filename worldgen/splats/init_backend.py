@@ -34,7 +34,7 @@ register_backend(
         summary="one Gaussian per pixel on its ray (footprint scales, depth normals, sky dome); no refinement",
         config=InitConfig,
         presets={"fast": {"max_splats": 500_000}, "balanced": {}, "quality": {}},
-        version="1",
+        version="2",
     )
 )
 

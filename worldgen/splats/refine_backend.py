@@ -154,7 +154,7 @@ def _run(ctx: StageContext) -> StageResult:
         # half their height; the equator keeps one splat per pixel).
         shown = depth.valid | (depth.sky if cfg.init_sky == "dome" else False)
         merged = init_cfg.max_splats and int(shown.sum()) > init_cfg.max_splats
-        rows = _merge_groups(shown, init_cfg.max_splats)[2] if merged else 1
+        rows = _merge_groups(_layers(depth, cfg), init_cfg.max_splats)[2] if merged else 1
         rcfg = replace(rcfg, cpu_view_size=int(min(384, max(64, 8 * round(depth.shape[1] / rows / 32)))))
     # The optimiser leaves the backing's shapes alone (it is the floor under the pixel splats).
     frozen = None if backing is None or not len(backing) else np.arange(len(cloud)) >= n_init
@@ -169,6 +169,13 @@ def _run(ctx: StageContext) -> StageResult:
     report["n_gaussians_init"] = n_init
     report["n_gaussians_backing"] = 0 if backing is None else len(backing)
     return StageResult(artifacts={"gaussians": out}, report=report)
+
+
+def _layers(depth, cfg: RefineStageConfig) -> tuple[np.ndarray, ...]:
+    """The masks init_gaussians merges separately: [H, W] bool each (surface, and the sky's dome)."""
+    if cfg.init_sky == "dome" and depth.sky.any():
+        return (depth.valid, depth.sky)
+    return (depth.valid,)
 
 
 def _backing(pano, depth, cfg: RefineStageConfig, init_cfg, budget: int, refining: bool):
@@ -189,7 +196,7 @@ def _backing(pano, depth, cfg: RefineStageConfig, init_cfg, budget: int, refinin
         step = max(step, math.ceil(depth.shape[1] / 1024))
 
     def level(b: int) -> int:
-        return 0 if n_pixels <= b else _merge_groups(shown, b)[2]
+        return 0 if n_pixels <= b else _merge_groups(_layers(depth, cfg), b)[2]
 
     factor = cfg.backing_factor * step
     # Init's default footprint for these: they are the smooth floor under the narrow pixel
@@ -216,7 +223,7 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="9",
+        version="10",
         models={"fill": "fill_model"},
     )
 )
