@@ -870,7 +870,13 @@ def _bin_intersections(
         # of the long list instead of two.
         exact = raw >= ALPHA_THRESHOLD
         alpha = raw.clamp_max(0.999).masked_fill_(~exact, 0.0)
-        start, end = _segment_bounds(pix)
+        # Each (tile, pixel-of-tile) group of the counting sort is one pixel's run: its bounds come
+        # from the group counts directly (no scan of the long list for run boundaries).
+        seg_first = ((torch.cumsum(tot, 0) - tot)[:, None] + off_tp).reshape(-1).long()
+        seg_len = cnt_tp.reshape(-1).long()
+        M = pix.shape[0]
+        start = torch.repeat_interleave(seg_first, seg_len, output_size=M)
+        end = torch.repeat_interleave(seg_first + seg_len - 1, seg_len, output_size=M)
         logt = torch.log1p(-alpha.to(torch.float64))
         csum = torch.cumsum(logt, 0)
         excl = csum - logt
