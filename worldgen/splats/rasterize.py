@@ -693,15 +693,16 @@ def _make_composite_function():
         def forward(ctx, means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, P, width, height):
             w = alpha * T
             img = torch.zeros(P, feats.shape[-1], device=feats.device, dtype=feats.dtype)
-            img.index_add_(0, pix, w[:, None] * feats.index_select(0, entry))
+            fk = feats.index_select(0, entry)  # kept for the backward: one gather of [M, D] fewer
+            img.index_add_(0, pix, w[:, None] * fk)
             acc = torch.zeros(P, device=feats.device, dtype=feats.dtype).index_add_(0, pix, w)
-            ctx.save_for_backward(means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc)
+            ctx.save_for_backward(means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc, fk)
             ctx.width, ctx.height = width, height
             return img, acc
 
         @staticmethod
         def backward(ctx, g_img, g_acc):
-            means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc = ctx.saved_tensors
+            means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc, fk = ctx.saved_tensors
             dt = feats.dtype
             nnz, D = feats.shape
             if g_img is None:
@@ -710,7 +711,7 @@ def _make_composite_function():
                 g_acc = torch.zeros_like(acc)
             gp = g_img.index_select(0, pix)  # [M, D]
             w = alpha * T
-            v = (gp * feats.index_select(0, entry)).sum(-1)  # dL/dC . f_k
+            v = (gp * fk).sum(-1)  # dL/dC . f_k
             # S_k = sum over later intersections of the same pixel of w_j v_j (one float64 cumsum).
             cs = torch.cumsum((w * v).to(torch.float64), 0)
             S = (cs.index_select(0, end) - cs).to(dt)
@@ -876,7 +877,6 @@ def _bin_intersections(
         seg_len = cnt_tp.reshape(-1).long()
         M = pix.shape[0]
         start = torch.repeat_interleave(seg_first, seg_len, output_size=M)
-        end = torch.repeat_interleave(seg_first + seg_len - 1, seg_len, output_size=M)
         logt = torch.log1p(-alpha.to(torch.float64))
         csum = torch.cumsum(logt, 0)
         excl = csum - logt
@@ -886,7 +886,9 @@ def _bin_intersections(
         # pixel's list leaves the transmittance of the kept intersections unchanged.
         live = (excl + logt > math.log(T_STOP)) & exact
         trans = torch.exp(excl).to(dt)
-        if not bool(live.all()):
+        if bool(live.all()):
+            end = torch.repeat_interleave(seg_first + seg_len - 1, seg_len, output_size=M)
+        else:
             idx = torch.nonzero(live).reshape(-1)
             pix, entry, alpha, raw, trans = (t.index_select(0, idx) for t in (pix, entry, alpha, raw, trans))
             start, end = _segment_bounds(pix)
