@@ -350,3 +350,38 @@ def test_nothing_visible_renders_background_with_zero_gradients():
     assert meta["n_intersections"] == 0 and float(alpha.detach().abs().sum()) == 0.0
     torch.testing.assert_close(img, bg[:, None, None, :].expand(1, 16, 16, 3))
     assert torch.equal(means.grad, torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("C, w, h, opacity, seed", [(1, 30, 18, 1.0, 12), (2, 17, 13, 1.0, 13), (1, 30, 18, 0.1, 0)])
+def test_bin_runs_bounds_and_transmittance(C, w, h, opacity, seed):
+    # The binner's bookkeeping on its own: every pixel's intersections form one run, the run
+    # bounds (taken from the counting sort's group counts) are those of the list itself, no
+    # candidate that failed the exact alpha test is left (they ride along with alpha 0 until
+    # the transmittance cut), runs are front to back and T is the product of (1 - alpha) before.
+    # Faint splats (opacity x 0.1, seed 0: no candidate fails the exact test) never reach the
+    # cut, so there the bounds are the ones taken from the counts.
+    from worldgen.splats.rasterize import _bin_intersections, _project_packed, _segment_bounds
+
+    means, quats, scales, ops, _ = _scene(300, seed)
+    ops = ops * opacity
+    vms, ks = _cams(C, w, h)
+    pk = _project_packed(means, quats, scales, ops, vms, ks, w, h, 0.3, 0.01, 1e10, 0.0, False)
+    pix, entry, alpha, trans, start, end, clamped = _bin_intersections(
+        pk["means2d"], pk["conics"], pk["opacities"], pk["depths"], pk["radii"], pk["camera_ids"], w, h, 10**8
+    )
+    assert pix.numel() > 100 and int(pix.max()) < C * w * h
+    s_ref, e_ref = _segment_bounds(pix)
+    assert torch.equal(start, s_ref) and torch.equal(end, e_ref)
+    firsts = torch.unique(start)
+    assert firsts.numel() == torch.unique(pix).numel()  # one run per pixel
+    assert bool((alpha >= 1 / 255).all()) and bool((alpha <= 0.999).all())
+    d = pk["depths"].index_select(0, entry)
+    same = pix[1:] == pix[:-1]
+    assert bool((d[1:][same] >= d[:-1][same]).all())
+    # T_k = prod over earlier intersections of the same pixel of (1 - alpha), in float64.
+    logt = torch.log1p(-alpha.double())
+    cs = torch.cumsum(logt, 0)
+    expect = torch.exp(cs - logt - (cs - logt).index_select(0, start)).float()
+    torch.testing.assert_close(trans, expect, atol=1e-6, rtol=1e-5)
+    assert bool((trans * (1 - alpha) > 1e-4 - 1e-9).all())  # cut where gsplat stops
+    assert not bool(clamped.any()) or bool((alpha[clamped] == 0.999).all())

@@ -104,12 +104,13 @@ def solve_colours(
         per pixel and its contribution to SIRT's denominator. Sparse products replace the
         per-iteration scatter-adds: ~5x faster per iteration on one thread (bit-stable: each
         output row is summed in a fixed order)."""
+        # Stable sorts on the int32 ids (torch sorts them ~3x faster than int64; same permutation).
+        order = torch.argsort(entry[0].int(), stable=True)
+        order_t = torch.argsort(entry[1].int(), stable=True)
         pix, gid, wt = (e.long() if e.dtype == torch.int32 else e for e in entry)
-        order = torch.argsort(pix, stable=True)
         crow = torch.zeros(P + 1, dtype=torch.int64, device=device)
         crow[1:] = torch.cumsum(torch.bincount(pix, minlength=P), 0)
         W_ = torch.sparse_csr_tensor(crow, gid[order], wt[order], (P, N))
-        order_t = torch.argsort(gid, stable=True)
         crow_t = torch.zeros(N + 1, dtype=torch.int64, device=device)
         crow_t[1:] = torch.cumsum(torch.bincount(gid, minlength=N), 0)
         WT = torch.sparse_csr_tensor(crow_t, pix[order_t], wt[order_t], (N, P))
