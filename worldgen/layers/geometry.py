@@ -107,6 +107,7 @@ def continue_background(
     max_band_deg: float = 45.0,
     nearest: bool = False,
     step_ratio: float | None = None,
+    thin_px: float = 4.0,
 ) -> dict[str, np.ndarray]:
     """The background hidden behind the foreground, continued from the occluding edges.
 
@@ -128,6 +129,11 @@ def continue_background(
             ``edge_ratio`` that the sheet cuts (the gap between a sofa's back and the wall behind
             it, books in a shelf) opens a crack as soon as the viewer moves. ``edge_ratio`` still
             decides across which neighbours a background travels.
+        thin_px: a farther seed on the same surface cannot take over a pixel whose first
+            background lies at most this many pixels away (inside a thin occluder: a lamp's pole,
+            a distant trunk) from more than twice that angle. Default 4. Wider occluders are not
+            bound: behind a trunk 1.5 m away the bound left the far part of the trunk's hidden
+            band to no seed at all, a hole 1 m aside (make demo's splats).
 
     Returns:
         dict with **hidden** [H, W] bool (pixels with a background behind their own surface),
@@ -244,7 +250,7 @@ def continue_background(
             # behind a post in front of a wider post the wall continues (nested occluders).
             cur = best_src[ys, xs]
             held = cur >= 0
-            near_enough = ~held | (ang <= 2.0 * first_ang[ys, xs] + 2.0 * pixel)
+            near_enough = ~held | (ang <= 2.0 * first_ang[ys, xs] + 2.0 * pixel) | (first_ang[ys, xs] > thin_px * pixel)
             ask = ~near_enough & np.isfinite(sd)
             if ask.any():
                 c, q = cur[ask], s[ask]

@@ -223,7 +223,7 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="10",
+        version="11",
         models={"fill": "fill_model"},
     )
 )
