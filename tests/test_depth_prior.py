@@ -14,10 +14,10 @@ from worldgen.errors import InputError
 
 
 @functools.cache
-def _world(prompt: str, width: int = 256):
+def _world(prompt: str, width: int = 256, seed: int = 0):
     from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
 
-    spec, _ = parse_prompt(prompt, 0)
+    spec, _ = parse_prompt(prompt, seed)
     return synthesize(spec, 1.6, ProceduralConfig(width=width, antialias=False, previews=False))
 
 
@@ -111,10 +111,7 @@ def test_walls_stand_at_their_foot(prompt):
 
 def test_high_cliffs_are_outdoors():
     # cliffs hide all but a little sky above 30°, but the zenith is open: not a room
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-
-    spec, _ = parse_prompt("a mountains", 1)
-    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=256, antialias=False, previews=False))
+    pano, gt, _ = _world("a mountains", 256, 1)
     depth, facts = prior_depth(pano, 1.6)
     assert facts["scene"] == "outdoor" and facts["sky_above_75deg"] >= 0.25
     assert _scores(depth, gt)[2] > 0.5
@@ -171,10 +168,7 @@ def _d1(pred, gt):
 def test_room_walls_at_their_distance(seed):
     # seeds where the per-column colour-model contacts put the walls 1.4-2.4x too far (wooden walls
     # like the wooden floor, a checkered rug): the box fitted to the ceiling-wall and floor-wall lines
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-
-    spec, _ = parse_prompt("a cozy living room interior", seed)
-    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    pano, gt, _ = _world("a cozy living room interior", 512, seed)
     depth, facts = prior_depth(pano, 1.6)
     assert facts["scene"] == "indoor" and not depth.sky.any()
     assert _absrel(depth.depth, gt.depth) <= 0.25 and _d1(depth.depth, gt.depth) >= 0.7
@@ -222,10 +216,7 @@ def test_plain_box_room_is_measured():
 def test_canyon_walls_recede_as_they_rise(seed):
     # canyon walls are terrain: a high skyline all around, bare rock (no foliage, few vertical edges);
     # as a vertical fold at the foot they stood far too near higher up (δ1 0.67 and 0.68 at this size)
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-
-    spec, _ = parse_prompt("a canyon", seed)
-    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    pano, gt, _ = _world("a canyon", 512, seed)
     depth, facts = prior_depth(pano, 1.6)
     absrel, d1, iou = _scores(depth, gt)
     assert facts["scene"] == "outdoor"
@@ -306,10 +297,7 @@ def test_plain_facade_over_a_street_of_like_colour():
 def test_lake_lies_below_the_shore(seed):
     # the camera stands on a spit of sand with the lake all around; the water is 0.45 m below the
     # sand, so at the camera's ground height every water pixel was 22 % too near (δ1 0.05)
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-
-    spec, _ = parse_prompt("a lake", seed)
-    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=256, antialias=False, previews=False))
+    pano, gt, _ = _world("a lake", 256, seed)
     depth, _ = prior_depth(pano, 1.6)
     absrel, d1, iou = _scores(depth, gt)
     assert absrel <= 0.15 and d1 >= 0.75 and iou >= 0.95, (absrel, d1, iou)
@@ -371,9 +359,6 @@ def test_ground_in_shade_is_still_ground():
 def test_canyon_floor_in_shade_reaches_the_walls():
     # canyon seed 4: the floor's far part lies in shade; where the ground model stopped there, the
     # walls stood a few metres away (AbsRel 0.258, δ1 0.69 at this size)
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-
-    spec, _ = parse_prompt("a canyon", 4)
-    pano, gt, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    pano, gt, _ = _world("a canyon", 512, 4)
     absrel, d1, iou = _scores(prior_depth(pano, 1.6)[0], gt)
     assert absrel <= 0.23 and d1 >= 0.72 and iou >= 0.95, (absrel, d1, iou)

@@ -99,9 +99,7 @@ def init_gaussians(
         alpha_e = np.where(near_e, alpha_e * np.float32(config.edge_shrink), alpha_e)
         alpha_n = np.where(near_n, alpha_n * np.float32(config.edge_shrink), alpha_n)
     sky_r = sky_radius(depth, config)
-    layers = [("surface", depth.valid)]
-    if config.sky == "dome" and depth.sky.any():
-        layers.append(("sky", depth.sky))
+    layers = list(zip(("surface", "sky"), splat_layers(depth, config.sky)))
 
     n_total = sum(int(m.sum()) for _, m in layers)
     groups = None
@@ -385,6 +383,14 @@ def _group_ids(H: int, W: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     start[:] = np.repeat(band_first, s)[:H]
     gid = start[:, None] + np.arange(W)[None, :] // cols_per[:, None]
     return gid, cols_per, np.int64(s)
+
+
+def splat_layers(depth: DepthMap, sky: str) -> tuple[np.ndarray, ...]:
+    """The pixel masks init_gaussians turns into splats and merges separately under a budget:
+    the surface, then the sky when ``sky`` is "dome" and the panorama has any. [H, W] bool each"""
+    if sky == "dome" and depth.sky.any():
+        return (depth.valid, depth.sky)
+    return (depth.valid,)
 
 
 def _merge_groups(mask: np.ndarray | tuple[np.ndarray, ...], budget: int) -> tuple[np.ndarray, np.ndarray, int]:

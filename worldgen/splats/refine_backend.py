@@ -88,7 +88,7 @@ class RefineStageConfig(RefineConfig):
 def _run(ctx: StageContext) -> StageResult:
     from ..layers.diffusion import fill_options, with_run_prompt
     from .backfill import backfill_gaussians, layer_gaussians
-    from .init import InitConfig, _merge_groups, init_gaussians
+    from .init import InitConfig, _merge_groups, init_gaussians, splat_layers
     from .refine import choose_device
 
     cfg: RefineStageConfig = ctx.config
@@ -115,7 +115,7 @@ def _run(ctx: StageContext) -> StageResult:
     # tree). The old band backfill stays tied to refinement, as before.
     if cfg.walk_radius > 0 or (refining and cfg.backfill_deg > 0):
         ctx.progress(0.0, "completing the surfaces hidden behind depth edges")
-        n_pixels = int((depth.valid | (depth.sky if cfg.init_sky == "dome" else False)).sum())
+        n_pixels = int(np.logical_or.reduce(splat_layers(depth, cfg.init_sky)).sum())
         # A merged cloud gets fill splats of its own size (its equivalent pixel step).
         step = max(1, round(math.sqrt(n_pixels / budget))) if budget and n_pixels > budget else 1
         if not refining:
@@ -152,9 +152,9 @@ def _run(ctx: StageContext) -> StageResult:
         # The pixel splats' own resolution, which native_view_size would misjudge from a count
         # that includes the backing and init's polar merge (it only joins pixels narrower than
         # half their height; the equator keeps one splat per pixel).
-        shown = depth.valid | (depth.sky if cfg.init_sky == "dome" else False)
+        shown = np.logical_or.reduce(splat_layers(depth, cfg.init_sky))
         merged = init_cfg.max_splats and int(shown.sum()) > init_cfg.max_splats
-        rows = _merge_groups(_layers(depth, cfg), init_cfg.max_splats)[2] if merged else 1
+        rows = _merge_groups(splat_layers(depth, cfg.init_sky), init_cfg.max_splats)[2] if merged else 1
         rcfg = replace(rcfg, cpu_view_size=int(min(384, max(64, 8 * round(depth.shape[1] / rows / 32)))))
     # The optimiser leaves the backing's shapes alone (it is the floor under the pixel splats).
     frozen = None if backing is None or not len(backing) else np.arange(len(cloud)) >= n_init
@@ -171,13 +171,6 @@ def _run(ctx: StageContext) -> StageResult:
     return StageResult(artifacts={"gaussians": out}, report=report)
 
 
-def _layers(depth, cfg: RefineStageConfig) -> tuple[np.ndarray, ...]:
-    """The masks init_gaussians merges separately: [H, W] bool each (surface, and the sky's dome)."""
-    if cfg.init_sky == "dome" and depth.sky.any():
-        return (depth.valid, depth.sky)
-    return (depth.valid,)
-
-
 def _backing(pano, depth, cfg: RefineStageConfig, init_cfg, budget: int, refining: bool):
     """(backing splats, the pixel splats' remaining budget) for ``cfg.backing_factor``.
 
@@ -187,16 +180,16 @@ def _backing(pano, depth, cfg: RefineStageConfig, init_cfg, budget: int, refinin
     init's polar merge, which only joins pixels narrower than half their height): a merge one
     level coarser would halve the pixel splats' resolution everywhere.
     """
-    from .init import InitConfig, _merge_groups, backing_gaussians
+    from .init import InitConfig, _merge_groups, backing_gaussians, splat_layers
 
-    shown = depth.valid | (depth.sky if cfg.init_sky == "dome" else False)
+    shown = np.logical_or.reduce(splat_layers(depth, cfg.init_sky))
     n_pixels = int(shown.sum())
     step = max(1, round(math.sqrt(n_pixels / budget))) if budget and n_pixels > budget else 1
     if not refining:
         step = max(step, math.ceil(depth.shape[1] / 1024))
 
     def level(b: int) -> int:
-        return 0 if n_pixels <= b else _merge_groups(_layers(depth, cfg), b)[2]
+        return 0 if n_pixels <= b else _merge_groups(splat_layers(depth, cfg.init_sky), b)[2]
 
     factor = cfg.backing_factor * step
     # Init's default footprint for these: they are the smooth floor under the narrow pixel
