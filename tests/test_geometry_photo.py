@@ -19,7 +19,9 @@ def _jpeg(path, size=(40, 30), orientation=None, **exif_ifd):
         exif[0x0112] = orientation
     ifd = exif.get_ifd(0x8769)
     for tag, value in exif_ifd.items():
-        ifd[{"f35": 0xA405, "focal": 0x920A, "xres": 0xA20E, "unit": 0xA210, "exif_w": 0xA002}[tag]] = value
+        ifd[
+            {"f35": 0xA405, "focal": 0x920A, "xres": 0xA20E, "unit": 0xA210, "exif_w": 0xA002, "exif_h": 0xA003}[tag]
+        ] = value
     img = np.zeros((size[1], size[0], 3), np.uint8)
     img[:, : size[0] // 2, 0] = 255  # left half red
     Image.fromarray(img).save(path, exif=exif)
@@ -64,6 +66,29 @@ def test_implausible_exif_is_skipped_with_a_note(tmp_path):
     notes.clear()
     photo_fov(_jpeg(tmp_path / "f.jpg", size=(64, 30), f35=26), notes=notes)
     assert notes == []  # 2.13:1, a 19.5:9 phone frame: nothing to say
+
+
+def test_focal_plane_resolution_needs_the_cameras_image_width(tmp_path):
+    # Found on a real Lightroom export (Pillow's Tests/images/xmp_test.jpg: a Canon EOS Rebel T6,
+    # 25 mm, 5184 px frame exported at 2000 px without PixelXDimension): the focal plane
+    # resolution counts the camera's pixels, so this file's width says nothing about the sensor.
+    # It was read as a 2.6x narrower view (20° instead of ~48°); it is now skipped with a note.
+    notes = []
+    p = _jpeg(tmp_path / "lr.jpg", size=(200, 107), focal=25.0, xres=5728.18, unit=2)
+    fov, how = photo_fov(p, notes=notes)
+    assert how == "default" and len(notes) == 1 and "PixelXDimension" in notes[0]
+    # an unknown unit (9) or a garbage one (text) is said, not silently dropped, and never crashes
+    notes.clear()
+    fov, how = photo_fov(_jpeg(tmp_path / "u.jpg", focal=4.0, xres=1000.0, unit=9, exif_w=4000), notes=notes)
+    assert how == "default" and len(notes) == 1 and "Unit" in notes[0]
+    notes.clear()
+    fov, how = photo_fov(_jpeg(tmp_path / "t.jpg", focal=4.0, xres=1000.0, unit="mm", exif_w=4000), notes=notes)
+    assert how == "default" and len(notes) == 1
+    # pixels turned by 90° by an editor (portrait file, landscape PixelX/YDimension, no orientation
+    # tag): the file's width is the camera's height, 3000 px of 1 µm: 2 atan(1.5 / 4)
+    p = _jpeg(tmp_path / "p.jpg", size=(30, 40), focal=4.0, xres=1000.0, unit=4, exif_w=4000, exif_h=3000)
+    fov, how = photo_fov(p)
+    assert how == "exif-focal+sensor" and fov == pytest.approx(math.degrees(2 * math.atan(1.5 / 4)))
 
 
 def test_orientation_is_applied(tmp_path):

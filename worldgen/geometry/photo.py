@@ -37,6 +37,7 @@ _TAG_FOCAL_35 = 0xA405
 _TAG_FP_XRES = 0xA20E
 _TAG_FP_UNIT = 0xA210
 _TAG_EXIF_WIDTH = 0xA002
+_TAG_EXIF_HEIGHT = 0xA003
 _UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # FocalPlaneResolutionUnit -> mm per unit
 
 
@@ -115,10 +116,22 @@ def photo_fov(
 
     focal = _positive(ifd.get(_TAG_FOCAL))
     xres = _positive(ifd.get(_TAG_FP_XRES))
-    unit = _UNIT_MM.get(int(ifd.get(_TAG_FP_UNIT, 2) or 2))
-    if focal is not None and xres is not None and unit is not None:
+    unit = _UNIT_MM.get(_int_or(ifd.get(_TAG_FP_UNIT) or 2, 0))  # absent: inches (EXIF's default)
+    exif_w = _positive(ifd.get(_TAG_EXIF_WIDTH))
+    if focal is not None and xres is not None and (unit is None or exif_w is None):
+        # The focal plane resolution counts the camera's own pixels. PixelXDimension (mandatory in
+        # a camera's JPEG) says how wide the camera's image was; without it (an editor dropped it
+        # on export, often while resizing) this file's width is no measure of the sensor: a 5184 px
+        # frame exported at 2000 px would read as a 2.6x narrower view.
+        why = "no FocalPlaneResolutionUnit it knows" if unit is None else "no PixelXDimension (an edited copy?)"
+        notes.append(
+            f"EXIF FocalLength {focal:g} mm with FocalPlaneXResolution but {why}: sensor size unknown, ignored"
+        )
+    elif focal is not None and xres is not None:
         # focal plane resolution is in pixels of the EXIF image width; rescale to this file's width
-        exif_w = _positive(ifd.get(_TAG_EXIF_WIDTH)) or raw_w
+        exif_h = _positive(ifd.get(_TAG_EXIF_HEIGHT))
+        if exif_h is not None and raw_w != raw_h and (raw_w > raw_h) != (exif_w > exif_h):
+            exif_w = exif_h  # the pixels were turned by 90° (not by the orientation tag): width was height
         f_px = focal * xres / unit * raw_w / exif_w  # focal length in this file's (raw) pixels
         fov = math.degrees(2 * math.atan(up_w / (2 * f_px)))
         if plausible(fov, f"FocalLength {focal:g} mm with FocalPlaneXResolution {xres:g}"):
@@ -126,6 +139,13 @@ def photo_fov(
 
     width_mm = _FULL_FRAME_DIAGONAL_MM * up_w / math.hypot(up_w, up_h)
     return math.degrees(2 * math.atan(width_mm / (2 * DEFAULT_35MM_FOCAL))), "default"
+
+
+def _int_or(v, default: int) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
 def _positive(v) -> float | None:
