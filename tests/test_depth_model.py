@@ -303,7 +303,7 @@ def test_bad_model_folders_exit_2_in_one_line(tmp_path, pano, capsys):
     # a folder that is not a depth model
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "model.safetensors").write_bytes(b"")
+    (bad / "model.safetensors").write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")  # no tensors
     (bad / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (bad / "preprocessor_config.json").write_text("{}")
     assert _generate(pano, tmp_path / "o2", "--model", f"depth={bad}") == 2
@@ -316,6 +316,34 @@ def test_bad_model_folders_exit_2_in_one_line(tmp_path, pano, capsys):
     assert _generate(pano, tmp_path / "o3", "--model", f"depth={bare}") == 2
     err = capsys.readouterr().err.strip()
     assert "no preprocessor_config.json" in err and "AutoImageProcessor" in err and len(err.splitlines()) == 1
+
+
+def test_cut_off_or_foreign_model_folders_are_refused_before_anything_is_written(tmp_path, pano, capsys):
+    # Found as a new user: a model.safetensors cut off by a stopped copy crashed the loader with
+    # a traceback (exit 1), and a segmentation model given as the depth model was refused only
+    # after the panorama stage had written its files.
+    model = tiny_depth_anything(tmp_path / "da")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (cut / name).write_bytes((model / name).read_bytes())
+    weights = (model / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    capsys.readouterr()
+    assert _generate(pano, tmp_path / "o1", "--model", f"depth={cut}") == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.safetensors is cut off or corrupt" in err and len(err.splitlines()) == 1
+    assert not any((tmp_path / "o1").glob("*"))
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    cfg = {"model_type": "segformer", "architectures": ["SegformerForSemanticSegmentation"]}
+    (seg / "config.json").write_text(json.dumps(cfg))
+    for name in ("preprocessor_config.json", "model.safetensors"):
+        (seg / name).write_bytes((model / name).read_bytes())
+    assert _generate(pano, tmp_path / "o2", "--model", f"depth={seg}") == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a depth-estimation model" in err and len(err.splitlines()) == 1
+    assert not any((tmp_path / "o2").glob("*"))
 
 
 def test_info_checks_the_model(tmp_path, monkeypatch, capsys):

@@ -21,6 +21,7 @@ runner fills that field and adds the folder's :func:`fingerprint` to the stage's
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -242,8 +243,9 @@ def locate_model(spec: ModelSpec) -> Path:
         ) from e
 
 
-def require_safetensors(path: str | os.PathLike) -> None:
-    """Refuse a model folder whose weights are only pickles (or that holds no weights at all).
+def require_safetensors(path: str | os.PathLike, headers: bool = False) -> None:
+    """Refuse a model folder whose weights are only pickles (or that holds no weights at all), or
+    (``headers``) whose .safetensors files are cut off or corrupt.
 
     Every folder that holds pickle weights (.bin, .pt, .pth, .ckpt, .pkl) must also hold
     .safetensors weights, which the loaders use (they always pass ``use_safetensors=True``).
@@ -260,6 +262,61 @@ def require_safetensors(path: str | os.PathLike) -> None:
         )
     if not safes:
         raise InputError(f"model {root} holds no .safetensors weights; give a folder saved with save_pretrained")
+    if headers:
+        for f in files:
+            if f.name.endswith(".safetensors"):
+                _check_safetensors_header(f, root)
+
+
+def _check_safetensors_header(f: Path, root: Path) -> None:
+    """Refuse a cut-off or corrupt .safetensors file from its header alone (no tensor is read).
+
+    The format: an 8-byte little-endian header length N, N bytes of JSON naming each tensor's byte
+    range, then the data. A download or copy that stopped early passed every other check and
+    then crashed the loader with a traceback (safetensors' own error is no OSError).
+    """
+    rel = f.relative_to(root)
+    bad = f"model {root}: {rel} is cut off or corrupt"
+    fix = "re-download or re-save the model"
+    try:
+        size = f.stat().st_size
+        with f.open("rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            raw = fh.read(n) if 2 <= n <= min(size - 8, 100_000_000) else None
+        header = json.loads(raw) if raw is not None else None
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise InputError(f"{bad} ({type(e).__name__}); {fix}") from e
+    if raw is None:
+        raise InputError(f"{bad} ({size} bytes, no complete header); {fix}")
+    if not isinstance(header, dict):
+        raise InputError(f"{bad} (its header is not a table of tensors); {fix}")
+    ends = [
+        v["data_offsets"][1]
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict) and isinstance(v.get("data_offsets"), list)
+    ]
+    need = 8 + n + max((int(e) for e in ends), default=0)
+    if size < need:
+        raise InputError(f"{bad} ({size} of {need} bytes); {fix}")
+
+
+def check_model_folder(role: str, path: str | os.PathLike) -> None:
+    """Everything about a located model folder that can be checked before any stage writes a file:
+    safetensors weights, complete (:func:`require_safetensors`), and, for a depth model, a config
+    that names a depth-estimation architecture and an image processor
+    (:func:`worldgen.depth.model.check_depth_folder`, which reads JSON only, no weights)."""
+    require_safetensors(path, headers=False)
+    from .registry import backends
+
+    # only when transformers' depth backend is the one that takes the role (a plugin may take it too)
+    if role == "depth" and any(b.name == "transformers" and role in b.models for b in backends("depth")):
+        from .depth.model import check_depth_folder
+
+        check_depth_folder(Path(path))  # what the folder is comes before whether its weights are whole
+        # transformers' loader meets a cut-off file with safetensors' own error and a traceback;
+        # diffusers' loader (the other roles) says it in one line already
+        require_safetensors(path, headers=True)
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -305,6 +362,7 @@ __all__ = [
     "load_user_config",
     "locate_model",
     "model_record",
+    "check_model_folder",
     "require_safetensors",
     "resolve_models",
 ]

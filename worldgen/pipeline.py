@@ -27,7 +27,7 @@ from .artifacts import ARTIFACTS, decode_artifact, encode_artifact
 from .errors import InputError, OutputError
 from .io import TMP_PREFIX, atomic_write, safe_join
 from .layers.diffusion import check_fill_configured
-from .models import ModelSpec, fingerprint, locate_model, model_record, require_safetensors
+from .models import ModelSpec, check_model_folder, fingerprint, locate_model, model_record, require_safetensors
 from .registry import STAGES, Backend, Request, StageContext, backends, get_backend
 
 log = logging.getLogger(__name__)
@@ -485,7 +485,7 @@ def check_request(request: Request, options: RunOptions = RunOptions()) -> None:
     used_roles = {role for st in STAGES for b in backends(st) for role in b.models}
     for role, spec in options.models.items():
         if role in used_roles:
-            require_safetensors(locate_model(spec))
+            check_model_folder(role, locate_model(spec))
     check_fill_configured(options)  # --set mesh.inpaint=diffusion needs --model fill=... (worldgen/layers/diffusion.py)
     if request.fov is not None and not (1.0 <= request.fov <= 179.0):
         raise InputError(f"--fov {request.fov} must lie in [1, 179] degrees (the photo's horizontal field of view)")

@@ -39,6 +39,14 @@ from .views import cut_views, sphere_views
 
 log = logging.getLogger(__name__)
 
+try:
+    from safetensors import SafetensorError as _SafetensorError  # a corrupt weights file: no OSError
+except ImportError:  # pragma: no cover - safetensors comes with transformers
+
+    class _SafetensorError(Exception):
+        pass
+
+
 METRIC_MODEL_TYPES = frozenset({"zoedepth", "depth_pro", "glpn", "tipsv2_dpt"})
 """transformers model types whose output is metric depth (metres) rather than relative disparity.
 Depth Anything and Prompt Depth Anything say which in ``depth_estimation_type``; DPT by its head
@@ -130,6 +138,43 @@ def _quiet_transformers():
             transformers.logging.enable_progress_bar()
 
 
+def check_depth_folder(path: Path) -> None:
+    """What a depth model folder must hold, checked from its JSON alone (no torch, no transformers, no
+    weights): a config.json of a depth-estimation model and a preprocessor_config.json. The pipeline
+    runs this before any stage writes a file, so a wrong folder leaves no half-made run behind.
+
+    A config saved by ``save_pretrained`` names its classes in ``architectures``; transformers' depth
+    models all end in ``ForDepthEstimation``. A config without that list is left to the loader.
+    """
+    import json
+
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise InputError(f"depth model folder {path} has no config.json; give a folder saved with save_pretrained")
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"depth model {path}: config.json is not valid JSON ({e}); re-save the model") from e
+    if not isinstance(cfg, dict):
+        raise InputError(f"depth model {path}: config.json is not a JSON object; re-save the model")
+    model_type = cfg.get("model_type")
+    why = REFUSED_MODEL_TYPES.get(model_type)
+    if why:
+        raise InputError(f"depth model {path} is {model_type}: {why}; use a depth model such as {_SUGGESTED}")
+    archs = cfg.get("architectures")
+    if isinstance(archs, list) and archs and not any("DepthEstimation" in str(a) for a in archs):
+        raise InputError(
+            f"depth model {path} is a {model_type!r} model ({', '.join(map(str, archs))}), not a depth-estimation "
+            f"model; give a depth model such as {_SUGGESTED}"
+        )
+    if not (path / "preprocessor_config.json").is_file():
+        # model.save_pretrained alone leaves the image processor (input size, normalisation) behind
+        raise InputError(
+            f"depth model folder {path} has no preprocessor_config.json (its image processor); save it too: "
+            "AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>)"
+        )
+
+
 def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
     """Load a transformers depth model and its image processor from a local folder (safetensors only).
 
@@ -140,8 +185,7 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
 
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise InputError(f"depth model folder {path} has no config.json; give a folder saved with save_pretrained")
+    check_depth_folder(path)
     with _quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(path, local_files_only=True)
@@ -160,17 +204,11 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
                 f"cannot load the depth model in {path}: it is a {config.model_type!r} model, not one of "
                 f"transformers' depth-estimation architectures ({', '.join(sorted(depth_types))})"
             )
-        if not (path / "preprocessor_config.json").is_file():
-            # model.save_pretrained alone leaves the image processor (input size, normalisation) behind
-            raise InputError(
-                f"depth model folder {path} has no preprocessor_config.json (its image processor); save it too: "
-                "AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>)"
-            )
         try:
             model, info = AutoModelForDepthEstimation.from_pretrained(
                 path, use_safetensors=True, local_files_only=True, output_loading_info=True
             )
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, _SafetensorError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"cannot load the depth model in {path}: {first}") from e
         missing = list(info.get("missing_keys", []))
@@ -214,7 +252,7 @@ def load_segmentation_model(path: str | Path, device: str = "cpu", dtype=None):
                 path, use_safetensors=True, local_files_only=True, output_loading_info=True
             )
             processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, _SafetensorError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"cannot load the segmentation model in {path}: {first}") from e
     if info.get("missing_keys"):
