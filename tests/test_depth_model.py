@@ -86,7 +86,7 @@ def tiny_dpt(path):
     return _save(model, DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False), path)
 
 
-def tiny_zoedepth(path):
+def tiny_zoedepth(path, **overrides):
     from transformers import BeitConfig, ZoeDepthConfig, ZoeDepthForDepthEstimation
     from transformers.models.zoedepth.image_processing_pil_zoedepth import ZoeDepthImageProcessorPil
 
@@ -113,6 +113,7 @@ def tiny_zoedepth(path):
         patch_transformer_hidden_size=8,
         patch_transformer_intermediate_size=16,
         patch_transformer_num_attention_heads=2,
+        **overrides,
     )
     model = ZoeDepthForDepthEstimation(cfg).eval()
     _randomise(model, 3)
@@ -262,6 +263,22 @@ def test_zoedepth_and_depth_pro_from_the_cli(tmp_path, pano):
         assert rep["model_kind"] == "metric" and rep["views"] == 18, name
         a = np.load(tmp_path / f"o_{name}" / "depth.npz")
         assert (a["depth"][~a["sky"]] > 0).all() and np.isfinite(a["depth"][~a["sky"]]).all()
+
+
+def test_a_model_its_own_code_cannot_run_fails_in_one_line(tmp_path, pano, capsys):
+    # Found as a new user: a ZoeDepth with two bin configurations whose patch transformer has 1
+    # layer loads, then transformers' own forward (which runs 4 layers) raised IndexError: a
+    # traceback and exit 1. A folder the model's code cannot run is a bad folder: one line, exit 2.
+    bins = [
+        {"name": "nyu", "n_bins": 8, "min_depth": 1e-3, "max_depth": 10.0},
+        {"name": "kitti", "n_bins": 8, "min_depth": 1e-3, "max_depth": 80.0},
+    ]
+    model = tiny_zoedepth(tmp_path / "zoe2", bin_configurations=bins)
+    capsys.readouterr()
+    assert _generate(pano, tmp_path / "o", "--model", f"depth={model}") == 2
+    err = capsys.readouterr().err.strip()
+    assert "(zoedepth) failed on" in err and "config.json" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o" / "depth.npz").exists()
 
 
 def test_view_depth_reads_each_family_its_own_way():

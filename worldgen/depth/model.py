@@ -436,7 +436,22 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
         inputs = processor(images=chunk, return_tensors="pt")
         pixels = inputs["pixel_values"].to(device=device, dtype=dtype)
         with torch.inference_mode():
-            pred = view_depth(model(pixel_values=pixels), processor, model_type, s, fov_deg)
+            try:
+                raw = model(pixel_values=pixels)
+            except (RuntimeError, IndexError, ValueError) as e:
+                if "out of memory" in str(e).lower():
+                    raise  # the memory planner's business, not the folder's
+                # A folder whose config the model's own code cannot run (found as a new user: a
+                # ZoeDepth with two bin configurations and 1 patch-transformer layer; transformers
+                # hard-codes 4) is a bad model folder: say so in one line, not with a traceback.
+                first = (str(e).strip().splitlines() or [""])[0][:200]
+                name = getattr(model.config, "_name_or_path", "") or model_type
+                raise InputError(
+                    f"depth model {name} ({model_type}) failed on {len(chunk)} view(s) of {s}x{s} px, "
+                    f"input {tuple(pixels.shape)}: {type(e).__name__}: {first}; check its config.json "
+                    "and preprocessor_config.json (a published model runs)"
+                ) from e
+            pred = view_depth(raw, processor, model_type, s, fov_deg)
         out[i : i + len(chunk)] = pred.cpu().numpy()
         if progress:
             progress(min(i + batch, n) / n)
