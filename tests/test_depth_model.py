@@ -363,6 +363,28 @@ def test_cut_off_or_foreign_model_folders_are_refused_before_anything_is_written
     assert not any((tmp_path / "o2").glob("*"))
 
 
+def test_bad_backend_options_fail_before_anything_is_written(tmp_path, pano, capsys, monkeypatch):
+    # Found as a new user: batch = "two" in worldgen.toml (or --set depth.batch=2.5 / view_size=abc)
+    # was a traceback, and batch = 0 was refused only after the panorama stage had written files.
+    model = tiny_depth_anything(tmp_path / "da")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    for i, (toml, sets, words) in enumerate(
+        (
+            ('[depth.transformers]\nbatch = "two"\n', [], "batch must be a whole number"),
+            ("", ["--set", "depth.batch=0"], "batch must be a whole number >= 1"),
+            ("", ["--set", "depth.view_size=abc"], "view_size"),
+            ("", ["--set", "depth.device=gpu"], "device must be one of"),
+        )
+    ):
+        (tmp_path / "worldgen.toml").write_text(f'[models]\ndepth = "{model}"\n{toml}')
+        out = tmp_path / f"o{i}"
+        assert _generate(pano, out, *sets) == 2, words
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+        assert not any(out.glob("*")), words
+
+
 def test_info_checks_the_model(tmp_path, monkeypatch, capsys):
     from worldgen.cli.info import check_configured_model
     from worldgen.models import ModelSpec

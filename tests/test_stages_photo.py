@@ -90,3 +90,20 @@ def test_backdrop_is_soft_and_out_of_collision(tmp_path):
     rows = (lat < -np.radians(15)) & (lat > -np.radians(25))
     ground = 1.6 / np.sin(-lat[rows])
     assert np.allclose(depth.depth[rows, 256], ground, rtol=0.02)
+
+
+def test_bad_photo_options_fail_before_anything_is_written(tmp_path, capsys):
+    # Found as a new user: --set panorama.width=abc and panorama.blur_deg=nan were TypeError
+    # tracebacks; a negative feather was taken. Now one line, exit 2, and no file in the run folder.
+    photo = tmp_path / "p.jpg"
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(photo)
+    for opt, words in (
+        ("panorama.width=abc", "even number of pixels"),
+        ("panorama.blur_deg=nan", "blur_deg"),
+        ("panorama.feather_deg=-3", "feather_deg"),
+    ):
+        out = tmp_path / opt.replace("=", "_")
+        code = main(["generate", "--image", str(photo), "-o", str(out), "--until", "panorama", "-q", "--set", opt])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and words in err and len(err.splitlines()) == 1, (opt, err)
+        assert not any(out.glob("*")), opt

@@ -112,6 +112,31 @@ class TransformersDepthConfig:
     detect_sky: bool = True
     max_depth: float = 1000.0
 
+    def __post_init__(self) -> None:
+        # Checked here, so that a bad --set or worldgen.toml value fails when the pipeline builds the
+        # config, before any stage writes a file (found as a new user: batch = "two" in worldgen.toml
+        # was a TypeError traceback after the panorama stage had run; batch = 0 was refused only then).
+        for name in ("model", "segmentation"):
+            if not isinstance(getattr(self, name), str):
+                raise InputError(f"depth.{name} must be a folder or a Hugging Face id (a string)")
+        for name, allowed in (
+            ("output", ("auto", "disparity", "metric")),
+            ("scale_from", ("auto", "ground", "model")),
+            ("device", ("auto", "cpu", "cuda")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise InputError(f"depth.{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        for name, least in (("view_size", 0), ("batch", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise InputError(f"depth.{name} must be a whole number >= {least}, not {v!r}")
+        if not isinstance(self.detect_sky, bool):
+            raise InputError(f"depth.detect_sky must be true or false, not {self.detect_sky!r}")
+        for name, lo, hi in (("view_fov_deg", 1.0, 179.0), ("max_depth", 1e-3, 1e9)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise InputError(f"depth.{name} must be a number in [{lo:g}, {hi:g}], not {v!r}")
+
 
 def _unavailable() -> str | None:
     try:

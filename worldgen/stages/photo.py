@@ -47,6 +47,17 @@ class PhotoConfig:
     feather_deg: float = 2.0
     blur_deg: float = 6.0
 
+    def __post_init__(self) -> None:
+        # a bad --set value fails when the config is built, before anything is written (it was a
+        # TypeError traceback: --set panorama.width=abc, panorama.blur_deg=nan)
+        w = self.width
+        if isinstance(w, bool) or not isinstance(w, int) or w % 2 or not 64 <= w <= 16384:
+            raise InputError(f"photo width {w!r} must be an even number of pixels in 64..16384")
+        for name, hi in (("feather_deg", 45.0), ("blur_deg", 90.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= hi:
+                raise InputError(f"panorama.{name} must be a number of degrees in [0, {hi:g}], not {v!r}")
+
 
 def backdrop(
     pano: np.ndarray,
