@@ -303,8 +303,8 @@ def _check_safetensors_header(f: Path, root: Path) -> None:
 
 def check_model_folder(role: str, path: str | os.PathLike) -> None:
     """Everything about a located model folder that can be checked before any stage writes a file:
-    safetensors weights, complete (:func:`require_safetensors`), and, for a depth model, a config
-    that names a depth-estimation architecture and an image processor
+    safetensors weights (:func:`require_safetensors`) and, for transformers' depth backend, complete
+    ones and a config that is no other kind of model
     (:func:`worldgen.depth.model.check_depth_folder`, which reads JSON only, no weights)."""
     require_safetensors(path, headers=False)
     from .registry import backends

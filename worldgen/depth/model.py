@@ -164,9 +164,9 @@ def _quiet_transformers():
 
 
 def check_depth_folder(path: Path) -> None:
-    """What a depth model folder must hold, checked from its JSON alone (no torch, no transformers, no
-    weights): a config.json of a depth-estimation model and a preprocessor_config.json. The pipeline
-    runs this before any stage writes a file, so a wrong folder leaves no half-made run behind.
+    """What can be said against a depth model folder from its config.json alone (no torch, no
+    transformers, no weights). The pipeline runs this before any stage writes a file, so a wrong
+    folder leaves no half-made run behind; the loader checks the rest.
 
     A config saved by ``save_pretrained`` names its classes in ``architectures``; transformers' depth
     models all end in ``ForDepthEstimation``. A config without that list is left to the loader.
@@ -175,7 +175,7 @@ def check_depth_folder(path: Path) -> None:
 
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
-        raise InputError(f"depth model folder {path} has no config.json; give a folder saved with save_pretrained")
+        return  # the loader says so (a plugin backend may read other folders)
     try:
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -192,12 +192,6 @@ def check_depth_folder(path: Path) -> None:
             f"depth model {path} is a {model_type!r} model ({', '.join(map(str, archs))}), not a depth-estimation "
             f"model; give a depth model such as {_SUGGESTED}"
         )
-    if not (path / "preprocessor_config.json").is_file():
-        # model.save_pretrained alone leaves the image processor (input size, normalisation) behind
-        raise InputError(
-            f"depth model folder {path} has no preprocessor_config.json (its image processor); save it too: "
-            "AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>)"
-        )
 
 
 def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
@@ -210,6 +204,8 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
 
     path = Path(path)
+    if not (path / "config.json").is_file():
+        raise InputError(f"depth model folder {path} has no config.json; give a folder saved with save_pretrained")
     check_depth_folder(path)
     with _quiet_transformers():
         try:
@@ -228,6 +224,12 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
             raise InputError(
                 f"cannot load the depth model in {path}: it is a {config.model_type!r} model, not one of "
                 f"transformers' depth-estimation architectures ({', '.join(sorted(depth_types))})"
+            )
+        if not (path / "preprocessor_config.json").is_file():
+            # model.save_pretrained alone leaves the image processor (input size, normalisation) behind
+            raise InputError(
+                f"depth model folder {path} has no preprocessor_config.json (its image processor); save it too: "
+                "AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>)"
             )
         try:
             model, info = AutoModelForDepthEstimation.from_pretrained(
