@@ -114,13 +114,6 @@ class PriorConfig:
         foot_green: the share of green in that band above which it is grass, not a facade (0.3).
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
-        bare_walls_lend_nothing: outdoors, a column of a *high bare wall* (everything within
-            ``terrain_win_deg`` rises above ``terrain_sky_deg`` with under ``terrain_green`` foliage:
-            a rock wall, a row of tall facades, whatever its vertical edges) lends its fold distance to
-            no neighbour through ``overhang_m`` or ``spread_deg`` (True): those model crowns and awnings
-            that overhang; a wall does not, and a boulder or post at its foot, or a false contact on a
-            shadow, pulled whole stretches of it near (procedural city seeds 0-4: AbsRel 0.094-0.160 ->
-            0.086-0.145; mountains 3: 0.476 -> 0.439).
         ground_shade: outdoors, the smallest spread (standard deviation) of brightness the ground
             colour model allows, relative to its samples' mean brightness (0.2): the ground learnt
             under the camera is often evenly lit, while farther on the same grass or sand lies in a
@@ -181,7 +174,6 @@ class PriorConfig:
     water_step: float = 0.01
     water_seed_share: float = 0.02
     ground_shade: float = 0.2
-    bare_walls_lend_nothing: bool = True
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -279,14 +271,12 @@ def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
 
 def _terrain_columns(
     img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Columns whose structure above the horizon is terrain (rock rising to a high skyline all
     around), not vertical structures: everything within ``terrain_win_deg`` rises above
     ``terrain_sky_deg`` (no sky gaps between crowns or buildings), and in that window the part above
     the horizon is mostly not green (foliage: crowns over trunks) and has few vertical edges (facades,
-    trunks, posts). Returns the mask, the skyline elevation per column (radians) and the mask of
-    *high bare walls*: the same test without the vertical edges (a rock wall or a row of tall
-    facades, either way no crown that overhangs). [W] bool, [W], [W] bool"""
+    trunks, posts). Returns the mask and the skyline elevation per column, radians. [W] bool, [W]"""
     h, w = sky.shape
     top = np.argmax(~sky, axis=0)  # the first non-sky row per column (0 where there is no sky)
     e_s = math.pi / 2 - math.pi * (top + 0.5) / h
@@ -296,12 +286,10 @@ def _terrain_columns(
     n = np.maximum(above.sum(0), 1)
     green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
     vert = _vertical_edges((_features(img) if feats is None else feats)[..., 2], config.vertical_edge)
-    shares = [
-        ndimage.uniform_filter1d((cue & above).sum(0) / n, k, mode="wrap") < limit
-        for cue, limit in ((green, config.terrain_green), (vert, config.terrain_vertical))
-    ]
-    wall = terrain & shares[0]
-    return wall & shares[1], e_s, wall
+    for cue, limit in ((green, config.terrain_green), (vert, config.terrain_vertical)):
+        share = ndimage.uniform_filter1d((cue & above).sum(0) / n, k, mode="wrap")
+        terrain &= share < limit
+    return terrain, e_s
 
 
 def _slope(d: np.ndarray, lat_c: np.ndarray, e_s: np.ndarray, far: float, lat: np.ndarray) -> np.ndarray:
@@ -496,7 +484,7 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     # a contact this close to the horizon cannot be told from none: the column floats (a crown over
     # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
     floating = lat_c >= -math.radians(config.contact_min_deg)
-    rock, e_s, bare = _terrain_columns(panorama.image, sky, config, feats)
+    rock, e_s = _terrain_columns(panorama.image, sky, config, feats)
     terrain = rock if config.terrain_far > 0 else np.zeros(panorama.width, bool)
     with np.errstate(divide="ignore"):
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
@@ -506,21 +494,13 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     # terrain stands where its own foot is (a cliff's foot near the horizon is far), not under the
     # overhang of a nearby tree or boulder
     d_terrain = np.where(floating, config.terrain_float, np.minimum(d, config.terrain_float))
-    # overhangs are crowns and awnings: a high bare wall (rock or tall facades rising to a high skyline
-    # all around, no foliage) overhangs nothing, so its columns lend their distance to no neighbour (a
-    # boulder or a post at its foot, a false contact on a shadow, would pull a stretch of the wall
-    # to it); a wall column can still take a nearer neighbour's distance that is no wall
-    lend = ~bare if config.bare_walls_lend_nothing else np.ones_like(bare)
     if config.overhang_m > 0:
-        d = np.where(
-            floating, np.minimum(d, _overhang(np.where(lend, d, np.inf), config.overhang_m, panorama.width)), d
-        )
+        d = np.where(floating, _overhang(d, config.overhang_m, panorama.width), d)
     if config.spread_deg > 0:
         # a fold is no farther than most of its neighbours: what overhangs (crowns, awnings) stands
         # where its support touches the ground, a few columns away
         k = max(3, round(config.spread_deg / 360 * panorama.width)) | 1
-        src = np.where(lend, d, np.inf)
-        d = np.minimum(d, ndimage.percentile_filter(src, config.spread_pct, size=k, mode="wrap"))
+        d = np.minimum(d, ndimage.percentile_filter(d, config.spread_pct, size=k, mode="wrap"))
     d = np.where(terrain, d_terrain, d)
     down = np.sin(-lat)[:, None]
     with np.errstate(divide="ignore"):
