@@ -514,7 +514,13 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
     d = np.clip(d, config.min_wall, config.contact_far)
     # a structure whose foot is near is a wall (a facade across a street), not a mountainside
-    terrain &= floating | (d >= config.terrain_foot)
+    far_foot = floating | (d >= config.terrain_foot)
+    if config.terrain_steep_deg < 90:
+        # a steep wall's foot is measured over its window: a column or two of false near contact (a
+        # shadow, a shrub) under a wall whose foot is far around it is that wall too
+        k = max(3, round(config.terrain_win_deg / 360 * panorama.width)) | 1
+        far_foot |= steep & (ndimage.median_filter(far_foot.astype(np.uint8), size=k, mode="wrap") > 0)
+    terrain &= far_foot
     # terrain stands where its own foot is (a cliff's foot near the horizon is far), not under the
     # overhang of a nearby tree or boulder
     d_terrain = np.where(floating, config.terrain_float, np.minimum(d, config.terrain_float))
