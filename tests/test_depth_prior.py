@@ -239,6 +239,33 @@ def test_slope_is_a_plane_from_contact_to_skyline():
     assert np.allclose(r[between], (x / np.cos(lat))[between], rtol=1e-6)
 
 
+@pytest.mark.parametrize("seed", [1, 3])
+def test_steep_rock_walls_are_terrain_with_a_far_foot(seed):
+    # a wall of rock all around, 50-100 m away at its foot and rising to 55-80°: its gullies read as
+    # vertical edges, so it was taken for folds at a foot capped at 50 m (AbsRel 0.35 and 0.41 at this
+    # size); a skyline above 50° all around is terrain, its foot lies where the ground plane puts it
+    # (up to 92 m) and its crest where a 75° face reaches the skyline
+    pano, gt, _ = _world("a mountains", 256, seed)
+    depth, _ = prior_depth(pano, 1.6)
+    old, _ = prior_depth(pano, 1.6, PriorConfig(terrain_steep_deg=90.0, terrain_slope_deg=0.0))
+    new_err, old_err = _absrel(depth.depth, gt.depth), _absrel(old.depth, gt.depth)
+    assert new_err < 0.35 and new_err < old_err - 0.03, (new_err, old_err)
+
+
+def test_a_skyline_above_50_degrees_all_around_is_terrain_whatever_its_vertical_edges():
+    from worldgen.depth.prior import _terrain_columns
+
+    h, w = 128, 256
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    img = np.zeros((h, w, 3), np.float32) + np.array([0.45, 0.42, 0.4], np.float32)  # grey rock
+    img[:, (np.arange(w) // 8) % 2 == 1] *= 0.3  # gullies and ribs: vertical edges everywhere
+    sky = np.broadcast_to((lat > np.radians(60.0))[:, None], (h, w)).copy()
+    rock, e_s, steep = _terrain_columns(img, sky, PriorConfig())
+    assert steep.all() and rock.all()  # vertical edges do not matter above a 60° skyline
+    rock, _, steep = _terrain_columns(img, sky, PriorConfig(terrain_steep_deg=90.0))
+    assert not steep.any() and rock.mean() < 0.1  # the vertical-edge test alone rejects them
+
+
 def test_crowns_stand_at_their_trunks():
     # a forest: crowns hang over farther ground between the trunks; a fold at each column's own contact
     # put them there (AbsRel 0.53, δ1 0.66 at this size): they take their trunk's distance

@@ -114,6 +114,20 @@ class PriorConfig:
         foot_green: the share of green in that band above which it is grass, not a facade (0.3).
         terrain_foot: a column is terrain only where its contact is at least this far, metres, or not
             measurable (25: what stands on the ground nearer is a wall, a facade, a rock, not a mountain).
+        terrain_steep_deg: a column whose skyline stands above this elevation everywhere within
+            ``terrain_win_deg`` is terrain whatever its vertical edges (50; 90 = off): a rock wall is
+            streaked by gullies and ribs that read as vertical edges, and with its foot farther than
+            ``terrain_foot`` (or not measurable) it is over 30 m high all around; a street's facades
+            stand 30-50° up. Such a *steep* wall's foot is where the ground plane puts its contact, from
+            ``terrain_float`` up to the distance of a contact ``contact_min_deg`` below the horizon
+            (92 m at 1.6 m eye height), which is where a foot that cannot be told from the horizon
+            lies at the least.
+        terrain_slope_deg: the steepest a terrain face stands over its whole height, degrees (75; 0 =
+            off): seen from the foot at horizontal distance d, a face that steep reaches the skyline
+            elevation e_s only at d tan(a) / (tan(a) - tan(e_s)) away, so a skyline higher than a
+            canyon's puts the crest farther than ``terrain_far`` (up to ``terrain_crest_far``, also the
+            crest of a skyline at or above a).
+        terrain_crest_far: the farthest a terrain crest is put, metres (300).
         ground_shade: outdoors, the smallest spread (standard deviation) of brightness the ground
             colour model allows, relative to its samples' mean brightness (0.2): the ground learnt
             under the camera is often evenly lit, while farther on the same grass or sand lies in a
@@ -164,6 +178,9 @@ class PriorConfig:
     terrain_green: float = 0.3
     terrain_vertical: float = 0.025
     terrain_foot: float = 25.0
+    terrain_steep_deg: float = 50.0
+    terrain_slope_deg: float = 75.0
+    terrain_crest_far: float = 300.0
     foot_deg: float = 3.0
     foot_green: float = 0.3
     segment_reach_m: float = 5.0
@@ -271,32 +288,39 @@ def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
 
 def _terrain_columns(
     img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Columns whose structure above the horizon is terrain (rock rising to a high skyline all
     around), not vertical structures: everything within ``terrain_win_deg`` rises above
     ``terrain_sky_deg`` (no sky gaps between crowns or buildings), and in that window the part above
     the horizon is mostly not green (foliage: crowns over trunks) and has few vertical edges (facades,
-    trunks, posts). Returns the mask and the skyline elevation per column, radians. [W] bool, [W]"""
+    trunks, posts). A column whose skyline stands above ``terrain_steep_deg`` everywhere in the window
+    is terrain whatever its vertical edges (a rock wall's gullies and ribs). Returns the mask, the
+    skyline elevation per column (radians) and the mask of those *steep* columns. [W] bool, [W], [W] bool"""
     h, w = sky.shape
     top = np.argmax(~sky, axis=0)  # the first non-sky row per column (0 where there is no sky)
     e_s = math.pi / 2 - math.pi * (top + 0.5) / h
     k = max(3, round(config.terrain_win_deg / 360 * w)) | 1
-    terrain = ndimage.minimum_filter1d(e_s, k, mode="wrap") >= math.radians(config.terrain_sky_deg)
+    low = ndimage.minimum_filter1d(e_s, k, mode="wrap")
+    terrain = low >= math.radians(config.terrain_sky_deg)
+    steep = low >= math.radians(config.terrain_steep_deg)
     above = (np.arange(h) < h // 2)[:, None] & ~sky
     n = np.maximum(above.sum(0), 1)
     green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
     vert = _vertical_edges((_features(img) if feats is None else feats)[..., 2], config.vertical_edge)
-    for cue, limit in ((green, config.terrain_green), (vert, config.terrain_vertical)):
-        share = ndimage.uniform_filter1d((cue & above).sum(0) / n, k, mode="wrap")
-        terrain &= share < limit
-    return terrain, e_s
+    share = ndimage.uniform_filter1d((green & above).sum(0) / n, k, mode="wrap")
+    terrain &= share < config.terrain_green
+    steep &= terrain
+    share = ndimage.uniform_filter1d((vert & above).sum(0) / n, k, mode="wrap")
+    terrain &= (share < config.terrain_vertical) | steep
+    return terrain, e_s, steep
 
 
-def _slope(d: np.ndarray, lat_c: np.ndarray, e_s: np.ndarray, far: float, lat: np.ndarray) -> np.ndarray:
+def _slope(d: np.ndarray, lat_c: np.ndarray, e_s: np.ndarray, far: float | np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Ray distance of a planar slope that rises from a contact at horizontal distance ``d`` (seen at
     latitude ``lat_c``) to a skyline at horizontal distance ``far`` (seen at ``e_s``): on a plane
     through a horizontal line, 1 / horizontal distance is linear in tan(elevation), so the slope is
-    that line between the two ends (constant beyond them). d, lat_c, e_s: [W]; lat: [H]. [H, W]"""
+    that line between the two ends (constant beyond them). d, lat_c, e_s: [W]; far: scalar or [W];
+    lat: [H]. [H, W]"""
     e_s = np.maximum(e_s, math.radians(2.0))
     e_c = np.minimum(lat_c, 0.0)
     ds = np.maximum(far, d)
@@ -484,16 +508,28 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     # a contact this close to the horizon cannot be told from none: the column floats (a crown over
     # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
     floating = lat_c >= -math.radians(config.contact_min_deg)
-    rock, e_s = _terrain_columns(panorama.image, sky, config, feats)
+    rock, e_s, steep = _terrain_columns(panorama.image, sky, config, feats)
     terrain = rock if config.terrain_far > 0 else np.zeros(panorama.width, bool)
     with np.errstate(divide="ignore"):
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
     d = np.clip(d, config.min_wall, config.contact_far)
     # a structure whose foot is near is a wall (a facade across a street), not a mountainside
-    terrain &= floating | (d >= config.terrain_foot)
+    far_foot = floating | (d >= config.terrain_foot)
+    if config.terrain_steep_deg < 90:
+        # a steep wall's foot is measured over its window: a column or two of false near contact (a
+        # shadow, a shrub) under a wall whose foot is far around it is that wall too
+        k = max(3, round(config.terrain_win_deg / 360 * panorama.width)) | 1
+        far_foot |= steep & (ndimage.median_filter(far_foot.astype(np.uint8), size=k, mode="wrap") > 0)
+    terrain &= far_foot
     # terrain stands where its own foot is (a cliff's foot near the horizon is far), not under the
     # overhang of a nearby tree or boulder
     d_terrain = np.where(floating, config.terrain_float, np.minimum(d, config.terrain_float))
+    # a steep wall's foot (see ``terrain_steep_deg``) is where the ground plane puts it, not capped at
+    # terrain_float: a foot within contact_min_deg of the horizon is at least that far on level ground
+    foot_far = max(config.terrain_float, eye_height / math.tan(math.radians(max(config.contact_min_deg, 0.1))))
+    with np.errstate(divide="ignore"):
+        plane = eye_height / np.tan(np.maximum(-lat_c, 1e-6))
+    d_terrain = np.where(steep, np.where(floating, foot_far, np.clip(plane, config.terrain_float, foot_far)), d_terrain)
     if config.overhang_m > 0:
         d = np.where(floating, _overhang(d, config.overhang_m, panorama.width), d)
     if config.spread_deg > 0:
@@ -515,7 +551,15 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     else:
         fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
-        fold = np.where(terrain[None], _slope(d, lat_c, e_s, config.terrain_far, lat), fold)
+        crest = np.full(panorama.width, float(config.terrain_far))
+        if config.terrain_slope_deg > 0:
+            # the crest of a face no steeper than terrain_slope_deg that reaches the skyline e_s
+            ta = math.tan(math.radians(config.terrain_slope_deg))
+            te = np.tan(np.minimum(e_s, 1.5))
+            with np.errstate(divide="ignore"):
+                reach = np.where(te < ta, d * ta / np.maximum(ta - te, 1e-9), np.inf)
+            crest = np.clip(reach, config.terrain_far, max(config.terrain_crest_far, config.terrain_far))
+        fold = np.where(terrain[None], _slope(d, lat_c, e_s, crest, lat), fold)
     if config.water_drop > 0:
         # water lies below the bank the camera stands on (see ``water_drop``)
         with np.errstate(divide="ignore"):
