@@ -98,6 +98,12 @@ def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
     return (_hue_likelihood(img, dark) * _soft(img, panorama.height)).astype(np.float32)
 
 
+def _bluish(px: np.ndarray) -> np.ndarray:
+    """Pixels ([..., 3]) of a clear blue: blue the strongest channel by a margin, not dark. [...] bool"""
+    r, g, b = px[..., 0], px[..., 1], px[..., 2]
+    return (b >= r + 0.03) & (b >= 0.85 * g) & (_lum(px) > 0.2)
+
+
 def _hue_likelihood(img: np.ndarray, dark: bool = False) -> np.ndarray:
     """Sky likelihood from colour alone: blue-ish, or bright and unsaturated, or bright and warm;
     with ``dark``, also dark (night, space), blue-ish at any brightness (dusk) and warm at any
@@ -324,6 +330,25 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     col = clean[s30].mean(0) if n30 else np.zeros(3, np.float32)
     day = float(_hue_likelihood(clean[s30][None])[0].astype(bool).mean()) if n30 else 0.0
     night_blue = bool(col[2] > 1.3 * col[0] and col[2] > 1.1 * col[1] and col[2] > 0.02)
+    # a daylight sky that is not blue (overcast, white, warm) may be a lit ceiling (and the pale walls
+    # it flows into); two signs of one, both from where the sky ends:
+    blue = float(_bluish(clean[s30]).mean()) if n30 else 0.0
+    # - a ring: the sky ends well above the horizon all around (its lowest tenth at 12° or higher) along
+    #   a smooth line (a ceiling meets the walls 15-45° up along straight edges; a skyline that high is
+    #   trees, rock or roofs, jagged from column to column)
+    jump = np.abs(np.diff(np.r_[first, first[:1]]))
+    ring = bool(np.percentile(e_b, 10) >= np.radians(12.0) and np.mean(jump <= 1) >= 0.93 and frac(75) >= 0.5)
+    # - the sky carries on below the horizon: where it reaches the horizon, one colour runs with no
+    #   edge from 9-18° up (surely sky, if it is one) through the 3° above the horizon to the band 3-6°
+    #   below it (a wall does; land or sea meets the sky at an edge, at most a degree or two below the
+    #   horizon when the camera stands high)
+    k2 = max(1, round(3.0 * h / 180))
+    high = img[h // 2 - 6 * k2 : h // 2 - 3 * k2].mean(0)
+    above = img[h // 2 - k2 : h // 2].mean(0)
+    below = img[h // 2 + k2 : h // 2 + 2 * k2].mean(0)
+    reach = sky[h // 2 - 1] & sky[h // 2 - 6 * k2]
+    same = (np.abs(above - below).max(-1) < 0.04) & (np.abs(high - above).max(-1) < 0.06)
+    through = reach & same & (_lum(below) > 0.4)
     n_star = int((star & sky_u).sum())
     # lamps: bright blobs wider than a star (they survive the opening) in a dark sky, at least 10°
     # up, their surroundings (a 2-pixel ring) mostly sky
@@ -343,6 +368,9 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
         "night_blue": night_blue,
         "stars": n_star,
         "lamps": n_lamp,
+        "blue": round(blue, 3),
+        "ceiling_ring": ring,
+        "through_horizon": round(float(np.mean(through)), 3),
         "_star_density": n_star / max(n_sky, 1),
     }
 
@@ -370,7 +398,10 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     if c["sky_above_30deg"] < 0.15 and c["sky_above_75deg"] < 0.25:
         return True, c
     if c["daylight"] >= 0.5:
-        return False, c
+        # blue is sky; a grey, white or warm one is a ceiling when it closes in a smooth ring well
+        # above the horizon or carries on below the horizon as a wall (in 5 % of the columns or more)
+        pale = c["blue"] < 0.5 and (c["ceiling_ring"] or c["through_horizon"] >= 0.05)
+        return pale, c
     starry = c["stars"] >= 20 and density >= 2e-4 and c["lamps"] == 0
     return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry), c
 
