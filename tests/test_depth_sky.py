@@ -3,6 +3,8 @@ sunset, a crop filled with a flat colour; and rooms whose dark ceiling looks lik
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -139,6 +141,7 @@ def test_dark_room_is_indoors_without_sky(ceiling, window):
     pano = _room(ceiling, window)
     indoor, facts = is_indoor(pano)
     assert indoor and facts["lamps"] == 1 and facts["open_horizon"] < 0.1, facts
+    json.dumps(facts)  # the cues go into the manifest: plain values (the lamps' ring once leaked in)
     depth, facts = prior_depth(pano, 1.6)
     assert facts["scene"] == "indoor" and not depth.sky.any() and np.isfinite(depth.depth).all()
 

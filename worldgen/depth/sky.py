@@ -337,7 +337,7 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     #   a smooth line (a ceiling meets the walls 15-45° up along straight edges; a skyline that high is
     #   trees, rock or roofs, jagged from column to column)
     jump = np.abs(np.diff(np.r_[first, first[:1]]))
-    ring = bool(np.percentile(e_b, 10) >= np.radians(12.0) and np.mean(jump <= 1) >= 0.93 and frac(75) >= 0.5)
+    ceiling_ring = bool(np.percentile(e_b, 10) >= np.radians(12.0) and np.mean(jump <= 1) >= 0.93 and frac(75) >= 0.5)
     # - the sky carries on below the horizon: where it reaches the horizon, one colour runs with no
     #   edge from 9-18° up (surely sky, if it is one) through the 3° above the horizon to the band 3-6°
     #   below it (a wall does; land or sea meets the sky at an edge, at most a degree or two below the
@@ -369,7 +369,7 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
         "stars": n_star,
         "lamps": n_lamp,
         "blue": round(blue, 3),
-        "ceiling_ring": ring,
+        "ceiling_ring": ceiling_ring,
         "through_horizon": round(float(np.mean(through)), 3),
         "_star_density": n_star / max(n_sky, 1),
     }
