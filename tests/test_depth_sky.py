@@ -203,3 +203,21 @@ def test_pale_sky_over_land_stays_outdoor(dip):
         indoor, facts = is_indoor(pano, sky)
         assert not indoor, facts
         assert _iou(sky, truth & (lat > 0)) >= 0.9
+
+
+def test_night_street_with_lit_windows_is_outdoors():
+    # a street at night under a black sky with no stars: the dark facades (up to 40-55°) are as dark
+    # and smooth as the sky, which flows into them, so nothing but the lit windows says "not a room"
+    # (it was taken for one: no skyline near the horizon, no blue tint, no stars); dozens of lit
+    # windows are no room's lamps
+    lat, lon = _grid()
+    img = _night(False, seed=4).copy()
+    roof = np.radians(47 + 8 * np.sign(np.sin(3 * lon)))
+    img[lat < roof] = 0.035
+    rows, cols = np.arange(H)[:, None], np.arange(W)[None, :]
+    lit = (np.mod(cols, 12) < 4) & (np.mod(rows, 9) < 5) & (lat > np.radians(12)) & (lat < roof - np.radians(4))
+    img[lit] = (0.95, 0.8, 0.5)
+    img[lat < 0] = 0.06  # the street
+    pano = Panorama(img.astype(np.float32))
+    indoor, facts = is_indoor(pano)
+    assert not indoor and facts["lamps"] >= 24 and facts["open_horizon"] < 0.3 and not facts["night_blue"], facts

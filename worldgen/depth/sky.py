@@ -36,6 +36,8 @@ DARK = 0.15
 # point-like features narrower than this, degrees, are stars (the full moon is 0.5°; a lamp a few
 # metres away is wider)
 STAR_DEG = 0.7
+# this many lit blobs in a dark "sky" are the lit windows of a night street, not a room's lamps
+STREET_LIGHTS = 24
 
 
 def _star_size(h: int) -> int:
@@ -403,7 +405,10 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
         pale = c["blue"] < 0.5 and (c["ceiling_ring"] or c["through_horizon"] >= 0.05)
         return pale, c
     starry = c["stars"] >= 20 and density >= 2e-4 and c["lamps"] == 0
-    return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry), c
+    # dozens of lights in the dark: lit windows of a night street, into whose dark facades the dark
+    # sky has flowed (a room has a few lamps)
+    street = c["lamps"] >= STREET_LIGHTS
+    return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry or street), c
 
 
 __all__ = ["connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_mask"]
