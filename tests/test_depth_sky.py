@@ -188,12 +188,17 @@ def test_white_ceiling_is_indoors(wall, ambient, cue):
 @pytest.mark.parametrize("dip", [0.0, 1.5])
 def test_pale_sky_over_land_stays_outdoor(dip):
     # white and grey skies over land whose skyline runs down to the horizon (or 1.5° below it, the
-    # camera on a hill) or rises jagged to 20-40° (a tree line): a sky, not a ceiling
+    # camera on a hill), rises jagged to 20-40° (a tree line) or runs along rooftops but for a street's
+    # ends: a sky, not a ceiling
     lat, lon = _grid()
     rng = np.random.default_rng(2)
+    # a street under an overcast sky: smooth rooflines 35-60° up, closed all around but for the
+    # street's two ends, where the sky runs down to 2°
+    roofs = np.radians(np.where(np.abs(np.abs(lon) - np.pi / 2) < 0.08, 2.0, 47 + 12 * np.cos(2 * lon)))
     for sky_rgb, skyline in (
         (0.97, np.radians(-dip + 1.0 * np.sin(3 * lon))),
         (0.6, np.radians(30 + 10 * np.sin(3 * lon)) + np.radians(12) * rng.random(W)[None, :]),
+        (0.8, roofs),
     ):
         truth = lat > skyline
         land = np.clip(0.35 + rng.normal(0, 0.06, lat.shape), 0, 1)[..., None] * np.array([0.8, 1.0, 0.7])

@@ -335,11 +335,17 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     # a daylight sky that is not blue (overcast, white, warm) may be a lit ceiling (and the pale walls
     # it flows into); two signs of one, both from where the sky ends:
     blue = float(_bluish(clean[s30]).mean()) if n30 else 0.0
-    # - a ring: the sky ends well above the horizon all around (its lowest tenth at 12° or higher) along
-    #   a smooth line (a ceiling meets the walls 15-45° up along straight edges; a skyline that high is
+    # - a ring: the sky ends well above the horizon all around (its lowest tenth at 12° or higher, and
+    #   nowhere under 10° but in 0.5 % of the columns: a street's ends run down to the horizon) along a
+    #   smooth line (a ceiling meets the walls 15-45° up along straight edges; a skyline that high is
     #   trees, rock or roofs, jagged from column to column)
     jump = np.abs(np.diff(np.r_[first, first[:1]]))
-    ceiling_ring = bool(np.percentile(e_b, 10) >= np.radians(12.0) and np.mean(jump <= 1) >= 0.93 and frac(75) >= 0.5)
+    ceiling_ring = bool(
+        np.percentile(e_b, 10) >= np.radians(12.0)
+        and np.percentile(e_b, 0.5) >= np.radians(10.0)
+        and np.mean(jump <= 1) >= 0.93
+        and frac(75) >= 0.5
+    )
     # - the sky carries on below the horizon: where it reaches the horizon, one colour runs with no
     #   edge from 9-18° up (surely sky, if it is one) through the 3° above the horizon to the band 3-6°
     #   below it (a wall does; land or sea meets the sky at an edge, at most a degree or two below the
