@@ -13,8 +13,10 @@ Cues, combined:
 - distance, when a depth estimate exists: the sky is the farthest thing in view.
 An interior never has sky: :func:`is_indoor` decides from what covers the zenith. A zenith covered
 by something that is not daylight-coloured (black, dark, a sunset's orange: a lamp-lit ceiling looks
-the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, or stars
-where no lamp hangs.
+the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, stars
+where no lamp hangs, or dozens of lights (a night street's lit windows). A daylight sky that is not
+blue (grey, white, warm: a lit white ceiling looks the same) is a ceiling when it closes in a smooth
+ring well above the horizon or carries on below the horizon as a wall.
 """
 
 from __future__ import annotations
@@ -390,12 +392,14 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     - Closed: almost nothing above 30° latitude is sky and the zenith is closed (high walls - a
       canyon, a cliff, a street of towers - hide most of the sky above 30° too, but outdoors the
       zenith itself is still open).
-    - A daylight sky (mostly blue, bright grey or bright warm) that covers the zenith: outdoors.
+    - A daylight sky (mostly blue, bright grey or bright warm) that covers the zenith: outdoors, unless
+      it is not blue and closes in a smooth ring at least 10° up all around or carries on below the
+      horizon with no edge (a white ceiling and the pale walls it flows into).
     - Anything else that covers it (black, dark, a sunset's orange, a lamp-lit ceiling) is a sky
       only with one of: a skyline near the horizon (0-10° up) in at least 30 % of the columns
       (a black sky above lit ground); a clear blue tint (night and dusk skies; lamps light
       ceilings warm); stars (point-like specks, not where lamps hang: bright blobs wider than a
-      star).
+      star); dozens of such blobs (lit windows of a night street).
 
     Returns:
         A tuple: **indoor** and the facts it was decided from (for the manifest).
