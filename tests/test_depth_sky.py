@@ -3,6 +3,8 @@ sunset, a crop filled with a flat colour; and rooms whose dark ceiling looks lik
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,7 +85,14 @@ def test_sky_cropped_and_filled_with_a_flat_colour(fill):
     assert not is_indoor(pano, sky)[0] and _iou(sky, truth) >= 0.95
 
 
-def _room(ceiling: tuple, window_sky: tuple | None, lamp: bool = True, h: int = H) -> Panorama:
+def _room(
+    ceiling: tuple,
+    window_sky: tuple | None,
+    lamp: bool = True,
+    h: int = H,
+    wall: tuple = (0.7, 0.55, 0.4),
+    ambient: float = 0.08,
+) -> Panorama:
     """A 6 x 5 m room, ceiling 1.1 m above the eye, lit by a lamp hanging under the ceiling (walls
     and floor lit unevenly by it, falling off with distance), with a window on one wall."""
     lat, lon = _grid(h, 2 * h)
@@ -97,7 +106,7 @@ def _room(ceiling: tuple, window_sky: tuple | None, lamp: bool = True, h: int = 
             better = (ti > 0) & (ti < t)
             t, face = np.where(better, ti, t), np.where(better, i, face)
     pos = d * t[..., None]
-    albedo = np.array([(0.7, 0.55, 0.4)] * 2 + [ceiling, (0.4, 0.25, 0.15)] + [(0.7, 0.55, 0.4)] * 2)[face]
+    albedo = np.array([wall] * 2 + [ceiling, (0.4, 0.25, 0.15)] + [wall] * 2)[face]
     normal = np.zeros_like(pos)
     for i, (ax, off) in enumerate(planes):
         normal[face == i, ax] = -np.sign(off)
@@ -105,7 +114,7 @@ def _room(ceiling: tuple, window_sky: tuple | None, lamp: bool = True, h: int = 
     to_l = light - pos
     dist = np.linalg.norm(to_l, axis=-1)
     irr = np.clip((normal * to_l).sum(-1) / dist, 0, 1) / dist**2
-    img = albedo * np.clip(0.08 + 1.6 * irr, 0, 1.5)[..., None]
+    img = albedo * np.clip(ambient + 1.6 * irr, 0, 1.5)[..., None]
     if window_sky is not None:  # on the +X wall, 1.6 m wide, from 0.6 m below to 0.6 m above the eye
         win = (face == 0) & (np.abs(pos[..., 2] + 0.3) < 0.8) & (np.abs(pos[..., 1]) < 0.6)
         img[win] = window_sky
@@ -132,6 +141,7 @@ def test_dark_room_is_indoors_without_sky(ceiling, window):
     pano = _room(ceiling, window)
     indoor, facts = is_indoor(pano)
     assert indoor and facts["lamps"] == 1 and facts["open_horizon"] < 0.1, facts
+    json.dumps(facts)  # the cues go into the manifest: plain values (the lamps' ring once leaked in)
     depth, facts = prior_depth(pano, 1.6)
     assert facts["scene"] == "indoor" and not depth.sky.any() and np.isfinite(depth.depth).all()
 
@@ -154,3 +164,65 @@ def test_lamp_outweighs_specks_on_a_dark_ceiling():
     img[rng.integers(0, 30, 200), rng.integers(0, W, 200)] = 0.9
     indoor, facts = is_indoor(Panorama(img))
     assert indoor and facts["stars"] >= 20 and facts["lamps"] == 1, facts
+
+
+@pytest.mark.parametrize(
+    "wall, ambient, cue",
+    [
+        ((0.7, 0.55, 0.4), 0.08, "ceiling_ring"),  # a white ceiling over wooden walls, lit by daylight
+        ((0.92, 0.91, 0.88), 0.8, "through_horizon"),  # white walls too, evenly lit: all one pale region
+    ],
+    ids=["white ceiling", "white ceiling and walls"],
+)
+def test_white_ceiling_is_indoors(wall, ambient, cue):
+    # a white ceiling is a bright, unsaturated, soft region over the zenith, like an overcast sky, and
+    # was taken for one (a room with a sky); it closes in a smooth ring 15-45° up, or (with walls as pale
+    # as itself) carries on below the horizon, where a sky always meets land or sea
+    pano = _room((0.95, 0.95, 0.95), (0.45, 0.62, 0.9), lamp=False, wall=wall, ambient=ambient)
+    indoor, facts = is_indoor(pano)
+    assert indoor and facts["daylight"] >= 0.5 and facts[cue], facts
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "indoor" and not depth.sky.any()
+
+
+@pytest.mark.parametrize("dip", [0.0, 1.5])
+def test_pale_sky_over_land_stays_outdoor(dip):
+    # white and grey skies over land whose skyline runs down to the horizon (or 1.5° below it, the
+    # camera on a hill), rises jagged to 20-40° (a tree line) or runs along rooftops but for a street's
+    # ends: a sky, not a ceiling
+    lat, lon = _grid()
+    rng = np.random.default_rng(2)
+    # a street under an overcast sky: smooth rooflines 35-60° up, closed all around but for the
+    # street's two ends, where the sky runs down to 2°
+    roofs = np.radians(np.where(np.abs(np.abs(lon) - np.pi / 2) < 0.08, 2.0, 47 + 12 * np.cos(2 * lon)))
+    for sky_rgb, skyline in (
+        (0.97, np.radians(-dip + 1.0 * np.sin(3 * lon))),
+        (0.6, np.radians(30 + 10 * np.sin(3 * lon)) + np.radians(12) * rng.random(W)[None, :]),
+        (0.8, roofs),
+    ):
+        truth = lat > skyline
+        land = np.clip(0.35 + rng.normal(0, 0.06, lat.shape), 0, 1)[..., None] * np.array([0.8, 1.0, 0.7])
+        img = np.where(truth[..., None], sky_rgb, land).astype(np.float32)
+        pano = Panorama(img)
+        sky = sky_mask(pano)
+        indoor, facts = is_indoor(pano, sky)
+        assert not indoor, facts
+        assert _iou(sky, truth & (lat > 0)) >= 0.9
+
+
+def test_night_street_with_lit_windows_is_outdoors():
+    # a street at night under a black sky with no stars: the dark facades (up to 40-55°) are as dark
+    # and smooth as the sky, which flows into them, so nothing but the lit windows says "not a room"
+    # (it was taken for one: no skyline near the horizon, no blue tint, no stars); dozens of lit
+    # windows are no room's lamps
+    lat, lon = _grid()
+    img = _night(False, seed=4).copy()
+    roof = np.radians(47 + 8 * np.sign(np.sin(3 * lon)))
+    img[lat < roof] = 0.035
+    rows, cols = np.arange(H)[:, None], np.arange(W)[None, :]
+    lit = (np.mod(cols, 12) < 4) & (np.mod(rows, 9) < 5) & (lat > np.radians(12)) & (lat < roof - np.radians(4))
+    img[lit] = (0.95, 0.8, 0.5)
+    img[lat < 0] = 0.06  # the street
+    pano = Panorama(img.astype(np.float32))
+    indoor, facts = is_indoor(pano)
+    assert not indoor and facts["lamps"] >= 24 and facts["open_horizon"] < 0.3 and not facts["night_blue"], facts

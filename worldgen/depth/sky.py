@@ -13,8 +13,10 @@ Cues, combined:
 - distance, when a depth estimate exists: the sky is the farthest thing in view.
 An interior never has sky: :func:`is_indoor` decides from what covers the zenith. A zenith covered
 by something that is not daylight-coloured (black, dark, a sunset's orange: a lamp-lit ceiling looks
-the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, or stars
-where no lamp hangs.
+the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, stars
+where no lamp hangs, or dozens of lights (a night street's lit windows). A daylight sky that is not
+blue (grey, white, warm: a lit white ceiling looks the same) is a ceiling when it closes in a smooth
+ring well above the horizon or carries on below the horizon as a wall.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ DARK = 0.15
 # point-like features narrower than this, degrees, are stars (the full moon is 0.5°; a lamp a few
 # metres away is wider)
 STAR_DEG = 0.7
+# this many lit blobs in a dark "sky" are the lit windows of a night street, not a room's lamps
+STREET_LIGHTS = 24
 
 
 def _star_size(h: int) -> int:
@@ -96,6 +100,12 @@ def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
     """
     _, img, _ = _stars(panorama.image.astype(np.float32), panorama.height)
     return (_hue_likelihood(img, dark) * _soft(img, panorama.height)).astype(np.float32)
+
+
+def _bluish(px: np.ndarray) -> np.ndarray:
+    """Pixels ([..., 3]) of a clear blue: blue the strongest channel by a margin, not dark. [...] bool"""
+    r, g, b = px[..., 0], px[..., 1], px[..., 2]
+    return (b >= r + 0.03) & (b >= 0.85 * g) & (_lum(px) > 0.2)
 
 
 def _hue_likelihood(img: np.ndarray, dark: bool = False) -> np.ndarray:
@@ -324,6 +334,31 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     col = clean[s30].mean(0) if n30 else np.zeros(3, np.float32)
     day = float(_hue_likelihood(clean[s30][None])[0].astype(bool).mean()) if n30 else 0.0
     night_blue = bool(col[2] > 1.3 * col[0] and col[2] > 1.1 * col[1] and col[2] > 0.02)
+    # a daylight sky that is not blue (overcast, white, warm) may be a lit ceiling (and the pale walls
+    # it flows into); two signs of one, both from where the sky ends:
+    blue = float(_bluish(clean[s30]).mean()) if n30 else 0.0
+    # - a ring: the sky ends well above the horizon all around (its lowest tenth at 12° or higher, and
+    #   nowhere under 10° but in 0.5 % of the columns: a street's ends run down to the horizon) along a
+    #   smooth line (a ceiling meets the walls 15-45° up along straight edges; a skyline that high is
+    #   trees, rock or roofs, jagged from column to column)
+    jump = np.abs(np.diff(np.r_[first, first[:1]]))
+    ceiling_ring = bool(
+        np.percentile(e_b, 10) >= np.radians(12.0)
+        and np.percentile(e_b, 0.5) >= np.radians(10.0)
+        and np.mean(jump <= 1) >= 0.93
+        and frac(75) >= 0.5
+    )
+    # - the sky carries on below the horizon: where it reaches the horizon, one colour runs with no
+    #   edge from 9-18° up (surely sky, if it is one) through the 3° above the horizon to the band 3-6°
+    #   below it (a wall does; land or sea meets the sky at an edge, at most a degree or two below the
+    #   horizon when the camera stands high)
+    k2 = max(1, round(3.0 * h / 180))
+    high = img[h // 2 - 6 * k2 : h // 2 - 3 * k2].mean(0)
+    above = img[h // 2 - k2 : h // 2].mean(0)
+    below = img[h // 2 + k2 : h // 2 + 2 * k2].mean(0)
+    reach = sky[h // 2 - 1] & sky[h // 2 - 6 * k2]
+    same = (np.abs(above - below).max(-1) < 0.04) & (np.abs(high - above).max(-1) < 0.06)
+    through = reach & same & (_lum(below) > 0.4)
     n_star = int((star & sky_u).sum())
     # lamps: bright blobs wider than a star (they survive the opening) in a dark sky, at least 10°
     # up, their surroundings (a 2-pixel ring) mostly sky
@@ -343,6 +378,9 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
         "night_blue": night_blue,
         "stars": n_star,
         "lamps": n_lamp,
+        "blue": round(blue, 3),
+        "ceiling_ring": ceiling_ring,
+        "through_horizon": round(float(np.mean(through)), 3),
         "_star_density": n_star / max(n_sky, 1),
     }
 
@@ -354,12 +392,14 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     - Closed: almost nothing above 30° latitude is sky and the zenith is closed (high walls - a
       canyon, a cliff, a street of towers - hide most of the sky above 30° too, but outdoors the
       zenith itself is still open).
-    - A daylight sky (mostly blue, bright grey or bright warm) that covers the zenith: outdoors.
+    - A daylight sky (mostly blue, bright grey or bright warm) that covers the zenith: outdoors, unless
+      it is not blue and closes in a smooth ring at least 10° up all around or carries on below the
+      horizon with no edge (a white ceiling and the pale walls it flows into).
     - Anything else that covers it (black, dark, a sunset's orange, a lamp-lit ceiling) is a sky
       only with one of: a skyline near the horizon (0-10° up) in at least 30 % of the columns
       (a black sky above lit ground); a clear blue tint (night and dusk skies; lamps light
       ceilings warm); stars (point-like specks, not where lamps hang: bright blobs wider than a
-      star).
+      star); dozens of such blobs (lit windows of a night street).
 
     Returns:
         A tuple: **indoor** and the facts it was decided from (for the manifest).
@@ -370,9 +410,15 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     if c["sky_above_30deg"] < 0.15 and c["sky_above_75deg"] < 0.25:
         return True, c
     if c["daylight"] >= 0.5:
-        return False, c
+        # blue is sky; a grey, white or warm one is a ceiling when it closes in a smooth ring well
+        # above the horizon or carries on below the horizon as a wall (in 5 % of the columns or more)
+        pale = c["blue"] < 0.5 and (c["ceiling_ring"] or c["through_horizon"] >= 0.05)
+        return pale, c
     starry = c["stars"] >= 20 and density >= 2e-4 and c["lamps"] == 0
-    return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry), c
+    # dozens of lights in the dark: lit windows of a night street, into whose dark facades the dark
+    # sky has flowed (a room has a few lamps)
+    street = c["lamps"] >= STREET_LIGHTS
+    return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry or street), c
 
 
 __all__ = ["connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_mask"]
