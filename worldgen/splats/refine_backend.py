@@ -35,8 +35,14 @@ class RefineStageConfig(RefineConfig):
         init_sky: "dome" (sky splats on a far sphere) or "drop". Default "dome".
         init_footprint: tangent standard deviation of a pixel splat as a fraction of its pixel's
             footprint (:class:`worldgen.splats.init.InitConfig`'s ``footprint_sigma``). Default
-            0.35: narrower than init's 0.6, which blurred every view by ~0.8 px; the gaps this
-            opens between splats are filled by the backing layer (docs/splats.md).
+            0.25: narrower than init's 0.6, which blurred every view by ~0.8 px; the gaps this
+            opens between splats are filled by the backing layer (docs/splats.md; 0.35 until
+            the far silhouettes of the open coast were measured, "The open coast").
+        init_edge_shrink: factor on the footprint, across a depth edge, of a pixel splat on the
+            near side of it (:class:`worldgen.splats.init.InitConfig`'s ``edge_shrink``). Default
+            0.5: the near splat is composited first, so its tail lay over the sky or ground beside
+            every far palm, post and rock; the backing layer behind the edge holds the
+            background there, so the narrowed rim opens no gap.
         backing_factor: add :func:`worldgen.splats.init.backing_gaussians`, one splat per block of
             this many panorama pixels square behind the pixel splats (they count towards the
             splat budget); 0 = none. Default 2.
@@ -63,7 +69,8 @@ class RefineStageConfig(RefineConfig):
     init_sh_degree: int = 0
     init_opacity: float = 0.95
     init_sky: Literal["dome", "drop"] = "dome"
-    init_footprint: float = 0.35
+    init_footprint: float = 0.25
+    init_edge_shrink: float = 0.5
     backing_factor: int = 2
     backing_push: float = 1.03
     cpu_max_splats: int = 600_000
@@ -80,6 +87,8 @@ class RefineStageConfig(RefineConfig):
             raise InputError("backfill_deg must be >= 0 degrees (0 = no backfill)")
         if self.backing_factor < 0 or not self.backing_push > 1 or not self.init_footprint > 0:
             raise InputError("backing_factor must be >= 0, backing_push > 1 and init_footprint > 0")
+        if not 0 < self.init_edge_shrink <= 1:
+            raise InputError(f"init_edge_shrink {self.init_edge_shrink} must lie in (0, 1] (1 = off)")
         from ..layers import LayerConfig
 
         LayerConfig(walk_radius=self.walk_radius, inpaint=self.inpaint)  # checks both
@@ -107,6 +116,7 @@ def _run(ctx: StageContext) -> StageResult:
         opacity=cfg.init_opacity,
         sky=cfg.init_sky,
         footprint_sigma=cfg.init_footprint,
+        edge_shrink=cfg.init_edge_shrink,
     )
     extra = None
     backing = None
@@ -216,7 +226,7 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="11",
+        version="12",
         models={"fill": "fill_model"},
     )
 )
