@@ -876,6 +876,8 @@ def _bin_intersections(
         tot = cnt_tp.sum(1)
         toff = ((torch.cumsum(tot, 0) - tot)[:, None] + off_tp - base - 1).reshape(-1)  # [T * area]
         flat = torch.nonzero(keep.reshape(-1)).reshape(-1)  # p * E + e
+        if E * area < 2**31:
+            flat = flat.int()  # int32 division and gathers are faster, the values the same
         p_k = torch.div(flat, E, rounding_mode="floor")
         e_k = flat - p_k * E
         dest = toff.index_select(0, t_of.index_select(0, e_k) * area + p_k) + kc.reshape(-1).index_select(0, flat)

@@ -655,9 +655,10 @@ def _optimise(
             loss.backward()
             if sky is not None:
                 with torch.no_grad():  # frozen sky dome: zero gradients keep Adam's moments at zero
+                    rows = torch.nonzero(sky).reshape(-1)  # once, not once per parameter
                     for p in params.values():
                         if p.grad is not None:
-                            p.grad[sky] = 0.0
+                            p.grad.index_fill_(0, rows, 0.0)
             bad = [k for k, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
             if bad or not bool(torch.isfinite(loss)):
                 # Last resort (the known cause, a cancelling 2D determinant, is fixed in the
