@@ -153,8 +153,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
-(524k splats) in about 90 s of CPU on one core: two colour solves of ~11 s and 80 steps of
-~0.75 s at 256 px with the shape learning rates tripled (``cpu_lr_scale``). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
+(524k splats) in about 80 s of CPU on one core (the whole stage, hidden layer included): two
+colour solves of ~10 s and 80 steps of ~0.6 s at 256 px with the shape learning rates tripled
+(``cpu_lr_scale``). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
 little more at novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
 
 
