@@ -143,3 +143,19 @@ def test_fixed_splats_keep_their_colours_and_still_render():
     assert not np.array_equal(out.sh[~fixed], grey.sh[~fixed])
     free, _ = solve_colours(grey, views, iterations=10)
     assert not np.array_equal(free.sh[fixed], grey.sh[fixed])  # without the mask they would move
+
+
+def test_pixel_order_is_the_stable_sort_of_runs():
+    # The solve's pixels x splats operator takes its row order from the runs composite_weights
+    # returns (one contiguous run per pixel) instead of sorting the long list: it must be the
+    # stable argsort, also when an id comes back in a later run and for one-element runs.
+    import torch
+
+    from worldgen.splats.colours import _pixel_order
+
+    g = torch.Generator().manual_seed(4)
+    ids = torch.randperm(50, generator=g)[:40]
+    ids = torch.cat([ids, ids[:5]]).int()  # five ids with two runs each
+    pix = torch.repeat_interleave(ids, torch.randint(1, 6, (ids.numel(),), generator=g))
+    assert torch.equal(_pixel_order(pix), torch.argsort(pix, stable=True))
+    assert _pixel_order(pix[:0]).numel() == 0

@@ -369,3 +369,29 @@ def test_rotations_stay_and_scales_grow_at_most_the_bound(world):
     assert (free.log_scales - cloud.log_scales).max() > math.log(1.1) + 1e-3
     with pytest.raises(InputError, match="max_scale_growth"):
         RefineConfig(max_scale_growth=0.5)
+
+
+def test_plain_adam_is_torch_adam_bit_for_bit():
+    # The loop's plain Adam (no densification strategy on CPU) must take exactly torch.optim.Adam's
+    # steps, learning-rate changes between steps and zero-gradient rows included.
+    import torch
+
+    from worldgen.splats.refine import _Adam
+
+    g = torch.Generator().manual_seed(7)
+    start = torch.randn(300, 3, generator=g)
+    grads = [torch.randn(300, 3, generator=g) * (i + 1) for i in range(6)]
+    for gr in grads[::2]:
+        gr[:100] = 0.0
+    out = []
+    for make in (lambda p: torch.optim.Adam([p], lr=0.01, eps=1e-15), lambda p: _Adam(p, 0.01, "x", eps=1e-15)):
+        p = torch.nn.Parameter(start.clone())
+        opt = make(p)
+        for gr in grads:
+            p.grad = gr.clone()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            for grp in opt.param_groups:
+                grp["lr"] *= 0.9
+        out.append(p.detach())
+    assert torch.equal(out[0], out[1]) and not torch.equal(out[0], start)

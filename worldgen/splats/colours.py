@@ -104,14 +104,15 @@ def solve_colours(
         per pixel and its contribution to SIRT's denominator. Sparse products replace the
         per-iteration scatter-adds: ~5x faster per iteration on one thread (bit-stable: each
         output row is summed in a fixed order)."""
-        # Stable sorts on the int32 ids (torch sorts them ~3x faster than int64; same permutation).
-        order = torch.argsort(entry[0].int(), stable=True)
-        order_t = torch.argsort(entry[1].int(), stable=True)
-        pix, gid, wt = (e.long() if e.dtype == torch.int32 else e for e in entry)
-        crow = torch.zeros(P + 1, dtype=torch.int64, device=device)
+        pix, gid, wt = (e.int() if e.dtype == torch.int64 else e for e in entry)
+        order = _pixel_order(pix)
+        # A stable sort on the int32 ids (torch sorts them ~3x faster than int64; same permutation).
+        order_t = torch.argsort(gid, stable=True)
+        # int32 indices: the sparse products read half the index bytes (~15 % faster, same sums).
+        crow = torch.zeros(P + 1, dtype=torch.int32, device=device)
         crow[1:] = torch.cumsum(torch.bincount(pix, minlength=P), 0)
         W_ = torch.sparse_csr_tensor(crow, gid[order], wt[order], (P, N))
-        crow_t = torch.zeros(N + 1, dtype=torch.int64, device=device)
+        crow_t = torch.zeros(N + 1, dtype=torch.int32, device=device)
         crow_t[1:] = torch.cumsum(torch.bincount(gid, minlength=N), 0)
         WT = torch.sparse_csr_tensor(crow_t, pix[order_t], wt[order_t], (N, P))
         alpha = torch.zeros(P, device=device).index_add_(0, pix, wt)
@@ -181,6 +182,28 @@ def solve_colours(
         "intersections": total,
         "cached": cache[0] is not None,
     }
+
+
+def _pixel_order(pix):
+    """The stable sort permutation of ``pix`` when equal ids come in contiguous runs (as
+    :func:`worldgen.splats.rasterize.composite_weights` returns them: each pixel's intersections
+    together, pixels in tile order), without sorting the long list: the runs are sorted by their
+    id (a stable sort of one id per run) and laid out in that order. [M] int64
+    """
+    import torch
+
+    m = pix.shape[0]
+    if m == 0:
+        return torch.zeros(0, dtype=torch.int64, device=pix.device)
+    is_start = torch.ones(m, dtype=torch.bool, device=pix.device)
+    torch.ne(pix[1:], pix[:-1], out=is_start[1:])
+    firsts = torch.nonzero(is_start).reshape(-1)
+    lens = torch.diff(firsts, append=torch.tensor([m], device=pix.device))
+    ro = torch.argsort(pix.index_select(0, firsts), stable=True)
+    first, lens = firsts.index_select(0, ro), lens.index_select(0, ro)
+    return torch.repeat_interleave(first - (torch.cumsum(lens, 0) - lens), lens, output_size=m) + torch.arange(
+        m, device=pix.device
+    )
 
 
 def _sh_offset(eval_sh, cloud: GaussianCloud, means, viewmat: np.ndarray, entry, P: int, deg: int, t):

@@ -389,6 +389,7 @@ def rasterize_cpu(
     render_mode: RenderMode = "RGB",
     rasterize_mode: Literal["classic", "antialiased"] = "classic",
     max_intersections: int = 60_000_000,
+    grad_mask=None,
 ):
     """Render Gaussians to C pinhole cameras with gsplat's ``rasterization`` semantics, on any device.
 
@@ -406,6 +407,10 @@ def rasterize_cpu(
         render_mode: "RGB", "D" (accumulated z-depth), "ED" (expected z-depth), "RGB+D", "RGB+ED".
         rasterize_mode: "classic" or "antialiased" (opacity scaled by the blur compensation).
         max_intersections: refuse to build more (splat, pixel) intersections than this (memory guard).
+        grad_mask: splats whose gradients the caller uses ([N] bool), or None for all. The
+            backward skips the other splats' intersections (their gradients come out 0), which
+            halves its work when a frozen layer, e.g. the backing, holds half the intersections;
+            the gradients of the masked-in splats are bit-identical to an unmasked run's.
 
     Returns:
         A tuple: **render_colors** [C, H, W, X] (X = D, 1 or D + 1 by ``render_mode``),
@@ -474,7 +479,7 @@ def rasterize_cpu(
     D = feats.shape[-1]
 
     P = C * height * width
-    pix, entry, alpha, trans, start, end, clamped = _bin_intersections(
+    pix, entry, alpha, trans, end, clamped = _bin_intersections(
         means2d.detach(),
         conics.detach(),
         ops.detach(),
@@ -485,7 +490,14 @@ def rasterize_cpu(
         height,
         max_intersections,
     )
-    img, acc = _Composite.apply(means2d, conics, ops, feats, pix, entry, alpha, trans, end, clamped, P, width, height)
+    # Intersections whose splat wants a gradient, ascending (None: all of them).
+    sel = None
+    if grad_mask is not None and torch.is_grad_enabled():
+        need = grad_mask.index_select(0, gs_ids).index_select(0, entry)
+        sel = None if bool(need.all()) else torch.nonzero(need).reshape(-1)
+    img, acc = _Composite.apply(
+        means2d, conics, ops, feats, pix, entry, alpha, trans, end, clamped, sel, P, width, height
+    )
     render = img.reshape(C, height, width, D)
     alphas = acc.reshape(C, height, width, 1)
     if backgrounds is not None:
@@ -622,7 +634,7 @@ def composite_weights(
             0.0,
             rasterize_mode == "antialiased",
         )
-        pix, entry, alpha, trans, _s, _e, _c = _bin_intersections(
+        pix, entry, alpha, trans, _e, _c = _bin_intersections(
             pk["means2d"],
             pk["conics"],
             pk["opacities"],
@@ -690,13 +702,14 @@ def _make_composite_function():
 
     class Composite(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, P, width, height):
+        def forward(ctx, means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, sel, P, width, height):
             w = alpha * T
             img = torch.zeros(P, feats.shape[-1], device=feats.device, dtype=feats.dtype)
             fk = feats.index_select(0, entry)  # kept for the backward: one gather of [M, D] fewer
             img.index_add_(0, pix, w[:, None] * fk)
             acc = torch.zeros(P, device=feats.device, dtype=feats.dtype).index_add_(0, pix, w)
             ctx.save_for_backward(means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc, fk)
+            ctx.sel = sel
             ctx.width, ctx.height = width, height
             return img, acc
 
@@ -714,7 +727,16 @@ def _make_composite_function():
             v = (gp * fk).sum(-1)  # dL/dC . f_k
             # S_k = sum over later intersections of the same pixel of w_j v_j (one float64 cumsum).
             cs = torch.cumsum((w * v).to(torch.float64), 0)
-            S = (cs.index_select(0, end) - cs).to(dt)
+            cs_k = cs
+            if ctx.sel is not None:
+                # From here on only the intersections of splats that want a gradient (grad_mask);
+                # the suffix sums above needed them all. Every value below is computed elementwise
+                # as before and summed per splat in the same order, so it is bit-identical.
+                sel = ctx.sel
+                pix, entry, alpha, T, end, clamped, gp, w, v, cs_k = (
+                    t.index_select(0, sel) for t in (pix, entry, alpha, T, end, clamped, gp, w, v, cs)
+                )
+            S = (cs.index_select(0, end) - cs_k).to(dt)
             t_final = (1.0 - acc).index_select(0, pix)  # transmittance after the list
             # dC/dalpha_k = T_k f_k - S_k / (1 - alpha_k); dA/dalpha_k = T_final / (1 - alpha_k).
             g_alpha = T * v - (S - g_acc.index_select(0, pix) * t_final) / (1.0 - alpha)
@@ -739,7 +761,7 @@ def _make_composite_function():
             torch.mul(w[:, None], gp, out=gd[:, 6:])
             per = torch.zeros(nnz, 6 + D, dtype=dt, device=feats.device).index_add_(0, entry, gd)
             # One gradient per forward input; the index arrays, sizes and masks get None.
-            return (per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:]) + (None,) * 9
+            return (per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:]) + (None,) * 10
 
     return Composite
 
@@ -760,7 +782,7 @@ def _bin_intersections(
         **entry**: packed splat index of each intersection. [M] int64
         **alpha**: min(0.999, o exp(-sigma)). [M]
         **trans**: transmittance before the intersection. [M]
-        **start**, **end**: index of the first / last intersection of the same pixel. [M] int64
+        **end**: index of the last intersection of the same pixel. [M] int64
         **clamped**: where the 0.999 clamp is active (no gradient there). [M] bool
 
     Tiles, as gsplat's kernels: each splat joins the list of every 4x4 tile its bounding box
@@ -854,6 +876,8 @@ def _bin_intersections(
         tot = cnt_tp.sum(1)
         toff = ((torch.cumsum(tot, 0) - tot)[:, None] + off_tp - base - 1).reshape(-1)  # [T * area]
         flat = torch.nonzero(keep.reshape(-1)).reshape(-1)  # p * E + e
+        if E * area < 2**31:
+            flat = flat.int()  # int32 division and gathers are faster, the values the same
         p_k = torch.div(flat, E, rounding_mode="floor")
         e_k = flat - p_k * E
         dest = toff.index_select(0, t_of.index_select(0, e_k) * area + p_k) + kc.reshape(-1).index_select(0, flat)
@@ -876,23 +900,32 @@ def _bin_intersections(
         seg_first = ((torch.cumsum(tot, 0) - tot)[:, None] + off_tp).reshape(-1).long()
         seg_len = cnt_tp.reshape(-1).long()
         M = pix.shape[0]
-        start = torch.repeat_interleave(seg_first, seg_len, output_size=M)
         logt = torch.log1p(-alpha.to(torch.float64))
         csum = torch.cumsum(logt, 0)
         excl = csum - logt
-        excl = excl - excl.index_select(0, start)
+        if M:
+            # Minus the value at the run's first intersection, repeated along the run (empty runs
+            # past the end read any valid index: they repeat it zero times).
+            excl = excl - torch.repeat_interleave(
+                excl.index_select(0, seg_first.clamp_max(M - 1)), seg_len, output_size=M
+            )
         # gsplat stops before the splat that would take transmittance to T_STOP or below; the first
         # splat of a pixel always passes (alpha <= 0.999 keeps T >= 1e-3). Cutting a suffix of a
         # pixel's list leaves the transmittance of the kept intersections unchanged.
         live = (excl + logt > math.log(T_STOP)) & exact
         trans = torch.exp(excl).to(dt)
-        if bool(live.all()):
-            end = torch.repeat_interleave(seg_first + seg_len - 1, seg_len, output_size=M)
-        else:
+        if not bool(live.all()):
+            # The cut keeps a prefix of each run (minus the alpha-0 riders), so the runs stay
+            # contiguous: their new lengths are counts of live entries per run, from one cumsum.
             idx = torch.nonzero(live).reshape(-1)
             pix, entry, alpha, raw, trans = (t.index_select(0, idx) for t in (pix, entry, alpha, raw, trans))
-            start, end = _segment_bounds(pix)
-    return pix, entry, alpha, trans, start, end, raw > 0.999
+            n_live = torch.zeros(M + 1, dtype=torch.int64, device=dev)
+            torch.cumsum(live, 0, out=n_live[1:])
+            seg_len = n_live.index_select(0, seg_first + seg_len) - n_live.index_select(0, seg_first)
+            seg_first = torch.cumsum(seg_len, 0) - seg_len
+            M = pix.shape[0]
+        end = torch.repeat_interleave(seg_first + seg_len - 1, seg_len, output_size=M)
+    return pix, entry, alpha, trans, end, raw > 0.999
 
 
 def _segment_bounds(sorted_ids):
@@ -935,7 +968,7 @@ def rasterize(
     if rasterizer == "gsplat":
         from gsplat import rasterization
 
-        kw = {k: v for k, v in kwargs.items() if k != "max_intersections"}
+        kw = {k: v for k, v in kwargs.items() if k not in ("max_intersections", "grad_mask")}
         render, alphas, meta = rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height, packed=False, **kw
         )

@@ -153,8 +153,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
-(524k splats) in about 90 s of CPU on one core: two colour solves of ~11 s and 80 steps of
-~0.75 s at 256 px with the shape learning rates tripled (``cpu_lr_scale``). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
+(524k splats) in about 80 s of CPU on one core (the whole stage, hidden layer included): two
+colour solves of ~10 s and 80 steps of ~0.6 s at 256 px with the shape learning rates tripled
+(``cpu_lr_scale``). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
 little more at novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
 
 
@@ -287,7 +288,50 @@ def _params(cloud: GaussianCloud, device: str):
     return torch.nn.ParameterDict(p)
 
 
-def _optimizers(params, cfg: RefineConfig, scene_scale: float, shape_lr_scale: float = 1.0):
+class _Adam:
+    """``torch.optim.Adam`` for one CPU parameter, bit for bit (its single-tensor update with betas
+    (0.9, 0.999), no weight decay, no amsgrad), with the attributes the loop uses (``param_groups``,
+    ``step``, ``zero_grad``).
+
+    Used when no densification strategy runs (gsplat's strategies edit torch optimisers' state):
+    the first ``torch.optim`` optimiser of a process imports ``torch._dynamo``, ~1 s of CPU in a
+    ~80 s balanced run, for nothing here.
+    """
+
+    betas = (0.9, 0.999)
+
+    def __init__(self, param, lr: float, name: str, eps: float):
+        self.param_groups = [{"params": [param], "lr": lr, "name": name}]
+        self.eps = eps
+        self.steps = 0
+        self.moments = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.param_groups[0]["params"][0].grad = None
+
+    def step(self) -> None:
+        import torch
+
+        group = self.param_groups[0]
+        p = group["params"][0]
+        if p.grad is None:
+            return
+        if self.moments is None:
+            self.moments = (torch.zeros_like(p), torch.zeros_like(p))
+        exp_avg, exp_avg_sq = self.moments
+        beta1, beta2 = self.betas
+        self.steps += 1
+        step = float(self.steps)  # torch keeps it as a float32 tensor and reads .item(): the same value
+        with torch.no_grad():
+            exp_avg.lerp_(p.grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            step_size = group["lr"] / (1 - beta1**step)
+            denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(self.eps)
+            p.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def _optimizers(params, cfg: RefineConfig, scene_scale: float, shape_lr_scale: float = 1.0, plain: bool = False):
+    """One Adam per parameter group; ``plain``: :class:`_Adam` (CPU, no densification strategy)."""
     import torch
 
     k = shape_lr_scale
@@ -299,6 +343,8 @@ def _optimizers(params, cfg: RefineConfig, scene_scale: float, shape_lr_scale: f
         "sh0": cfg.lr_sh0,
         "shN": cfg.lr_sh0 * cfg.lr_shn_factor,
     }
+    if plain:
+        return {k: _Adam(p, lrs[k], k, eps=1e-15) for k, p in params.items()}
     return {k: torch.optim.Adam([{"params": p, "lr": lrs[k], "name": k}], eps=1e-15) for k, p in params.items()}
 
 
@@ -534,8 +580,9 @@ def _optimise(
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         params = _params(cloud, device)
-        opts = _optimizers(params, cfg, scene_scale, cfg.cpu_lr_scale if rasterizer == "cpu" else 1.0)
         strategy = _make_strategy(cfg, iters, rasterizer)
+        plain = strategy is None and device == "cpu"
+        opts = _optimizers(params, cfg, scene_scale, cfg.cpu_lr_scale if rasterizer == "cpu" else 1.0, plain)
         report["strategy"] = "none" if strategy is None else type(strategy).__name__.replace("Strategy", "").lower()
         state = strategy.initialize_state(scene_scale=scene_scale) if strategy is not None else None
         # Densification reorders splats, so a frozen mask holds only without it.
@@ -567,6 +614,19 @@ def _optimise(
             idx = torch.tensor(order[: cfg.views_per_step], device=device)
             del order[: cfg.views_per_step]
             colors = params["sh0"] if "shN" not in params else torch.cat([params["sh0"], params["shN"]], 1)
+            sky = None
+            if sky_from is not None or frozen_t is not None:
+                # Splats whose gradients are zeroed below (frozen sky dome, frozen layers), taken
+                # before the render: the positions do not change until the update.
+                with torch.no_grad():
+                    sky = params["means"].norm(dim=-1) > sky_from if sky_from is not None else frozen_t
+                    if frozen_t is not None:
+                        sky = sky | frozen_t
+            # The CPU rasterizer's backward then skips their intersections (about half of a
+            # 1024x512 world's are the frozen backing layer's); gsplat's kernels take no mask, and
+            # a densification strategy reads every splat's 2D-mean gradient, so it gets none.
+            masked = sky is not None and rasterizer == "cpu" and strategy is None
+            extra = {"grad_mask": ~sky} if masked else {}
             render, alpha, meta = rasterize(
                 params["means"],
                 params["quats"],
@@ -580,6 +640,7 @@ def _optimise(
                 rasterizer=rasterizer,
                 sh_degree=deg,
                 render_mode="RGB+ED",
+                **extra,
             )
             if strategy is not None:
                 strategy.step_pre_backward(params, opts, state, step, meta)
@@ -593,14 +654,12 @@ def _optimise(
                 window,
             )
             loss.backward()
-            if sky_from is not None or frozen_t is not None:
+            if sky is not None:
                 with torch.no_grad():  # frozen sky dome: zero gradients keep Adam's moments at zero
-                    sky = params["means"].norm(dim=-1) > sky_from if sky_from is not None else frozen_t
-                    if frozen_t is not None:
-                        sky = sky | frozen_t
+                    rows = torch.nonzero(sky).reshape(-1)  # once, not once per parameter
                     for p in params.values():
                         if p.grad is not None:
-                            p.grad[sky] = 0.0
+                            p.grad.index_fill_(0, rows, 0.0)
             bad = [k for k, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
             if bad or not bool(torch.isfinite(loss)):
                 # Last resort (the known cause, a cancelling 2D determinant, is fixed in the
@@ -669,9 +728,19 @@ def _loss(render, alpha, tgt, params, cfg: RefineConfig, has_sky_splats: bool, w
         # Needles only: largest over middle scale. Flat discs (a thin normal axis, as
         # init_gaussians makes them, ratio >= 10 to the smallest) are the right shape for surfaces;
         # penalising largest / smallest fattened every disc and dominated the loss.
-        srt = s.sort(-1).values
-        ratio = srt[:, 2] / srt[:, 1].clamp_min(1e-8)
-        loss = loss + cfg.lambda_scale * torch.relu(ratio - cfg.max_anisotropy).mean()
+        # The hinge is zero (and so is its gradient) on almost every splat: find the few above it
+        # with exact min/max selections (the same largest and middle values a sort gives), and
+        # sort and differentiate only those, over the same count (a sort of every splat's three
+        # scales and its backward cost ~25 ms of a ~0.6 s CPU step).
+        with torch.no_grad():
+            a, b, c = s.unbind(-1)
+            hi = torch.maximum(torch.maximum(a, b), c)
+            mid = torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
+            over = torch.nonzero(hi / mid.clamp_min(1e-8) > cfg.max_anisotropy).reshape(-1)
+        if over.numel():
+            srt = s.index_select(0, over).sort(-1).values
+            ratio = srt[:, 2] / srt[:, 1].clamp_min(1e-8)
+            loss = loss + cfg.lambda_scale * (torch.relu(ratio - cfg.max_anisotropy).sum() / s.shape[0])
     return loss
 
 
