@@ -66,7 +66,7 @@ register_backend(
             "balanced": {},
             "quality": {"grid_width": 2048, "max_triangles": 500_000, "layer_triangles": 80_000},
         },
-        version="8",
+        version="9",
         models={"fill": "fill_model"},
     )
 )
