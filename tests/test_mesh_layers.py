@@ -502,3 +502,28 @@ def test_round_trunks_show_their_sides_when_walking_aside():
     # Trunk holes 1 m aside: 1.42 % of the view without the back, 0.82 % with it.
     assert max(holes[True]) < 0.65 * max(holes[False])
     assert np.mean(holes[True]) < 0.65 * np.mean(holes[False])
+
+
+def test_backdrop_stays_out_of_the_background_collision():
+    # A photo world's backdrop (class "backdrop") is scenery: the world's collision leaves it out,
+    # and the background's must too (before, a photo world got collision behind the camera from
+    # the layer: 66 of 238 vertices).
+    from worldgen.geometry.equirect import equirect_directions
+    from worldgen.stages.photo import BACKDROP_ID, PHOTO_CLASSES
+    from worldgen.types import DepthMap, Panorama, SemanticLayers
+
+    dirs = equirect_directions(256)
+    dist = _round_trunks(np.zeros(3), dirs)
+    pano = Panorama(np.full(dist.shape + (3,), 0.5, np.float32))
+    depth = DepthMap(np.where(np.isfinite(dist), dist, np.inf).astype(np.float32), ~np.isfinite(dist))
+    # The +x half (with the trunk 2.5 m along +x and the ground hidden behind it) is backdrop.
+    ids = np.where(dirs[..., 0] > 0, BACKDROP_ID, 1).astype(np.uint8)
+    sem = SemanticLayers(ids, PHOTO_CLASSES)
+    cfg = LayeredSheetConfig(max_triangles=20_000, layer_triangles=4_000, collision_triangles=4_000, texture_width=512)
+    scene = build_layered_sheet(pano, depth, cfg, sem)
+    plain = build_layered_sheet(pano, depth, cfg)
+    v = scene["collision"].vertices
+    inside = v[:, 0] / np.linalg.norm(v, axis=1) > 0.2  # well inside the backdrop
+    assert not inside.any()
+    w = plain["collision"].vertices
+    assert (w[:, 0] / np.linalg.norm(w, axis=1) > 0.2).any()  # without semantics it has collision there

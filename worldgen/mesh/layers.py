@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import InputError
 from ..layers import HiddenLayer, LayerConfig, build_layers
 from ..layers.diffusion import fill_options
+from ..stages.photo import backdrop_mask
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
 from .sheet import SheetConfig, build_sheet, sheet_geometry, sky_dome
@@ -590,6 +591,17 @@ def walk_sky(sky: np.ndarray, depth: np.ndarray, walk_radius: float, max_deg: fl
     return sky | (dist <= r)
 
 
+def _on_grid(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``mask`` [H, W] bool on the layer's working grid ``shape`` (:func:`worldgen.layers.working_grid`'s
+    blocks; a block is set when any of its pixels is). [h, w] bool"""
+    h, w = shape
+    H, W = mask.shape
+    if (h, w) == (H, W):
+        return mask
+    s = max(1, W // w)
+    return mask[: h * s, : w * s].reshape(h, s, w, s).any((1, 3))
+
+
 def merge_meshes(a: Mesh | None, b: Mesh | None) -> Mesh | None:
     """Untextured union of two meshes (vertices, faces and normals only)."""
     if a is None or b is None:
@@ -614,7 +626,8 @@ def build_layered_sheet(
         panorama: colour, H x 2H.
         depth: Euclidean ray distance, metres (+inf = sky).
         config: see :class:`LayeredSheetConfig` and :class:`worldgen.mesh.sheet.SheetConfig`.
-        semantics: unused (all extractors share one signature).
+        semantics: used only to keep pixels of class "backdrop" (a photo world's scenery) out of
+            the collision part, the background's too.
         eye_height: capture height, metres (reported by the sheet).
         seed: inpainting seed.
 
@@ -708,6 +721,10 @@ def build_layered_sheet(
         )
     if coll_bg and "collision" in parts:
         lv = layer.surface | (layer.seeds & np.isfinite(layer.depth))
+        # A photo world's backdrop (class "backdrop", worldgen.stages.photo) is scenery, not
+        # ground to walk on: the world's collision leaves it out (build_sheet), and so does the
+        # background's (before, a photo world got collision behind the camera from the layer).
+        lv &= ~_on_grid(backdrop_mask(semantics, depth.shape), layer.shape)
         d = np.where(lv, layer.depth, 1.0).astype(np.float64)
         bg_coll = collision_from_grid(d, lv, coll_bg, replace(SheetConfig(), backfill=False))
         parts["collision"] = merge_meshes(parts["collision"], bg_coll)
