@@ -22,7 +22,7 @@ import numpy as np
 from .._check import check_rgbd
 from ..errors import InputError
 from ..types import DepthMap, Panorama
-from .geometry import continue_background
+from .geometry import continue_background, foreground_backs
 from .inpaint import INPAINTERS, inpaint
 
 
@@ -61,6 +61,7 @@ class LayerConfig:
     fill_prompt: str = ""
     fill_steps: int = 20
     nested: bool = False
+    backs: bool = False
 
     def __post_init__(self) -> None:
         if not (self.walk_radius >= 0 and math.isfinite(self.walk_radius)):
@@ -91,6 +92,10 @@ class HiddenLayer:
             nearest hidden background where it lies in front of this one's by more than the edge
             ratio, or where this one has none: behind nested occluders, the middle occluder's
             hidden side. None when ``LayerConfig.nested`` is off or nothing is nested.
+        back: a HiddenLayer (same grid, never sky, ``colour`` the panorama's own) holding the
+            foreground's own back behind its left and right silhouettes, where a viewer
+            ``walk_radius`` aside sees it: the far side of a trunk or a canopy. None when
+            ``LayerConfig.backs`` is off or there is none.
     """
 
     hidden: np.ndarray
@@ -100,6 +105,7 @@ class HiddenLayer:
     colour: np.ndarray
     report: dict = field(default_factory=dict)
     nearer: HiddenLayer | None = None
+    back: HiddenLayer | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -217,6 +223,13 @@ def build_layers(
             nfill.astype(np.float32),
             {"hidden_pixels": int(near["hidden"].sum())},
         )
+    back = None
+    if config.backs and config.walk_radius > 0 and surface.any():
+        behind = np.where(bg["hidden"], bg["depth"], np.inf)
+        fb = foreground_backs(d, surface, behind, walk_radius=config.walk_radius, edge_ratio=config.edge_ratio)
+        if fb["hidden"].any():
+            z = np.zeros(d.shape, bool)
+            back = HiddenLayer(fb["hidden"], fb["depth"], z, z, colour, {"hidden_pixels": int(fb["hidden"].sum())})
     t2 = time.perf_counter()
     report = {
         "walk_radius_m": config.walk_radius,
@@ -227,11 +240,12 @@ def build_layers(
         "passes": int(bg["passes"]),
         "inpainter": name,
         "nested_pixels": 0 if nearer is None else int(nearer.hidden.sum()),
+        "back_pixels": 0 if back is None else int(back.hidden.sum()),
         "seconds": {"geometry": round(t1 - t0, 3), "inpaint": round(t2 - t1, 3)},
     }
     if fill_facts is not None:
         report["fill"] = fill_facts
-    return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report, nearer)
+    return HiddenLayer(hidden, bg["depth"], bg["sky"], bg["seeds"], filled.astype(np.float32), report, nearer, back)
 
 
 __all__ = ["HiddenLayer", "LayerConfig", "build_layers", "working_grid"]

@@ -62,11 +62,15 @@ register_backend(
                 # at 1024; the layer build about twice as long).
                 "layer_work_width": 1024,
                 "layer_triangles": 15_000,
+                # No foreground back (docs/walkable.md, "The foreground's own back"): out of the
+                # 15k background share it left the rest too coarse (forest at 1 m: mean holes
+                # 0.266 -> 0.279 %, worst view 0.895 -> 0.871 %; capture point -0.04 dB).
+                "layer_back_triangles": 0,
             },
             "balanced": {},
             "quality": {"grid_width": 2048, "max_triangles": 500_000, "layer_triangles": 80_000},
         },
-        version="8",
+        version="9",
         models={"fill": "fill_model"},
     )
 )
