@@ -345,15 +345,19 @@ def _pole_room(origin: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.min(np.where(d > 0, (hi - o) / d, np.where(d < 0, (lo - o) / d, np.inf)), -1)
         for cx, cz in ((1.06, -1.06), (-1.06, 1.06), (1.5, 0.3), (-0.4, -1.45)):
-            # Vertical cylinder of radius 3 cm: |(o + t d - c)_xz| = r.
-            px, pz = o[0] - cx, o[2] - cz
-            a = d[..., 0] ** 2 + d[..., 2] ** 2
-            b = 2 * (px * d[..., 0] + pz * d[..., 2])
-            c = px * px + pz * pz - 0.03**2
-            disc = b * b - 4 * a * c
-            tc = (-b - np.sqrt(np.where(disc > 0, disc, 0.0))) / (2 * a)
-            t = np.where((disc > 0) & (tc > 0) & (tc < t), tc, t)
+            t = _hit_cylinder(o, d, t, cx, cz, 0.03)
     return t
+
+
+def _hit_cylinder(o: np.ndarray, d: np.ndarray, t: np.ndarray, cx: float, cz: float, r: float) -> np.ndarray:
+    """``t`` with the rays' first hit of a vertical cylinder (axis at x=cx, z=cz, radius r) where it
+    is nearer: |(o + t d - c)_xz| = r. [...] float64"""
+    px, pz = o[0] - cx, o[2] - cz
+    a = d[..., 0] ** 2 + d[..., 2] ** 2
+    b = 2 * (px * d[..., 0] + pz * d[..., 2])
+    disc = b * b - 4 * a * (px * px + pz * pz - r * r)
+    tc = (-b - np.sqrt(np.where(disc > 0, disc, 0.0))) / (2 * a)
+    return np.where((disc > 0) & (tc > 0) & (tc < t), tc, t)
 
 
 def test_thin_poles_leave_no_outline_when_walking_aside():
@@ -441,12 +445,7 @@ def _round_trunks(origin: np.ndarray, dirs: np.ndarray, ground: bool = True) -> 
         q = o + d * np.where(np.isfinite(t), t, 0.0)[..., None]
         t = np.where((np.hypot(q[..., 0], q[..., 2]) < 40) & ground, t, np.inf)
         for cx, cz, r in ((0.0, -3.0, 0.6), (2.5, 0.0, 0.3)):
-            px, pz = o[0] - cx, o[2] - cz
-            a = d[..., 0] ** 2 + d[..., 2] ** 2
-            b = 2 * (px * d[..., 0] + pz * d[..., 2])
-            disc = b * b - 4 * a * (px * px + pz * pz - r * r)
-            tc = (-b - np.sqrt(np.where(disc > 0, disc, 0.0))) / (2 * a)
-            t = np.where((disc > 0) & (tc > 0) & (tc < t), tc, t)
+            t = _hit_cylinder(o, d, t, cx, cz, r)
     return t
 
 
