@@ -35,9 +35,10 @@ class RefineStageConfig(RefineConfig):
         init_sky: "dome" (sky splats on a far sphere) or "drop". Default "dome".
         init_footprint: tangent standard deviation of a pixel splat as a fraction of its pixel's
             footprint (:class:`worldgen.splats.init.InitConfig`'s ``footprint_sigma``). Default
-            0.25: narrower than init's 0.6, which blurred every view by ~0.8 px; the gaps this
-            opens between splats are filled by the backing layer (docs/splats.md; 0.35 until
-            the far silhouettes of the open coast were measured, "The open coast").
+            0.35: narrower than init's 0.6, which blurred every view by ~0.8 px; the gaps this
+            opens between splats are filled by the backing layer (docs/splats.md). 0.25 scored
+            better on the procedural coast but 0.2-0.5 dB worse on independently rendered scenes
+            ("The open coast"), so it is not the default.
         init_edge_shrink: factor on the footprint, across a depth edge, of a pixel splat on the
             near side of it (:class:`worldgen.splats.init.InitConfig`'s ``edge_shrink``). Default
             0.5: the near splat is composited first, so its tail lay over the sky or ground beside
@@ -69,7 +70,7 @@ class RefineStageConfig(RefineConfig):
     init_sh_degree: int = 0
     init_opacity: float = 0.95
     init_sky: Literal["dome", "drop"] = "dome"
-    init_footprint: float = 0.25
+    init_footprint: float = 0.35
     init_edge_shrink: float = 0.5
     backing_factor: int = 2
     backing_push: float = 1.03
@@ -226,7 +227,7 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="12",
+        version="13",
         models={"fill": "fill_model"},
     )
 )
