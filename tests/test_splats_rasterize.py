@@ -375,6 +375,22 @@ def test_nothing_visible_renders_background_with_zero_gradients():
     assert torch.equal(means.grad, torch.zeros(1, 3))
 
 
+def _segment_bounds(sorted_ids):
+    """Reference for the binner's run bounds: index of the first and of the last element of each run of equal values, per element. [M] int64 x 2"""
+    import torch
+
+    m = sorted_ids.shape[0]
+    if m == 0:
+        e = torch.zeros(0, dtype=torch.int64, device=sorted_ids.device)
+        return e, e
+    is_start = torch.ones(m, dtype=torch.bool, device=sorted_ids.device)
+    is_start[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    firsts = torch.nonzero(is_start).reshape(-1)
+    seg = torch.cumsum(is_start, 0) - 1
+    lasts = torch.cat([firsts[1:] - 1, torch.tensor([m - 1], device=sorted_ids.device)])
+    return firsts.index_select(0, seg), lasts.index_select(0, seg)
+
+
 @pytest.mark.parametrize("C, w, h, opacity, seed", [(1, 30, 18, 1.0, 12), (2, 17, 13, 1.0, 13), (1, 30, 18, 0.1, 0)])
 def test_bin_runs_bounds_and_transmittance(C, w, h, opacity, seed):
     # The binner's bookkeeping on its own: every pixel's intersections form one run, the run
@@ -383,7 +399,7 @@ def test_bin_runs_bounds_and_transmittance(C, w, h, opacity, seed):
     # the transmittance cut), runs are front to back and T is the product of (1 - alpha) before.
     # Faint splats (opacity x 0.1, seed 0: no candidate fails the exact test) never reach the
     # cut, so there the bounds are the ones taken from the counts.
-    from worldgen.splats.rasterize import _bin_intersections, _project_packed, _segment_bounds
+    from worldgen.splats.rasterize import _bin_intersections, _project_packed
 
     means, quats, scales, ops, _ = _scene(300, seed)
     ops = ops * opacity

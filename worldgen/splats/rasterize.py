@@ -928,22 +928,6 @@ def _bin_intersections(
     return pix, entry, alpha, trans, end, raw > 0.999
 
 
-def _segment_bounds(sorted_ids):
-    """Index of the first and of the last element of each run of equal values, per element. [M] int64 x 2"""
-    import torch
-
-    m = sorted_ids.shape[0]
-    if m == 0:
-        e = torch.zeros(0, dtype=torch.int64, device=sorted_ids.device)
-        return e, e
-    is_start = torch.ones(m, dtype=torch.bool, device=sorted_ids.device)
-    is_start[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    firsts = torch.nonzero(is_start).reshape(-1)
-    seg = torch.cumsum(is_start, 0) - 1
-    lasts = torch.cat([firsts[1:] - 1, torch.tensor([m - 1], device=sorted_ids.device)])
-    return firsts.index_select(0, seg), lasts.index_select(0, seg)
-
-
 def _ray_length_per_z(cam) -> np.ndarray:
     """Euclidean ray length per unit of camera z through each pixel centre. [H, W] float32"""
     u = (np.arange(cam.width) + 0.5 - cam.cx) / cam.fx

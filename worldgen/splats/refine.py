@@ -614,19 +614,19 @@ def _optimise(
             idx = torch.tensor(order[: cfg.views_per_step], device=device)
             del order[: cfg.views_per_step]
             colors = params["sh0"] if "shN" not in params else torch.cat([params["sh0"], params["shN"]], 1)
-            sky = None
+            frozen = None
             if sky_from is not None or frozen_t is not None:
                 # Splats whose gradients are zeroed below (frozen sky dome, frozen layers), taken
                 # before the render: the positions do not change until the update.
                 with torch.no_grad():
-                    sky = params["means"].norm(dim=-1) > sky_from if sky_from is not None else frozen_t
+                    frozen = params["means"].norm(dim=-1) > sky_from if sky_from is not None else frozen_t
                     if frozen_t is not None:
-                        sky = sky | frozen_t
+                        frozen = frozen | frozen_t
             # The CPU rasterizer's backward then skips their intersections (about half of a
             # 1024x512 world's are the frozen backing layer's); gsplat's kernels take no mask, and
             # a densification strategy reads every splat's 2D-mean gradient, so it gets none.
-            masked = sky is not None and rasterizer == "cpu" and strategy is None
-            extra = {"grad_mask": ~sky} if masked else {}
+            masked = frozen is not None and rasterizer == "cpu" and strategy is None
+            extra = {"grad_mask": ~frozen} if masked else {}
             render, alpha, meta = rasterize(
                 params["means"],
                 params["quats"],
@@ -654,9 +654,9 @@ def _optimise(
                 window,
             )
             loss.backward()
-            if sky is not None:
-                with torch.no_grad():  # frozen sky dome: zero gradients keep Adam's moments at zero
-                    rows = torch.nonzero(sky).reshape(-1)  # once, not once per parameter
+            if frozen is not None:
+                with torch.no_grad():  # frozen splats: zero gradients keep Adam's moments at zero
+                    rows = torch.nonzero(frozen).reshape(-1)  # once, not once per parameter
                     for p in params.values():
                         if p.grad is not None:
                             p.grad.index_fill_(0, rows, 0.0)
