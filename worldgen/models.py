@@ -243,9 +243,8 @@ def locate_model(spec: ModelSpec) -> Path:
         ) from e
 
 
-def require_safetensors(path: str | os.PathLike, headers: bool = False) -> None:
-    """Refuse a model folder whose weights are only pickles (or that holds no weights at all), or
-    (``headers``) whose .safetensors files are cut off or corrupt.
+def require_safetensors(path: str | os.PathLike) -> None:
+    """Refuse a model folder whose weights are only pickles (or that holds no weights at all).
 
     Every folder that holds pickle weights (.bin, .pt, .pth, .ckpt, .pkl) must also hold
     .safetensors weights, which the loaders use (they always pass ``use_safetensors=True``).
@@ -262,10 +261,14 @@ def require_safetensors(path: str | os.PathLike, headers: bool = False) -> None:
         )
     if not safes:
         raise InputError(f"model {root} holds no .safetensors weights; give a folder saved with save_pretrained")
-    if headers:
-        for f in files:
-            if f.name.endswith(".safetensors"):
-                _check_safetensors_header(f, root)
+
+
+def check_safetensors_headers(path: str | os.PathLike) -> None:
+    """Refuse a model folder whose .safetensors files are cut off or corrupt (headers only)."""
+    root = Path(path)
+    for f in _walk(root):
+        if f.name.endswith(".safetensors"):
+            _check_safetensors_header(f, root)
 
 
 def _check_safetensors_header(f: Path, root: Path) -> None:
@@ -306,7 +309,7 @@ def check_model_folder(role: str, path: str | os.PathLike) -> None:
     safetensors weights (:func:`require_safetensors`) and, for transformers' depth backend, complete
     ones and a config that is no other kind of model
     (:func:`worldgen.depth.model.check_depth_folder`, which reads JSON only, no weights)."""
-    require_safetensors(path, headers=False)
+    require_safetensors(path)
     from .registry import backends
 
     # only when transformers' depth backend is the one that takes the role (a plugin may take it too)
@@ -316,7 +319,7 @@ def check_model_folder(role: str, path: str | os.PathLike) -> None:
         check_depth_folder(Path(path))  # what the folder is comes before whether its weights are whole
         # transformers' loader meets a cut-off file with safetensors' own error and a traceback;
         # diffusers' loader (the other roles) says it in one line already
-        require_safetensors(path, headers=True)
+        check_safetensors_headers(path)
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -363,6 +366,7 @@ __all__ = [
     "locate_model",
     "model_record",
     "check_model_folder",
+    "check_safetensors_headers",
     "require_safetensors",
     "resolve_models",
 ]
