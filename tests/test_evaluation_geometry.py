@@ -11,6 +11,7 @@ from worldgen.errors import InputError
 from worldgen.evaluation.geometry import (
     analytic_scene,
     discontinuity_edges,
+    evaluate_mesh,
     psnr,
     render_from_origin,
     render_view,
@@ -138,3 +139,13 @@ def test_world_or_sky_coverage():
     tiny = Mesh(np.array([[0, 50, -1], [1, 50, -1], [0, 50, 0]], np.float32), np.array([[0, 1, 2]], np.int32))
     assert view_measures(sc["world"], depth, tiny)["missed_rays_world_or_sky"] > 0
     assert "missed_rays_world_or_sky" not in view_measures(sc["world"], depth)
+
+
+def test_evaluate_mesh_with_and_without_sky():
+    # The geometry bench's one call: it broke unseen once (MeshScene has no dict .get).
+    pano, depth, gv, gf = analytic_scene("outdoor", 64)
+    sc = build_sheet(pano, depth, SheetConfig(max_triangles=0, collision_triangles=0))
+    q = evaluate_mesh(sc, pano, gv, gf, depth, n_samples=2000, max_rays=2000)
+    assert q["fscore"] > 0.9 and q["missed_rays_world_or_sky"] == 0 and q["psnr_db"] > 20
+    q = evaluate_mesh(MeshScene({"world": sc["world"]}), pano, gv, gf, depth, n_samples=2000, max_rays=2000)
+    assert "missed_rays_world_or_sky" not in q

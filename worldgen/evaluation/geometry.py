@@ -534,7 +534,7 @@ def evaluate_mesh(
         raise InputError("the mesh scene has no 'world' part to evaluate")
     world = scene["world"]
     out = surface_accuracy(world, gt_vertices, gt_faces, gt_depth, n_samples=n_samples, seed=seed, max_rays=max_rays)
-    out.update(view_measures(world, gt_depth, scene.get("sky", None)))
+    out.update(view_measures(world, gt_depth, scene.parts.get("sky")))
     edges = discontinuity_edges(world, panorama.width, gt_vertices, gt_faces)
     out["bridging_edges_raw"] = edges["raw"]
     out["bridging_edges_confirmed"] = edges["confirmed"]
