@@ -107,15 +107,21 @@ class PriorConfig:
         segment_max_deg: the farthest a distance spreads, degrees of longitude (45).
         crown_top_deg: outdoors, a crown over the camera is a ceiling over its trunk: where a support
             (a trunk: like colours straight down to its contact) turns into other colours at an
-            elevation e_top from this to ``crown_top_max_deg`` degrees (10-45), its crown's underside is
+            elevation e_top from this to ``crown_top_max_deg`` degrees (15-45), its crown's underside is
             a flat ceiling d tan(e_top) above the eye (d: the fold distance), spread through the
             crown's colour segment at that distance, and seen from the crown's bottom edge up to the
-            first colour step in each column (a conifer's tier rim). Where nearer than the fold, the
-            ceiling's ray distance replaces it: under a broad crown 6 m away whose underside is
-            2.25 m above the eye, the fold said 7.8 m at 40° up and the underside is 3.5 m.
+            first colour step in each column (a conifer's tier rim; brightness steps are relative:
+            25 %). Where nearer than the fold, the ceiling's ray distance replaces it: under a broad
+            crown 6 m away whose underside is 2.25 m above the eye, the fold said 7.8 m at 40° up and
+            the underside is 3.5 m. A support top below 15° is mostly a low stub of something farther
+            (a dark backlit conifer's trunk).
         crown_top_max_deg: the highest support top that holds a ceiling, degrees (45).
         crown_near: the farthest support that holds a ceiling, metres (15; 0 = off): a crown farther
             away is seen from the side, not from below.
+        crown_sky_deg: a ceiling only in columns whose skyline stands at least this high, degrees
+            (50): a crown over the camera fills the sky far up; a conifer 8 m away seen from the side
+            ends lower, and the cones of its tiers face the camera. Only foliage (green over red and
+            blue) is a crown: a facade's storeys are bands of colour over a support too.
         foot_deg: outdoors, what stands up to the horizon and keeps its own colours (``structure_eps``
             of the band above the horizon) for at least this far below it, degrees, before a step to
             other colours stands on that step, however ground-like its colour (3; 0 = off): a plain
@@ -197,9 +203,10 @@ class PriorConfig:
     segment_reach_m: float = 5.0
     segment_eps: float = 0.05
     segment_max_deg: float = 45.0
-    crown_top_deg: float = 10.0
+    crown_top_deg: float = 15.0
     crown_top_max_deg: float = 45.0
     crown_near: float = 15.0
+    crown_sky_deg: float = 50.0
     water_drop: float = 0.45
     water_eps: float = 0.03
     water_step: float = 0.01
@@ -353,6 +360,8 @@ def _segment_reach(
     max_deg: float,
     rows: int = 128,
     ceiling: tuple[float, float, float] | None = None,
+    ceiling_step: float = 0.25,
+    ceiling_cells: int = 32,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Per pixel of ``region`` (what stands above the ground), the nearest fold distance that reaches it
     through pixels of one colour segment: a crown stands at its trunk's distance, not at the far ground
@@ -444,10 +453,19 @@ def _segment_reach(
     e_row = (np.pi / 2 - np.pi * (np.arange(hs) + 0.5) * f / h)[:, None]
     with np.errstate(invalid="ignore"):
         under = reg & np.isfinite(hgt) & (hgt * np.cos(e_row) < cur * np.sin(np.maximum(e_row, 0)))
+    # a step is relative in brightness here: a dark underside under a lit tier differs by a factor,
+    # not by much in absolute terms
+    lum = np.log(np.maximum(fs[..., 2], 0.02))
+    smooth = down & (np.abs(lum[1:] - lum[:-1]) < math.log(1.0 + ceiling_step))
     run = np.zeros((hs, ws), bool)
     for y in range(hs - 2, -1, -1):  # one vectorised step per grid row, upwards
         start = ~under[y + 1] | (~under[y + 2] if y + 2 < hs else True)  # one blended edge row allowed
-        run[y] = under[y] & (start | (run[y + 1] & down[y]))
+        run[y] = under[y] & (start | (run[y + 1] & smooth[y]))
+    # an underside over the camera is a broad patch: specks among a canopy's leaves are not
+    lab, n = ndimage.label(run)
+    if n:
+        size = np.bincount(lab.ravel(), minlength=n + 1)
+        run &= size[lab] >= ceiling_cells
     lifted = np.full((h, w), np.inf)
     lifted[: hs * f, : ws * f] = np.repeat(np.repeat(np.where(run, hgt, np.inf), f, 0), f, 1)
     return np.where(region, out, np.inf), np.where(region, lifted, np.inf)
@@ -636,10 +654,16 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
             seg, lift = seg
         fold = np.minimum(d[None, :], seg) / np.cos(lat)[:, None]
         if ceiling is not None:
-            # a crown over the camera: its underside is a ceiling lift metres above the eye
+            # a crown over the camera: its underside is a ceiling lift metres above the eye; only
+            # foliage (green over red and blue) is a crown (a facade's storeys are bands of colour too)
+            img = panorama.image
+            leaf = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
             with np.errstate(divide="ignore", invalid="ignore"):
                 under = lift / np.sin(np.maximum(lat, 1e-6))[:, None]
-            fold = np.where(np.isfinite(under), np.minimum(fold, under), fold)
+            # a crown over the camera fills the sky up to crown_sky_deg in its columns (a conifer
+            # seen from the side ends lower, and its tiers' cones face the camera)
+            over = e_s >= math.radians(config.crown_sky_deg)
+            fold = np.where(leaf & over[None] & np.isfinite(under), np.minimum(fold, under), fold)
     else:
         fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
