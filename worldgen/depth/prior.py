@@ -105,6 +105,23 @@ class PriorConfig:
             (see ``terrain_far``, whether or not that is on) take no part.
         segment_eps: largest colour difference (``_features``) between neighbours of one segment (0.05).
         segment_max_deg: the farthest a distance spreads, degrees of longitude (45).
+        crown_top_deg: outdoors, a crown over the camera is a ceiling over its trunk: where a support
+            (a trunk: like colours straight down to its contact) turns into other colours at an
+            elevation e_top from this to ``crown_top_max_deg`` degrees (15-45), its crown's underside is
+            a flat ceiling d tan(e_top) above the eye (d: the fold distance), spread through the
+            crown's colour segment at that distance, and seen from the crown's bottom edge up to the
+            first colour step in each column (a conifer's tier rim; brightness steps are relative:
+            25 %). Where nearer than the fold, the ceiling's ray distance replaces it: under a broad
+            crown 6 m away whose underside is 2.25 m above the eye, the fold said 7.8 m at 40° up and
+            the underside is 3.5 m. A support top below 15° is mostly a low stub of something farther
+            (a dark backlit conifer's trunk).
+        crown_top_max_deg: the highest support top that holds a ceiling, degrees (45).
+        crown_near: the farthest support that holds a ceiling, metres (15; 0 = off): a crown farther
+            away is seen from the side, not from below.
+        crown_sky_deg: a ceiling only in columns whose skyline stands at least this high, degrees
+            (50): a crown over the camera fills the sky far up; a conifer 8 m away seen from the side
+            ends lower, and the cones of its tiers face the camera. Only foliage (green over red and
+            blue) is a crown: a facade's storeys are bands of colour over a support too.
         foot_deg: outdoors, what stands up to the horizon and keeps its own colours (``structure_eps``
             of the band above the horizon) for at least this far below it, degrees, before a step to
             other colours stands on that step, however ground-like its colour (3; 0 = off): a plain
@@ -186,6 +203,10 @@ class PriorConfig:
     segment_reach_m: float = 5.0
     segment_eps: float = 0.05
     segment_max_deg: float = 45.0
+    crown_top_deg: float = 15.0
+    crown_top_max_deg: float = 45.0
+    crown_near: float = 15.0
+    crown_sky_deg: float = 50.0
     water_drop: float = 0.45
     water_eps: float = 0.03
     water_step: float = 0.01
@@ -338,13 +359,21 @@ def _segment_reach(
     eps: float,
     max_deg: float,
     rows: int = 128,
-) -> np.ndarray:
+    ceiling: tuple[float, float, float] | None = None,
+    ceiling_step: float = 0.25,
+    ceiling_cells: int = 32,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Per pixel of ``region`` (what stands above the ground), the nearest fold distance that reaches it
     through pixels of one colour segment: a crown stands at its trunk's distance, not at the far ground
     seen beside the trunk. Distances flow between neighbouring pixels of a downsampled panorama whose
     colours (``feats``) differ by less than ``eps``; a distance d travels at most ``reach`` metres
     sideways (k steps of the grid's longitude step only if d * k * step <= reach) and ``max_deg``.
-    d: fold distance per column, metres. Returns [H, W] (inf outside ``region``)."""
+    d: fold distance per column, metres. Returns [H, W] (inf outside ``region``).
+
+    With ``ceiling`` = (lowest, highest support top, degrees; nearest support, metres), also the
+    height above the eye of a crown's underside per pixel, metres ([H, W], inf where none): a
+    crown over the camera is a ceiling over its trunk, not a fold at the trunk's distance (see
+    ``PriorConfig.crown_top_deg``)."""
     h, w = region.shape
     f = max(1, h // rows)
     hs, ws = h // f, w // f
@@ -353,7 +382,6 @@ def _segment_reach(
     ds = d[: ws * f].reshape(ws, f).min(1)
     cur = np.where(reg, ds[None], np.inf)
     right = (np.abs(fs - np.roll(fs, -1, 1)).max(-1) < eps) & reg & np.roll(reg, -1, 1)  # x <-> x + 1
-    left = np.roll(right, 1, 1)  # x <-> x - 1
     down = (np.abs(fs[1:] - fs[:-1]).max(-1) < eps) & reg[1:] & reg[:-1]  # y <-> y + 1
     # what stands on its own foot keeps its own distance: the pixels joined by like colours, straight
     # down their column, to the fold's bottom row
@@ -361,21 +389,86 @@ def _segment_reach(
     base = np.zeros((hs, ws), bool)
     for y in range(hs - 1, -1, -1):  # one vectorised step per grid row
         base[y] = reg[y] & ((cs == y) | ((base[y + 1] & down[y]) if y + 1 < hs else False))
+    lift = np.full(ws, np.inf)
+    if ceiling is not None:
+        # a support (a trunk) ends where its crown begins: the first grid row above its base, seen at
+        # e_top, lies d tan(e_top) above the eye. A base whose like colours reach its column's top
+        # stands on its own foot (a wall, a conifer joined down to its contact) and holds no ceiling;
+        # a top near the horizon is no trunk's (the far ground behind a spread distance)
+        has = base.any(0)
+        top = np.where(has, np.argmax(base, axis=0), hs)
+        has &= top > np.argmax(reg, axis=0) + 2
+        e_top = np.pi / 2 - np.pi * (top * f) / h
+        lo, hi, near = math.radians(ceiling[0]), math.radians(ceiling[1]), ceiling[2]
+        ok = has & (e_top >= lo) & (e_top <= hi) & (ds <= near)
+        lift = np.where(ok, ds * np.tan(np.clip(e_top, 0, 1.5)), np.inf)
+    hgt = np.where(reg, lift[None], np.inf)  # each pixel's source's support height, metres
     step = 2 * np.pi / ws
-    for k in range(1, int(math.ceil(math.radians(max_deg) / step)) + 1):
-        # one vectorised relaxation per step of reach (a few dozen)
-        cand = np.where(right, np.roll(cur, -1, 1), np.inf)
-        cand = np.minimum(cand, np.where(left, np.roll(cur, 1, 1), np.inf))
-        cand[:-1] = np.minimum(cand[:-1], np.where(down, cur[1:], np.inf))
-        cand[1:] = np.minimum(cand[1:], np.where(down, cur[:-1], np.inf))
-        ok = cand * k * step <= reach
-        new = np.where(base, cur, np.minimum(cur, np.where(ok, cand, np.inf)))
-        if np.array_equal(new, cur):
+    nsteps = int(math.ceil(math.radians(max_deg) / step))
+
+    def _near(a: np.ndarray, b: np.ndarray, links: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest ``a`` over the linked neighbours, and the smallest ``b`` among those
+        neighbours that tie on it. links: (right, down) masks [hs, ws], [hs - 1, ws]."""
+        lr, ld = links
+        cands = [
+            (np.where(lr, np.roll(a, -1, 1), np.inf), np.roll(b, -1, 1)),
+            (np.where(np.roll(lr, 1, 1), np.roll(a, 1, 1), np.inf), np.roll(b, 1, 1)),
+        ]
+        for sl_to, sl_from in ((np.s_[:-1], np.s_[1:]), (np.s_[1:], np.s_[:-1])):
+            ca, cb = np.full_like(a, np.inf), np.full_like(b, np.inf)
+            ca[sl_to], cb[sl_to] = np.where(ld, a[sl_from], np.inf), b[sl_from]
+            cands.append((ca, cb))
+        best, bh = cands[0]
+        for ca, cb in cands[1:]:
+            bh = np.where(ca < best, cb, np.where(ca == best, np.minimum(bh, cb), bh))
+            best = np.minimum(best, ca)
+        return best, bh
+
+    for k in range(1, nsteps + 1):
+        # one vectorised relaxation per step of reach (a few dozen); a pixel keeps its source's
+        # support height beside its distance (the lowest, where sources tie on the distance)
+        cand, ch = _near(cur, hgt, (right, down))
+        ok = ~base & (cand * k * step <= reach)
+        take = ok & (cand < cur)
+        new = np.where(take, cand, cur)
+        hnew = np.where(take, ch, np.where(ok & (cand == cur), np.minimum(hgt, ch), hgt))
+        if np.array_equal(new, cur) and np.array_equal(hnew, hgt):
             break
-        cur = new
+        cur, hgt = new, hnew
     out = np.full((h, w), np.inf)
     out[: hs * f, : ws * f] = np.repeat(np.repeat(cur, f, 0), f, 1)
-    return np.where(region, out, np.inf)
+    if ceiling is None:
+        return np.where(region, out, np.inf)
+    # the support height spreads on through one crown (like colours at one distance), however far:
+    # a crown's underside is one ceiling, wider than its trunk's distance reaches
+    same = (right & (cur == np.roll(cur, -1, 1)), down & (cur[1:] == cur[:-1]))
+    for _ in range(nsteps):
+        hn = np.where(base, hgt, np.minimum(hgt, _near(hgt, hgt, same)[0]))
+        if np.array_equal(hn, hgt):
+            break
+        hgt = hn
+    # the underside is seen from the crown's bottom edge (below it: the trunk, or what lies beyond)
+    # up to the first colour step in its column: above a conifer's lowest tier rim the next tier
+    # faces the camera. Only where the ceiling is nearer than the fold (above the support's top)
+    e_row = (np.pi / 2 - np.pi * (np.arange(hs) + 0.5) * f / h)[:, None]
+    with np.errstate(invalid="ignore"):
+        under = reg & np.isfinite(hgt) & (hgt * np.cos(e_row) < cur * np.sin(np.maximum(e_row, 0)))
+    # a step is relative in brightness here: a dark underside under a lit tier differs by a factor,
+    # not by much in absolute terms
+    lum = np.log(np.maximum(fs[..., 2], 0.02))
+    smooth = down & (np.abs(lum[1:] - lum[:-1]) < math.log(1.0 + ceiling_step))
+    run = np.zeros((hs, ws), bool)
+    for y in range(hs - 2, -1, -1):  # one vectorised step per grid row, upwards
+        start = ~under[y + 1] | (~under[y + 2] if y + 2 < hs else True)  # one blended edge row allowed
+        run[y] = under[y] & (start | (run[y + 1] & smooth[y]))
+    # an underside over the camera is a broad patch: specks among a canopy's leaves are not
+    lab, n = ndimage.label(run)
+    if n:
+        size = np.bincount(lab.ravel(), minlength=n + 1)
+        run &= size[lab] >= ceiling_cells
+    lifted = np.full((h, w), np.inf)
+    lifted[: hs * f, : ws * f] = np.repeat(np.repeat(np.where(run, hgt, np.inf), f, 0), f, 1)
+    return np.where(region, out, np.inf), np.where(region, lifted, np.inf)
 
 
 def _water(img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None) -> np.ndarray:
@@ -544,10 +637,33 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     rows = np.arange(h)[:, None]
     if config.segment_reach_m > 0:
         region = (rows < np.floor(contact)[None, :]) & ~sky & ~rock[None]
+        ceiling = None
+        if config.crown_near > 0:
+            ceiling = (config.crown_top_deg, config.crown_top_max_deg, config.crown_near)
         seg = _segment_reach(
-            feats, region, d, contact, config.segment_reach_m, config.segment_eps, config.segment_max_deg
+            feats,
+            region,
+            d,
+            contact,
+            config.segment_reach_m,
+            config.segment_eps,
+            config.segment_max_deg,
+            ceiling=ceiling,
         )
+        if ceiling is not None:
+            seg, lift = seg
         fold = np.minimum(d[None, :], seg) / np.cos(lat)[:, None]
+        if ceiling is not None:
+            # a crown over the camera: its underside is a ceiling lift metres above the eye; only
+            # foliage (green over red and blue) is a crown (a facade's storeys are bands of colour too)
+            img = panorama.image
+            leaf = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                under = lift / np.sin(np.maximum(lat, 1e-6))[:, None]
+            # a crown over the camera fills the sky up to crown_sky_deg in its columns (a conifer
+            # seen from the side ends lower, and its tiers' cones face the camera)
+            over = e_s >= math.radians(config.crown_sky_deg)
+            fold = np.where(leaf & over[None] & np.isfinite(under), np.minimum(fold, under), fold)
     else:
         fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
@@ -747,6 +863,7 @@ register_backend(
         name="prior",
         run=_run,
         config=PriorConfig,
+        version="2",  # 2: crowns over the camera are ceilings (crown_top_deg)
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )
 )
