@@ -122,6 +122,26 @@ def test_read_photo_errors(tmp_path):
         read_photo(tmp_path / "bad.jpg")
 
 
+def test_phone_formats_pillow_cannot_decode_are_named_with_the_fix(tmp_path):
+    # Found as a new user: an iPhone's HEIC photo (made with Debian's heif-enc) and a JPEG XL image
+    # were "corrupt or not an image". They are images this install cannot decode: say which, and how
+    # to convert them. Only the first bytes matter (Pillow refuses the rest either way).
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    with pytest.raises(
+        InputError, match=r"IMG_0001.HEIC is a HEIC/HEIF photo.*heif-convert IMG_0001.HEIC IMG_0001.jpg"
+    ):
+        read_photo(heic)
+    other = tmp_path / "phone.heif"  # major brand mif1, heic among the compatible brands
+    other.write_bytes(b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1heicmiaf" + bytes(64))
+    with pytest.raises(InputError, match="HEIC/HEIF"):
+        read_photo(other)
+    for name, head in (("a.jxl", b"\xff\x0a"), ("b.jxl", b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a")):
+        (tmp_path / name).write_bytes(head + bytes(64))
+        with pytest.raises(InputError, match=f"{name} is a JPEG XL image.*djxl {name}"):
+            read_photo(tmp_path / name)
+
+
 def test_place_photo_centre_extent_and_handedness():
     h, w = 60, 90
     img = np.zeros((h, w, 3), np.uint8)

@@ -107,3 +107,14 @@ def test_bad_photo_options_fail_before_anything_is_written(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2 and words in err and len(err.splitlines()) == 1, (opt, err)
         assert not any(out.glob("*")), opt
+
+
+def test_a_heic_photo_fails_in_one_line_naming_the_conversion(tmp_path, capsys):
+    # Found as a new user: a phone's HEIC photo was reported as a corrupt file.
+    photo = tmp_path / "IMG_0001.heic"
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(256))
+    out = tmp_path / "run"
+    code = main(["generate", "--image", str(photo), "-o", str(out), "--preset", "fast", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "HEIC" in err and "heif-convert" in err, err
+    assert not any(out.glob("*"))
