@@ -471,6 +471,46 @@ def test_dpt_with_a_dinov2_head_is_metric_and_its_views_are_not_padded():
     assert model_view_size(GLPNImageProcessorPil(size_divisor=32), 400) == 416
 
 
+def test_a_processor_that_resizes_then_pads_is_cropped_back():
+    """Found as a new user: a Depth Anything folder whose processor resizes to 56 px and then pads to a
+    multiple of 32 (do_pad, size_divisor) had its views cut at 224 px (16x the work) and the output,
+    which covers the padded 64 px input, stretched over the view (depth shrunk towards each centre)."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+    from worldgen.depth.model import model_view_size, predict_views
+
+    proc = DPTImageProcessorPil(
+        size={"height": 56, "width": 56},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        do_pad=True,
+        size_divisor=32,
+        do_normalize=False,
+    )
+    s = model_view_size(proc)
+    assert s == 56
+
+    class Echo(torch.nn.Module):  # "predicts" the red channel it is given, padding included
+        config = SimpleNamespace(model_type="depth_anything")
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, pixel_values):
+            return SimpleNamespace(predicted_depth=pixel_values[:, 0])
+
+    ramp = np.linspace(0.1, 0.9, s, dtype=np.float32)
+    views = np.zeros((2, s, s, 3), np.float32)
+    views[..., 0] = ramp[None, None, :]
+    out = predict_views(Echo(), proc, views, batch=2, device="cpu")
+    assert out.shape == (2, s, s)
+    assert np.abs(out - ramp[None, None, :]).max() < 0.02
+
+
 def test_tipsv2_without_torchvision(tmp_path, pano):
     model = tiny_tipsv2_dpt(tmp_path / "tips")
     assert _generate(pano, tmp_path / "o", "--model", f"depth={model}") == 0

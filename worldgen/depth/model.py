@@ -387,7 +387,7 @@ class PlainViewProcessor:
         return {"pixel_values": t}
 
 
-def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
+def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float, padding: tuple[int, int] | None = None):
     """A depth model's raw output on a batch of views -> the model's quantity on the view grid.
 
     Args:
@@ -396,6 +396,8 @@ def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
         model_type: ``model.config.model_type``.
         size: the views' side, pixels.
         fov_deg: the views' field of view, degrees.
+        padding: (side of the view as the processor resized it, side after its centre padding), from
+            :func:`processor_padding`; the output covers the padded input and is cropped back.
 
     Returns:
         [N, size, size] float32 tensor: disparity (relative models) or z-depth in metres (metric).
@@ -413,12 +415,40 @@ def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
         pad = int(math.sqrt(size / 2) * 3)
         pred = F.interpolate(pred[:, None], size=(size + 2 * pad,) * 2, mode="bilinear", align_corners=False)[:, 0]
         return pred[:, pad : pad + size, pad : pad + size]
+    if padding is not None:
+        # A DPT-family processor that resizes, then centre-pads to a multiple of size_divisor: the output
+        # covers the padded input (left uncropped, every view's depth would shrink towards its centre).
+        inner, outer = padding
+        left = (outer - inner) // 2  # transformers' pad_image puts the odd pixel on the right/bottom
+        pred = F.interpolate(pred[:, None], size=(outer, outer), mode="bilinear", align_corners=False)[:, 0]
+        pred = pred[:, left : left + inner, left : left + inner]
     if model_type == "depth_pro":
         # Depth Pro predicts inverse depth in units of the focal length: z = f / (W * pred). Its own
         # head guesses the field of view; here it is known exactly, and W / f = 2 tan(fov / 2).
         w_over_f = 2.0 * math.tan(math.radians(fov_deg) / 2.0)
         pred = 1.0 / torch.clamp(pred * w_over_f, 1e-4, 1e4)
     return F.interpolate(pred[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def processor_padding(processor, model_type: str, view: np.ndarray) -> tuple[int, int] | None:
+    """How a DPT-family processor (DPT, Depth Anything) pads one view: (side after its resize, side
+    after its centre padding to a multiple of ``size_divisor``), or None when it adds no padding.
+
+    Measured on the view itself (the processor run once with and once without ``do_pad``), so its own
+    resize rule (``keep_aspect_ratio``, ``ensure_multiple_of``) need not be copied here. ZoeDepth pads
+    by its own rule (see :func:`view_depth`).
+    """
+    divisor = getattr(processor, "size_divisor", None)
+    if model_type == "zoedepth" or not getattr(processor, "do_pad", False) or not isinstance(divisor, int):
+        return None
+    if divisor <= 1:
+        return None
+    try:
+        outer = processor(images=[view], return_tensors="pt")["pixel_values"].shape[-1]
+        inner = processor(images=[view], do_pad=False, return_tensors="pt")["pixel_values"].shape[-1]
+    except (TypeError, ValueError):
+        return None  # a processor without a do_pad argument: nothing known to crop
+    return (int(inner), int(outer)) if inner != outer else None
 
 
 def model_view_size(processor, requested: int = 0) -> int:
@@ -430,17 +460,25 @@ def model_view_size(processor, requested: int = 0) -> int:
     either would shift the output against the view.
     """
     size = getattr(processor, "size", None)
+
+    def get(k):  # size is an int, a dict, or transformers 5's SizeDict (attributes and item access)
+        if size is None or isinstance(size, (int, float)):
+            return None
+        return size.get(k) if isinstance(size, dict) else getattr(size, k, None)
+
     if requested:
         s = int(requested)
     elif isinstance(size, (int, float)):
         s = int(size)
     else:
-        # a dict, or transformers 5's SizeDict (attributes, and also item access)
-        get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-        s = (get("height") or get("shortest_edge") or get("width") or 384) if size is not None else 384
+        s = get("height") or get("shortest_edge") or get("width") or 384
     mult = int(getattr(processor, "ensure_multiple_of", 1) or 1)
     divisor = getattr(processor, "size_divisor", None)
-    if isinstance(divisor, int) and divisor > 1:
+    # A processor that resizes to a fixed height pads after resizing whatever it is given: the view's
+    # side cannot avoid that (predict_views crops the padding off instead), and rounding the side up to
+    # lcm(ensure_multiple_of, size_divisor) only multiplied the work (found as a new user: 56 -> 224 px).
+    resizes_to_fixed = bool(getattr(processor, "do_resize", False)) and bool(get("height"))
+    if isinstance(divisor, int) and divisor > 1 and not resizes_to_fixed:
         mult = math.lcm(mult, divisor)
     return max(mult, int(math.ceil(int(s) / mult) * mult))
 
@@ -458,6 +496,7 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
     out = np.empty((n, s, s), np.float32)
     dtype = next(model.parameters()).dtype
     u8 = np.clip(np.round(views * 255), 0, 255).astype(np.uint8)
+    padding = processor_padding(processor, model_type, u8[0]) if n else None
     for i in range(0, n, batch):
         chunk = list(u8[i : i + batch])
         inputs = processor(images=chunk, return_tensors="pt")
@@ -478,7 +517,7 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
                     f"input {tuple(pixels.shape)}: {type(e).__name__}: {first}; check its config.json "
                     "and preprocessor_config.json (a published model runs)"
                 ) from e
-            pred = view_depth(raw, processor, model_type, s, fov_deg)
+            pred = view_depth(raw, processor, model_type, s, fov_deg, padding)
         out[i : i + len(chunk)] = pred.cpu().numpy()
         if progress:
             progress(min(i + batch, n) / n)
@@ -629,6 +668,7 @@ __all__ = [
     "KNOWN_MODEL_TYPES",
     "REFUSED_MODEL_TYPES",
     "PlainViewProcessor",
+    "processor_padding",
     "TransformersDepthConfig",
     "check_depth_model",
     "estimate_depth",
