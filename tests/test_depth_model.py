@@ -363,6 +363,30 @@ def test_cut_off_or_foreign_model_folders_are_refused_before_anything_is_written
     assert not any((tmp_path / "o2").glob("*"))
 
 
+def test_unknown_model_types_are_refused_before_anything_is_written(tmp_path, pano, capsys):
+    # Found as a new user: a config.json whose model_type transformers does not know (a model newer than
+    # the install, or a typo) was refused by the loader after the panorama stage had written its files,
+    # in transformers' words with no command; a known non-depth type without "architectures" too.
+    model = tiny_depth_anything(tmp_path / "da")
+    for i, (model_type, words) in enumerate(
+        (("my_depth", "pip install -U transformers"), ("bert", "not one of transformers' depth-estimation"))
+    ):
+        folder = tmp_path / model_type
+        folder.mkdir()
+        for name in ("preprocessor_config.json", "model.safetensors"):
+            (folder / name).write_bytes((model / name).read_bytes())
+        cfg = json.loads((model / "config.json").read_text())
+        cfg["model_type"] = model_type
+        cfg.pop("architectures", None)
+        (folder / "config.json").write_text(json.dumps(cfg))
+        capsys.readouterr()
+        out = tmp_path / f"o{i}"
+        assert _generate(pano, out, "--model", f"depth={folder}") == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and model_type in err and len(err.splitlines()) == 1, err
+        assert not any(out.glob("*")), model_type
+
+
 def test_bad_backend_options_fail_before_anything_is_written(tmp_path, pano, capsys, monkeypatch):
     # Found as a new user: batch = "two" in worldgen.toml (or --set depth.batch=2.5 / view_size=abc)
     # was a traceback, and batch = 0 was refused only after the panorama stage had written files.

@@ -192,6 +192,27 @@ def check_depth_folder(path: Path) -> None:
             f"depth model {path} is a {model_type!r} model ({', '.join(map(str, archs))}), not a depth-estimation "
             f"model; give a depth model such as {_SUGGESTED}"
         )
+    if isinstance(model_type, str) and model_type not in KNOWN_MODEL_TYPES:
+        # Found as a new user: a model_type transformers does not know was refused by the loader, after the
+        # panorama stage had written its files, with transformers' long text and no command. Only such a
+        # folder pays for importing transformers here (it imports torch).
+        try:
+            from transformers import __version__
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+            from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+        except ImportError:
+            return  # the backend says transformers is missing
+        if model_type not in CONFIG_MAPPING_NAMES:
+            raise InputError(
+                f"cannot load the depth model in {path}: its config.json says model_type {model_type!r}, which "
+                f"transformers {__version__} does not know; if the model is newer, upgrade it "
+                "(pip install -U transformers), else correct model_type in config.json"
+            )
+        if model_type not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES:
+            raise InputError(
+                f"cannot load the depth model in {path}: it is a {model_type!r} model, not one of transformers' "
+                f"depth-estimation architectures; give a depth model such as {_SUGGESTED}"
+            )
 
 
 def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
