@@ -192,6 +192,19 @@ def check_depth_folder(path: Path) -> None:
             f"depth model {path} is a {model_type!r} model ({', '.join(map(str, archs))}), not a depth-estimation "
             f"model; give a depth model such as {_SUGGESTED}"
         )
+    if model_type is None:
+        # transformers then guesses the type from the folder's name; a name that holds none fails in the
+        # loader, after the panorama stage (found as a new user)
+        try:
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+        except ImportError:
+            return
+        if not any(t in str(path) for t in CONFIG_MAPPING_NAMES):
+            raise InputError(
+                f"cannot load the depth model in {path}: its config.json has no model_type; add the model's "
+                '(e.g. "model_type": "depth_anything") or re-save the model with save_pretrained'
+            )
+        return
     if isinstance(model_type, str) and model_type not in KNOWN_MODEL_TYPES:
         # Found as a new user: a model_type transformers does not know was refused by the loader, after the
         # panorama stage had written its files, with transformers' long text and no command. Only such a
