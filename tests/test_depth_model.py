@@ -541,6 +541,29 @@ def test_a_processor_that_resizes_then_pads_is_cropped_back():
     assert np.abs(out - ramp[None, None, :]).max() < 0.02
 
 
+def test_a_processor_that_fails_on_the_views_is_one_line(tmp_path):
+    """Found as a new user: a preprocessor_config.json with size {"shortest_edge": 56} made DPT's processor
+    fail on every view, and transformers' own error message failed too: AttributeError traceback, exit 1."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+    from worldgen.depth.model import predict_views
+    from worldgen.errors import InputError
+
+    folder = tmp_path / "proc"
+    DPTImageProcessorPil(size={"height": 42, "width": 42}, ensure_multiple_of=14).save_pretrained(folder)
+    cfg = json.loads((folder / "preprocessor_config.json").read_text())
+    cfg["size"] = {"shortest_edge": 56}
+    (folder / "preprocessor_config.json").write_text(json.dumps(cfg))
+    proc = DPTImageProcessorPil.from_pretrained(folder)
+    model = torch.nn.Linear(1, 1)
+    model.config = SimpleNamespace(model_type="depth_anything", _name_or_path="tiny-da")
+    with pytest.raises(InputError, match=r"image processor of depth model tiny-da .*preprocessor_config.json"):
+        predict_views(model, proc, np.zeros((2, 42, 42, 3), np.float32), batch=2, device="cpu")
+
+
 def test_tipsv2_without_torchvision(tmp_path, pano):
     model = tiny_tipsv2_dpt(tmp_path / "tips")
     assert _generate(pano, tmp_path / "o", "--model", f"depth={model}") == 0

@@ -530,7 +530,21 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
     out = np.empty((n, s, s), np.float32)
     dtype = next(model.parameters()).dtype
     u8 = np.clip(np.round(views * 255), 0, 255).astype(np.uint8)
-    padding = processor_padding(processor, model_type, u8[0]) if n else None
+    name = getattr(model.config, "_name_or_path", "") or model_type
+    try:
+        # Found as a new user: a preprocessor_config.json whose size is {"shortest_edge": N} makes DPT's
+        # processor fail on every view (transformers' own error then fails too: an AttributeError
+        # traceback, exit 1). The processor's steps are the folder's, so say which file to check.
+        padding = processor_padding(processor, model_type, u8[0]) if n else None
+        if n:
+            processor(images=list(u8[:1]), return_tensors="pt")
+    except Exception as e:  # noqa: BLE001 - any failure of the folder's processor is the folder's
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"the image processor of depth model {name} ({model_type}) fails on a {s}x{s} px view: "
+            f"{type(e).__name__}: {first}; check its preprocessor_config.json (re-save it from the model's "
+            "id: AutoImageProcessor.from_pretrained(ID).save_pretrained(FOLDER))"
+        ) from e
     for i in range(0, n, batch):
         chunk = list(u8[i : i + batch])
         inputs = processor(images=chunk, return_tensors="pt")
@@ -545,7 +559,6 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
                 # ZoeDepth with two bin configurations and 1 patch-transformer layer; transformers
                 # hard-codes 4) is a bad model folder: say so in one line, not with a traceback.
                 first = (str(e).strip().splitlines() or [""])[0][:200]
-                name = getattr(model.config, "_name_or_path", "") or model_type
                 raise InputError(
                     f"depth model {name} ({model_type}) failed on {len(chunk)} view(s) of {s}x{s} px, "
                     f"input {tuple(pixels.shape)}: {type(e).__name__}: {first}; check its config.json "
