@@ -427,6 +427,24 @@ def test_info_checks_the_model(tmp_path, monkeypatch, capsys):
     assert "transformers" in capsys.readouterr().out
 
 
+def test_a_depth_model_given_as_the_segmentation_model_is_refused(tmp_path, pano, capsys):
+    # Found as a new user: `worldgen info` said "yes" for a depth model configured as the segmentation
+    # model (it was test-loaded as a depth model), and a run stopped with a RuntimeError traceback (DPT's
+    # segmentation head does not fit) after the panorama stage had written its files.
+    from worldgen.cli.info import check_configured_model
+    from worldgen.models import ModelSpec
+
+    model = tiny_depth_anything(tmp_path / "da")
+    assert check_configured_model(ModelSpec("segmentation", str(model))).startswith("[red]no[/]")
+    assert check_configured_model(ModelSpec("depth", str(model))).startswith("[green]yes[/]")
+    capsys.readouterr()
+    out = tmp_path / "o"
+    assert _generate(pano, out, "--model", f"depth={model}", "--model", f"segmentation={model}") == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a semantic-segmentation model" in err and len(err.splitlines()) == 1, err
+    assert not any(out.glob("*"))
+
+
 def tiny_sky_segmenter(path, sky_everywhere: bool = True):
     """A tiny SegFormer with labels wall/sky whose classifier is biased to answer "sky"."""
     import torch

@@ -228,6 +228,26 @@ def check_depth_folder(path: Path) -> None:
             )
 
 
+def check_segmentation_folder(path: Path) -> None:
+    """The segmentation role's counterpart of :func:`check_depth_folder` (config.json only): a folder
+    whose ``architectures`` holds no ``...ForSemanticSegmentation`` class is refused before any stage
+    runs. Found as a new user: a depth model given as the segmentation model was loaded as a DPT
+    segmentation model, whose head does not fit, and stopped with a RuntimeError traceback after the
+    panorama stage had written its files."""
+    import json
+
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the loader says what is wrong with the folder
+    archs = cfg.get("architectures") if isinstance(cfg, dict) else None
+    if isinstance(archs, list) and archs and not any("SemanticSegmentation" in str(a) for a in archs):
+        raise InputError(
+            f"segmentation model {path} is a {cfg.get('model_type')!r} model ({', '.join(map(str, archs))}), not a "
+            "semantic-segmentation model; give one with a 'sky' label (e.g. nvidia/segformer-b0-finetuned-ade-512-512)"
+        )
+
+
 def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
     """Load a transformers depth model and its image processor from a local folder (safetensors only).
 
@@ -313,7 +333,9 @@ def load_segmentation_model(path: str | Path, device: str = "cpu", dtype=None):
                 path, use_safetensors=True, local_files_only=True, output_loading_info=True
             )
             processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError, KeyError, _SafetensorError) as e:
+        except (OSError, ValueError, KeyError, RuntimeError, _SafetensorError) as e:
+            # RuntimeError: weights of another shape (e.g. a depth model's head), transformers'
+            # "ignore_mismatched_sizes" error
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"cannot load the segmentation model in {path}: {first}") from e
     if info.get("missing_keys"):
@@ -354,10 +376,15 @@ def segment_sky(model, processor, sky_ids, views: np.ndarray, cams, height: int,
     return np.where(den > 0, num / np.maximum(den, 1), 0).astype(np.float32)
 
 
-def check_depth_model(path: Path) -> str | None:
-    """For ``worldgen info``: None when the folder loads as a depth model, else why not."""
+def check_depth_model(path: Path, role: str = "depth") -> str | None:
+    """For ``worldgen info``: None when the folder loads for ``role`` (``depth``: a depth model,
+    ``segmentation``: a segmentation model with a sky label), else why not."""
     try:
-        load_depth_model(path, "cpu")
+        if role == "segmentation":
+            check_segmentation_folder(Path(path))
+            load_segmentation_model(path, "cpu")
+        else:
+            load_depth_model(path, "cpu")
     except InputError as e:
         return str(e)
     except Exception as e:  # any loader failure is an answer here, not a crash
@@ -718,6 +745,7 @@ __all__ = [
     "processor_padding",
     "TransformersDepthConfig",
     "check_depth_model",
+    "check_segmentation_folder",
     "estimate_depth",
     "is_metric_config",
     "load_depth_model",
