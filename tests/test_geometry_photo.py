@@ -186,3 +186,17 @@ def test_fit_photo_reduces_in_uint8_and_never_enlarges():
     assert fit_photo(big, 60.0, 16384) is big  # already coarser than the panorama: as it is
     as_float = fit_photo(big.astype(np.float32) / 255, 60.0, 512)
     assert as_float.dtype == np.float32 and np.abs(as_float * 255 - small).max() < 0.01
+
+
+def test_multi_frame_photos_say_the_first_frame_is_used(tmp_path):
+    # Found as a new user: an animated WebP/GIF or a multi-page TIFF gave its first frame silently, and
+    # a photo's conversion notes (CMYK, 16-bit...) never reached the user.
+    img = Image.fromarray(np.full((30, 40, 3), 90, np.uint8))
+    img.save(tmp_path / "a.webp", save_all=True, append_images=[img.rotate(10), img.rotate(20)])
+    notes: list[str] = []
+    assert read_photo(tmp_path / "a.webp", notes).shape == (30, 40, 3)
+    assert any("3 frames or pages; the first is used" in n for n in notes), notes
+    Image.fromarray(np.full((30, 40, 4), 90, np.uint8)).save(tmp_path / "b.png")
+    notes = []
+    read_photo(tmp_path / "b.png", notes)
+    assert any("alpha dropped" in n for n in notes), notes

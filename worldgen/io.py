@@ -275,6 +275,9 @@ def read_image_notes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
                     f"image {p.name} is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f}M pixels), over the "
                     f"{MAX_IMAGE_PIXELS / 1e6:.0f}M-pixel limit; downscale it (e.g. to 8192x4096)"
                 )
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:  # an animated GIF/WebP/PNG or a multi-page TIFF: Pillow opens the first
+                notes.append(f"{p.name}: {frames} frames or pages; the first is used")
             im.load()
             if im.getexif().get(0x0112, 1) not in (0, 1):
                 notes.append(f"{p.name}: EXIF orientation {im.getexif()[0x0112]} applied")

@@ -166,12 +166,15 @@ def _run(ctx: StageContext) -> StageResult:
     req = ctx.request
     if req.image is None:
         raise InputError("the 'photo' panorama backend needs --image FILE")
-    photo = read_photo(req.image)
+    read_notes: list[str] = []
+    photo = read_photo(req.image, read_notes)  # what the reader converted (it was dropped for photos)
     notes: list[str] = []
     fov, how = photo_fov(req.image, req.fov, notes)
     pano, sem, facts = photo_panorama(photo, fov, ctx.config)
-    for n in notes:
+    for n in read_notes + notes:
         log.warning(n)
+    if read_notes:
+        facts["notes"] = read_notes  # as the file backend reports a panorama's conversions
     if notes:
         facts["fov_notes"] = notes  # what the user should know about the field of view (EXIF skipped...)
     return StageResult(
