@@ -100,11 +100,22 @@ def check_configured_model(spec: ModelSpec) -> str:
         return f"[yellow]found[/] at {path}; no backend here can test-load it" + (f" ({names})" if names else "")
     failures = []
     for b in checkers:
-        why = b.unavailable() or b.check_model(path)
+        why = b.unavailable() or _check_for_role(b, path, spec.role)
         if why is None:
             return f"[green]yes[/] ({b.stage}/{b.name}, {path})"
         failures.append(f"{b.stage}/{b.name}: {why}")
     return "[red]no[/]: " + "; ".join(failures)
+
+
+def _check_for_role(backend, path, role: str) -> str | None:
+    """The backend's load check for this role: a backend that takes several roles (the transformers
+    depth backend: depth and segmentation) answers per role when its check_model takes ``role``; asked
+    without it, a depth model configured as the segmentation model was reported as loading."""
+    import inspect
+
+    if "role" in inspect.signature(backend.check_model).parameters:
+        return backend.check_model(path, role=role)
+    return backend.check_model(path)
 
 
 def _open3d_status() -> str:

@@ -10,6 +10,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from worldgen.errors import InputError, WorldgenError
 
@@ -88,13 +89,14 @@ def _dispatch(argv: list[str] | None) -> int:
     except _ClickException as e:
         # One line, like every other user mistake, instead of click's usage block.
         cmd = f"worldgen {argv_cmd} " if (argv_cmd := _command_name(argv)) else "worldgen "
-        _console.err.print(f"[bold red]error:[/] {e.format_message()} (see '{cmd}--help')", soft_wrap=True)
+        _console.err.print(f"[bold red]error:[/] {escape(e.format_message())} (see '{cmd}--help')", soft_wrap=True)
         return e.exit_code
     except WorldgenError as e:
         if debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        _console.err.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
+        # escaped: Rich took "[models]" in a message for markup and dropped it (found as a new user)
+        _console.err.print(f"[bold red]error:[/] {escape(msg)}", soft_wrap=True)
         return 2 if isinstance(e, InputError) else 1
     except KeyboardInterrupt:  # SIGINT outside stop_on_signals (e.g. a library's own handler)
         announce(2, RESUME_HINT)

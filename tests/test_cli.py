@@ -195,3 +195,13 @@ def test_max_splats_reaches_the_default_gaussians_backend(tmp_path):
         == 0
     )
     assert 0 < len(load_artifact(out, "gaussians")) <= 20000
+
+
+def test_error_messages_keep_their_square_brackets(tmp_path, monkeypatch, capsys):
+    # Found as a new user: "worldgen.toml: [models] depht: unknown model role" printed as
+    # "worldgen.toml:  depht: ..." (Rich read "[models]" as markup and dropped it).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "worldgen.toml").write_text('[models]\ndepht = "somewhere"\n')
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert "[models] depht: unknown model role 'depht'" in err, err

@@ -363,6 +363,36 @@ def test_cut_off_or_foreign_model_folders_are_refused_before_anything_is_written
     assert not any((tmp_path / "o2").glob("*"))
 
 
+def test_unknown_model_types_are_refused_before_anything_is_written(tmp_path, pano, capsys):
+    # Found as a new user: a config.json whose model_type transformers does not know (a model newer than
+    # the install, or a typo) was refused by the loader after the panorama stage had written its files,
+    # in transformers' words with no command; a known non-depth type without "architectures" too.
+    model = tiny_depth_anything(tmp_path / "da")
+    for i, (model_type, words) in enumerate(
+        (
+            ("my_depth", "pip install -U transformers"),
+            ("bert", "not one of transformers' depth-estimation"),
+            (None, "has no model_type"),
+        )
+    ):
+        folder = tmp_path / f"m{i}"
+        folder.mkdir()
+        for name in ("preprocessor_config.json", "model.safetensors"):
+            (folder / name).write_bytes((model / name).read_bytes())
+        cfg = json.loads((model / "config.json").read_text())
+        cfg["model_type"] = model_type
+        cfg.pop("architectures", None)
+        if model_type is None:
+            del cfg["model_type"]
+        (folder / "config.json").write_text(json.dumps(cfg))
+        capsys.readouterr()
+        out = tmp_path / f"o{i}"
+        assert _generate(pano, out, "--model", f"depth={folder}") == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and str(model_type or "") in err and len(err.splitlines()) == 1, err
+        assert not any(out.glob("*")), model_type
+
+
 def test_bad_backend_options_fail_before_anything_is_written(tmp_path, pano, capsys, monkeypatch):
     # Found as a new user: batch = "two" in worldgen.toml (or --set depth.batch=2.5 / view_size=abc)
     # was a traceback, and batch = 0 was refused only after the panorama stage had written files.
@@ -395,6 +425,24 @@ def test_info_checks_the_model(tmp_path, monkeypatch, capsys):
     (tmp_path / "worldgen.toml").write_text(f'[models]\ndepth = "{model}"\n')
     assert main(["info"]) == 0
     assert "transformers" in capsys.readouterr().out
+
+
+def test_a_depth_model_given_as_the_segmentation_model_is_refused(tmp_path, pano, capsys):
+    # Found as a new user: `worldgen info` said "yes" for a depth model configured as the segmentation
+    # model (it was test-loaded as a depth model), and a run stopped with a RuntimeError traceback (DPT's
+    # segmentation head does not fit) after the panorama stage had written its files.
+    from worldgen.cli.info import check_configured_model
+    from worldgen.models import ModelSpec
+
+    model = tiny_depth_anything(tmp_path / "da")
+    assert check_configured_model(ModelSpec("segmentation", str(model))).startswith("[red]no[/]")
+    assert check_configured_model(ModelSpec("depth", str(model))).startswith("[green]yes[/]")
+    capsys.readouterr()
+    out = tmp_path / "o"
+    assert _generate(pano, out, "--model", f"depth={model}", "--model", f"segmentation={model}") == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a semantic-segmentation model" in err and len(err.splitlines()) == 1, err
+    assert not any(out.glob("*"))
 
 
 def tiny_sky_segmenter(path, sky_everywhere: bool = True):
@@ -469,6 +517,69 @@ def test_dpt_with_a_dinov2_head_is_metric_and_its_views_are_not_padded():
     assert s == 392 and proc(images=[np.zeros((s, s, 3), np.uint8)], return_tensors="pt")["pixel_values"].shape[-1] == s
     assert model_view_size(proc, 500) == 504
     assert model_view_size(GLPNImageProcessorPil(size_divisor=32), 400) == 416
+
+
+def test_a_processor_that_resizes_then_pads_is_cropped_back():
+    """Found as a new user: a Depth Anything folder whose processor resizes to 56 px and then pads to a
+    multiple of 32 (do_pad, size_divisor) had its views cut at 224 px (16x the work) and the output,
+    which covers the padded 64 px input, stretched over the view (depth shrunk towards each centre)."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+    from worldgen.depth.model import model_view_size, predict_views
+
+    proc = DPTImageProcessorPil(
+        size={"height": 56, "width": 56},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        do_pad=True,
+        size_divisor=32,
+        do_normalize=False,
+    )
+    s = model_view_size(proc)
+    assert s == 56
+
+    class Echo(torch.nn.Module):  # "predicts" the red channel it is given, padding included
+        config = SimpleNamespace(model_type="depth_anything")
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, pixel_values):
+            return SimpleNamespace(predicted_depth=pixel_values[:, 0])
+
+    ramp = np.linspace(0.1, 0.9, s, dtype=np.float32)
+    views = np.zeros((2, s, s, 3), np.float32)
+    views[..., 0] = ramp[None, None, :]
+    out = predict_views(Echo(), proc, views, batch=2, device="cpu")
+    assert out.shape == (2, s, s)
+    assert np.abs(out - ramp[None, None, :]).max() < 0.02
+
+
+def test_a_processor_that_fails_on_the_views_is_one_line(tmp_path):
+    """Found as a new user: a preprocessor_config.json with size {"shortest_edge": 56} made DPT's processor
+    fail on every view, and transformers' own error message failed too: AttributeError traceback, exit 1."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+
+    from worldgen.depth.model import predict_views
+    from worldgen.errors import InputError
+
+    folder = tmp_path / "proc"
+    DPTImageProcessorPil(size={"height": 42, "width": 42}, ensure_multiple_of=14).save_pretrained(folder)
+    cfg = json.loads((folder / "preprocessor_config.json").read_text())
+    cfg["size"] = {"shortest_edge": 56}
+    (folder / "preprocessor_config.json").write_text(json.dumps(cfg))
+    proc = DPTImageProcessorPil.from_pretrained(folder)
+    model = torch.nn.Linear(1, 1)
+    model.config = SimpleNamespace(model_type="depth_anything", _name_or_path="tiny-da")
+    with pytest.raises(InputError, match=r"image processor of depth model tiny-da .*preprocessor_config.json"):
+        predict_views(model, proc, np.zeros((2, 42, 42, 3), np.float32), batch=2, device="cpu")
 
 
 def test_tipsv2_without_torchvision(tmp_path, pano):

@@ -122,6 +122,26 @@ def test_read_photo_errors(tmp_path):
         read_photo(tmp_path / "bad.jpg")
 
 
+def test_phone_formats_pillow_cannot_decode_are_named_with_the_fix(tmp_path):
+    # Found as a new user: an iPhone's HEIC photo (made with Debian's heif-enc) and a JPEG XL image
+    # were "corrupt or not an image". They are images this install cannot decode: say which, and how
+    # to convert them. Only the first bytes matter (Pillow refuses the rest either way).
+    heic = tmp_path / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    with pytest.raises(
+        InputError, match=r"IMG_0001.HEIC is a HEIC/HEIF photo.*heif-convert IMG_0001.HEIC IMG_0001.jpg"
+    ):
+        read_photo(heic)
+    other = tmp_path / "phone.heif"  # major brand mif1, heic among the compatible brands
+    other.write_bytes(b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1heicmiaf" + bytes(64))
+    with pytest.raises(InputError, match="HEIC/HEIF"):
+        read_photo(other)
+    for name, head in (("a.jxl", b"\xff\x0a"), ("b.jxl", b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a")):
+        (tmp_path / name).write_bytes(head + bytes(64))
+        with pytest.raises(InputError, match=f"{name} is a JPEG XL image.*djxl {name}"):
+            read_photo(tmp_path / name)
+
+
 def test_place_photo_centre_extent_and_handedness():
     h, w = 60, 90
     img = np.zeros((h, w, 3), np.uint8)
@@ -166,3 +186,17 @@ def test_fit_photo_reduces_in_uint8_and_never_enlarges():
     assert fit_photo(big, 60.0, 16384) is big  # already coarser than the panorama: as it is
     as_float = fit_photo(big.astype(np.float32) / 255, 60.0, 512)
     assert as_float.dtype == np.float32 and np.abs(as_float * 255 - small).max() < 0.01
+
+
+def test_multi_frame_photos_say_the_first_frame_is_used(tmp_path):
+    # Found as a new user: an animated WebP/GIF or a multi-page TIFF gave its first frame silently, and
+    # a photo's conversion notes (CMYK, 16-bit...) never reached the user.
+    img = Image.fromarray(np.full((30, 40, 3), 90, np.uint8))
+    img.save(tmp_path / "a.webp", save_all=True, append_images=[img.rotate(10), img.rotate(20)])
+    notes: list[str] = []
+    assert read_photo(tmp_path / "a.webp", notes).shape == (30, 40, 3)
+    assert any("3 frames or pages; the first is used" in n for n in notes), notes
+    Image.fromarray(np.full((30, 40, 4), 90, np.uint8)).save(tmp_path / "b.png")
+    notes = []
+    read_photo(tmp_path / "b.png", notes)
+    assert any("alpha dropped" in n for n in notes), notes

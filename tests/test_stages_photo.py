@@ -73,16 +73,32 @@ def test_backdrop_is_soft_and_out_of_collision(tmp_path):
     photo = np.asarray(Image.open(_photo(tmp_path / "m.jpg")))
     pano, sem, facts = photo_panorama(photo, 70.0, PhotoConfig(width=512))
     back = backdrop_mask(sem, (256, 512))
-    assert back.mean() > 0.8 and not back[128, 256]  # the photo looks forward, at the centre
+    assert sem.mask("backdrop").mean() > 0.8 and not back[128, 256]  # the photo looks forward, at the centre
+    assert 0.5 < back.mean() < sem.mask("backdrop").mean()  # the floor below the photo is not scenery
     # soft: no texture outside the photo (blurred), and no hard seam at the photo's border
     g = np.abs(np.diff(pano.image.mean(-1), axis=1))
     assert g[back[:, 1:] & back[:, :-1]].mean() < 0.01
     depth, _ = prior_depth(pano, 1.6)
     scene = build_sheet(pano, depth, SheetConfig(max_triangles=50000, collision_triangles=20000), sem, 1.6)
     col = scene["collision"].vertices
-    # every collision vertex lies in the photo's frustum (forward, within its half-angle plus a cell)
+    # every collision vertex lies in the photo's frustum (forward, within its half-angle plus a cell),
+    # or on the floor under the viewer: the ground plane out to where the photo's lower edge meets it
     ang = np.degrees(np.arctan2(np.abs(col[:, 0]), -col[:, 2]))
-    assert (col[:, 2] < 0).all() and ang.max() < 35.0 + 8.0
+    bottom = np.arctan(np.tan(np.radians(35.0)) * 120 / 160)  # half the 160x120 photo's vertical FOV
+    floor_radius = 1.6 / np.tan(bottom)
+    on_floor = (np.abs(col[:, 1] + 1.6) < 0.05) & (np.hypot(col[:, 0], col[:, 2]) < floor_radius * 1.3)
+    assert ((col[:, 2] < 0) & (ang < 35.0 + 8.0) | on_floor).all()
+    # found as a new user walking through the GLB: nothing under the capture point, a player spawned
+    # there fell through; now the floor is solid under the viewer and 1 m around, behind too
+    import open3d as o3d
+
+    cast = o3d.t.geometry.RaycastingScene()
+    cast.add_triangles(
+        o3d.core.Tensor(col.astype(np.float32)), o3d.core.Tensor(scene["collision"].faces.astype(np.uint32))
+    )
+    rays = np.array([[x, 0, z, 0, -1, 0] for x, z in ((0, 0), (0, 1), (1, 0), (-1, 0), (0, -1))], np.float32)
+    hit = cast.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    assert np.allclose(hit, 1.6, atol=0.05), hit
     # the ground in front of the camera is walkable: collision vertices at the eye height below
     assert (np.abs(col[:, 1] + 1.6) < 0.05).sum() > 10
     # and the depth in the photo's lower half is the ground plane
@@ -107,3 +123,14 @@ def test_bad_photo_options_fail_before_anything_is_written(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2 and words in err and len(err.splitlines()) == 1, (opt, err)
         assert not any(out.glob("*")), opt
+
+
+def test_a_heic_photo_fails_in_one_line_naming_the_conversion(tmp_path, capsys):
+    # Found as a new user: a phone's HEIC photo was reported as a corrupt file.
+    photo = tmp_path / "IMG_0001.heic"
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(256))
+    out = tmp_path / "run"
+    code = main(["generate", "--image", str(photo), "-o", str(out), "--preset", "fast", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "HEIC" in err and "heif-convert" in err, err
+    assert not any(out.glob("*"))

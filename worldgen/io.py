@@ -217,6 +217,25 @@ def _check_extension(p: Path, kind: str) -> str | None:
     return fmt
 
 
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+"""ISO-BMFF ``ftyp`` brands of HEIF images (HEVC-coded: what iPhones and many Android phones save)."""
+
+
+def _undecodable_format(p: Path) -> tuple[str, str] | None:
+    """A common photo format Pillow does not decode, from the file's first bytes: (what it is, a command
+    that converts it), or None. HEIC/HEIF (phones' default) and JPEG XL; AVIF, which shares HEIF's
+    container, is decoded by Pillow and never reaches here."""
+    with open(p, "rb") as f:
+        head = f.read(32)
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "an AVIF image", "heif-convert"  # only where Pillow was built without AVIF
+    if head[4:8] == b"ftyp" and (head[8:12] in _HEIF_BRANDS or any(b in head[16:32] for b in _HEIF_BRANDS)):
+        return "a HEIC/HEIF photo", "heif-convert"
+    if head[:2] == b"\xff\x0a" or head[:12] == b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a":
+        return "a JPEG XL image", "djxl"
+    return None
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as [H, W, 3] uint8 sRGB; see :func:`read_image_notes`."""
     return read_image_notes(path)[0]
@@ -256,6 +275,9 @@ def read_image_notes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
                     f"image {p.name} is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f}M pixels), over the "
                     f"{MAX_IMAGE_PIXELS / 1e6:.0f}M-pixel limit; downscale it (e.g. to 8192x4096)"
                 )
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:  # an animated GIF/WebP/PNG or a multi-page TIFF: Pillow opens the first
+                notes.append(f"{p.name}: {frames} frames or pages; the first is used")
             im.load()
             if im.getexif().get(0x0112, 1) not in (0, 1):
                 notes.append(f"{p.name}: EXIF orientation {im.getexif()[0x0112]} applied")
@@ -292,6 +314,14 @@ def read_image_notes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     except Image.DecompressionBombError as e:
         raise InputError(f"image {p.name} is too large to decode safely ({e}); downscale it (e.g. to 8192x4096)") from e
     except (UnidentifiedImageError, SyntaxError) as e:
+        known = _undecodable_format(p)
+        if known:
+            # a phone's HEIC photo is an image, not a corrupt file: say what it is and how to convert it
+            name, convert = known
+            raise InputError(
+                f"image {p.name} is {name}, which this install cannot decode; convert it to JPEG or PNG "
+                f"(e.g. '{convert} {p.name} {p.stem}.{'png' if 'XL' in name else 'jpg'}') and give that"
+            ) from e
         raise InputError(
             f"cannot read image {p.name}: the file is corrupt or not an image ({e.__class__.__name__})"
         ) from e

@@ -320,6 +320,10 @@ def check_model_folder(role: str, path: str | os.PathLike) -> None:
         # transformers' loader meets a cut-off file with safetensors' own error and a traceback;
         # diffusers' loader (the other roles) says it in one line already
         check_safetensors_headers(path)
+    if role == "segmentation" and any(b.name == "transformers" and role in b.models for b in backends("depth")):
+        from .depth.model import check_segmentation_folder
+
+        check_segmentation_folder(Path(path))
 
 
 def fingerprint(path: str | os.PathLike) -> str:

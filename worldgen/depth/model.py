@@ -192,6 +192,60 @@ def check_depth_folder(path: Path) -> None:
             f"depth model {path} is a {model_type!r} model ({', '.join(map(str, archs))}), not a depth-estimation "
             f"model; give a depth model such as {_SUGGESTED}"
         )
+    if model_type is None:
+        # transformers then guesses the type from the folder's name; a name that holds none fails in the
+        # loader, after the panorama stage (found as a new user)
+        try:
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+        except ImportError:
+            return
+        if not any(t in str(path) for t in CONFIG_MAPPING_NAMES):
+            raise InputError(
+                f"cannot load the depth model in {path}: its config.json has no model_type; add the model's "
+                '(e.g. "model_type": "depth_anything") or re-save the model with save_pretrained'
+            )
+        return
+    if isinstance(model_type, str) and model_type not in KNOWN_MODEL_TYPES:
+        # Found as a new user: a model_type transformers does not know was refused by the loader, after the
+        # panorama stage had written its files, with transformers' long text and no command. Only such a
+        # folder pays for importing transformers here (it imports torch).
+        try:
+            from transformers import __version__
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+            from transformers.models.auto.modeling_auto import MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES
+        except ImportError:
+            return  # the backend says transformers is missing
+        if model_type not in CONFIG_MAPPING_NAMES:
+            raise InputError(
+                f"cannot load the depth model in {path}: its config.json says model_type {model_type!r}, which "
+                f"transformers {__version__} does not know; if the model is newer, upgrade it "
+                "(pip install -U transformers), else correct model_type in config.json"
+            )
+        if model_type not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES:
+            raise InputError(
+                f"cannot load the depth model in {path}: it is a {model_type!r} model, not one of transformers' "
+                f"depth-estimation architectures; give a depth model such as {_SUGGESTED}"
+            )
+
+
+def check_segmentation_folder(path: Path) -> None:
+    """The segmentation role's counterpart of :func:`check_depth_folder` (config.json only): a folder
+    whose ``architectures`` holds no ``...ForSemanticSegmentation`` class is refused before any stage
+    runs. Found as a new user: a depth model given as the segmentation model was loaded as a DPT
+    segmentation model, whose head does not fit, and stopped with a RuntimeError traceback after the
+    panorama stage had written its files."""
+    import json
+
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the loader says what is wrong with the folder
+    archs = cfg.get("architectures") if isinstance(cfg, dict) else None
+    if isinstance(archs, list) and archs and not any("SemanticSegmentation" in str(a) for a in archs):
+        raise InputError(
+            f"segmentation model {path} is a {cfg.get('model_type')!r} model ({', '.join(map(str, archs))}), not a "
+            "semantic-segmentation model; give one with a 'sky' label (e.g. nvidia/segformer-b0-finetuned-ade-512-512)"
+        )
 
 
 def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
@@ -279,7 +333,9 @@ def load_segmentation_model(path: str | Path, device: str = "cpu", dtype=None):
                 path, use_safetensors=True, local_files_only=True, output_loading_info=True
             )
             processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-        except (OSError, ValueError, KeyError, _SafetensorError) as e:
+        except (OSError, ValueError, KeyError, RuntimeError, _SafetensorError) as e:
+            # RuntimeError: weights of another shape (e.g. a depth model's head), transformers'
+            # "ignore_mismatched_sizes" error
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"cannot load the segmentation model in {path}: {first}") from e
     if info.get("missing_keys"):
@@ -320,10 +376,15 @@ def segment_sky(model, processor, sky_ids, views: np.ndarray, cams, height: int,
     return np.where(den > 0, num / np.maximum(den, 1), 0).astype(np.float32)
 
 
-def check_depth_model(path: Path) -> str | None:
-    """For ``worldgen info``: None when the folder loads as a depth model, else why not."""
+def check_depth_model(path: Path, role: str = "depth") -> str | None:
+    """For ``worldgen info``: None when the folder loads for ``role`` (``depth``: a depth model,
+    ``segmentation``: a segmentation model with a sky label), else why not."""
     try:
-        load_depth_model(path, "cpu")
+        if role == "segmentation":
+            check_segmentation_folder(Path(path))
+            load_segmentation_model(path, "cpu")
+        else:
+            load_depth_model(path, "cpu")
     except InputError as e:
         return str(e)
     except Exception as e:  # any loader failure is an answer here, not a crash
@@ -387,7 +448,7 @@ class PlainViewProcessor:
         return {"pixel_values": t}
 
 
-def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
+def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float, padding: tuple[int, int] | None = None):
     """A depth model's raw output on a batch of views -> the model's quantity on the view grid.
 
     Args:
@@ -396,6 +457,8 @@ def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
         model_type: ``model.config.model_type``.
         size: the views' side, pixels.
         fov_deg: the views' field of view, degrees.
+        padding: (side of the view as the processor resized it, side after its centre padding), from
+            :func:`processor_padding`; the output covers the padded input and is cropped back.
 
     Returns:
         [N, size, size] float32 tensor: disparity (relative models) or z-depth in metres (metric).
@@ -413,12 +476,40 @@ def view_depth(outputs, processor, model_type: str, size: int, fov_deg: float):
         pad = int(math.sqrt(size / 2) * 3)
         pred = F.interpolate(pred[:, None], size=(size + 2 * pad,) * 2, mode="bilinear", align_corners=False)[:, 0]
         return pred[:, pad : pad + size, pad : pad + size]
+    if padding is not None:
+        # A DPT-family processor that resizes, then centre-pads to a multiple of size_divisor: the output
+        # covers the padded input (left uncropped, every view's depth would shrink towards its centre).
+        inner, outer = padding
+        left = (outer - inner) // 2  # transformers' pad_image puts the odd pixel on the right/bottom
+        pred = F.interpolate(pred[:, None], size=(outer, outer), mode="bilinear", align_corners=False)[:, 0]
+        pred = pred[:, left : left + inner, left : left + inner]
     if model_type == "depth_pro":
         # Depth Pro predicts inverse depth in units of the focal length: z = f / (W * pred). Its own
         # head guesses the field of view; here it is known exactly, and W / f = 2 tan(fov / 2).
         w_over_f = 2.0 * math.tan(math.radians(fov_deg) / 2.0)
         pred = 1.0 / torch.clamp(pred * w_over_f, 1e-4, 1e4)
     return F.interpolate(pred[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def processor_padding(processor, model_type: str, view: np.ndarray) -> tuple[int, int] | None:
+    """How a DPT-family processor (DPT, Depth Anything) pads one view: (side after its resize, side
+    after its centre padding to a multiple of ``size_divisor``), or None when it adds no padding.
+
+    Measured on the view itself (the processor run once with and once without ``do_pad``), so its own
+    resize rule (``keep_aspect_ratio``, ``ensure_multiple_of``) need not be copied here. ZoeDepth pads
+    by its own rule (see :func:`view_depth`).
+    """
+    divisor = getattr(processor, "size_divisor", None)
+    if model_type == "zoedepth" or not getattr(processor, "do_pad", False) or not isinstance(divisor, int):
+        return None
+    if divisor <= 1:
+        return None
+    try:
+        outer = processor(images=[view], return_tensors="pt")["pixel_values"].shape[-1]
+        inner = processor(images=[view], do_pad=False, return_tensors="pt")["pixel_values"].shape[-1]
+    except (TypeError, ValueError):
+        return None  # a processor without a do_pad argument: nothing known to crop
+    return (int(inner), int(outer)) if inner != outer else None
 
 
 def model_view_size(processor, requested: int = 0) -> int:
@@ -430,17 +521,25 @@ def model_view_size(processor, requested: int = 0) -> int:
     either would shift the output against the view.
     """
     size = getattr(processor, "size", None)
+
+    def get(k):  # size is an int, a dict, or transformers 5's SizeDict (attributes and item access)
+        if size is None or isinstance(size, (int, float)):
+            return None
+        return size.get(k) if isinstance(size, dict) else getattr(size, k, None)
+
     if requested:
         s = int(requested)
     elif isinstance(size, (int, float)):
         s = int(size)
     else:
-        # a dict, or transformers 5's SizeDict (attributes, and also item access)
-        get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-        s = (get("height") or get("shortest_edge") or get("width") or 384) if size is not None else 384
+        s = get("height") or get("shortest_edge") or get("width") or 384
     mult = int(getattr(processor, "ensure_multiple_of", 1) or 1)
     divisor = getattr(processor, "size_divisor", None)
-    if isinstance(divisor, int) and divisor > 1:
+    # A processor that resizes to a fixed height pads after resizing whatever it is given: the view's
+    # side cannot avoid that (predict_views crops the padding off instead), and rounding the side up to
+    # lcm(ensure_multiple_of, size_divisor) only multiplied the work (found as a new user: 56 -> 224 px).
+    resizes_to_fixed = bool(getattr(processor, "do_resize", False)) and bool(get("height"))
+    if isinstance(divisor, int) and divisor > 1 and not resizes_to_fixed:
         mult = math.lcm(mult, divisor)
     return max(mult, int(math.ceil(int(s) / mult) * mult))
 
@@ -458,6 +557,21 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
     out = np.empty((n, s, s), np.float32)
     dtype = next(model.parameters()).dtype
     u8 = np.clip(np.round(views * 255), 0, 255).astype(np.uint8)
+    name = getattr(model.config, "_name_or_path", "") or model_type
+    try:
+        # Found as a new user: a preprocessor_config.json whose size is {"shortest_edge": N} makes DPT's
+        # processor fail on every view (transformers' own error then fails too: an AttributeError
+        # traceback, exit 1). The processor's steps are the folder's, so say which file to check.
+        padding = processor_padding(processor, model_type, u8[0]) if n else None
+        if n:
+            processor(images=list(u8[:1]), return_tensors="pt")
+    except Exception as e:  # noqa: BLE001 - any failure of the folder's processor is the folder's
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"the image processor of depth model {name} ({model_type}) fails on a {s}x{s} px view: "
+            f"{type(e).__name__}: {first}; check its preprocessor_config.json (re-save it from the model's "
+            "id: AutoImageProcessor.from_pretrained(ID).save_pretrained(FOLDER))"
+        ) from e
     for i in range(0, n, batch):
         chunk = list(u8[i : i + batch])
         inputs = processor(images=chunk, return_tensors="pt")
@@ -472,13 +586,12 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
                 # ZoeDepth with two bin configurations and 1 patch-transformer layer; transformers
                 # hard-codes 4) is a bad model folder: say so in one line, not with a traceback.
                 first = (str(e).strip().splitlines() or [""])[0][:200]
-                name = getattr(model.config, "_name_or_path", "") or model_type
                 raise InputError(
                     f"depth model {name} ({model_type}) failed on {len(chunk)} view(s) of {s}x{s} px, "
                     f"input {tuple(pixels.shape)}: {type(e).__name__}: {first}; check its config.json "
                     "and preprocessor_config.json (a published model runs)"
                 ) from e
-            pred = view_depth(raw, processor, model_type, s, fov_deg)
+            pred = view_depth(raw, processor, model_type, s, fov_deg, padding)
         out[i : i + len(chunk)] = pred.cpu().numpy()
         if progress:
             progress(min(i + batch, n) / n)
@@ -629,8 +742,10 @@ __all__ = [
     "KNOWN_MODEL_TYPES",
     "REFUSED_MODEL_TYPES",
     "PlainViewProcessor",
+    "processor_padding",
     "TransformersDepthConfig",
     "check_depth_model",
+    "check_segmentation_folder",
     "estimate_depth",
     "is_metric_config",
     "load_depth_model",

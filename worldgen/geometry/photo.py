@@ -41,17 +41,20 @@ _TAG_EXIF_HEIGHT = 0xA003
 _UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}  # FocalPlaneResolutionUnit -> mm per unit
 
 
-def read_photo(path: str | os.PathLike) -> np.ndarray:
+def read_photo(path: str | os.PathLike, notes: list[str] | None = None) -> np.ndarray:
     """Read a photo as [H, W, 3] uint8 sRGB, upright: the EXIF orientation is applied.
 
     The same reader as panoramas (:func:`worldgen.io.read_image_notes`): 16-bit, greyscale, palette,
     RGBA, CMYK, WebP, EXR/HDR are converted, and a missing, empty, corrupt or oversized file is
-    refused in one line.
+    refused in one line. ``notes``, when given, receives the reader's one-line notes (what was
+    converted; the first frame of an animated or multi-page file).
     """
     from ..io import read_image_notes
 
     p = Path(path)
-    rgb, _ = read_image_notes(p)
+    rgb, read_notes = read_image_notes(p)
+    if notes is not None:
+        notes.extend(read_notes)
     if min(rgb.shape[:2]) < 8:
         raise InputError(f"photo {p.name} is {rgb.shape[1]}x{rgb.shape[0]} pixels; give a photo at least 8x8")
     return rgb

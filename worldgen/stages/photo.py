@@ -156,22 +156,38 @@ def photo_panorama(photo: np.ndarray, hfov_deg: float, config: PhotoConfig) -> t
 
 
 def backdrop_mask(semantics: SemanticLayers | None, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels marked ``backdrop`` (none without semantics or without that class). [H, W] bool"""
+    """Backdrop pixels that are scenery, kept out of the collision mesh: those marked ``backdrop``,
+    except the rows below the photo's lowest row. [H, W] bool (none without semantics or that class)
+
+    Below the photo's lower edge, all around, lies the floor under the viewer out to where the photo's
+    own ground begins (~4 m for a 44° tall landscape photo at 1.6 m). Its colour is made up, its
+    geometry is not: the ground at -eye height is the premise every depth backend fits. Found as a new
+    user walking through the GLB: with it left out, the collision mesh began 2.7-8 m in front of the
+    capture point, and a player spawned there fell through the world.
+    """
     if semantics is None or "backdrop" not in semantics.classes or semantics.ids.shape != tuple(shape):
         return np.zeros(shape, bool)
-    return semantics.mask("backdrop")
+    mask = semantics.mask("backdrop")
+    if "unknown" in semantics.classes:
+        rows = np.nonzero(semantics.mask("unknown").any(1))[0]  # the photo's own pixels
+        if rows.size:  # the photo is centred on the horizon: these rows all look down
+            mask[rows.max() + 1 :] = False
+    return mask
 
 
 def _run(ctx: StageContext) -> StageResult:
     req = ctx.request
     if req.image is None:
         raise InputError("the 'photo' panorama backend needs --image FILE")
-    photo = read_photo(req.image)
+    read_notes: list[str] = []
+    photo = read_photo(req.image, read_notes)  # what the reader converted (it was dropped for photos)
     notes: list[str] = []
     fov, how = photo_fov(req.image, req.fov, notes)
     pano, sem, facts = photo_panorama(photo, fov, ctx.config)
-    for n in notes:
+    for n in read_notes + notes:
         log.warning(n)
+    if read_notes:
+        facts["notes"] = read_notes  # as the file backend reports a panorama's conversions
     if notes:
         facts["fov_notes"] = notes  # what the user should know about the field of view (EXIF skipped...)
     return StageResult(
