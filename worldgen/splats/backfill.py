@@ -17,6 +17,8 @@ Measured on the procedural room (1024x512, refined splats, 4 views of 256 px): h
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._check import check_rgbd
@@ -149,4 +151,123 @@ def layer_gaussians(
     )
 
 
-__all__ = ["backfill_gaussians", "layer_gaussians"]
+def sky_backing_gaussians(
+    panorama: Panorama,
+    depth: DepthMap,
+    walk_radius: float = 2.0,
+    *,
+    layer=None,
+    factor: int = 4,
+    push: float = 1.03,
+    config: InitConfig = InitConfig(),
+    max_band_deg: float = 45.0,
+) -> GaussianCloud:
+    """Sky-dome splats behind every surface that borders the sky, where a viewer within
+    ``walk_radius`` sees past its outline.
+
+    The hidden layer (:func:`layer_gaussians`) gives each hidden pixel one background: the sky or
+    one continued surface. Where a hidden surface meets hidden sky (behind a wide crown, the crown
+    of a farther tree continued up to the sky hidden above it) the two are at different
+    distances, so when the viewer steps aside the nearer one slides over the farther one and
+    opens a gap between them with nothing behind it: ``make demo``'s magenta hole beside a canopy
+    top 1 m ahead (docs/splats.md, "Sky behind the crowns"). The same gap opens between a
+    visible surface and the sky wherever the layer's hidden sky stops short. These splats close
+    it: on a grid of ``factor`` x ``factor`` panorama pixels, every cell within
+    ``walk_radius`` / (its nearest surface's distance) radians of the sky (the panorama's or the
+    layer's hidden sky; at most ``max_band_deg``) that the panorama itself shows no sky in gets a
+    splat on the sky dome, ``push`` times farther (behind the backing layer's sky blocks), with
+    the colour of the nearest sky carried in. From the capture point they lie behind opaque
+    surfaces and change nothing.
+
+    Args:
+        panorama: colour, H x 2H.
+        depth: Euclidean ray distance, metres (+inf = sky).
+        walk_radius: metres (0 = none).
+        layer: the :class:`worldgen.layers.HiddenLayer` of this panorama (any grid), whose hidden
+            sky and hidden surfaces count too; None = the panorama only.
+        factor: cell side, panorama pixels (>= 1).
+        push: distance factor behind the sky dome (> 1).
+        config: footprint, thickness, opacity, sky dome radius and SH degree of the splats (as
+            init_gaussians; with ``config.sky == "drop"`` there is no dome and nothing is made).
+        max_band_deg: widest band of sky behind one outline, degrees.
+
+    Returns:
+        GaussianCloud of the new splats only (possibly empty), facing the capture point.
+    """
+    check_rgbd(panorama, depth)
+    if walk_radius < 0 or factor < 1 or not push > 1 or not 0 < max_band_deg <= 180:
+        raise InputError("sky backing needs walk_radius >= 0, factor >= 1, push > 1 and max_band_deg in (0, 180]")
+    H, W = depth.shape
+    h = -(-H // factor)
+    w = 2 * h
+    if walk_radius == 0 or config.sky != "dome" or not depth.sky.any() and (layer is None or not layer.sky.any()):
+        return _to_cloud(*_splats(*_empty_inputs(), config), config.sh_degree)
+    colour = _srgb(panorama).astype(np.float64)
+    gid = (((np.arange(H) * h) // H)[:, None] * w + ((np.arange(W) * w) // W)[None, :]).reshape(-1)
+    n = h * w
+    sky = depth.sky.reshape(-1)
+    d = np.where(depth.valid, depth.depth, np.inf).reshape(-1).astype(np.float64)
+    pano_sky = np.bincount(gid[sky], minlength=n) > 0
+    near = np.full(n, np.inf)
+    np.minimum.at(near, gid, d)
+    cnt = np.bincount(gid[sky], minlength=n).astype(np.float64)
+    col = np.stack([np.bincount(gid[sky], weights=colour.reshape(-1, 3)[sky, k], minlength=n) for k in range(3)], 1)
+    if layer is not None:
+        lh, lw = layer.shape
+        lg = (((np.arange(lh) * h) // lh)[:, None] * w + ((np.arange(lw) * w) // lw)[None, :]).reshape(-1)
+        lsky = layer.sky.reshape(-1)
+        lsurf = layer.surface.reshape(-1)
+        np.minimum.at(near, lg[lsurf], layer.depth.reshape(-1)[lsurf].astype(np.float64))
+        cnt += np.bincount(lg[lsky], minlength=n)
+        lc = layer.colour.reshape(-1, 3).astype(np.float64)
+        col += np.stack([np.bincount(lg[lsky], weights=lc[lsky, k], minlength=n) for k in range(3)], 1)
+    backed = cnt > 0
+    col = (col / np.maximum(cnt, 1)[:, None]).reshape(h, w, 3)
+    # The band each cell needs, in passes of one cell (pi / h radians) of dilation from the sky.
+    cell = math.pi / h
+    allow = (np.minimum(walk_radius / near, math.radians(max_band_deg)) / cell).reshape(h, w)
+    backed = backed.reshape(h, w)
+    for k in range(1, math.ceil(math.radians(max_band_deg) / cell) + 1):
+        grow = ~backed & (allow >= k)
+        if not grow.any():
+            break
+        # Mean colour of the 4-neighbours already backed (longitude wraps, rows clamp at the poles).
+        csum = np.zeros((h, w, 3))
+        ncnt = np.zeros((h, w))
+        for nb, nc in (
+            (np.roll(backed, 1, 1), np.roll(col, 1, 1)),
+            (np.roll(backed, -1, 1), np.roll(col, -1, 1)),
+            (np.concatenate([backed[:1], backed[:-1]]), np.concatenate([col[:1], col[:-1]])),
+            (np.concatenate([backed[1:], backed[-1:]]), np.concatenate([col[1:], col[-1:]])),
+        ):
+            csum += np.where(nb[..., None], nc, 0.0)
+            ncnt += nb
+        grow &= ncnt > 0
+        if not grow.any():
+            break
+        col = np.where(grow[..., None], csum / np.maximum(ncnt, 1)[..., None], col)
+        backed = backed | grow
+    new = (backed & ~pano_sky.reshape(h, w)).reshape(-1)
+    r = equirect_directions(h).reshape(-1, 3)[new]
+    across, down = pixel_footprints(h, w)
+    dist = np.full(len(r), sky_radius(depth, config) * push, np.float32)
+    return _to_cloud(
+        *_splats(
+            r,
+            dist,
+            -r,
+            col.reshape(-1, 3)[new].astype(np.float32),
+            across.reshape(-1)[new],
+            down.reshape(-1)[new],
+            config,
+        ),
+        config.sh_degree,
+    )
+
+
+def _empty_inputs() -> tuple[np.ndarray, ...]:
+    z3, z = np.zeros((0, 3), np.float32), np.zeros(0, np.float32)
+    return z3, z, z3, z3, z, z
+
+
+__all__ = ["backfill_gaussians", "layer_gaussians", "sky_backing_gaussians"]

@@ -48,6 +48,11 @@ class RefineStageConfig(RefineConfig):
             this many panorama pixels square behind the pixel splats (they count towards the
             splat budget); 0 = none. Default 2.
         backing_push: distance factor of the backing splats behind the surface. Default 1.03.
+        sky_backing_factor: with ``walk_radius`` > 0, add
+            :func:`worldgen.splats.backfill.sky_backing_gaussians`, sky-dome splats on blocks of
+            this many panorama pixels square behind every surface a viewer within the walk
+            radius may see past to the sky (they count towards the splat budget, with the fill);
+            0 = none. Default 4.
         cpu_max_splats: when refinement runs on the CPU rasterizer and ``max_splats`` is 0, merge
             to at most this many splats, so a CPU run's time stays bounded whatever the panorama
             size (a 2048x1024 panorama has 2.1M pixels; the CPU presets are sized for ~0.5M).
@@ -74,6 +79,7 @@ class RefineStageConfig(RefineConfig):
     init_edge_shrink: float = 0.5
     backing_factor: int = 2
     backing_push: float = 1.03
+    sky_backing_factor: int = 4
     cpu_max_splats: int = 600_000
     backfill_deg: float = 8.0
     walk_radius: float = 2.0
@@ -86,8 +92,15 @@ class RefineStageConfig(RefineConfig):
         super().__post_init__()
         if self.backfill_deg < 0:
             raise InputError("backfill_deg must be >= 0 degrees (0 = no backfill)")
-        if self.backing_factor < 0 or not self.backing_push > 1 or not self.init_footprint > 0:
-            raise InputError("backing_factor must be >= 0, backing_push > 1 and init_footprint > 0")
+        if (
+            self.backing_factor < 0
+            or self.sky_backing_factor < 0
+            or not self.backing_push > 1
+            or not self.init_footprint > 0
+        ):
+            raise InputError(
+                "backing_factor and sky_backing_factor must be >= 0, backing_push > 1 and init_footprint > 0"
+            )
         if not 0 < self.init_edge_shrink <= 1:
             raise InputError(f"init_edge_shrink {self.init_edge_shrink} must lie in (0, 1] (1 = off)")
         from ..layers import LayerConfig
@@ -96,8 +109,9 @@ class RefineStageConfig(RefineConfig):
 
 
 def _run(ctx: StageContext) -> StageResult:
+    from ..layers import LayerConfig, build_layers
     from ..layers.diffusion import fill_options, with_run_prompt
-    from .backfill import backfill_gaussians, layer_gaussians
+    from .backfill import backfill_gaussians, layer_gaussians, sky_backing_gaussians
     from .init import InitConfig, _merge_groups, init_gaussians, splat_layers
     from .refine import choose_device
 
@@ -139,9 +153,37 @@ def _run(ctx: StageContext) -> StageResult:
         fill_cfg = init_cfg
         if cfg.walk_radius > 0:
             fill = fill_options(with_run_prompt(cfg, ctx.request))  # the diffusion fill's model and prompt
-            extra = layer_gaussians(
-                pano, depth, cfg.walk_radius, step=step, config=fill_cfg, inpaint=cfg.inpaint, seed=ctx.seed, fill=fill
+            layer = build_layers(
+                pano,
+                depth,
+                LayerConfig(
+                    walk_radius=cfg.walk_radius, work_width=max(8, depth.shape[1] // step), inpaint=cfg.inpaint, **fill
+                ),
+                seed=ctx.seed,
             )
+            extra = layer_gaussians(
+                pano,
+                depth,
+                cfg.walk_radius,
+                step=step,
+                config=fill_cfg,
+                layer=layer,
+            )
+            if cfg.sky_backing_factor > 0:
+                # Sky behind every outline against the sky, hidden surfaces' included: where a
+                # continued hidden surface meets hidden sky, stepping aside opens a gap between
+                # them with nothing behind (make demo's hole beside a canopy top; docs/splats.md,
+                # "Sky behind the crowns"). Fixed colours, like the fill.
+                sky_back = sky_backing_gaussians(
+                    pano,
+                    depth,
+                    cfg.walk_radius,
+                    layer=layer,
+                    factor=cfg.sky_backing_factor * step,
+                    push=cfg.backing_push,
+                    config=replace(init_cfg, footprint_sigma=InitConfig.footprint_sigma),
+                )
+                extra = GaussianCloud.concatenate([extra, sky_back])
         else:
             extra = backfill_gaussians(pano, depth, cfg.backfill_deg, step=step, config=fill_cfg)
         if budget:
@@ -227,7 +269,7 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="13",
+        version="14",
         models={"fill": "fill_model"},
     )
 )
