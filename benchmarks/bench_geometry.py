@@ -15,7 +15,10 @@ angle, and those confirmed off the true surface), and PSNR of the textured mesh 
 dome) ray cast from the capture point against the panorama; seven procedural prompts (forest,
 city, mountains, desert canyon, village, coast, cabin) and the two analytic scenes, all at
 2048x1024. F-score, Chamfer and precision use 300k seeded panorama rays; coverage, front faces
-and PSNR use every pixel's ray.
+and PSNR use every pixel's ray. The "layered" rows are the default mesh (the sheet with the
+hidden-surface completion, walk radius 2 m) from the same capture point, against the sheet: its
+world's F-score, and PSNR with every visible part (world, background, sky) as an engine shows
+them. Several parts are composed by the nearest hit of each part ray cast on its own.
 """
 
 from __future__ import annotations
@@ -141,6 +144,51 @@ def _timed_sheet(rows: list[dict], label: str, pano, depth, cores: int):
     return sheet
 
 
+def _layered_capture_point(tag: str, sheet, sheet_rows: list[dict], pano, depth, gv, gf) -> list[dict]:
+    """The default mesh (the layered sheet, walk radius 2 m) from the capture point, against the sheet.
+
+    Issue 12: completing the hidden surfaces must leave the capture point as it was (F-score and
+    PSNR at the sheet's figures). The world part's F-score and the render with all visible parts
+    (world, background, sky: what an engine shows) are compared with the sheet's; the tolerance
+    is 0.001 in F and 0.1 dB.
+    """
+    from worldgen.evaluation.geometry import psnr, render_from_origin
+    from worldgen.mesh.layers import LayeredSheetConfig, build_layered_sheet
+
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    layered = build_layered_sheet(pano, depth, LayeredSheetConfig())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    q = evaluate_mesh(layered, pano, gv, gf, depth, n_samples=300_000, max_rays=300_000)
+    f_sheet = next(r["value"] for r in sheet_rows if r["name"].endswith("F-score @1% radius"))
+    ref = pano.image if pano.transfer == "srgb" else pano.to_uint8() / 255.0
+    parts = ("world", "background", "sky")
+    p_sheet = psnr(render_from_origin(sheet, pano.height, parts)[0], ref)
+    p_layered = psnr(render_from_origin(layered, pano.height, parts)[0], ref)
+    rep = layered.report["layers"]
+    return [
+        _row(
+            f"{tag} 2048 layered (default mesh) F-score @1% radius",
+            round(q["fscore"], 4),
+            "",
+            f">= sheet's {f_sheet} - 0.001",
+            q["fscore"] >= f_sheet - 0.001,
+            f"P {q['precision']:.4f} / R {q['recall']:.4f}; Chamfer {q['chamfer_pct']:.3f} % radius; "
+            f"front faces {q['front_face_share']:.5f}; build {wall:.1f} s (CPU {cpu:.1f} s, "
+            f"load {os.getloadavg()[0]:.1f}); background {rep['background_triangles']} + back "
+            f"{rep['back_triangles']} triangles",
+        ),
+        _row(
+            f"{tag} 2048 layered (default mesh) PSNR from the capture point, all parts",
+            round(p_layered, 2),
+            "dB",
+            f">= sheet's {p_sheet:.2f} - 0.1",
+            p_layered >= p_sheet - 0.1,
+            f"world and sky only (as the sheet rows): {q['psnr_db']:.2f} dB",
+        ),
+    ]
+
+
 def run() -> list[dict]:
     rows: list[dict] = []
     cores = cpu_count()
@@ -178,7 +226,9 @@ def run() -> list[dict]:
             sheet = _timed_sheet(rows, tag, pano, depth, cores)
         else:
             sheet = build_sheet(pano, depth)
-        rows += _quality(f"{tag} 2048 sheet", sheet, pano, depth, gv, gf, True)
+        sheet_rows = _quality(f"{tag} 2048 sheet", sheet, pano, depth, gv, gf, True)
+        rows += sheet_rows
+        rows += _layered_capture_point(tag, sheet, sheet_rows, pano, depth, gv, gf)
     for name in ("room", "outdoor"):
         pano, depth, gv, gf = analytic_scene(name, 1024)
         rows += _quality(f"analytic {name} 2048 sheet", build_sheet(pano, depth), pano, depth, gv, gf, True)

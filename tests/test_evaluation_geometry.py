@@ -11,6 +11,7 @@ from worldgen.errors import InputError
 from worldgen.evaluation.geometry import (
     analytic_scene,
     discontinuity_edges,
+    evaluate_mesh,
     psnr,
     render_from_origin,
     render_view,
@@ -138,3 +139,33 @@ def test_world_or_sky_coverage():
     tiny = Mesh(np.array([[0, 50, -1], [1, 50, -1], [0, 50, 0]], np.float32), np.array([[0, 1, 2]], np.int32))
     assert view_measures(sc["world"], depth, tiny)["missed_rays_world_or_sky"] > 0
     assert "missed_rays_world_or_sky" not in view_measures(sc["world"], depth)
+
+
+def test_evaluate_mesh_with_and_without_sky():
+    # The geometry bench's one call: it broke unseen once (MeshScene has no dict .get).
+    pano, depth, gv, gf = analytic_scene("outdoor", 64)
+    sc = build_sheet(pano, depth, SheetConfig(max_triangles=0, collision_triangles=0))
+    q = evaluate_mesh(sc, pano, gv, gf, depth, n_samples=2000, max_rays=2000)
+    assert q["fscore"] > 0.9 and q["missed_rays_world_or_sky"] == 0 and q["psnr_db"] > 20
+    q = evaluate_mesh(MeshScene({"world": sc["world"]}), pano, gv, gf, depth, n_samples=2000, max_rays=2000)
+    assert "missed_rays_world_or_sky" not in q
+
+
+def test_caster_composes_meshes_by_depth_with_retry():
+    from worldgen.evaluation.geometry import _Caster
+
+    def quad(z, half):
+        v = np.array([[-half, -half, z], [half, -half, z], [half, half, z], [-half, half, z]], np.float64)
+        return v, np.array([[0, 1, 2], [0, 2, 3]], np.int32)
+
+    near, far = quad(-2.0, 0.5), quad(-5.0, 5.0)
+    dirs = np.array([[0.0, 0.0, -1.0], [0.6, 0.0, -0.8], [0.1, 0.1, -1.0]])
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    for order in ((near, far), (far, near)):
+        one = _Caster(list(order)).cast(np.zeros(3), dirs)
+        each = _Caster(list(order)).cast(np.zeros(3), dirs, retry=True)
+        # Same first hits and ids as one scene: the near quad where it covers, else the far one.
+        assert np.allclose(one["t_hit"], each["t_hit"], rtol=1e-5)
+        assert (one["geometry_ids"] == each["geometry_ids"]).all()
+    ids = _Caster([near, far]).cast(np.zeros(3), dirs, retry=True)["geometry_ids"]
+    assert ids.tolist() == [0, 1, 0]
