@@ -631,3 +631,46 @@ def test_silhouette_fins_only_behind_free_standing_objects_against_the_sky():
     assert (
         silhouette_fins(np.where(np.isfinite(d), d * 100, d), np.isfinite(d), length_ratio=2.5, walk_radius=2.0) is None
     )
+
+
+def test_fins_never_show_from_the_capture_point():
+    # Through every pixel centre from the capture point (an H x 2H render, as docs/geometry.md
+    # scores the mesh) the fins must never be the first hit. On a pixel column's plane of
+    # longitude they were hit by that column's rays (the forest at 1024 columns: 58 -> 29 dB).
+    from worldgen.evaluation.geometry import render_from_origin
+    from worldgen.geometry.equirect import equirect_directions
+    from worldgen.types import DepthMap, Panorama
+
+    dist = _crown_and_hidden_tree(np.zeros(3), equirect_directions(128))
+    rng = np.random.default_rng(0)
+    img = np.clip(0.5 + 0.2 * rng.standard_normal(dist.shape + (3,)), 0, 1).astype(np.float32)
+    depth = DepthMap(np.where(np.isfinite(dist), dist, np.inf).astype(np.float32), ~np.isfinite(dist))
+    cfg = dict(max_triangles=60_000, layer_triangles=8_000, collision_triangles=0, texture_width=256, layer_backs=False)
+    on = build_layered_sheet(Panorama(img), depth, LayeredSheetConfig(layer_fins=2.5, **cfg))
+    assert on.report["layers"]["fin_triangles"] > 0
+    w = on["world"]
+    n = w.n_faces - on.report["layers"]["fin_triangles"]
+    without = on.__class__({**on.parts, "world": w.__class__(w.vertices, w.faces[:n], w.normals, w.uvs, w.texture)})
+    parts = ("world", "background", "sky")
+    a = render_from_origin(on, 128, parts)[0]
+    b = render_from_origin(without, 128, parts)[0]
+    assert np.abs(a - b).max(-1).mean() < 1e-4
+
+
+def test_keep_silhouette_colour_keeps_the_panorama_behind_the_outermost_pixel():
+    from worldgen.layers import HiddenLayer
+    from worldgen.mesh.layers import keep_silhouette_colour
+
+    h, w = 8, 16
+    hidden = np.zeros((h, w), bool)
+    hidden[:, 4:8] = True
+    sky = np.zeros((h, w), bool)
+    sky[:2, 4:8] = True  # hidden sky: left to the sky rim
+    sil = np.zeros((h, w), bool)
+    sil[:, 7] = True
+    z = np.zeros((h, w), bool)
+    inner = HiddenLayer(hidden, np.ones((h, w), np.float32), z, z, np.full((h, w, 3), 0.2, np.float32))
+    layer = HiddenLayer(hidden, np.ones((h, w), np.float32), sky, z, np.zeros((h, w, 3), np.float32), nearer=inner)
+    out = keep_silhouette_colour(layer, sil, np.ones((h, w, 3), np.float32))
+    assert (out.colour[2:, 7] == 1).all() and (out.colour[:2, 7] == 0).all() and (out.colour[:, :7] == 0).all()
+    assert (out.nearer.colour[:, 7] == 1).all() and (out.nearer.colour[:, :7] == 0.2).all()
