@@ -485,8 +485,9 @@ def test_round_trunks_show_their_sides_when_walking_aside():
             assert scene.report["triangles_total"] <= cfg["max_triangles"]
             # Facing away from the capture point: every back face's normal points away from it.
             w = scene["world"]
-            n = w.n_faces - scene.report["layers"]["back_triangles"]
-            f = w.faces[n:]
+            lay = scene.report["layers"]
+            n = w.n_faces - lay["back_triangles"] - lay["fin_triangles"]  # the fins follow the back
+            f = w.faces[n : n + lay["back_triangles"]]
             p0, p1, p2 = (w.vertices[f[:, k]].astype(np.float64) for k in range(3))
             assert (np.einsum("ij,ij->i", np.cross(p1 - p0, p2 - p0), p0) > 0).mean() > 0.9
             # Hardly ever the first hit from the capture point (also where a trunk stands against
