@@ -485,8 +485,9 @@ def test_round_trunks_show_their_sides_when_walking_aside():
             assert scene.report["triangles_total"] <= cfg["max_triangles"]
             # Facing away from the capture point: every back face's normal points away from it.
             w = scene["world"]
-            n = w.n_faces - scene.report["layers"]["back_triangles"]
-            f = w.faces[n:]
+            lay = scene.report["layers"]
+            n = w.n_faces - lay["back_triangles"] - lay["fin_triangles"]  # the fins follow the back
+            f = w.faces[n : n + lay["back_triangles"]]
             p0, p1, p2 = (w.vertices[f[:, k]].astype(np.float64) for k in range(3))
             assert (np.einsum("ij,ij->i", np.cross(p1 - p0, p2 - p0), p0) > 0).mean() > 0.9
             # Hardly ever the first hit from the capture point (also where a trunk stands against
@@ -526,3 +527,151 @@ def test_backdrop_stays_out_of_the_background_collision():
     assert not inside.any()
     w = plain["collision"].vertices
     assert (w[:, 0] / np.linalg.norm(w, axis=1) > 0.2).any()  # without semantics it has collision there
+
+
+def _crown_and_hidden_tree(origin: np.ndarray, dirs: np.ndarray, hidden_tree: bool = True) -> np.ndarray:
+    """Ray distance (+inf = sky) of flat ground 1.6 m below the origin (out to 40 m), a crown (a
+    closed cylinder 1.2 m in radius, 0.4-3 m above the origin, axis 6 m away along -z) and,
+    with ``hidden_tree``, a tree (a cylinder 1 m in radius up to 2.5 m above the origin) 9 m away
+    right behind it, which the crown hides from the origin above 0.4 m. [...] float64"""
+    d = np.asarray(dirs, np.float64)
+    o = np.asarray(origin, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(d[..., 1] < 0, (-1.6 - o[1]) / d[..., 1], np.inf)
+        q = o + d * np.where(np.isfinite(t), t, 0.0)[..., None]
+        t = np.where(np.hypot(q[..., 0], q[..., 2]) < 40, t, np.inf)
+        for cz, r, y0, y1, on in ((-9.0, 1.0, -1.6, 2.5, hidden_tree), (-6.0, 1.2, 0.4, 3.0, True)):
+            if not on:
+                continue
+            side = _hit_cylinder(o, d, np.full(t.shape, np.inf), 0.0, cz, r)
+            y = o[1] + d[..., 1] * side
+            side = np.where((y >= y0) & (y <= y1), side, np.inf)
+            for yc in (y0, y1):  # the caps
+                tc = (yc - o[1]) / d[..., 1]
+                qc = o + d * np.where(np.isfinite(tc) & (tc > 0), tc, 0.0)[..., None]
+                cap = (tc > 0) & (np.hypot(qc[..., 0], qc[..., 2] - cz) <= r)
+                side = np.minimum(side, np.where(cap, tc, np.inf))
+            t = np.minimum(t, side)
+    return t
+
+
+def test_fins_show_the_crowns_side_instead_of_the_sky_when_walking_aside():
+    # A tree hidden entirely behind a near crown, with sky on both sides of the crown in the
+    # panorama (the forest's worst views at 1-2 m): a viewer 1 m aside looks past the crown's
+    # edge at the tree, and the mesh showed the sky dome there. The fins (layer_fins) continue
+    # the crown's side back by its width: the viewer sees crown instead of sky, and the capture
+    # point's first hits do not change (a fin is edge-on there and faces outward).
+    from worldgen.evaluation.geometry import _Caster
+    from worldgen.geometry.equirect import equirect_directions, perspective_directions
+    from worldgen.splats.views import view_camera
+    from worldgen.types import DepthMap, Panorama
+
+    dist = _crown_and_hidden_tree(np.zeros(3), equirect_directions(256))
+    pano = Panorama(np.full(dist.shape + (3,), 0.5, np.float32))
+    depth = DepthMap(np.where(np.isfinite(dist), dist, np.inf).astype(np.float32), ~np.isfinite(dist))
+    cfg = dict(max_triangles=40_000, layer_triangles=8_000, collision_triangles=0, texture_width=512)
+    holes = {}
+    for fins in (2.5, 0.0):
+        scene = build_layered_sheet(pano, depth, LayeredSheetConfig(layer_fins=fins, **cfg))
+        parts = [p for p in ("world", "background", "sky") if p in scene]
+        caster = _Caster([(scene[p].vertices, scene[p].faces) for p in parts])
+        out = []
+        for pos in ((1.0, 0, 0), (-1.0, 0, 0), (2.0, 0, 0), (-2.0, 0, 0)):
+            pos = np.array(pos)
+            rays = perspective_directions(view_camera(0.0, 10.0, 96, position=pos))
+            hit = caster.cast(pos, rays)
+            on_sky = (hit["geometry_ids"] == parts.index("sky")) | ~np.isfinite(hit["t_hit"])
+            out.append(float((np.isfinite(_crown_and_hidden_tree(pos, rays)) & on_sky).mean()))
+        holes[fins] = out
+        if fins:
+            lay = scene.report["layers"]
+            assert lay["fin_triangles"] > 0
+            assert scene.report["triangles_total"] <= cfg["max_triangles"]
+            w = scene["world"]
+            n = w.n_faces - lay["fin_triangles"]
+            rays = equirect_directions(128).reshape(-1, 3)
+            others = [(scene[p].vertices, scene[p].faces) for p in parts if p != "world"]
+            front = _Caster([(w.vertices, w.faces[:n])] + others).cast(np.zeros(3), rays)["t_hit"]
+            full = _Caster([(w.vertices, w.faces)] + others).cast(np.zeros(3), rays)["t_hit"]
+            assert np.mean(front != full) < 0.001
+        else:
+            assert scene.report["layers"]["fin_triangles"] == 0
+    print(holes)
+    assert max(holes[2.5]) < 0.5 * max(holes[0.0])
+    assert np.mean(holes[2.5]) < 0.5 * np.mean(holes[0.0])
+
+
+def test_silhouette_fins_only_behind_free_standing_objects_against_the_sky():
+    from worldgen.geometry.equirect import pixel_to_direction
+    from worldgen.mesh.layers import silhouette_fins
+
+    h, w = 64, 128
+    d = np.full((h, w), np.inf)
+    d[20:30, 40:50] = 5.0  # an object against the sky: fins on both sides
+    d[40:64, :] = 3.0  # ground all round (a run round the whole row: no silhouette)
+    d[20:30, 80:100] = 4.0  # a wall ending at a nearer post: no fin on either side
+    d[20:30, 100:104] = 2.0  # the post stands free (wall on its left, sky on its right): a fin on its right
+    v, f, uv = silhouette_fins(d, np.isfinite(d), length_ratio=2.5, walk_radius=2.0)
+    cols = np.floor(uv[:, 0] * w).astype(int)
+    rows = np.floor(uv[:, 1] * h).astype(int)
+    assert set(np.unique(cols)) == {40, 49, 103}  # the object's two sides and the post's sky side
+    assert set(np.unique(rows)) == set(range(20, 30))
+    r = np.linalg.norm(v, axis=1)
+    obj = (cols == 40) | (cols == 49)
+    width = 10 * (2 * np.pi / w) * np.cos(np.pi / 2 - np.pi * (rows + 0.5) / h) * 5.0
+    assert (r[obj] >= 5.0 * 1.005 - 1e-4).all() and (r[obj] <= 5.0 + width[obj] + 1e-4).all()
+    # Outward: a right silhouette's fin faces +longitude, a left one's -longitude.
+    p0, p1, p2 = (v[f[:, k]].astype(np.float64) for k in range(3))
+    n = np.cross(p1 - p0, p2 - p0)
+    c = cols[f[:, 0]]
+    east = pixel_to_direction(c + 1.5, np.full(len(c), 25.0), w, h) - pixel_to_direction(
+        c + 0.5, np.full(len(c), 25.0), w, h
+    )
+    s = np.einsum("ij,ij->i", n, east)
+    assert (s[c == 49] > 0).all() and (s[c == 40] < 0).all()
+    assert (
+        silhouette_fins(np.where(np.isfinite(d), d * 100, d), np.isfinite(d), length_ratio=2.5, walk_radius=2.0) is None
+    )
+
+
+def test_fins_never_show_from_the_capture_point():
+    # Through every pixel centre from the capture point (an H x 2H render, as docs/geometry.md
+    # scores the mesh) the fins must never be the first hit. On a pixel column's plane of
+    # longitude they were hit by that column's rays (the forest at 1024 columns: 58 -> 29 dB).
+    from worldgen.evaluation.geometry import render_from_origin
+    from worldgen.geometry.equirect import equirect_directions
+    from worldgen.types import DepthMap, Panorama
+
+    dist = _crown_and_hidden_tree(np.zeros(3), equirect_directions(128))
+    rng = np.random.default_rng(0)
+    img = np.clip(0.5 + 0.2 * rng.standard_normal(dist.shape + (3,)), 0, 1).astype(np.float32)
+    depth = DepthMap(np.where(np.isfinite(dist), dist, np.inf).astype(np.float32), ~np.isfinite(dist))
+    cfg = dict(max_triangles=60_000, layer_triangles=8_000, collision_triangles=0, texture_width=256, layer_backs=False)
+    on = build_layered_sheet(Panorama(img), depth, LayeredSheetConfig(layer_fins=2.5, **cfg))
+    assert on.report["layers"]["fin_triangles"] > 0
+    w = on["world"]
+    n = w.n_faces - on.report["layers"]["fin_triangles"]
+    without = on.__class__({**on.parts, "world": w.__class__(w.vertices, w.faces[:n], w.normals, w.uvs, w.texture)})
+    parts = ("world", "background", "sky")
+    a = render_from_origin(on, 128, parts)[0]
+    b = render_from_origin(without, 128, parts)[0]
+    assert np.abs(a - b).max(-1).mean() < 1e-4
+
+
+def test_keep_silhouette_colour_keeps_the_panorama_behind_the_outermost_pixel():
+    from worldgen.layers import HiddenLayer
+    from worldgen.mesh.layers import keep_silhouette_colour
+
+    h, w = 8, 16
+    hidden = np.zeros((h, w), bool)
+    hidden[:, 4:8] = True
+    sky = np.zeros((h, w), bool)
+    sky[:2, 4:8] = True  # hidden sky: left to the sky rim
+    sil = np.zeros((h, w), bool)
+    sil[:, 7] = True
+    z = np.zeros((h, w), bool)
+    inner = HiddenLayer(hidden, np.ones((h, w), np.float32), z, z, np.full((h, w, 3), 0.2, np.float32))
+    layer = HiddenLayer(hidden, np.ones((h, w), np.float32), sky, z, np.zeros((h, w, 3), np.float32), nearer=inner)
+    out = keep_silhouette_colour(layer, sil, np.ones((h, w, 3), np.float32))
+    assert (out.colour[2:, 7] == 1).all() and (out.colour[:2, 7] == 0).all() and (out.colour[:, :7] == 0).all()
+    assert (out.nearer.colour[:, 7] == 1).all() and (out.nearer.colour[:, :7] == 0.2).all()

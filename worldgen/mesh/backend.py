@@ -70,7 +70,7 @@ register_backend(
             "balanced": {},
             "quality": {"grid_width": 2048, "max_triangles": 500_000, "layer_triangles": 80_000},
         },
-        version="9",
+        version="10",
         models={"fill": "fill_model"},
     )
 )
