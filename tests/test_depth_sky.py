@@ -253,22 +253,29 @@ def test_cream_ceiling_is_indoors():
     assert facts["scene"] == "indoor" and not depth.sky.any()
 
 
-def _peak(faint: tuple[float, float] | None, h: int = 256, clouds: bool = False) -> tuple[Panorama, np.ndarray]:
+def _peak(
+    faint: tuple[float, float] | None, h: int = 256, clouds: bool = False, snow: bool = False
+) -> tuple[Panorama, np.ndarray]:
     """A pale peak under a blue sky, its face neutral grey as bright as the sky beside it (snow and rock
     in aerial perspective); its skyline is a dark rock crest but for the longitudes ``faint`` (radians),
     where the face meets the sky directly, an edge of colour alone. With ``clouds``, a bank of white
     clouds with pockets of blue between them lies on the low hills elsewhere. Returns the panorama and
-    the true sky."""
+    the true sky. With ``snow``, the land is a snowfield brighter than the sky, under a hazier sky, and
+    runs on below the horizon."""
     lat, lon = _grid(h, 2 * h)
     rng = np.random.default_rng(5)
     t = np.clip(1 - np.sin(np.maximum(lat, 0)), 0, 1)[..., None]  # 1 at the horizon, 0 at the zenith
-    sky_rgb = np.array([0.3, 0.5, 0.88]) * (1 - t) + np.array([0.5, 0.7, 0.92]) * t
+    haze = np.array([0.78, 0.86, 0.95]) if snow else np.array([0.5, 0.7, 0.92])
+    fade = t**3 if snow else t  # (a hazy sky stays blue higher up and pales near the horizon)
+    sky_rgb = np.array([0.3, 0.5, 0.88]) * (1 - fade) + haze * fade
     ridge = np.radians(np.maximum(3.0 + np.sin(3 * lon), 26.0 * (1 - np.abs(lon) / 0.9)))
     truth = lat > ridge
     lum = 0.2126 * sky_rgb[..., 0] + 0.7152 * sky_rgb[..., 1] + 0.0722 * sky_rgb[..., 2]
     shade = 1.0 + 0.04 * np.sin(7 * lon + 3 * lat)  # gentle shading of the face
     # the face: two-thirds of the way from the sky's colour to a neutral grey of the same brightness
     face = (0.35 * sky_rgb + 0.65 * lum[..., None] * np.array([0.98, 1.0, 1.05])) * shade[..., None]
+    if snow:
+        face = np.full(lat.shape, 0.97)[..., None] * np.array([1.0, 1.0, 0.99]) * shade[..., None]
     img = np.where(truth[..., None], sky_rgb, face)
     crest = ~truth & (lat > ridge - np.radians(1.2))
     if faint is not None:
@@ -279,7 +286,8 @@ def _peak(faint: tuple[float, float] | None, h: int = 256, clouds: bool = False)
         puff = (np.sin(40 * lon) * np.sin(50 * lat) > 0.3) & (lat < np.radians(14)) & (np.abs(lon) > 1.5)
         cover = ndimage.gaussian_filter(puff.astype(float), 1.5)[..., None]
         img = np.where(truth[..., None], img * (1 - cover) + 0.95 * cover, img)
-    img[lat < 0] = np.array([0.35, 0.5, 0.2]) * (1 + 0.05 * rng.standard_normal(lat.shape))[lat < 0][:, None]
+    ground = lat < (np.radians(-8.0) if snow else 0.0)
+    img[ground] = np.array([0.35, 0.5, 0.2]) * (1 + 0.05 * rng.standard_normal(lat.shape))[ground][:, None]
     return Panorama(np.clip(img, 0, 1).astype(np.float32)), truth
 
 
@@ -303,4 +311,14 @@ def test_sky_between_clouds_on_the_skyline_stays_sky():
     lat, lon = _grid(256, 512)
     pockets = truth & (lat < np.radians(14)) & (np.abs(lon) > 1.5) & (pano.image[..., 2] > pano.image[..., 0] + 0.2)
     assert sky[pockets].mean() >= 0.9  # (0.13 with the pockets left out; the rest lie on the skyline)
+    assert _iou(sky, truth) >= 0.97
+
+
+def test_snowfield_brighter_than_the_sky_is_no_sky():
+    # a snowfield brighter than a hazy sky passes as a bright cloud (a pocket of sky between clouds is
+    # kept where it is brighter than the sky beside it); but it runs on below the horizon in its own
+    # colour, which no sky does (a sky meets land or sea at an edge): it is land
+    pano, truth = _peak((1.5, 2.5), snow=True)
+    sky = sky_mask(pano)
+    assert (sky & ~truth).mean() < 0.002
     assert _iou(sky, truth) >= 0.97

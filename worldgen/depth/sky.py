@@ -293,8 +293,21 @@ def _rejoin(loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool 
     like = blue >= (ref_blue - np.maximum(0.5 * ref_blue, 0.04))[:, None]
     if not night:  # (at night lit facades and land are brighter than the sky)
         like |= lum >= (ref_lum + 0.05)[:, None]
-    share = ndimage.mean(like, lab, np.arange(1, n + 1))
-    keep = np.r_[False, np.asarray(share) >= 0.5]
+    share = np.asarray(ndimage.mean(like, lab, np.arange(1, n + 1)))
+    # a piece that runs on below the horizon in its own colour is land (a snowfield, a pale plain): where
+    # it reaches the horizon, the colour 1.5° below is the same (a sky meets land or sea at an edge).
+    # (Not at night: there the indoor decision counts a street's lit windows by the dark "sky" around
+    # them, and a starless street whose facades this takes back would be read as a room.)
+    h = loose.shape[0]
+    h2, k = h // 2, max(1, round(1.5 * h / 180))
+    if h2 + k < rows and not night:
+        touch = lab[h2 - 1]
+        same = np.abs(img[h2 - 1] - img[h2 + k]).max(-1) < 0.05
+        idx = np.arange(1, n + 1)
+        n_touch = np.asarray(ndimage.sum(touch > 0, touch, idx))
+        n_same = np.asarray(ndimage.sum(same, touch, idx))
+        share[(n_same >= 3) & (n_same >= 0.5 * n_touch)] = 0.0
+    keep = np.r_[False, share >= 0.5]
     out = closed.copy()
     out[:rows] |= keep[lab]
     return out
