@@ -104,14 +104,16 @@ def _soft(img: np.ndarray, h: int) -> np.ndarray:
     return np.clip(1.5 - hard / thr, 0.0, 1.0)
 
 
-def _weak_edges(img: np.ndarray, h: int) -> np.ndarray:
-    """Weak stretches of hard edges: pixels whose edge is at least ``WEAK`` of the hard threshold and
-    that continue a hard edge (hysteresis, as a contour detector links a faint stretch of an outline to
-    its strong parts). A skyline between a blue sky and pale rock or snow of the same brightness is a
-    hard edge for most of its length and faint where the two colours come closest. [R, W] bool"""
+def _soft_and_weak(img: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_soft`, and the weak stretches of hard edges: pixels whose edge is at least ``WEAK`` of
+    the hard threshold and that continue a hard edge (hysteresis, as a contour detector links a faint
+    stretch of an outline to its strong parts). A skyline between a blue sky and pale rock or snow of
+    the same brightness is a hard edge for most of its length and faint where the two colours come
+    closest. ([R, W] float, [R, W] bool)"""
     hard, thr = _edges(img, h)
     strong = hard >= thr
-    return ndimage.binary_propagation(strong, mask=hard >= WEAK * thr, structure=np.ones((3, 3), bool)) & ~strong
+    weak = ndimage.binary_propagation(strong, mask=hard >= WEAK * thr, structure=np.ones((3, 3), bool)) & ~strong
+    return np.clip(1.5 - hard / thr, 0.0, 1.0), weak
 
 
 def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
@@ -364,7 +366,8 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
         # in the dark, edges are measured on the square root of the colour (a little smoothed against
         # noise): a black ridge under a dark-blue night sky is as much an edge as a grey one under a blue sky
         seen = np.sqrt(ndimage.gaussian_filter(clean, (0.7, 0.7, 0))) if dark else clean
-        like[:rows] = hue[:rows] * _soft(seen, h)
+        soft, weak = _soft_and_weak(seen, h)
+        like[:rows] = hue[:rows] * soft
         if far is not None:
             # far and sky-coloured reinforce each other; far alone is not sky (a distant wall)
             like = np.clip(0.6 * like + 0.6 * np.asarray(far, np.float32) * (like > 0.2), 0, 1)
@@ -372,7 +375,7 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
         # where it has the sky's colour (snow and rock as bright as a blue sky; dark facades under a
         # night sky)
         cut = np.zeros((h, w), bool)
-        cut[:rows] = _weak_edges(seen, h)
+        cut[:rows] = weak
         return _grow(like, hue, band, threshold, columns=dark, cut=cut, img=clean)
 
     sky = grow(False)
