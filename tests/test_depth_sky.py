@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from worldgen.depth.prior import prior_depth
 from worldgen.depth.sky import flat_rows, is_indoor, sky_mask
@@ -92,9 +93,13 @@ def _room(
     h: int = H,
     wall: tuple = (0.7, 0.55, 0.4),
     ambient: float = 0.08,
+    walls: dict | None = None,
+    dado: tuple | None = None,
 ) -> Panorama:
     """A 6 x 5 m room, ceiling 1.1 m above the eye, lit by a lamp hanging under the ceiling (walls
-    and floor lit unevenly by it, falling off with distance), with a window on one wall."""
+    and floor lit unevenly by it, falling off with distance), with a window on one wall. ``walls``:
+    other colours for some walls (face index 0, 1, 4 or 5: +X, -X, +Z, -Z); ``dado``: the colour of
+    the walls below 0.1 m above the eye (wood panelling, doors)."""
     lat, lon = _grid(h, 2 * h)
     d = np.stack([np.cos(lat) * np.sin(lon), np.sin(lat), -np.cos(lat) * np.cos(lon)], -1)
     planes = [(0, 3.4), (0, -2.6), (1, 1.1), (1, -1.6), (2, 2.2), (2, -2.8)]  # (axis, offset)
@@ -106,7 +111,12 @@ def _room(
             better = (ti > 0) & (ti < t)
             t, face = np.where(better, ti, t), np.where(better, i, face)
     pos = d * t[..., None]
-    albedo = np.array([wall] * 2 + [ceiling, (0.4, 0.25, 0.15)] + [wall] * 2)[face]
+    faces = [wall] * 2 + [ceiling, (0.4, 0.25, 0.15)] + [wall] * 2
+    for i, rgb in (walls or {}).items():
+        faces[i] = rgb
+    albedo = np.array(faces)[face]
+    if dado is not None:
+        albedo[np.isin(face, (0, 1, 4, 5)) & (pos[..., 1] < 0.1)] = dado
     normal = np.zeros_like(pos)
     for i, (ax, off) in enumerate(planes):
         normal[face == i, ax] = -np.sign(off)
@@ -226,3 +236,89 @@ def test_night_street_with_lit_windows_is_outdoors():
     pano = Panorama(img.astype(np.float32))
     indoor, facts = is_indoor(pano)
     assert not indoor and facts["lamps"] >= 24 and facts["open_horizon"] < 0.3 and not facts["night_blue"], facts
+
+
+def test_cream_ceiling_is_indoors():
+    # a cream ceiling (warm, bright, soft) over pale cream walls on one side, cut by wood panelling just
+    # above eye level, and green walls elsewhere (viser's st_fagans interior): its "sky" runs down the
+    # cream wall, so it closes in no ring, and meets the panelling at an edge, so it does not carry on
+    # below the horizon; it was read as an overcast sky. No daylight sky overhead is warm: a warm one
+    # needs a sign of a sky (a skyline near the horizon in most columns), which a room lacks
+    cream, green = (0.84, 0.71, 0.52), (0.55, 0.68, 0.18)
+    pano = _room(cream, None, lamp=False, wall=green, ambient=0.8, walls={0: cream}, dado=(0.45, 0.3, 0.18))
+    indoor, facts = is_indoor(pano)
+    assert indoor and facts["warm"] >= 0.5 and not facts["ceiling_ring"] and facts["through_horizon"] < 0.05, facts
+    assert facts["open_horizon"] < 0.3, facts
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "indoor" and not depth.sky.any()
+
+
+def _peak(
+    faint: tuple[float, float] | None, h: int = 256, clouds: bool = False, snow: bool = False
+) -> tuple[Panorama, np.ndarray]:
+    """A pale peak under a blue sky, its face neutral grey as bright as the sky beside it (snow and rock
+    in aerial perspective); its skyline is a dark rock crest but for the longitudes ``faint`` (radians),
+    where the face meets the sky directly, an edge of colour alone. With ``clouds``, a bank of white
+    clouds with pockets of blue between them lies on the low hills elsewhere. Returns the panorama and
+    the true sky. With ``snow``, the land is a snowfield brighter than the sky, under a hazier sky, and
+    runs on below the horizon."""
+    lat, lon = _grid(h, 2 * h)
+    rng = np.random.default_rng(5)
+    t = np.clip(1 - np.sin(np.maximum(lat, 0)), 0, 1)[..., None]  # 1 at the horizon, 0 at the zenith
+    haze = np.array([0.78, 0.86, 0.95]) if snow else np.array([0.5, 0.7, 0.92])
+    fade = t**3 if snow else t  # (a hazy sky stays blue higher up and pales near the horizon)
+    sky_rgb = np.array([0.3, 0.5, 0.88]) * (1 - fade) + haze * fade
+    ridge = np.radians(np.maximum(3.0 + np.sin(3 * lon), 26.0 * (1 - np.abs(lon) / 0.9)))
+    truth = lat > ridge
+    lum = 0.2126 * sky_rgb[..., 0] + 0.7152 * sky_rgb[..., 1] + 0.0722 * sky_rgb[..., 2]
+    shade = 1.0 + 0.04 * np.sin(7 * lon + 3 * lat)  # gentle shading of the face
+    # the face: two-thirds of the way from the sky's colour to a neutral grey of the same brightness
+    face = (0.35 * sky_rgb + 0.65 * lum[..., None] * np.array([0.98, 1.0, 1.05])) * shade[..., None]
+    if snow:
+        face = np.full(lat.shape, 0.97)[..., None] * np.array([1.0, 1.0, 0.99]) * shade[..., None]
+    img = np.where(truth[..., None], sky_rgb, face)
+    crest = ~truth & (lat > ridge - np.radians(1.2))
+    if faint is not None:
+        crest &= ~((lon > faint[0]) & (lon < faint[1]))
+    img[crest] = (0.3, 0.3, 0.32)
+    if clouds:
+        # white puffs with blue between, on the hills away from the peak, down to their skyline
+        puff = (np.sin(40 * lon) * np.sin(50 * lat) > 0.3) & (lat < np.radians(14)) & (np.abs(lon) > 1.5)
+        cover = ndimage.gaussian_filter(puff.astype(float), 1.5)[..., None]
+        img = np.where(truth[..., None], img * (1 - cover) + 0.95 * cover, img)
+    ground = lat < (np.radians(-8.0) if snow else 0.0)
+    img[ground] = np.array([0.35, 0.5, 0.2]) * (1 + 0.05 * rng.standard_normal(lat.shape))[ground][:, None]
+    return Panorama(np.clip(img, 0, 1).astype(np.float32)), truth
+
+
+def test_pale_peak_under_a_blue_sky_is_no_sky():
+    # snow and pale rock in aerial perspective can be as bright as the sky beside them and pass as a
+    # grey or blue-ish sky; their skyline is then an edge of colour alone, faint where the two colours
+    # come closest, and the sky flowed through that stretch over the whole face (procedural mountains
+    # seed 4: sky IoU 0.887). The faint stretch continues the crest's hard edge and closes the skyline
+    pano, truth = _peak((0.25, 0.45))
+    sky = sky_mask(pano)
+    assert _iou(sky, truth) >= 0.97
+    assert (sky & ~truth).mean() < 0.002
+    assert not is_indoor(pano, sky)[0]
+
+
+def test_sky_between_clouds_on_the_skyline_stays_sky():
+    # closing faint edges also cuts off pockets of blue sky between clouds that sit on the skyline
+    # (cloud texture is a web of edges); a pocket as blue as the open sky beside it is sky
+    pano, truth = _peak(None, clouds=True)
+    sky = sky_mask(pano)
+    lat, lon = _grid(256, 512)
+    pockets = truth & (lat < np.radians(14)) & (np.abs(lon) > 1.5) & (pano.image[..., 2] > pano.image[..., 0] + 0.2)
+    assert sky[pockets].mean() >= 0.9  # (0.13 with the pockets left out; the rest lie on the skyline)
+    assert _iou(sky, truth) >= 0.97
+
+
+def test_snowfield_brighter_than_the_sky_is_no_sky():
+    # a snowfield brighter than a hazy sky passes as a bright cloud (a pocket of sky between clouds is
+    # kept where it is brighter than the sky beside it); but it runs on below the horizon in its own
+    # colour, which no sky does (a sky meets land or sea at an edge): it is land
+    pano, truth = _peak((1.5, 2.5), snow=True)
+    sky = sky_mask(pano)
+    assert (sky & ~truth).mean() < 0.002
+    assert _iou(sky, truth) >= 0.97

@@ -729,6 +729,7 @@ register_backend(
         stage="depth",
         name="transformers",
         run=_run,
+        version="2",  # 2: sky.py closes faint skylines; a cream ceiling is no sky
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

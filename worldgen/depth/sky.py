@@ -10,13 +10,18 @@ Cues, combined:
 - position: above the horizon, in one piece with the top of the panorama (sky does not float
   below a roof); rows at the top that are each one flat colour (a crop filled with a colour) join
   the sky only where the sky carries on below them;
+- skylines: a faint stretch of edge that continues a hard one closes the skyline (hysteresis);
+  what only such a stretch joined to the sky stays sky where it has the sky's colour at its
+  elevation (pockets of blue between clouds), not where it is grey (snow and rock as bright as
+  the sky, dark facades under a blue night sky);
 - distance, when a depth estimate exists: the sky is the farthest thing in view.
 An interior never has sky: :func:`is_indoor` decides from what covers the zenith. A zenith covered
 by something that is not daylight-coloured (black, dark, a sunset's orange: a lamp-lit ceiling looks
 the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, stars
 where no lamp hangs, or dozens of lights (a night street's lit windows). A daylight sky that is not
-blue (grey, white, warm: a lit white ceiling looks the same) is a ceiling when it closes in a smooth
-ring well above the horizon or carries on below the horizon as a wall.
+blue (grey, white: a lit white ceiling looks the same) is a ceiling when it closes in a smooth
+ring well above the horizon or carries on below the horizon as a wall; a bright one of a warm tint
+(cream, beige: a lamp-lit or cream ceiling) needs a sign of a sky, as a dark one does.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ DARK = 0.15
 STAR_DEG = 0.7
 # this many lit blobs in a dark "sky" are the lit windows of a night street, not a room's lamps
 STREET_LIGHTS = 24
+# an edge at least this share of the hard threshold that continues a hard edge may close a skyline
+WEAK = 0.6
 
 
 def _star_size(h: int) -> int:
@@ -73,6 +80,18 @@ def _stars(img: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return star, np.where(star[..., None], base, img), lb
 
 
+def _edges(img: np.ndarray, h: int) -> tuple[np.ndarray, float]:
+    """Edge strength (the colour gradient's norm over sqrt(3), 3x3 maximum) of ``img`` (the panorama,
+    ``h`` rows high, or its upper rows) and the threshold above which an edge is hard. ([R, W], float)"""
+    # edges in colour, not only in brightness: a grey facade against a blue sky of the same
+    # brightness is a hard edge too
+    gy, gx = np.gradient(img, axis=(0, 1))
+    # (the colour gradient's norm over sqrt(3): a grey step has the same strength as in brightness)
+    hard = ndimage.maximum_filter(np.sqrt((gx**2 + gy**2).sum(-1) / 3.0), size=3)
+    # per-pixel gradients of soft shading grow as the panorama gets smaller; step edges do not
+    return hard, 0.06 * math.sqrt(min(max(512.0 / h, 1.0), 4.0))
+
+
 def _soft(img: np.ndarray, h: int) -> np.ndarray:
     """1 where the colour varies smoothly, 0 on hard edges; ``img``: the panorama (``h`` rows high) or
     its upper rows. [R, W] float32
@@ -81,14 +100,20 @@ def _soft(img: np.ndarray, h: int) -> np.ndarray:
     (a strong local gradient of colour, so that a roofline between a blue sky and a grey facade of
     the same brightness still counts) count against the sky.
     """
-    # edges in colour, not only in brightness: a grey facade against a blue sky of the same
-    # brightness is a hard edge too
-    gy, gx = np.gradient(img, axis=(0, 1))
-    # (the colour gradient's norm over sqrt(3): a grey step has the same strength as in brightness)
-    hard = ndimage.maximum_filter(np.sqrt((gx**2 + gy**2).sum(-1) / 3.0), size=3)
-    # per-pixel gradients of soft shading grow as the panorama gets smaller; step edges do not
-    thr = 0.06 * math.sqrt(min(max(512.0 / h, 1.0), 4.0))
+    hard, thr = _edges(img, h)
     return np.clip(1.5 - hard / thr, 0.0, 1.0)
+
+
+def _soft_and_weak(img: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_soft`, and the weak stretches of hard edges: pixels whose edge is at least ``WEAK`` of
+    the hard threshold and that continue a hard edge (hysteresis, as a contour detector links a faint
+    stretch of an outline to its strong parts). A skyline between a blue sky and pale rock or snow of
+    the same brightness is a hard edge for most of its length and faint where the two colours come
+    closest. ([R, W] float, [R, W] bool)"""
+    hard, thr = _edges(img, h)
+    strong = hard >= thr
+    weak = ndimage.binary_propagation(strong, mask=hard >= WEAK * thr, structure=np.ones((3, 3), bool)) & ~strong
+    return np.clip(1.5 - hard / thr, 0.0, 1.0), weak
 
 
 def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
@@ -180,18 +205,28 @@ def flat_rows(img: np.ndarray, tol: float = 0.02) -> int:
     return n if (step > 0.05).mean() >= 0.8 else 0
 
 
-def _grow(like: np.ndarray, hue: np.ndarray, band: int, threshold: float, columns: bool = False) -> np.ndarray:
+def _grow(
+    like: np.ndarray,
+    hue: np.ndarray,
+    band: int,
+    threshold: float,
+    columns: bool = False,
+    cut: np.ndarray | None = None,
+    img: np.ndarray | None = None,
+) -> np.ndarray:
     """Sky from a likelihood: candidates above the horizon in one piece with the top (and with a
     flat band of ``band`` rows at the top, where the sky carries on below it), columns filled through
     short breaks, enclosed pieces filled, the skyline given back. With ``columns``, the sky in each
     column also ends at its skyline (the first break of 3 non-candidate pixels): a dark sky may not
-    flow around a faint stretch of skyline into the dark land below it. [H, W] bool"""
+    flow around a faint stretch of skyline into the dark land below it. With ``cut`` (faint stretches
+    of hard edges, [H, W] bool) and ``img`` (the colour, [R, W, 3]): what only a faint stretch of a
+    skyline joins to the sky stays sky only in the sky's own colour (see :func:`_rejoin`). [H, W] bool"""
     h = like.shape[0]
     h2 = h // 2
     upper = (np.arange(h) < h2)[:, None]
     cand = (like > threshold) & upper
 
-    def flood(band: int) -> np.ndarray:
+    def flood(band: int, cand: np.ndarray = cand) -> np.ndarray:
         # the band joins what touches it to the top; the columns are filled and end at the skyline of
         # the candidates themselves (a band of the sky's own colour must not bridge the edge under it)
         seed = cand.copy()
@@ -209,7 +244,10 @@ def _grow(like: np.ndarray, hue: np.ndarray, band: int, threshold: float, column
     if band and band < h2 * 8 // 9 and sky[band : band + 4].any(0).mean() < 0.3:
         # the band ends more than 10° above the horizon and meets no sky below it in most columns (a
         # room or a forest padded to 2:1): it is no sky
+        band = 0
         sky = flood(0)
+    if cut is not None and img is not None and (sky & cut).any():
+        sky = _rejoin(sky, flood(band, cand & ~cut), img, night=columns)
     # what the sky encloses (cloud texture, birds, lamps) is sky too: non-sky pieces of the upper
     # half that do not reach down to the horizon
     ground_side = connected_to_top(~sky[:h2][::-1])[::-1]
@@ -219,6 +257,62 @@ def _grow(like: np.ndarray, hue: np.ndarray, band: int, threshold: float, column
     reach = max(1, round(2 * h / 512))
     sky |= ndimage.binary_dilation(sky, iterations=reach, mask=(hue > threshold) & upper)
     return sky
+
+
+def _rejoin(loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool = False) -> np.ndarray:
+    """The sky with its skylines closed (``closed``, [H, W] bool), and of what only a faint stretch of a
+    skyline joined to it (the rest of ``loose``), each piece that has the sky's own colour. [H, W] bool
+
+    A snowfield or pale rock under a blue sky can have the sky's brightness, so their skyline is a
+    hard edge of colour alone, faint where the two come closest; through there the sky flows over
+    the whole mountainside. Closing the skyline (hysteresis) cuts it off, and also pockets of sky
+    between clouds near the horizon (cloud texture is a web of edges). The sky's colour at each
+    elevation tells them apart: a pocket of sky is as blue as the open sky beside it, its clouds
+    brighter than it; rock and snow as bright as the sky (those that passed for it) are grey (a sky's
+    blue and brightness change with elevation, towards the horizon's haze, so the reference is taken
+    row by row). A piece is kept when most of it has the sky's colour. (Snow brighter than the sky
+    beside it is kept, as a cloud would be: it is left as it was.)
+    """
+    rows = img.shape[0]
+    extra = loose & ~closed
+    lab, n = ndimage.label(extra[:rows])
+    sky_rows = closed[:rows]
+    have = np.nonzero(sky_rows.sum(1) >= 8)[0]
+    if not n:
+        return closed
+    if not len(have):  # (no open sky to compare with: as it was)
+        return loose
+    # the sky's colour row by row (rows with little closed sky take the nearest row below with enough)
+    near = np.clip(np.searchsorted(have, np.arange(rows)), 0, len(have) - 1)
+
+    def row_median(v: np.ndarray) -> np.ndarray:
+        return np.nanmedian(np.where(sky_rows[have], v[have], np.nan), axis=1)[near]
+
+    blue, lum = img[..., 2] - img[..., 0], _lum(img)  # how blue: a clear sky's blue, which rock and snow lack
+    ref_blue, ref_lum = np.maximum(row_median(blue), 0.0), row_median(lum)
+    # a pixel has the sky's colour when it is at most half as much less blue as the sky beside it (within
+    # 0.04 where the sky is grey: an overcast sky's pockets), or is brighter than it (a cloud)
+    like = blue >= (ref_blue - np.maximum(0.5 * ref_blue, 0.04))[:, None]
+    if not night:  # (at night lit facades and land are brighter than the sky)
+        like |= lum >= (ref_lum + 0.05)[:, None]
+    share = np.asarray(ndimage.mean(like, lab, np.arange(1, n + 1)))
+    # a piece that runs on below the horizon in its own colour is land (a snowfield, a pale plain): where
+    # it reaches the horizon, the colour 1.5° below is the same (a sky meets land or sea at an edge).
+    # (Not at night: there the indoor decision counts a street's lit windows by the dark "sky" around
+    # them, and a starless street whose facades this takes back would be read as a room.)
+    h = loose.shape[0]
+    h2, k = h // 2, max(1, round(1.5 * h / 180))
+    if h2 + k < rows and not night:
+        touch = lab[h2 - 1]
+        same = np.abs(img[h2 - 1] - img[h2 + k]).max(-1) < 0.05
+        idx = np.arange(1, n + 1)
+        n_touch = np.asarray(ndimage.sum(touch > 0, touch, idx))
+        n_same = np.asarray(ndimage.sum(same, touch, idx))
+        share[(n_same >= 3) & (n_same >= 0.5 * n_touch)] = 0.0
+    keep = np.r_[False, share >= 0.5]
+    out = closed.copy()
+    out[:rows] |= keep[lab]
+    return out
 
 
 def _enclosed(cand: np.ndarray) -> np.ndarray:
@@ -271,12 +365,18 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
         hue[:rows] = _hue_likelihood(clean, dark)
         # in the dark, edges are measured on the square root of the colour (a little smoothed against
         # noise): a black ridge under a dark-blue night sky is as much an edge as a grey one under a blue sky
-        soft = _soft(np.sqrt(ndimage.gaussian_filter(clean, (0.7, 0.7, 0))) if dark else clean, h)
+        seen = np.sqrt(ndimage.gaussian_filter(clean, (0.7, 0.7, 0))) if dark else clean
+        soft, weak = _soft_and_weak(seen, h)
         like[:rows] = hue[:rows] * soft
         if far is not None:
             # far and sky-coloured reinforce each other; far alone is not sky (a distant wall)
             like = np.clip(0.6 * like + 0.6 * np.asarray(far, np.float32) * (like > 0.2), 0, 1)
-        return _grow(like, hue, band, threshold, columns=dark)
+        # faint stretches of hard edges close the skylines; what only they joined to the sky stays sky
+        # where it has the sky's colour (snow and rock as bright as a blue sky; dark facades under a
+        # night sky)
+        cut = np.zeros((h, w), bool)
+        cut[:rows] = weak
+        return _grow(like, hue, band, threshold, columns=dark, cut=cut, img=clean)
 
     sky = grow(False)
     dim = sky.any() and float(np.median(_lum(clean[sky[:rows]]))) < 0.3
@@ -303,7 +403,9 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
         ``daylight``: share of that sky (above 30°) blue, bright grey or bright warm;
         ``open_horizon``: share of columns whose sky reaches down to a skyline 0-10° above the horizon;
         ``night_blue``: the sky's mean colour is a clear blue (a night or dusk sky; lamp-lit ceilings are warm);
-        ``stars``: star pixels in the sky; ``lamps``: bright blobs wider than a star in a dark sky.
+        ``stars``: star pixels in the sky; ``lamps``: bright blobs wider than a star in a dark sky;
+        ``blue``: share of the sky above 30° a clear blue; ``warm``: share of it of a warm tint
+        (cream, beige, orange); ``ceiling_ring``, ``through_horizon``: see :func:`is_indoor`.
     """
     h, w = sky.shape
     lat = _latitudes(h)
@@ -337,6 +439,13 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     # a daylight sky that is not blue (overcast, white, warm) may be a lit ceiling (and the pale walls
     # it flows into); two signs of one, both from where the sky ends:
     blue = float(_bluish(clean[s30]).mean()) if n30 else 0.0
+    # a warm tint (cream, beige, orange: red >= green >= blue, saturation 0.2 or more) overhead: no
+    # daylight sky (blue, or grey under cloud) has it; a ceiling lit by lamps or painted cream does,
+    # and so do a sunset's glow and a sky of smoke or dust, which must show a sign of a sky
+    px = clean[s30]
+    warm = (
+        float(((px[:, 0] >= px[:, 1]) & (px[:, 1] >= px[:, 2]) & (px.max(1) - px.min(1) >= 0.2)).mean()) if n30 else 0.0
+    )
     # - a ring: the sky ends well above the horizon all around (its lowest tenth at 12° or higher, and
     #   nowhere under 10° but in 0.5 % of the columns: a street's ends run down to the horizon) along a
     #   smooth line (a ceiling meets the walls 15-45° up along straight edges; a skyline that high is
@@ -379,6 +488,7 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
         "stars": n_star,
         "lamps": n_lamp,
         "blue": round(blue, 3),
+        "warm": round(warm, 3),
         "ceiling_ring": ceiling_ring,
         "through_horizon": round(float(np.mean(through)), 3),
         "_star_density": n_star / max(n_sky, 1),
@@ -392,10 +502,12 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     - Closed: almost nothing above 30° latitude is sky and the zenith is closed (high walls - a
       canyon, a cliff, a street of towers - hide most of the sky above 30° too, but outdoors the
       zenith itself is still open).
-    - A daylight sky (mostly blue, bright grey or bright warm) that covers the zenith: outdoors, unless
-      it is not blue and closes in a smooth ring at least 10° up all around or carries on below the
-      horizon with no edge (a white ceiling and the pale walls it flows into).
-    - Anything else that covers it (black, dark, a sunset's orange, a lamp-lit ceiling) is a sky
+    - A daylight sky (mostly blue, bright grey or bright warm) that covers the zenith, and is not mostly
+      of a warm tint: outdoors, unless it is not blue and closes in a smooth ring at least 10° up all
+      around or carries on below the horizon with no edge (a white ceiling and the pale walls it flows
+      into).
+    - Anything else that covers it (black, dark, a sunset's orange, a lamp-lit or cream ceiling, which
+      is as bright as an overcast sky but warm: red >= green >= blue, saturation 0.2 or more) is a sky
       only with one of: a skyline near the horizon (0-10° up) in at least 30 % of the columns
       (a black sky above lit ground); a clear blue tint (night and dusk skies; lamps light
       ceilings warm); stars (point-like specks, not where lamps hang: bright blobs wider than a
@@ -409,11 +521,12 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     density = c.pop("_star_density")
     if c["sky_above_30deg"] < 0.15 and c["sky_above_75deg"] < 0.25:
         return True, c
-    if c["daylight"] >= 0.5:
-        # blue is sky; a grey, white or warm one is a ceiling when it closes in a smooth ring well
+    if c["daylight"] >= 0.5 and c["warm"] < 0.5:
+        # blue is sky; a grey, white or pale warm one is a ceiling when it closes in a smooth ring well
         # above the horizon or carries on below the horizon as a wall (in 5 % of the columns or more)
         pale = c["blue"] < 0.5 and (c["ceiling_ring"] or c["through_horizon"] >= 0.05)
         return pale, c
+    # (a daylight-bright sky of a warm tint - cream, beige, orange - is no daylight sky: it needs a sign)
     starry = c["stars"] >= 20 and density >= 2e-4 and c["lamps"] == 0
     # dozens of lights in the dark: lit windows of a night street, into whose dark facades the dark
     # sky has flowed (a room has a few lamps)
