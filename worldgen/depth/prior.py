@@ -862,9 +862,10 @@ register_backend(
         stage="depth",
         name="prior",
         run=_run,
-        version="2",  # 2: sky.py closes faint skylines; a cream ceiling is no sky
+        # 2: crowns over the camera are ceilings (crown_top_deg); 3: sky.py closes faint
+        # skylines, a cream ceiling is no sky; 4: rock before steep walls stands at the wall's foot
+        version="4",
         config=PriorConfig,
-        version="2",  # 2: crowns over the camera are ceilings (crown_top_deg)
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )
 )
