@@ -128,6 +128,12 @@ class PriorConfig:
             canyon's puts the crest farther than ``terrain_far`` (up to ``terrain_crest_far``, also the
             crest of a skyline at or above a).
         terrain_crest_far: the farthest a terrain crest is put, metres (300).
+        terrain_mound: a steep column (see ``terrain_steep_deg``) whose contact is near, where at least
+            this share of what lies between the contact and the rock above it is green, is a grassy
+            mound (a moraine, a knoll, ground rising to the wall) before a wall: the mound stands at its
+            contact, the rock above it at the wall's foot hidden behind the mound (the median of the
+            wall's visible feet), as a slope to its crest (0.7; 0 = off). Only where at least a quarter
+            of the columns within 120° are steep walls with a far foot (a hedge before a facade is not one).
         ground_shade: outdoors, the smallest spread (standard deviation) of brightness the ground
             colour model allows, relative to its samples' mean brightness (0.2): the ground learnt
             under the camera is often evenly lit, while farther on the same grass or sand lies in a
@@ -181,6 +187,7 @@ class PriorConfig:
     terrain_steep_deg: float = 50.0
     terrain_slope_deg: float = 75.0
     terrain_crest_far: float = 300.0
+    terrain_mound: float = 0.7
     foot_deg: float = 3.0
     foot_green: float = 0.3
     segment_reach_m: float = 5.0
@@ -327,6 +334,38 @@ def _slope(d: np.ndarray, lat_c: np.ndarray, e_s: np.ndarray, far: float | np.nd
     t = (np.tan(np.clip(lat, -1.5, 1.5))[:, None] - np.tan(e_c)[None]) / (np.tan(e_s) - np.tan(e_c))[None]
     inv = 1 / d[None] + np.clip(t, 0, 1) * (1 / ds - 1 / d)[None]
     return 1 / inv / np.cos(lat)[:, None]
+
+
+def _rock_bottom(img: np.ndarray, sky: np.ndarray, contact: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, where the rock above a green mound begins: going up from the contact line, the
+    first run of ``run`` pixels that are not green (G above R and B) nor sky starts; returns the row
+    just below that run (the mound's top row; 0 where there is no such run) and the share of green
+    pixels between it and the contact (the mound's rows). [W] int, [W] float"""
+    h, w = sky.shape
+    green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
+    rows = np.arange(h)[:, None]
+    c = np.floor(contact).astype(int)
+    rock = ~green & ~sky & (rows < c[None])
+    first = _first_run(rock[::-1], run)  # rows flipped: the first run going up from the contact
+    top = np.where(first >= h, 0, h - first)  # the run's lowest row is h - 1 - first
+    mound = (rows >= top[None]) & (rows < c[None])
+    share = (green & mound).sum(0) / np.maximum(mound.sum(0), 1)
+    return top, share
+
+
+def _crest(d: np.ndarray, e_s: np.ndarray, config: PriorConfig) -> np.ndarray:
+    """Horizontal distance of a terrain column's crest (its skyline at ``e_s``) seen from a foot at
+    ``d``: ``terrain_far``, or where a face no steeper than ``terrain_slope_deg`` reaches the skyline
+    (see ``terrain_slope_deg``). [W]"""
+    crest = np.full(d.shape, float(config.terrain_far))
+    if config.terrain_slope_deg > 0:
+        # the crest of a face no steeper than terrain_slope_deg that reaches the skyline e_s
+        ta = math.tan(math.radians(config.terrain_slope_deg))
+        te = np.tan(np.minimum(e_s, 1.5))
+        with np.errstate(divide="ignore"):
+            reach = np.where(te < ta, d * ta / np.maximum(ta - te, 1e-9), np.inf)
+        crest = np.clip(reach, config.terrain_far, max(config.terrain_crest_far, config.terrain_far))
+    return crest
 
 
 def _segment_reach(
@@ -551,15 +590,20 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     else:
         fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
-        crest = np.full(panorama.width, float(config.terrain_far))
-        if config.terrain_slope_deg > 0:
-            # the crest of a face no steeper than terrain_slope_deg that reaches the skyline e_s
-            ta = math.tan(math.radians(config.terrain_slope_deg))
-            te = np.tan(np.minimum(e_s, 1.5))
-            with np.errstate(divide="ignore"):
-                reach = np.where(te < ta, d * ta / np.maximum(ta - te, 1e-9), np.inf)
-            crest = np.clip(reach, config.terrain_far, max(config.terrain_crest_far, config.terrain_far))
-        fold = np.where(terrain[None], _slope(d, lat_c, e_s, crest, lat), fold)
+        fold = np.where(terrain[None], _slope(d, lat_c, e_s, _crest(d, e_s, config), lat), fold)
+    if config.terrain_mound > 0 and (terrain & steep).any():
+        # a grassy mound (a moraine, a knoll, rising ground) in front of a steep wall: its contact is
+        # near, but the rock above it does not stand on it; the wall's foot is hidden behind the mound,
+        # where the wall's visible feet are (their median); only where a good part of the steep
+        # columns around (within 120°) show a far foot, so a hedge before a street's facade is not one
+        gap = max(2, round(config.gap * h / 512))
+        top, share = _rock_bottom(panorama.image, sky, contact, max(2, gap // 2))
+        hidden = steep & ~terrain & (share >= config.terrain_mound) & (top <= np.floor(contact) - gap)
+        k = max(3, round(panorama.width / 3)) | 1
+        hidden &= ndimage.uniform_filter1d((terrain & steep).astype(float), k, mode="wrap") >= 0.25
+        foot = np.full(panorama.width, float(np.median(d[terrain & steep])))
+        wall = _slope(foot, math.pi / 2 - math.pi * (top + 0.5) / h, e_s, _crest(foot, e_s, config), lat)
+        fold = np.where(hidden[None] & (rows < top[None]), wall, fold)
     if config.water_drop > 0:
         # water lies below the bank the camera stands on (see ``water_drop``)
         with np.errstate(divide="ignore"):
@@ -747,6 +791,7 @@ register_backend(
         name="prior",
         run=_run,
         config=PriorConfig,
+        version="2",  # 2: the rock above a grassy mound before a steep wall stands at the wall
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )
 )
