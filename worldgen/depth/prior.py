@@ -145,6 +145,19 @@ class PriorConfig:
             canyon's puts the crest farther than ``terrain_far`` (up to ``terrain_crest_far``, also the
             crest of a skyline at or above a).
         terrain_crest_far: the farthest a terrain crest is put, metres (300).
+        terrain_mound: a steep column (see ``terrain_steep_deg``) whose contact is near, where at least
+            this share of what lies between the contact and the rock above it is green, is a grassy
+            mound (a moraine, a knoll, ground rising to the wall) before a wall: the mound stands at its
+            contact, the rock above it at the wall's foot hidden behind the mound (the median of the
+            wall's visible feet), as a slope to its crest (0.7; 0 = off). Only where at least a quarter
+            of the columns within 120° are steep walls with a far foot (a hedge before a facade is not
+            one); see ``_before_walls``.
+        terrain_object_aspect: the other steep columns there whose foot is nearer than ``terrain_foot``
+            hold a near object before the wall (a boulder, a hut, a parked car), as wide as their run of
+            columns at its median distance and at most this share of its width tall (0.5: a resting
+            boulder is wider than tall; 0 = off); above it the wall rises as above a mound. Not where
+            the object has as many vertical edges as ``terrain_vertical`` allows terrain: trunks, posts
+            and facades stand up to their own top.
         ground_shade: outdoors, the smallest spread (standard deviation) of brightness the ground
             colour model allows, relative to its samples' mean brightness (0.2): the ground learnt
             under the camera is often evenly lit, while farther on the same grass or sand lies in a
@@ -198,6 +211,8 @@ class PriorConfig:
     terrain_steep_deg: float = 50.0
     terrain_slope_deg: float = 75.0
     terrain_crest_far: float = 300.0
+    terrain_mound: float = 0.7
+    terrain_object_aspect: float = 0.5
     foot_deg: float = 3.0
     foot_green: float = 0.3
     segment_reach_m: float = 5.0
@@ -348,6 +363,97 @@ def _slope(d: np.ndarray, lat_c: np.ndarray, e_s: np.ndarray, far: float | np.nd
     t = (np.tan(np.clip(lat, -1.5, 1.5))[:, None] - np.tan(e_c)[None]) / (np.tan(e_s) - np.tan(e_c))[None]
     inv = 1 / d[None] + np.clip(t, 0, 1) * (1 / ds - 1 / d)[None]
     return 1 / inv / np.cos(lat)[:, None]
+
+
+def _rock_bottom(img: np.ndarray, sky: np.ndarray, contact: np.ndarray, run: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, where the rock above a green mound begins: going up from the contact line, the
+    first run of ``run`` pixels that are not green (G above R and B) nor sky starts; returns the row
+    just below that run (the mound's top row; 0 where there is no such run) and the share of green
+    pixels between it and the contact (the mound's rows). [W] int, [W] float"""
+    h, w = sky.shape
+    green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
+    rows = np.arange(h)[:, None]
+    c = np.floor(contact).astype(int)
+    rock = ~green & ~sky & (rows < c[None])
+    first = _first_run(rock[::-1], run)  # rows flipped: the first run going up from the contact
+    top = np.where(first >= h, 0, h - first)  # the run's lowest row is h - 1 - first
+    mound = (rows >= top[None]) & (rows < c[None])
+    share = (green & mound).sum(0) / np.maximum(mound.sum(0), 1)
+    return top, share
+
+
+def _crest(d: np.ndarray, e_s: np.ndarray, config: PriorConfig) -> np.ndarray:
+    """Horizontal distance of a terrain column's crest (its skyline at ``e_s``) seen from a foot at
+    ``d``: ``terrain_far``, or where a face no steeper than ``terrain_slope_deg`` reaches the skyline
+    (see ``terrain_slope_deg``). [W]"""
+    crest = np.full(d.shape, float(config.terrain_far))
+    if config.terrain_slope_deg > 0:
+        # the crest of a face no steeper than terrain_slope_deg that reaches the skyline e_s
+        ta = math.tan(math.radians(config.terrain_slope_deg))
+        te = np.tan(np.minimum(e_s, 1.5))
+        with np.errstate(divide="ignore"):
+            reach = np.where(te < ta, d * ta / np.maximum(ta - te, 1e-9), np.inf)
+        crest = np.clip(reach, config.terrain_far, max(config.terrain_crest_far, config.terrain_far))
+    return crest
+
+
+def _before_walls(
+    fold: np.ndarray,
+    img: np.ndarray,
+    feats: np.ndarray,
+    sky: np.ndarray,
+    contact: np.ndarray,
+    d: np.ndarray,
+    terrain: np.ndarray,
+    steep: np.ndarray,
+    e_s: np.ndarray,
+    eye_height: float,
+    config: PriorConfig,
+) -> np.ndarray:
+    """What stands near before a steep wall of rock (``terrain_steep_deg``) whose foot is far around it
+    does not reach the wall's skyline: above it the wall rises from its own foot, hidden behind it. Two
+    kinds (see ``terrain_mound`` and ``terrain_object_aspect``): a grassy mound, which ends where the
+    rock begins, and a near object of other colours (a boulder, a hut), which ends at a height set by
+    its width. Above them, the wall is a planar slope (``_slope``) from the median of the wall's
+    visible feet to its crest (``_crest``). Only where at least a quarter of the columns within 120°
+    are steep walls with a far foot (a hedge or a kiosk before a street's facades is not one).
+    fold: [H, W] the folds so far; feats: ``_features(img)``; d, terrain, steep, e_s: per column, as in
+    ``outdoor_prior``. [H, W]"""
+    h, w = sky.shape
+    lat = _latitudes(h)
+    rows = np.arange(h)[:, None]
+    walls = terrain & steep
+    k = max(3, round(w / 3)) | 1
+    near = steep & ~terrain & (ndimage.uniform_filter1d(walls.astype(float), k, mode="wrap") >= 0.25)
+    foot = np.full(w, float(np.median(d[walls])))
+    crest = _crest(foot, e_s, config)
+    gap = max(2, round(config.gap * h / 512))
+    if config.terrain_mound > 0:
+        top, share = _rock_bottom(img, sky, contact, max(2, gap // 2))
+        mound = near & (share >= config.terrain_mound) & (top <= np.floor(contact) - gap)
+        wall = _slope(foot, math.pi / 2 - math.pi * (top + 0.5) / h, e_s, crest, lat)
+        fold = np.where(mound[None] & (rows < top[None]), wall, fold)
+        near &= ~mound
+    if config.terrain_object_aspect > 0:
+        # a run of columns with a near foot is one object, as wide as the run at its median distance
+        near &= d < config.terrain_foot
+        lab, n = ndimage.label(near)
+        if n > 1 and near[0] and near[-1]:  # one object across the seam
+            lab[lab == lab[-1]] = lab[0]
+        if n:
+            width = np.bincount(lab, minlength=n + 1) * 2 * np.pi / w  # radians of longitude
+            dist = np.asarray(ndimage.median(d, lab, np.arange(n + 1)), float)
+            height = config.terrain_object_aspect * width * dist
+            e_top = np.arctan(np.maximum(height - eye_height, 0.0) / np.maximum(dist, 1e-3))[lab]
+            # a boulder or a hut is plain; trunks and posts make vertical edges (see ``terrain_vertical``)
+            vert = _vertical_edges(feats[..., 2], config.vertical_edge)
+            own = (rows < np.floor(contact)[None]) & (lat[:, None] < np.maximum(e_top, math.radians(3.0))[None])
+            labels = np.arange(n + 1)
+            share = ndimage.sum((vert & own).sum(0), lab, labels) / np.maximum(ndimage.sum(own.sum(0), lab, labels), 1)
+            lab = np.where(share[lab] < config.terrain_vertical, lab, 0)
+            wall = _slope(foot, e_top, e_s, crest, lat)
+            fold = np.where((lab > 0)[None] & (lat[:, None] > e_top[None]), wall, fold)
+    return fold
 
 
 def _segment_reach(
@@ -667,15 +773,9 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     else:
         fold = d[None, :] / np.cos(lat)[:, None]
     if terrain.any():
-        crest = np.full(panorama.width, float(config.terrain_far))
-        if config.terrain_slope_deg > 0:
-            # the crest of a face no steeper than terrain_slope_deg that reaches the skyline e_s
-            ta = math.tan(math.radians(config.terrain_slope_deg))
-            te = np.tan(np.minimum(e_s, 1.5))
-            with np.errstate(divide="ignore"):
-                reach = np.where(te < ta, d * ta / np.maximum(ta - te, 1e-9), np.inf)
-            crest = np.clip(reach, config.terrain_far, max(config.terrain_crest_far, config.terrain_far))
-        fold = np.where(terrain[None], _slope(d, lat_c, e_s, crest, lat), fold)
+        fold = np.where(terrain[None], _slope(d, lat_c, e_s, _crest(d, e_s, config), lat), fold)
+    if (config.terrain_mound > 0 or config.terrain_object_aspect > 0) and (terrain & steep).any():
+        fold = _before_walls(fold, panorama.image, feats, sky, contact, d, terrain, steep, e_s, eye_height, config)
     if config.water_drop > 0:
         # water lies below the bank the camera stands on (see ``water_drop``)
         with np.errstate(divide="ignore"):
