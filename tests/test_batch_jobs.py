@@ -188,7 +188,7 @@ def test_model_field_resolved_relative_to_the_job_file(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # no worldgen.toml here
     (tmp_path / "depth-model").mkdir()
-    (tmp_path / "depth-model" / "config.json").write_text("{}")
+    (tmp_path / "depth-model" / "config.json").write_text(json.dumps({"model_type": "depth_anything"}))
     save_file({"w": np.zeros(2, np.float32)}, str(tmp_path / "depth-model" / "model.safetensors"))
     f = _write(tmp_path / "m.yaml", "jobs:\n  - {name: a, prompt: x, model: {depth: depth-model}}\n")
     (job,) = load_jobs(f)

@@ -99,6 +99,21 @@ def test_render_reproduces_panorama(room):
     assert psnr(img, pano.image) > 40.0
 
 
+def test_render_from_origin_culls_back_faces_as_an_engine_does():
+    # A red triangle facing away from the origin in front of a green one facing it: an engine
+    # draws the exported single-sided materials with back faces culled, so the green one shows.
+    tri = np.array([[-1.0, -1.0, -2.0], [1.0, -1.0, -2.0], [0.0, 1.0, -2.0]])  # CCW seen from +z: faces the origin
+    green = Mesh(tri * 2, np.array([[0, 1, 2]]), vertex_colors=np.tile([[0.0, 1.0, 0.0]], (3, 1)))
+    red = Mesh(tri, np.array([[0, 2, 1]]), vertex_colors=np.tile([[1.0, 0.0, 0.0]], (3, 1)))
+    sc = MeshScene({"world": red, "background": green})
+    parts = ("world", "background")
+    img, hit = render_from_origin(sc, 32, parts)
+    ahead = (16, 32)  # the pixel looking down -z
+    assert hit[ahead] and img[ahead].tolist() == [0.0, 1.0, 0.0]
+    img, _ = render_from_origin(sc, 32, parts, cull_back_faces=False)
+    assert img[ahead].tolist() == [1.0, 0.0, 0.0]
+
+
 def test_render_view_marks_holes_and_back_faces(room):
     pano, depth, _, _ = room
     sc = build_sheet(pano, depth, SheetConfig(max_triangles=4000, collision_triangles=0))

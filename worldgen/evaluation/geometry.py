@@ -28,6 +28,7 @@ Measures (see docs/geometry.md):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -437,8 +438,38 @@ def view_measures(mesh: Mesh, gt_depth: DepthMap, sky: Mesh | None = None) -> di
     return out
 
 
+def _cull(meshes: list[Mesh], origin: np.ndarray) -> list[Mesh]:
+    """Back-face culling for a fixed viewpoint, as an engine draws single-sided materials.
+
+    The exported materials are single-sided (glTF ``doubleSided`` false, USD's default), so
+    Blender, Unity, Unreal, three.js and Omniverse cull the faces that look away from the
+    camera. From one viewpoint a planar triangle faces it or not as a whole, so culling for a
+    fixed camera is a filter on each mesh's faces before casting.
+
+    Args:
+        meshes: the parts to draw.
+        origin: the camera centre, metres. [3]
+
+    Returns:
+        The same meshes with only the faces whose counter-clockwise front looks at ``origin``.
+    """
+    o = np.asarray(origin, np.float64).reshape(3)
+    out = []
+    for m in meshes:
+        v = m.vertices.astype(np.float64)
+        f = m.faces
+        n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        keep = np.einsum("ij,ij->i", n, o - v[f[:, 0]]) > 0
+        out.append(m if keep.all() else replace(m, faces=f[keep]))
+    return out
+
+
 def render_from_origin(
-    scene: MeshScene, height: int, parts: tuple[str, ...] = ("world", "sky"), background: float = 0.0
+    scene: MeshScene,
+    height: int,
+    parts: tuple[str, ...] = ("world", "sky"),
+    background: float = 0.0,
+    cull_back_faces: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ray cast textured parts through every pixel centre of an H x 2H panorama at the origin.
 
@@ -447,6 +478,8 @@ def render_from_origin(
         height: H of the rendered panorama.
         parts: which parts to render (missing ones are skipped).
         background: grey level where no part is hit.
+        cull_back_faces: draw only the faces that look at the origin, as an engine draws the
+            exported single-sided materials (:func:`_cull`).
 
     Returns:
         (image [H, 2H, 3] float32 sRGB in [0, 1], hit mask [H, 2H] bool).
@@ -455,6 +488,8 @@ def render_from_origin(
     if not names:
         raise InputError(f"the mesh scene has none of the parts {parts}")
     meshes = [scene[p] for p in names]
+    if cull_back_faces:
+        meshes = _cull(meshes, np.zeros(3))
     dirs = equirect_directions(height).astype(np.float64)
     hit = _Caster([(m.vertices, m.faces) for m in meshes]).cast(np.zeros(3), dirs, retry=True)
     return _shade_hits(meshes, hit, dirs, background, tint_back_faces=False)

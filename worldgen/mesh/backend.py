@@ -70,7 +70,9 @@ register_backend(
             "balanced": {},
             "quality": {"grid_width": 2048, "max_triangles": 500_000, "layer_triangles": 80_000},
         },
-        version="10",
+        # 11: the world keeps its whole budget (the layers have their own); hidden geometry is
+        # pushed behind what the capture point sees; the back's folded faces are dropped.
+        version="11",
         models={"fill": "fill_model"},
     )
 )
