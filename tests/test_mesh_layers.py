@@ -562,7 +562,7 @@ def test_fins_show_the_crowns_side_instead_of_the_sky_when_walking_aside():
     # panorama (the forest's worst views at 1-2 m): a viewer 1 m aside looks past the crown's
     # edge at the tree, and the mesh showed the sky dome there. The fins (layer_fins) continue
     # the crown's side back by its width: the viewer sees crown instead of sky, and the capture
-    # point's first hits do not change (a fin is edge-on there and faces outward).
+    # point's first hits do not change (a fin is tilted into the crown: its back faces there).
     from worldgen.evaluation.geometry import _Caster
     from worldgen.geometry.equirect import equirect_directions, perspective_directions
     from worldgen.splats.views import view_camera

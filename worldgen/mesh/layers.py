@@ -958,7 +958,8 @@ def silhouette_fins(
     behind the silhouette's depth ``d_s`` back by the width of the pixel's row run (the object's
     width in that row, in metres, the distance between its left and right silhouettes), at
     most to ``length_ratio x d_s`` and never past the surface seen beside the silhouette (over
-    ``edge_ratio`` farther). From the capture point it is edge-on (invisible); from aside it is
+    ``edge_ratio`` farther), its far end tilted a further quarter pixel into the object. From
+    the capture point it shows its back (culled) behind the silhouette pixel; from aside it is
     the object's side, one colour per fin: the silhouette pixel's own (UVs at its centre, so
     no texel of the sky beside it is blended in). Faces point outward, away from the object:
     an engine culls a fin for a viewer on the inner side, whom the object hides it from anyway.
