@@ -683,6 +683,24 @@ def test_fins_stay_hidden_on_a_panorama_wider_than_the_working_grid():
     assert np.abs(a - b).max(-1).mean() < 1e-5
 
 
+def test_dome_keeps_the_panoramas_sky_on_a_panorama_wider_than_the_working_grid():
+    # A working-grid pixel is hidden as a block; on a panorama twice as wide, a hidden block
+    # beside a crown's edge holds sky pixels the capture point sees. The dome's texture took the
+    # inpainted sky there (snowy mountains at 2048 from the origin, world and sky: 57.10 dB
+    # against the sheet's 57.31); every texel of visible sky now keeps the panorama's colour.
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a pine forest by a lake at sunset", 0)
+    pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, previews=False))
+    cfg = dict(max_triangles=60_000, layer_triangles=8_000, collision_triangles=0, texture_width=512)
+    scene = build_layered_sheet(pano, depth, LayeredSheetConfig(layer_work_width=256, **cfg))
+    sky_tex, world_tex = scene["sky"].texture, scene["world"].texture
+    assert sky_tex.shape == world_tex.shape == (256, 512, 3)
+    visible_sky = depth.sky  # texels map one to one onto the 512-column panorama
+    assert (sky_tex != world_tex).any(-1)[~visible_sky].any()  # hidden sky is inpainted
+    assert np.array_equal(sky_tex[visible_sky], world_tex[visible_sky])
+
+
 def test_capture_point_sees_the_sheet(room):
     # Issue 12: from the capture point the default (layered) mesh must render as the sheet does.
     # The world keeps the sheet's whole budget and every hidden piece (background, back, fins)

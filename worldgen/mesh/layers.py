@@ -170,7 +170,9 @@ def keep_silhouette_colour(layer: HiddenLayer, silhouette: np.ndarray, colour: n
     return out
 
 
-def layer_texture(layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 0.0) -> np.ndarray:
+def layer_texture(
+    layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 0.0, seen: np.ndarray | None = None
+) -> np.ndarray:
     """The world texture with the hidden pixels replaced by the inpainted background.
 
     Args:
@@ -179,6 +181,11 @@ def layer_texture(layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 
         guard_blend: share of the inpainted colour in the guard band (hidden texels next to
             visible ones); the rest is the panorama's colour (default 0: the capture-point view
             is unchanged).
+        seen: the panorama's own first-surface distance at full resolution, metres (+inf sky),
+            or None. [H, W] A working-grid pixel is hidden as a block (its nearest surface
+            decides), so on a panorama wider than the grid a hidden block holds pixels the
+            capture point sees as this layer itself (sky beside a crown's edge); with ``seen``
+            those keep the panorama's colour: only pixels nearer than the layer are replaced.
 
     Returns:
         [Ht, Wt, 3] uint8: equal to ``texture`` outside the hidden region.
@@ -192,6 +199,13 @@ def layer_texture(layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 
     rows = np.minimum((np.arange(Ht) * h) // Ht, h - 1)
     cols = np.minimum((np.arange(Wt) * w) // Wt, w - 1)
     hid = layer.hidden[rows[:, None], cols[None, :]]
+    if seen is not None:
+        H, W = seen.shape
+        r_full = np.minimum((np.arange(Ht) * H) // Ht, H - 1)
+        c_full = np.minimum((np.arange(Wt) * W) // Wt, W - 1)
+        ld = layer.depth[rows[:, None], cols[None, :]]
+        with np.errstate(invalid="ignore"):
+            hid &= seen[r_full[:, None], c_full[None, :]] < 0.99 * ld
     # The guard band: a bilinear lookup inside a visible pixel next to a silhouette reads the
     # hidden neighbour's texel too, so replacing that texel changes the capture-point view (the
     # street lost 1 dB with the whole hidden region replaced), while keeping the panorama's
@@ -896,7 +910,12 @@ def build_layered_sheet(
         cols = np.minimum((np.arange(W) * w) // W, w - 1)
         sky = depth.sky | layer.sky[rows[:, None], cols[None, :]]
         sky = walk_sky(sky, np.where(depth.valid, depth.depth, np.inf), config.walk_radius)
-        tex = layer_texture(layer, texture, config.sky_guard_blend if rim is not None else 0.0)
+        tex = layer_texture(
+            layer,
+            texture,
+            config.sky_guard_blend if rim is not None else 0.0,
+            seen=np.where(depth.valid, depth.depth, np.inf),
+        )
         dome = sky_dome(sky, sky_r, config.sky_grid_width, tex)
         # Closed behind everything: a coarse whole sphere just outside the dome, textured the
         # same, so that a ray through a crack the walk opens (behind a table edge, a sofa arm)
