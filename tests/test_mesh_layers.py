@@ -683,7 +683,7 @@ def test_fins_stay_hidden_on_a_panorama_wider_than_the_working_grid():
     assert np.abs(a - b).max(-1).mean() < 1e-5
 
 
-def test_dome_keeps_the_panoramas_sky_on_a_panorama_wider_than_the_working_grid():
+def test_panorama_wider_than_the_working_grid_keeps_its_colours_from_the_capture_point():
     # A working-grid pixel is hidden as a block; on a panorama twice as wide, a hidden block
     # beside a crown's edge holds sky pixels the capture point sees. The dome's texture took the
     # inpainted sky there (snowy mountains at 2048 from the origin, world and sky: 57.10 dB
@@ -692,13 +692,24 @@ def test_dome_keeps_the_panoramas_sky_on_a_panorama_wider_than_the_working_grid(
 
     spec, _ = parse_prompt("a pine forest by a lake at sunset", 0)
     pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, previews=False))
-    cfg = dict(max_triangles=60_000, layer_triangles=8_000, collision_triangles=0, texture_width=512)
+    cfg = dict(collision_triangles=0, texture_width=512)  # the default budgets
     scene = build_layered_sheet(pano, depth, LayeredSheetConfig(layer_work_width=256, **cfg))
     sky_tex, world_tex = scene["sky"].texture, scene["world"].texture
     assert sky_tex.shape == world_tex.shape == (256, 512, 3)
     visible_sky = depth.sky  # texels map one to one onto the 512-column panorama
     assert (sky_tex != world_tex).any(-1)[~visible_sky].any()  # hidden sky is inpainted
     assert np.array_equal(sky_tex[visible_sky], world_tex[visible_sky])
+    # And the background keeps the panorama's colour behind the panorama's own silhouette
+    # pixels (where the world's border vertices lie): from the capture point, all parts render
+    # as the sheet does.
+    from worldgen.evaluation.geometry import psnr, render_from_origin
+    from worldgen.mesh.sheet import SheetConfig, build_sheet
+
+    sheet = build_sheet(pano, depth, SheetConfig(**cfg))
+    parts = ("world", "background", "sky")
+    a = psnr(render_from_origin(sheet, 256, parts)[0], pano.image)
+    b = psnr(render_from_origin(scene, 256, parts)[0], pano.image)
+    assert b >= a - 0.1, (a, b)
 
 
 def test_capture_point_sees_the_sheet(room):

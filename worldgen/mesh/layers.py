@@ -171,7 +171,11 @@ def keep_silhouette_colour(layer: HiddenLayer, silhouette: np.ndarray, colour: n
 
 
 def layer_texture(
-    layer: HiddenLayer, texture: np.ndarray, guard_blend: float = 0.0, seen: np.ndarray | None = None
+    layer: HiddenLayer,
+    texture: np.ndarray,
+    guard_blend: float = 0.0,
+    seen: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
     """The world texture with the hidden pixels replaced by the inpainted background.
 
@@ -186,6 +190,9 @@ def layer_texture(
             decides), so on a panorama wider than the grid a hidden block holds pixels the
             capture point sees as this layer itself (sky beside a crown's edge); with ``seen``
             those keep the panorama's colour: only pixels nearer than the layer are replaced.
+        keep: full-resolution pixels whose hidden surface texels keep the panorama's colour
+            (the foreground's outermost pixels: :func:`keep_silhouette_colour` at the
+            panorama's own resolution, where the world's border vertices lie), or None. [H, W]
 
     Returns:
         [Ht, Wt, 3] uint8: equal to ``texture`` outside the hidden region.
@@ -206,6 +213,11 @@ def layer_texture(
         ld = layer.depth[rows[:, None], cols[None, :]]
         with np.errstate(invalid="ignore"):
             hid &= seen[r_full[:, None], c_full[None, :]] < 0.99 * ld
+    if keep is not None:
+        H, W = keep.shape
+        r_full = np.minimum((np.arange(Ht) * H) // Ht, H - 1)
+        c_full = np.minimum((np.arange(Wt) * W) // Wt, W - 1)
+        hid &= ~(keep[r_full[:, None], c_full[None, :]] & ~layer.sky[rows[:, None], cols[None, :]])
     # The guard band: a bilinear lookup inside a visible pixel next to a silhouette reads the
     # hidden neighbour's texel too, so replacing that texel changes the capture-point view (the
     # street lost 1 dB with the whole hidden region replaced), while keeping the panorama's
@@ -232,6 +244,7 @@ def _fit_rim(
     texture: np.ndarray,
     config: LayeredSheetConfig,
     n_other: int,
+    keep: np.ndarray | None = None,
 ) -> tuple[Mesh | None, tuple[np.ndarray, np.ndarray] | None]:
     """The background part simplified to leave room for the sky rim within ``layer_triangles``
     with the back and the fins (``n_other`` triangles), and the rim (None if it does not fit);
@@ -253,7 +266,7 @@ def _fit_rim(
         target = min(target, room) - max(0, part.n_faces - target)
         if target <= 0:
             break
-        part = background_part(layer, texture, replace(config, layer_triangles=target))
+        part = background_part(layer, texture, replace(config, layer_triangles=target), keep=keep)
     if (part.n_faces if part is not None else 0) > room:
         return part, None
     return part, rim
@@ -519,9 +532,15 @@ def with_rim(
 
 
 def background_part(
-    layer: HiddenLayer, texture: np.ndarray, config: LayeredSheetConfig, sky_radius: float = 0.0
+    layer: HiddenLayer,
+    texture: np.ndarray,
+    config: LayeredSheetConfig,
+    sky_radius: float = 0.0,
+    keep: np.ndarray | None = None,
 ) -> Mesh | None:
     """The textured "background" Mesh, at most ``config.layer_triangles`` triangles (None if empty).
+
+    ``keep``: full-resolution pixels whose texels keep the panorama's colour (:func:`layer_texture`).
 
     The layer and, behind nested occluders, its ``nearer`` layer are triangulated separately
     (the budget shared in proportion to their triangles) and merged into one mesh whose texture
@@ -555,7 +574,7 @@ def background_part(
             # Locked borders can stall above the budget (many small islands behind small steps);
             # meshoptimizer without the lock still keeps the borders' shape.
             v, f = simplify(v, f, budget, preserve_border=False, method="meshopt")
-        textures.append(layer_texture(lay, texture, 0.0))
+        textures.append(layer_texture(lay, texture, 0.0, keep=keep))
         if not len(f):
             continue
         v2, f2, uv, n2 = equirect_uvs(v, f, vertex_normals(v, f))
@@ -829,9 +848,17 @@ def build_layered_sheet(
     from ..layers.layered import working_grid
 
     wcol, wd, wsky = working_grid(panorama, depth, config.layer_work_width)
+    keep = None
     if config.layer_silhouette_colour:
-        fg, _ = occluding_edges(wd, ~wsky, min(math.exp(config.jump_min), LayerConfig.edge_ratio))
+        ratio = min(math.exp(config.jump_min), LayerConfig.edge_ratio)
+        fg, _ = occluding_edges(wd, ~wsky, ratio)
         layer = keep_silhouette_colour(layer, fg, wcol)
+        if wd.shape != depth.shape:
+            # On a panorama wider than the working grid the world's border vertices lie on the
+            # panorama's own pixel centres: its silhouette pixels keep their colour too (snowy
+            # mountains at 2048 from the origin: the inpainted background showed at ~450
+            # pixel-centre rays along silhouettes).
+            keep, _ = occluding_edges(np.where(depth.valid, depth.depth, np.inf), depth.valid, ratio)
     texture = panorama_texture(panorama, config.texture_width)
     # The sheet's sky dome radius (build_sheet's rule): hidden sky continues just behind it.
     far = float(depth.depth[depth.valid].max()) if depth.valid.any() else 0.0
@@ -845,7 +872,9 @@ def build_layered_sheet(
             wd, ~wsky, length_ratio=config.layer_fins, walk_radius=config.walk_radius, edge_ratio=LayerConfig.edge_ratio
         )
     n_back = (len(back[1]) if back is not None else 0) + (len(fins[1]) if fins is not None else 0)
-    part = background_part(layer, texture, replace(config, layer_triangles=max(0, config.layer_triangles - n_back)))
+    part = background_part(
+        layer, texture, replace(config, layer_triangles=max(0, config.layer_triangles - n_back)), keep=keep
+    )
     world_budget = config.max_triangles
     coll_bg = int(config.collision_triangles * config.layer_collision_share) if part is not None else 0
     scene = build_sheet(
@@ -864,7 +893,7 @@ def build_layered_sheet(
         # viewer who steps aside looks past a silhouette (sky_guard_blend).
         occ = [(m.vertices, m.faces) for m in (parts.get("world"), part) if m is not None]
         rim = sky_rim(depth.sky, min(RIM_REACH * far, sky_r / RIM_GAP), occ)
-        part, rim = _fit_rim(part, rim, layer, texture, config, n_back)
+        part, rim = _fit_rim(part, rim, layer, texture, config, n_back, keep=keep)
     if "world" in parts:
         # Hidden geometry behind what the capture point sees (behind_world); the back's faces
         # that simplification folded towards the capture point are dropped (it is wound to face
