@@ -702,6 +702,9 @@ def behind_world(
         # Pushed to twice the margin: a face's neighbours and the rays between the samples then
         # clear it too (to the margin exactly, a forest took eight rounds to settle).
         np.maximum.at(need, prim, t_occ[bad] * (1.0 + 2.0 * margin) / t[bad])
+        # Snapped up to steps of 1/512: the hit distances come from Embree's float32 kernels,
+        # chosen per CPU, and their last bits must not reach the mesh's bytes.
+        need = np.ceil(need * 512.0) / 512.0
         drop = need > max_push
         scale = np.ones(len(v))
         push = (need > 0) & ~drop
