@@ -18,7 +18,8 @@ city, mountains, desert canyon, village, coast, cabin) and the two analytic scen
 and PSNR use every pixel's ray. The "layered" rows are the default mesh (the sheet with the
 hidden-surface completion, walk radius 2 m) from the same capture point, against the sheet: its
 world's F-score, and PSNR with every visible part (world, background, sky) as an engine shows
-them. Several parts are composed by the nearest hit of each part ray cast on its own.
+them. Several parts are composed by the nearest hit of each part ray cast on its own, and back
+faces are culled (the exported materials are single-sided, and engines draw them so).
 """
 
 from __future__ import annotations
