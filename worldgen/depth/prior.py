@@ -113,7 +113,7 @@ class PriorConfig:
             first colour step in each column (a conifer's tier rim; brightness steps are relative:
             25 %). Where nearer than the fold, the ceiling's ray distance replaces it: under a broad
             crown 6 m away whose underside is 2.25 m above the eye, the fold said 7.8 m at 40° up and
-            the underside is 3.5 m. A support top below 15° is mostly a low stub of something farther
+            the underside is 3.5 m. A support top below 15° is mostly the short visible foot of something farther
             (a dark backlit conifer's trunk).
         crown_top_max_deg: the highest support top that holds a ceiling, degrees (45).
         crown_near: the farthest support that holds a ceiling, metres (15; 0 = off): a crown farther
