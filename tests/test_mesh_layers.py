@@ -102,14 +102,11 @@ def _holes_aside(scene, position, size=64, pitch=-10.0) -> float:
     return float(np.mean(miss))
 
 
-def test_forest_walk_has_few_holes():
+def test_forest_walk_has_few_holes(forest512):
     # Many thin occluders (trunks) in front of others and of the ground and sky: 1 m to each
     # side the layered mesh leaves well under 1 % of the view open (the plain sheet several times
     # more), the issue's bound at 1 m being 0.5 % on full-size worlds.
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-
-    spec, _ = parse_prompt("a pine forest by a lake at sunset", 0)
-    pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, previews=False))
+    pano, depth = forest512
     cfg = dict(max_triangles=40_000, collision_triangles=0, texture_width=1024)
     layered = build_layered_sheet(pano, depth, LayeredSheetConfig(layer_triangles=10_000, **cfg))
     plain = build_layered_sheet(pano, depth, LayeredSheetConfig(walk_radius=0, **cfg))
@@ -636,11 +633,35 @@ def test_silhouette_fins_only_behind_free_standing_objects_against_the_sky():
     )
 
 
+def _fin_difference(scene, height: int) -> float:
+    """Mean over an H x 2H render from the capture point (all parts) of the largest channel
+    difference between ``scene`` and the same scene without its fins (the world's last faces)."""
+    from worldgen.evaluation.geometry import render_from_origin
+
+    w = scene["world"]
+    n = w.n_faces - scene.report["layers"]["fin_triangles"]
+    bare = w.__class__(w.vertices, w.faces[:n], w.normals, w.uvs, w.texture)
+    without = scene.__class__({**scene.parts, "world": bare})
+    parts = ("world", "background", "sky")
+    a = render_from_origin(scene, height, parts)[0]
+    b = render_from_origin(without, height, parts)[0]
+    return float(np.abs(a - b).max(-1).mean())
+
+
+@pytest.fixture(scope="module")
+def forest512():
+    """make demo's forest at 512 columns (exact depth): (panorama, depth)."""
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a pine forest by a lake at sunset", 0)
+    pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, previews=False))
+    return pano, depth
+
+
 def test_fins_never_show_from_the_capture_point():
     # Through every pixel centre from the capture point (an H x 2H render, as docs/geometry.md
     # scores the mesh) the fins must never be the first hit. On a pixel column's plane of
     # longitude they were hit by that column's rays (the forest at 1024 columns: 58 -> 29 dB).
-    from worldgen.evaluation.geometry import render_from_origin
     from worldgen.geometry.equirect import equirect_directions
     from worldgen.types import DepthMap, Panorama
 
@@ -651,47 +672,29 @@ def test_fins_never_show_from_the_capture_point():
     cfg = dict(max_triangles=60_000, layer_triangles=8_000, collision_triangles=0, texture_width=256, layer_backs=False)
     on = build_layered_sheet(Panorama(img), depth, LayeredSheetConfig(layer_fins=2.5, **cfg))
     assert on.report["layers"]["fin_triangles"] > 0
-    w = on["world"]
-    n = w.n_faces - on.report["layers"]["fin_triangles"]
-    without = on.__class__({**on.parts, "world": w.__class__(w.vertices, w.faces[:n], w.normals, w.uvs, w.texture)})
-    parts = ("world", "background", "sky")
-    a = render_from_origin(on, 128, parts)[0]
-    b = render_from_origin(without, 128, parts)[0]
-    assert np.abs(a - b).max(-1).mean() < 1e-4
+    assert _fin_difference(on, 128) < 1e-4
 
 
-def test_fins_stay_hidden_on_a_panorama_wider_than_the_working_grid():
+def test_fins_stay_hidden_on_a_panorama_wider_than_the_working_grid(forest512):
     # The default mesh of a 2048-column world completes its layers on 1024 columns. A quarter
     # pixel inside a grid pixel's centre is then a pixel centre of the panorama, and the edge-on
     # fins there were hit all over their columns (the forest at 2048 columns from the origin:
     # 35.3 dB against the sheet's 56.2; here 36.1 against 53.3). Tilted into the object, the
     # capture point sees their backs, behind the world.
-    from worldgen.evaluation.geometry import render_from_origin
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
 
-    spec, _ = parse_prompt("a pine forest by a lake at sunset", 0)
-    pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, previews=False))
+    pano, depth = forest512
     cfg = dict(max_triangles=60_000, layer_triangles=8_000, collision_triangles=0, texture_width=512)
     on = build_layered_sheet(pano, depth, LayeredSheetConfig(layer_work_width=256, **cfg))
     assert on.report["layers"]["fin_triangles"] > 0
-    w = on["world"]
-    n = w.n_faces - on.report["layers"]["fin_triangles"]
-    without = on.__class__({**on.parts, "world": w.__class__(w.vertices, w.faces[:n], w.normals, w.uvs, w.texture)})
-    parts = ("world", "background", "sky")
-    a = render_from_origin(on, 256, parts)[0]
-    b = render_from_origin(without, 256, parts)[0]
-    assert np.abs(a - b).max(-1).mean() < 1e-5
+    assert _fin_difference(on, 256) < 1e-5
 
 
-def test_panorama_wider_than_the_working_grid_keeps_its_colours_from_the_capture_point():
+def test_panorama_wider_than_the_working_grid_keeps_its_colours_from_the_capture_point(forest512):
     # A working-grid pixel is hidden as a block; on a panorama twice as wide, a hidden block
     # beside a crown's edge holds sky pixels the capture point sees. The dome's texture took the
     # inpainted sky there (snowy mountains at 2048 from the origin, world and sky: 57.10 dB
     # against the sheet's 57.31); every texel of visible sky now keeps the panorama's colour.
-    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-
-    spec, _ = parse_prompt("a pine forest by a lake at sunset", 0)
-    pano, depth, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, previews=False))
+    pano, depth = forest512
     cfg = dict(collision_triangles=0, texture_width=512)  # the default budgets
     scene = build_layered_sheet(pano, depth, LayeredSheetConfig(layer_work_width=256, **cfg))
     sky_tex, world_tex = scene["sky"].texture, scene["world"].texture

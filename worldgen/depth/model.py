@@ -67,6 +67,11 @@ KNOWN_MODEL_TYPES = METRIC_MODEL_TYPES | {"depth_anything", "dpt"} | set(REFUSED
 random models through the CLI). Another one still runs, read as :func:`is_metric_config` says."""
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line and 200 characters (for one-line errors)."""
+    return (str(e).strip().splitlines() or [""])[0][:200]
+
+
 def is_metric_config(config) -> bool:
     """Whether a depth model's config says its output is metric depth (metres), not relative disparity.
 
@@ -566,7 +571,7 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
         if n:
             processor(images=list(u8[:1]), return_tensors="pt")
     except Exception as e:  # noqa: BLE001 - any failure of the folder's processor is the folder's
-        first = (str(e).strip().splitlines() or [""])[0][:200]
+        first = _first_line(e)
         raise InputError(
             f"the image processor of depth model {name} ({model_type}) fails on a {s}x{s} px view: "
             f"{type(e).__name__}: {first}; check its preprocessor_config.json (re-save it from the model's "
@@ -585,7 +590,7 @@ def predict_views(model, processor, views: np.ndarray, batch: int, device: str, 
                 # A folder whose config the model's own code cannot run (found as a new user: a
                 # ZoeDepth with two bin configurations and 1 patch-transformer layer; transformers
                 # hard-codes 4) is a bad model folder: say so in one line, not with a traceback.
-                first = (str(e).strip().splitlines() or [""])[0][:200]
+                first = _first_line(e)
                 raise InputError(
                     f"depth model {name} ({model_type}) failed on {len(chunk)} view(s) of {s}x{s} px, "
                     f"input {tuple(pixels.shape)}: {type(e).__name__}: {first}; check its config.json "
