@@ -170,6 +170,14 @@ def keep_silhouette_colour(layer: HiddenLayer, silhouette: np.ndarray, colour: n
     return out
 
 
+def _at_texels(grid: np.ndarray, Ht: int, Wt: int) -> np.ndarray:
+    """``grid`` [h, w] sampled at the nearest cell of every texel of an Ht x Wt texture."""
+    h, w = grid.shape[:2]
+    rows = np.minimum((np.arange(Ht) * h) // Ht, h - 1)
+    cols = np.minimum((np.arange(Wt) * w) // Wt, w - 1)
+    return grid[rows[:, None], cols[None, :]]
+
+
 def layer_texture(
     layer: HiddenLayer,
     texture: np.ndarray,
@@ -200,24 +208,14 @@ def layer_texture(
     from PIL import Image
 
     Ht, Wt = texture.shape[:2]
-    h, w = layer.shape
     col = (np.clip(layer.colour, 0, 1) * 255 + 0.5).astype(np.uint8)
     up = np.asarray(Image.fromarray(col).resize((Wt, Ht), Image.BILINEAR))
-    rows = np.minimum((np.arange(Ht) * h) // Ht, h - 1)
-    cols = np.minimum((np.arange(Wt) * w) // Wt, w - 1)
-    hid = layer.hidden[rows[:, None], cols[None, :]]
+    hid = _at_texels(layer.hidden, Ht, Wt)
     if seen is not None:
-        H, W = seen.shape
-        r_full = np.minimum((np.arange(Ht) * H) // Ht, H - 1)
-        c_full = np.minimum((np.arange(Wt) * W) // Wt, W - 1)
-        ld = layer.depth[rows[:, None], cols[None, :]]
         with np.errstate(invalid="ignore"):
-            hid &= seen[r_full[:, None], c_full[None, :]] < 0.99 * ld
+            hid &= _at_texels(seen, Ht, Wt) < 0.99 * _at_texels(layer.depth, Ht, Wt)
     if keep is not None:
-        H, W = keep.shape
-        r_full = np.minimum((np.arange(Ht) * H) // Ht, H - 1)
-        c_full = np.minimum((np.arange(Wt) * W) // Wt, W - 1)
-        hid &= ~(keep[r_full[:, None], c_full[None, :]] & ~layer.sky[rows[:, None], cols[None, :]])
+        hid &= ~(_at_texels(keep, Ht, Wt) & ~_at_texels(layer.sky, Ht, Wt))
     # The guard band: a bilinear lookup inside a visible pixel next to a silhouette reads the
     # hidden neighbour's texel too, so replacing that texel changes the capture-point view (the
     # street lost 1 dB with the whole hidden region replaced), while keeping the panorama's
