@@ -228,30 +228,25 @@ def cases(groups: list[str], cache: str, stel_root: str | None):
         for seed in range(5, 10):
             img, sky, _ = procedural(cache, "a cozy living room interior", seed)
             yield "extra", f"interior{seed}", img, sky, True
-        indoor = (
-            ("a stone hall interior in the afternoon", "stone-aft"),
-            ("a living room interior at dusk", "dusk"),
-            ("a living room interior at noon", "noon"),
-            ("a white modern living room interior at night", "plaster-night"),
-            ("a living room interior in the morning", "morning"),
+        # (prompt, tag, seeds, indoor): lighting and material variants of both kinds of world.
+        variants = (
+            ("a stone hall interior in the afternoon", "stone-aft", 3, True),
+            ("a living room interior at dusk", "dusk", 3, True),
+            ("a living room interior at noon", "noon", 3, True),
+            ("a white modern living room interior at night", "plaster-night", 3, True),
+            ("a living room interior in the morning", "morning", 3, True),
+            ("a city on an overcast day", "city-overcast", 2, False),
+            ("a forest on an overcast day", "forest-overcast", 2, False),
+            ("a village in fog", "village-fog", 2, False),
+            ("a meadow at sunset", "meadow-sunset", 2, False),
+            ("a desert at night", "desert-night", 2, False),
+            ("a mountains at night", "mountains-night", 2, False),
+            ("a meadow at dusk", "meadow-dusk", 2, False),
         )
-        for prompt, tag in indoor:
-            for seed in range(3):
+        for prompt, tag, seeds, indoors in variants:
+            for seed in range(seeds):
                 img, sky, _ = procedural(cache, prompt, seed)
-                yield "extra", f"{tag}{seed}", img, sky, True
-        outdoor = (
-            ("a city on an overcast day", "city-overcast"),
-            ("a forest on an overcast day", "forest-overcast"),
-            ("a village in fog", "village-fog"),
-            ("a meadow at sunset", "meadow-sunset"),
-            ("a desert at night", "desert-night"),
-            ("a mountains at night", "mountains-night"),
-            ("a meadow at dusk", "meadow-dusk"),
-        )
-        for prompt, tag in outdoor:
-            for seed in range(2):
-                img, sky, _ = procedural(cache, prompt, seed)
-                yield "extra", f"{tag}{seed}", img, sky, False
+                yield "extra", f"{tag}{seed}", img, sky, indoors
     if "hdri" in groups:
         import viser
 
