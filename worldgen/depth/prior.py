@@ -11,6 +11,9 @@ Outdoors (ground, pop-up folds, sky):
   the column floats and takes the nearest fold whose 3 m overhang reaches it (a crown over far
   ground stands at its trunk), else 30 m; a fold is no farther than most of its neighbours within
   10°;
+- a flat band of another ground material between the road and a structure (a sidewalk, a path:
+  a colour step below the structure, foreshortened texture, a run along the street) is ground: the
+  structure stands on the band's far edge, not on the kerb (``_ground_band``);
 - the ground colour model allows the ground's brightness a 20 % spread (shade changes brightness,
   not chromaticity);
 - water (a smooth region below the horizon that mirrors the sky and is not underfoot) is a plane
@@ -173,6 +176,17 @@ class PriorConfig:
             procedural generator, whose lakes lie exactly 0.45 m below the shore: real banks vary.
             The procedural lakes pass with any drop from 0.3 to 0.6 m (seeds 1 and 3: the same δ1,
             AbsRel 0.10-0.18). Water is found by ``_water``.
+        band_step: outdoors, a ground band (a sidewalk, a path, a verge of another material) between
+            the ground and what stands above the horizon ends, at the top, at a colour step at least
+            this large (``_features``, mean of H/128 rows either side; 0.03; 0 = off): the structure
+            stands on that step, not on the band's far edge (a kerb). See ``_ground_band``.
+        band_texture: the least mean vertical luminance gradient (per pixel at 512 rows) of a ground
+            band's texture (0.003): its pavers or grain must be seen to be foreshortened.
+        band_ratio: the widest ground band, as the ratio of the ground distances of its top and its
+            bottom edge (2.0: a sidewalk no wider than the camera's distance to its kerb; a step that
+            far above the contact is more likely a storey line or a window row on the facade).
+        band_run_deg: the narrowest run of columns with a ground band, degrees of longitude (3): a
+            sidewalk runs along the street; one column's band is a shadow or a doorstep.
         water_eps: largest chromaticity difference between a pixel below the horizon and the sky
             pixel mirrored about the horizon for it to reflect the sky (0.03).
         water_step: the largest colour step (``_features``, per pixel at 512 rows) inside one smooth
@@ -227,6 +241,10 @@ class PriorConfig:
     water_step: float = 0.01
     water_seed_share: float = 0.02
     ground_shade: float = 0.2
+    band_step: float = 0.03
+    band_texture: float = 0.003
+    band_ratio: float = 2.0
+    band_run_deg: float = 3.0
 
 
 def _latitudes(h: int) -> np.ndarray:
@@ -634,6 +652,85 @@ def _water(img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndar
     return out
 
 
+def _ground_band(img: np.ndarray, contact: np.ndarray, like: np.ndarray, config: PriorConfig) -> np.ndarray:
+    """Per column, the contact moved up over a flat band of another ground material (a sidewalk, a
+    paved path, a gravel verge) that lies between the road and what stands above the horizon.
+
+    Going down a column from the horizon, the first change from a structure's colours is taken as
+    its foot; where that structure is light grey concrete over a light grey sidewalk, the first
+    change is the kerb instead, and the facade comes out too near (a sidewalk 4-6 m off the street
+    axis puts a facade at 6 m at 4 m). A row y above the contact c starts a ground band when:
+    - a colour step lies at y (the largest between ``foot_deg`` below the horizon and c, at least
+      ``band_step``): two materials meet along a line;
+    - what lies between the horizon and y has the colours of what stands above the horizon (``like``
+      for 80 % of those rows): the structure comes down to y;
+    - the band is no wider than ``band_ratio`` (ground distance of y over that of c);
+    - the columns that pass make runs of at least ``band_run_deg`` (a sidewalk runs along the
+      street), and over each run the band is foreshortened ground texture: its mean vertical
+      luminance gradient is at least ``band_texture`` and larger than its mean horizontal one. Seen
+      at a depression angle a, a flat surface's texture is squeezed vertically by sin(a) (0.25-0.45
+      for the sidewalks this reads), so paving joints, grain and speckle change faster down a column
+      than along a row; a wall's plinth or a car's body faces the camera, and facades, doors, posts
+      and trunks make vertical edges (larger horizontal gradients). Judged per run, not per column:
+      one column's few rows of texture are too noisy to tell the ratio of a rendered sidewalk (1.4)
+      from 1.
+    img: [H, W, 3] the panorama; contact: [W] rows (unsmoothed);
+    like: [R, W] bool, rows H/2 .. H/2 + R within ``structure_eps`` of the structure above the
+    horizon. Returns the new contact rows. [W] float"""
+    h, w = img.shape[:2]
+    r1 = h // 2 + like.shape[0]
+    k = max(2, h // 128)  # rows averaged either side of a step: a 5x5-smoothed edge spreads over ~5
+    rows = np.arange(h // 2, r1)
+    c = np.clip(np.floor(contact).astype(np.int64), h // 2, r1)
+    # the colour step at each row boundary y (between y - 1 and y), from cumulative sums down columns
+    # unsmoothed colour (``_features`` blurs a step over 5 rows); the k-row means average texture out
+    raw = img[h // 2 - k : r1 + k].astype(np.float64)
+    lum3 = raw.mean(-1, keepdims=True)
+    f = np.concatenate([(raw / np.maximum(lum3 * 3, 1e-3))[..., :2], lum3], -1)
+    cs = np.concatenate([np.zeros((1, w, 3)), np.cumsum(f, 0)], 0)
+    y = rows - (h // 2 - k)
+    step = (np.abs((cs[y] - cs[y - k]) - (cs[y + k] - cs[y])) / k).max(-1)  # [R, W]
+    # the step at least foot_deg below the horizon (a facade on a band is then nearer than 30 m: a band
+    # farther off is a few rows thin, and a step nearer the horizon is a facade's storey or window row)
+    foot = max(k + 1, round(max(config.foot_deg, 1.0) / 180 * h))
+    minband = max(2, round(config.gap * h / 512) // 4)
+    ok_rows = (rows[:, None] >= h // 2 + foot) & (rows[:, None] <= c[None] - minband)
+    sc = np.where(ok_rows, step, -1.0)
+    t = h // 2 + np.argmax(sc, axis=0)
+    ok = sc.max(0) >= config.band_step
+    # the structure above comes down to the step
+    above = (rows[:, None] < t[None]) & (rows[:, None] >= h // 2)
+    ok &= (like & above).sum(0) >= 0.8 * np.maximum(above.sum(0), 1)
+    # no wider than band_ratio
+    lat = _latitudes(h)
+    ok &= np.tan(-lat[np.minimum(c, h - 1)]) <= config.band_ratio * np.tan(-lat[t])
+    # foreshortened texture inside the band, away from its edges (the kerb's face, the blended step)
+    lum = img.mean(-1)
+    gy, gx = np.gradient(lum[h // 2 : r1].astype(np.float64))
+    scale = min(max(h / 512.0, 0.25), 4.0)  # per-pixel gradients shrink as the panorama grows
+    inside = (rows[:, None] >= t[None] + k) & (rows[:, None] < c[None] - k)
+    ok &= inside.sum(0) >= 2
+    # the candidates make runs along the street (gaps of a few columns do not break a run: a post, a
+    # stripe of a facade whose foot was found); the texture is judged over each run at once (a
+    # column's few rows of texture are too noisy to tell a ratio of 1.4 from 1)
+    kc = max(3, w // 128) | 1
+    runs = ndimage.binary_closing(np.concatenate([ok, ok, ok]), np.ones(kc, bool))[w : 2 * w]
+    lab, nl = ndimage.label(runs)
+    if nl > 1 and runs[0] and runs[-1]:  # one run across the seam
+        lab[lab == lab[-1]] = lab[0]
+    if nl == 0:
+        return contact
+    sel = inside & ok[None]
+    n = np.bincount(lab, sel.sum(0), nl + 1)
+    my = np.bincount(lab, (np.abs(gy) * sel).sum(0), nl + 1) / np.maximum(n, 1) * scale
+    mx = np.bincount(lab, (np.abs(gx) * sel).sum(0), nl + 1) / np.maximum(n, 1) * scale
+    size = np.bincount(lab, minlength=nl + 1)
+    good = (size >= max(3, round(config.band_run_deg / 360 * w))) & (my >= config.band_texture) & (my > mx)
+    good[0] = False
+    ok &= good[lab]
+    return np.where(ok, t.astype(np.float64), contact)
+
+
 def ground_contact(
     panorama: Panorama,
     sky: np.ndarray,
@@ -693,6 +790,9 @@ def ground_contact(
         green = (img[up, :, 1] > img[up, :, 0]) & (img[up, :, 1] > img[up, :, 2]) & ~sky[up]
         long &= green.mean(0) < config.foot_green
         contact = np.where(standing & long, np.maximum(end, contact), contact)
+    if structure and config.structure_eps > 0 and config.band_step > 0:
+        # a sidewalk or a path between the road and the structure is ground (see ``_ground_band``)
+        contact = _ground_band(img, contact, like, config)
     return _smooth_line(np.clip(contact, 0, h), max(3, w // 128) | 1)
 
 
@@ -963,8 +1063,9 @@ register_backend(
         name="prior",
         run=_run,
         # 2: crowns over the camera are ceilings (crown_top_deg); 3: sky.py closes faint
-        # skylines, a cream ceiling is no sky; 4: rock before steep walls stands at the wall's foot
-        version="4",
+        # skylines, a cream ceiling is no sky; 4: rock before steep walls stands at the wall's foot;
+        # 5: a facade behind a sidewalk stands on the sidewalk, not on the kerb (_ground_band)
+        version="5",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )
