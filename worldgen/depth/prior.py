@@ -705,9 +705,14 @@ def _ground_band(img: np.ndarray, contact: np.ndarray, like: np.ndarray, config:
     lat = _latitudes(h)
     ok &= np.tan(-lat[np.minimum(c, h - 1)]) <= config.band_ratio * np.tan(-lat[t])
     # foreshortened texture inside the band, away from its edges (the kerb's face, the blended step)
-    lum = img.mean(-1)
-    gy, gx = np.gradient(lum[h // 2 : r1].astype(np.float64))
-    scale = min(max(h / 512.0, 0.25), 4.0)  # per-pixel gradients shrink as the panorama grows
+    # at a fixed angular scale (about 512 rows, 0.35° a pixel): a paving pattern resolved at 2048
+    # columns shows its joints, whatever their direction, where 1024 columns show the pavers' shading
+    fs = max(1, round(h / 512))
+    hs, ws = h // fs, w // fs
+    lum = img[: hs * fs, : ws * fs].mean(-1).reshape(hs, fs, ws, fs).mean((1, 3)).astype(np.float64)
+    gy, gx = (np.repeat(np.repeat(np.abs(g), fs, 0), fs, 1) for g in np.gradient(lum))
+    gy, gx = (np.pad(g, ((0, h - hs * fs), (0, w - ws * fs)), mode="edge")[h // 2 : r1] for g in (gy, gx))
+    scale = h / (512.0 * fs)  # per-pixel gradients of smooth shading shrink as the rows grow
     inside = (rows[:, None] >= t[None] + k) & (rows[:, None] < c[None] - k)
     ok &= inside.sum(0) >= 2
     # the candidates make runs along the street (gaps of a few columns do not break a run: a post, a
@@ -722,8 +727,8 @@ def _ground_band(img: np.ndarray, contact: np.ndarray, like: np.ndarray, config:
         return contact
     sel = inside & ok[None]
     n = np.bincount(lab, sel.sum(0), nl + 1)
-    my = np.bincount(lab, (np.abs(gy) * sel).sum(0), nl + 1) / np.maximum(n, 1) * scale
-    mx = np.bincount(lab, (np.abs(gx) * sel).sum(0), nl + 1) / np.maximum(n, 1) * scale
+    my = np.bincount(lab, (gy * sel).sum(0), nl + 1) / np.maximum(n, 1) * scale
+    mx = np.bincount(lab, (gx * sel).sum(0), nl + 1) / np.maximum(n, 1) * scale
     size = np.bincount(lab, minlength=nl + 1)
     good = (size >= max(3, round(config.band_run_deg / 360 * w))) & (my >= config.band_texture) & (my > mx)
     good[0] = False
