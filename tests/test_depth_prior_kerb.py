@@ -21,9 +21,9 @@ def _hash(i: np.ndarray, j: np.ndarray, salt: int) -> np.ndarray:
     return ((v * 2654435761) % 4096) / 4096.0
 
 
-def _street(kerb_at: float = KERB, h: int = H) -> tuple[np.ndarray, np.ndarray]:
+def _street(kerb_at: float = KERB, h: int = H, facade_at: float = FACADE) -> tuple[np.ndarray, np.ndarray]:
     """A 2h x h equirect (1024x512 by default) of a street along z, ray-cast exactly: asphalt, a raised light grey paved
-    sidewalk (20 cm pavers) on each side between ``kerb_at`` and FACADE off the axis (none where
+    sidewalk (20 cm pavers) on each side between ``kerb_at`` and ``facade_at`` off the axis (none where
     they are equal), blue-grey facades with
     light vertical stripes every metre (close in colour to the sidewalk, as concrete over paving
     is), sky beyond. Returns the image [h, 2h, 3] in [0, 1] and the exact Euclidean ray distance
@@ -34,12 +34,12 @@ def _street(kerb_at: float = KERB, h: int = H) -> tuple[np.ndarray, np.ndarray]:
     ax = np.maximum(np.abs(sx), 1e-9)
     tan_dn = np.tan(np.maximum(-lat, 1e-9))
     # horizontal distances at which the ray meets each surface
-    d_fac = FACADE / ax
+    d_fac = facade_at / ax
     d_road = EYE / tan_dn
     d_walk = (EYE - RAISE) / tan_dn
     d_kerb = kerb_at / ax
     below = lat < 0
-    # facade: the ray reaches the plane |x| = FACADE below the roof and within the block
+    # facade: the ray reaches the plane |x| = facade_at below the roof and within the block
     z_fac = d_fac * np.abs(cz)
     y_fac = d_fac * np.tan(lat)
     fac = (z_fac <= BLOCK) & (y_fac <= STOREYS - EYE) & (y_fac >= RAISE - EYE)
@@ -71,10 +71,11 @@ def _street(kerb_at: float = KERB, h: int = H) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(img, 0, 1).astype(np.float32), depth
 
 
-@pytest.mark.parametrize("h", [512, 1024])
-def test_a_facade_behind_a_sidewalk_stands_on_the_sidewalk_not_on_the_kerb(h):
-    # 1024 and 2048 columns: the texture is judged at one angular scale whatever the size
-    img, truth = _street(h=h)
+@pytest.mark.parametrize("h, kerb, facade", [(512, KERB, FACADE), (1024, KERB, FACADE), (512, 5.0, 8.0)])
+def test_a_facade_behind_a_sidewalk_stands_on_the_sidewalk_not_on_the_kerb(h, kerb, facade):
+    # 1024 and 2048 columns: the texture is judged at one angular scale whatever the size; and a
+    # wider street with a wider sidewalk
+    img, truth = _street(kerb_at=kerb, h=h, facade_at=facade)
     fac_rows = slice(h // 2 - h // 13, h // 2 - 2)  # to 14° above the horizon: facades in every column
     lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
     near = np.abs(np.sin(2 * np.pi * (np.arange(2 * h) + 0.5) / (2 * h) - np.pi)) > 0.5  # facades within 12 m
