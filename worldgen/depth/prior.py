@@ -178,8 +178,9 @@ class PriorConfig:
             AbsRel 0.10-0.18). Water is found by ``_water``.
         band_step: outdoors, a ground band (a sidewalk, a path, a verge of another material) between
             the ground and what stands above the horizon ends, at the top, at a colour step at least
-            this large (``_features``, mean of H/128 rows either side; 0.03; 0 = off): the structure
-            stands on that step, not on the band's far edge (a kerb). See ``_ground_band``.
+            this large (chromaticity and brightness as in ``_features`` but unsmoothed, means of H/128
+            rows either side; 0.03; 0 = off): the structure stands on that step, not on the band's
+            far edge (a kerb). See ``_ground_band``.
         band_texture: the least mean vertical luminance gradient (per pixel at 512 rows) of a ground
             band's texture (0.003): its pavers or grain must be seen to be foreshortened.
         band_ratio: the widest ground band, as the ratio of the ground distances of its top and its
@@ -679,7 +680,8 @@ def _ground_band(img: np.ndarray, contact: np.ndarray, like: np.ndarray, config:
     horizon. Returns the new contact rows. [W] float"""
     h, w = img.shape[:2]
     r1 = h // 2 + like.shape[0]
-    k = max(2, h // 128)  # rows averaged either side of a step: a 5x5-smoothed edge spreads over ~5
+    k = max(2, h // 128)  # rows averaged either side of a step (4 at 512 rows), and left out at the
+    # band's edges when its texture is read
     rows = np.arange(h // 2, r1)
     c = np.clip(np.floor(contact).astype(np.int64), h // 2, r1)
     # the colour step at each row boundary y (between y - 1 and y), from cumulative sums down columns
@@ -693,7 +695,7 @@ def _ground_band(img: np.ndarray, contact: np.ndarray, like: np.ndarray, config:
     # the step at least foot_deg below the horizon (a facade on a band is then nearer than 30 m: a band
     # farther off is a few rows thin, and a step nearer the horizon is a facade's storey or window row)
     foot = max(k + 1, round(max(config.foot_deg, 1.0) / 180 * h))
-    minband = max(2, round(config.gap * h / 512) // 4)
+    minband = max(2, round(config.gap * h / 512) // 4)  # the thinnest band looked for (4 rows at 512)
     ok_rows = (rows[:, None] >= h // 2 + foot) & (rows[:, None] <= c[None] - minband)
     sc = np.where(ok_rows, step, -1.0)
     t = h // 2 + np.argmax(sc, axis=0)
