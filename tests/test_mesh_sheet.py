@@ -292,8 +292,13 @@ from worldgen.artifacts import encode_artifact
 from worldgen.evaluation.geometry import analytic_scene
 from worldgen.mesh.sheet import SheetConfig, build_sheet
 pano, depth, _, _ = analytic_scene("room", 256)
-sc = build_sheet(pano, depth, SheetConfig(max_triangles=30000, collision_triangles=500))
-print(hashlib.sha256(encode_artifact("mesh", sc)).hexdigest())
+h = hashlib.sha256()
+# 30k: beyond colour_max_ratio (texture coordinates only); 60k: with the texture's colour.
+for n in (30000, 60000):
+    sc = build_sheet(pano, depth, SheetConfig(max_triangles=n, collision_triangles=500))
+    assert (sc.report["triangles_before"] <= 6 * n) == (n == 60000), sc.report["triangles_before"]
+    h.update(encode_artifact("mesh", sc))
+print(h.hexdigest())
 """
 
 
