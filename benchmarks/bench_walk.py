@@ -245,7 +245,7 @@ def run() -> list[dict]:
                 )
                 + f"hidden {100 * lay.get('hidden_share', 0):.1f} % of the panorama, background "
                 f"{lay.get('background_triangles', 0)} triangles, world+background "
-                f"{info['triangles'].get('triangles_total', 0)} (budget: world 300000 + layers 40000); {note_load}",
+                f"{info['triangles'].get('triangles_total', 0)} (budget: 300000 in all, hidden geometry <= 40000 of it); {note_load}",
             }
         )
         base = res["baseline"]

@@ -40,8 +40,8 @@ def test_background_part_is_textured_and_within_budgets(scenes):
     n_layers = 2 if layered.report["layers"]["nested_pixels"] else 1
     assert bg.texture.shape == (n_layers * ht, wt, 3)
     assert float(bg.uvs[:, 1].min()) >= 0 and float(bg.uvs[:, 1].max()) <= 1
-    # The world keeps max_triangles; the layers have their own budget.
-    assert layered["world"].n_faces + bg.n_faces <= 20_000 + 4_000
+    # One budget: the world gets what the hidden geometry leaves of max_triangles.
+    assert layered["world"].n_faces + bg.n_faces == layered.report["triangles_total"] <= 20_000
     assert layered["collision"].n_faces <= 2_000
     assert layered.report["layers"]["hidden_pixels"] > 0
 
@@ -318,8 +318,9 @@ def test_poles_against_the_sky_leave_no_rim_aside_and_the_capture_point_unchange
     # 0.001783 against 0.001784.
     assert scenes[0].report["layers"]["sky_rim_triangles"] > 0
     assert "sky_rim_triangles" not in scenes[1].report["layers"]
-    # The rim's triangles come out of the layers' own budget: with a tight one, the layers are
-    # simplified again to make room, and the world is as without a rim.
+    # The rim's triangles come out of the layers' share: with a tight one, the layers are
+    # simplified again to make room. The world gets what the hidden geometry leaves of the one
+    # budget (with the rim a little less than without).
     tight = replace(cfg, max_triangles=8_000, layer_triangles=3_000)
     a, b = (
         build_layered_sheet(pano, depth, tight),
@@ -329,7 +330,8 @@ def test_poles_against_the_sky_leave_no_rim_aside_and_the_capture_point_unchange
     assert lay["sky_rim_triangles"] > 0
     assert a["background"].n_faces + lay["back_triangles"] + lay["fin_triangles"] <= 3_000
     assert a["background"].n_faces - lay["sky_rim_triangles"] <= b["background"].n_faces
-    assert np.array_equal(a["world"].vertices, b["world"].vertices)
+    assert a.report["triangles_total"] <= 8_000 and b.report["triangles_total"] <= 8_000
+    assert a["world"].n_faces <= b["world"].n_faces
     assert np.sum(aside[0]) < 0.7 * np.sum(aside[1])
     assert np.sum(here[0]) <= 1.01 * np.sum(here[1])
 
@@ -481,7 +483,7 @@ def test_round_trunks_show_their_sides_when_walking_aside():
         holes[backs] = out
         if backs:
             assert scene.report["layers"]["back_triangles"] > 0
-            assert scene.report["triangles_total"] <= cfg["max_triangles"] + cfg["layer_triangles"]
+            assert scene.report["triangles_total"] <= cfg["max_triangles"]
             # Facing away from the capture point: every back face's normal points away from it.
             w = scene["world"]
             lay = scene.report["layers"]
@@ -585,7 +587,7 @@ def test_fins_show_the_crowns_side_instead_of_the_sky_when_walking_aside():
         if fins:
             lay = scene.report["layers"]
             assert lay["fin_triangles"] > 0
-            assert scene.report["triangles_total"] <= cfg["max_triangles"] + cfg["layer_triangles"]
+            assert scene.report["triangles_total"] <= cfg["max_triangles"]
             w = scene["world"]
             n = w.n_faces - lay["fin_triangles"]
             rays = equirect_directions(128).reshape(-1, 3)
@@ -717,20 +719,23 @@ def test_panorama_wider_than_the_working_grid_keeps_its_colours_from_the_capture
 
 def test_capture_point_sees_the_sheet(room):
     # Issue 12: from the capture point the default (layered) mesh must render as the sheet does.
-    # The world keeps the sheet's whole budget and every hidden piece (background, back, fins)
-    # lies behind what the capture point sees: through every pixel centre, all parts drawn as an
-    # engine draws them, the two renders differ on no more pixels than the sheet's own
-    # simplification noise. Before, the background and the foreground's back were drawn over the
-    # world on hundreds of pixels of a forest (58.3 -> 52.0 dB).
+    # Every hidden piece (background, back, fins) lies behind what the capture point sees:
+    # through every pixel centre, all parts drawn as an engine draws them, the layered mesh
+    # renders as the sheet with the world's budget does. Before, the background and the
+    # foreground's back were drawn over the world on hundreds of pixels of a forest (58.3 ->
+    # 52.0 dB). (What the world's smaller share of the one budget costs is measured at the
+    # preset's scale by benchmarks/bench_geometry.py: this 256-column room with 30 % of its
+    # budget hidden is no measure of that.)
     from worldgen.evaluation.geometry import psnr, render_from_origin
     from worldgen.mesh.sheet import SheetConfig, build_sheet
 
     pano, depth = room
     cfg = dict(max_triangles=20_000, collision_triangles=0, texture_width=512)
     layered = build_layered_sheet(pano, depth, LayeredSheetConfig(layer_triangles=6_000, **cfg))
-    sheet = build_sheet(pano, depth, SheetConfig(**cfg))
+    budget = layered.report["layers"]["world_triangle_budget"]
+    sheet = build_sheet(pano, depth, SheetConfig(**{**cfg, "max_triangles": budget}))
     assert layered.report["layers"]["background_triangles"] > 0 and layered.report["layers"]["back_triangles"] > 0
-    assert layered["world"].n_faces >= sheet["world"].n_faces  # the world's whole budget
+    assert layered.report["triangles_total"] <= 20_000
     parts = ("world", "background", "sky")
     a, _ = render_from_origin(sheet, pano.height, parts)
     b, _ = render_from_origin(layered, pano.height, parts)
@@ -757,3 +762,26 @@ def test_keep_silhouette_colour_keeps_the_panorama_behind_the_outermost_pixel():
     out = keep_silhouette_colour(layer, sil, np.ones((h, w, 3), np.float32))
     assert (out.colour[2:, 7] == 1).all() and (out.colour[:2, 7] == 0).all() and (out.colour[:, :7] == 0).all()
     assert (out.nearer.colour[:, 7] == 1).all() and (out.nearer.colour[:, :7] == 0.2).all()
+
+
+def test_world_and_hidden_geometry_share_one_budget(forest512):
+    # Issue 12's size target: the exported world (world part with the foreground's back and the
+    # fins, and the background part with the sky rim) stays within max_triangles. The hidden
+    # geometry is built first; the world gets the rest. Budgets in the balanced preset's
+    # proportion (300k with up to 40k hidden), scaled to a 512-column forest with sky behind
+    # its crowns, so that every hidden piece is there.
+    pano, depth = forest512
+    cfg = LayeredSheetConfig(
+        max_triangles=60_000, layer_triangles=8_000, layer_back_triangles=800, collision_triangles=0, texture_width=512
+    )
+    scene = build_layered_sheet(pano, depth, cfg)
+    lay = scene.report["layers"]
+    for key in ("background_triangles", "back_triangles", "fin_triangles", "sky_rim_triangles"):
+        assert lay[key] > 0, key
+    total = scene["world"].n_faces + scene["background"].n_faces
+    assert total == scene.report["triangles_total"] <= 60_000
+    hidden = lay["background_triangles"] + lay["back_triangles"] + lay["fin_triangles"]
+    assert hidden <= 8_000
+    # The world's share is what the hidden geometry leaves, not a fixed 52k: most of it is used.
+    assert lay["world_triangle_budget"] >= 60_000 - 8_000
+    assert total >= 0.98 * 60_000

@@ -151,6 +151,10 @@ def _simplify_meshopt(
     return compact(v64, f[area2 > 0])
 
 
+# meshoptimizer compares squared errors in float32: 1e10 squared still fits.
+ATTRIBUTE_ERROR_LIMIT = 1e10
+
+
 def _with_attributes(
     meshoptimizer,
     dst: np.ndarray,
@@ -203,7 +207,10 @@ def _with_attributes(
             a.shape[1],
             None if lk is None else lk.ctypes.data_as(P(ctypes.c_ubyte)),
             target_indices,
-            1.0,
+            # No error bound: the budget decides. With attributes the error is not bounded by the
+            # mesh extent (texture colour and coordinates, weighted), and a bound of 1 stopped a
+            # textured room short of its budget (the sheet then fell back to a coarser grid).
+            ATTRIBUTE_ERROR_LIMIT,
             options,
             None,
         )
