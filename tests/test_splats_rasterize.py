@@ -280,16 +280,16 @@ def test_tile_parts_in_a_helper_process_give_the_same_bytes():
         return [img.detach(), alpha.detach()] + [p.grad for p in ps], meta["n_intersections"]
 
     with CpuWorker() as helper:
-        for gm in (None, mask):
-            split, n2 = run(2, helper, gm)
-            alone, n2b = run(2, None, gm)
+        for gm, n in ((None, 2), (mask, 2), (mask, 3)):
+            split, n2 = run(n, helper, gm)
+            alone, n2b = run(n, None, gm)
             whole, n1 = run(1, None, gm)
             assert n1 == n2 == n2b > 1000
             for a, b, c in zip(split, alone, whole):
                 assert torch.equal(a, b)
                 torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-4)
         w2 = composite_weights(means, quats, scales, ops, vms, ks, 29, 22, tile_parts=2, worker=helper)
-        assert helper.requests == 5 and helper.helper_cpu > 0
+        assert helper.requests == 7 and helper.helper_cpu > 0
     w2b = composite_weights(means, quats, scales, ops, vms, ks, 29, 22, tile_parts=2)
     w1 = composite_weights(means, quats, scales, ops, vms, ks, 29, 22)
     assert all(torch.equal(a, b) for a, b in zip(w2, w2b))
@@ -312,7 +312,7 @@ def test_helper_process_reports_errors_and_closes():
         with pytest.raises(RuntimeError, match="nothing was submitted"):
             helper.result()
     with pytest.raises(InputError, match="tile_parts"):
-        rasterize_cpu(*_scene(5, 1), *_cams(1, 8, 8), 8, 8, tile_parts=3)
+        rasterize_cpu(*_scene(5, 1), *_cams(1, 8, 8), 8, 8, tile_parts=0)
 
 
 def test_needle_splat_near_camera_keeps_float32_conics():

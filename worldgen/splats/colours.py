@@ -118,12 +118,10 @@ def solve_colours(
     geometry = (means, quats, scales, opac, sh_t, deg, N, device, tile_parts)
     groups: list[Any] = []
     token = new_token() if worker is not None else 0
-    for g in range(n_groups):
-        mine = (per_view[g::n_groups], max_cached // n_groups)
-        if g == 1 and worker is not None:
-            worker.submit("colour_views", token, geometry, *mine)
-            continue
-        groups.append(_ColourViews(geometry, *mine))
+    if worker is not None:  # the helper builds group 1 while this process builds group 0
+        worker.submit("colour_views", token, geometry, per_view[1::2], max_cached // 2)
+    for g in range(1 if worker is not None else n_groups):
+        groups.append(_ColourViews(geometry, per_view[g::n_groups], max_cached // n_groups))
     if worker is not None:
         total1, cached1 = worker.result()
         groups.append(None)  # group 1 lives in the helper

@@ -414,11 +414,12 @@ def rasterize_cpu(
             backward skips the other splats' intersections (their gradients come out 0), which
             halves its work when a frozen layer, e.g. the backing, holds half the intersections;
             the gradients of the masked-in splats are bit-identical to an unmasked run's.
-        tile_parts: 1, or 2 to bin and composite the even and the odd tile rows separately
-            (:class:`_SplitComposite`): the same image, and gradients summed part by part (they
-            differ from 1 part's in the last bits). 2 lets ``worker`` take half the work.
-        worker: a :class:`worldgen.splats.workers.CpuWorker` that renders part 1 of 2 while
-            this process renders part 0; the bytes are those of ``tile_parts=2`` without it.
+        tile_parts: 1, or n >= 2 to bin and composite in two pieces (:class:`_SplitComposite`):
+            piece 0 = every n-th tile row from the first, piece 1 = the other rows. The same
+            image, and gradients summed piece by piece (they differ from 1 part's in the last
+            bits). Piece 1 is what ``worker`` takes (n = 2: halves).
+        worker: a :class:`worldgen.splats.workers.CpuWorker` that renders piece 1 while this
+            process renders piece 0; the bytes are those of the same ``tile_parts`` without it.
 
     Returns:
         A tuple: **render_colors** [C, H, W, X] (X = D, 1 or D + 1 by ``render_mode``),
@@ -487,14 +488,15 @@ def rasterize_cpu(
     D = feats.shape[-1]
 
     P = C * height * width
-    if tile_parts not in (1, 2):
-        raise InputError(f"tile_parts must be 1 or 2, got {tile_parts}")
-    if tile_parts == 2:
+    if tile_parts < 1:
+        raise InputError(f"tile_parts must be >= 1, got {tile_parts}")
+    if tile_parts > 1:
         need = None  # per packed splat, whether its gradient is wanted; None: no backward
         if torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, ops, feats)):
             need = torch.ones_like(gs_ids, dtype=torch.bool) if grad_mask is None else grad_mask.index_select(0, gs_ids)
         counts: list[int] = []
         img, acc = _SplitComposite.apply(
+            tile_parts,
             means2d,
             conics,
             ops,
@@ -647,7 +649,7 @@ def composite_weights(
     solve for colours directly.
 
     Args: as :func:`rasterize_cpu` (activated scales and opacities, OpenCV ``viewmats``, ``Ks``,
-    ``tile_parts`` and ``worker``; with 2 parts the list holds part 0's pixels, then part 1's).
+    ``tile_parts`` and ``worker``; with 2 pieces the list holds piece 0's pixels, then piece 1's).
 
     Returns:
         A tuple: **pixel_ids** c*H*W + y*W + x [M] int64, **gaussian_ids** [M] int64 and
@@ -679,9 +681,9 @@ def composite_weights(
             # Part 1 (the odd tile rows) in the helper while this process bins part 0; the parts'
             # lists one after the other keep each pixel's intersections contiguous.
             if worker is not None:
-                worker.submit("weights_part", *args, (1, 2))
-            parts = [_weights_part(*args, (0, 2))]
-            parts.append(worker.result() if worker is not None else _weights_part(*args, (1, 2)))
+                worker.submit("weights_part", *args, (1, tile_parts))
+            parts = [_weights_part(*args, (0, tile_parts))]
+            parts.append(worker.result() if worker is not None else _weights_part(*args, (1, tile_parts)))
             pix, entry, wt = (torch.cat(x) for x in zip(*parts))
         return pix.long(), pk["gaussian_ids"].index_select(0, entry.long()), wt
 
@@ -750,9 +752,9 @@ class _Composite:
 
 
 class _SplitComposite:
-    """Binning and compositing in two parts of interleaved tile rows (``part`` (0, 2) and (1, 2)),
-    the second one in a helper process (:class:`worldgen.splats.workers.CpuWorker`) when one is
-    given, else here after the first.
+    """Binning and compositing in two pieces of interleaved tile rows (``part`` (0, n): every
+    n-th row; (1, n): the others), the second one in a helper process
+    (:class:`worldgen.splats.workers.CpuWorker`) when one is given, else here after the first.
 
     Each pixel's intersections lie in one part, so the image is the sum of the parts' images
     (disjoint pixels: exact) and every per-splat gradient is part 0's sum plus part 1's, in that
@@ -895,18 +897,18 @@ def _make_split_composite_function():
     class SplitComposite(torch.autograd.Function):
         @staticmethod
         def forward(
-            ctx, means2d, conics, ops, feats, depths, radii, cam_ids, need, P, width, height, max_int, worker, counts
+            ctx, n, means2d, conics, ops, feats, depths, radii, cam_ids, need, P, width, height, max_int, worker, counts
         ):
             args = (means2d.detach(), conics.detach(), ops.detach(), depths, radii, cam_ids, feats.detach(), need)
             args += (P, width, height, max_int)
             token = new_token() if (worker is not None and need is not None) else 0
             if worker is not None:
-                worker.submit("composite_part", *args, (1, 2), token)
-            img, acc, n0, state0 = _composite_part(*args, (0, 2), 0)
+                worker.submit("composite_part", *args, (1, n), token)
+            img, acc, n0, state0 = _composite_part(*args, (0, n), 0)
             if worker is not None:
                 img1, acc1, n1, state1 = worker.result()
             else:
-                img1, acc1, n1, state1 = _composite_part(*args, (1, 2), 0)
+                img1, acc1, n1, state1 = _composite_part(*args, (1, n), 0)
             ctx.states = (state0, state1)
             ctx.token, ctx.worker = token, worker
             ctx.nnz, ctx.width, ctx.height = feats.shape[0], width, height
@@ -931,7 +933,7 @@ def _make_split_composite_function():
                 per1 = _composite_backward(means2d, conics, ops, nnz, ctx.states[1], g_img, g_acc, w, h)
             ctx.states = None
             per.add_(per1)  # part 0's sum, then part 1's: the same order with or without a helper
-            return (per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:]) + (None,) * 10
+            return (None, per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:]) + (None,) * 10
 
     return SplitComposite
 
@@ -955,9 +957,10 @@ def _bin_intersections(
         means2d: [nnz, 2]; conics: [nnz, 3]; ops: [nnz]; depths: [nnz]; radii: [nnz, 2] int32;
         cam_ids: camera of each packed splat. [nnz] (all detached)
         tile: tile edge, pixels.
-        part: (k, n): only the tile rows whose index is k modulo n (n = 1: every pixel). Every
-            pixel's list lies in one tile, so the parts' lists together are the whole list;
-            interleaved rows give the parts nearly equal work whatever the view shows.
+        part: (k, n): with n = 1 every pixel; else piece 0 (k = 0: the tile rows whose index is
+            a multiple of n) or piece 1 (k = 1: the other rows). Every pixel's list lies in one
+            tile, so the pieces' lists together are the whole list; interleaved rows share the
+            work in proportion (1 : n - 1) whatever the view shows.
 
     Returns:
         **pix**: global pixel id c*H*W + y*W + x of each kept intersection; each pixel's
@@ -1001,7 +1004,7 @@ def _bin_intersections(
         ty = ty0.index_select(0, sp) + torch.div(loc, ntx_s, rounding_mode="floor")
         if part[1] > 1:
             # This part's tile rows only (the pairs are a few per splat: cheap next to the grid).
-            mine = torch.nonzero(ty.remainder(part[1]) == part[0]).reshape(-1)
+            mine = torch.nonzero((ty.remainder(part[1]) == 0) != bool(part[0])).reshape(-1)
             sp, tx, ty = sp.index_select(0, mine), tx.index_select(0, mine), ty.index_select(0, mine)
         tid = (cam_ids.index_select(0, order.index_select(0, sp)) * th + ty) * tw + tx
         # A stable sort on int32 keys when they fit (~3x faster than on int64, same permutation).
