@@ -169,9 +169,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
-(524k splats) in about 80 s of CPU on one core (the whole stage, hidden layer included): two
-colour solves of ~10 s and 80 steps of ~0.6 s at 256 px with the shape learning rates tripled
-(``cpu_lr_scale``). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
+(524k splats) in about 80-90 s of CPU on one core (the whole stage, hidden layer included): two
+colour solves of ~10 s and 80 steps of ~0.4 s at 256 px with the shape learning rates tripled
+(``cpu_lr_scale``); with the helper process on a second core (``cpu_workers``) the caller's share
+is about two thirds of that (docs/splats.md, "A helper process on the second core"). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
 little more at novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
 
 

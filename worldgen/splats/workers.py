@@ -95,8 +95,13 @@ def new_token() -> int:
     return next(_tokens)
 
 
-def _serve(conn, threads: int) -> None:
+def _serve(conn, threads: int, parent_end=None) -> None:
     import torch
+
+    if parent_end is not None:
+        # The caller's end of the pipe, inherited by the fork: closed here, so that when the
+        # caller dies without closing (killed), this end reads EOF and the helper exits.
+        parent_end.close()
 
     from . import colours, rasterize  # noqa: F401  (their operations, when the helper was spawned)
 
@@ -140,7 +145,10 @@ class CpuWorker:
         # thread, so no OpenMP pool is live to break in the child); spawn where there is no fork.
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, threads), daemon=True, name="worldgen-splat-helper")
+        parent_end = self._conn if ctx.get_start_method() == "fork" else None
+        self._proc = ctx.Process(
+            target=_serve, args=(child, threads, parent_end), daemon=True, name="worldgen-splat-helper"
+        )
         self._proc.start()
         child.close()
         self._pending = False
