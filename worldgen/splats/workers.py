@@ -204,6 +204,9 @@ class CpuWorker:
 
 def helper_count(requested: int) -> int:
     """Helpers to start for ``requested`` CPU workers (the caller counts as one): 0 on a
-    one-core machine or when 1 is asked for."""
+    one-core machine, when 1 is asked for, or inside a daemonic process (a multiprocessing pool's
+    worker), which may not start processes of its own."""
+    if multiprocessing.current_process().daemon:
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(0, min(requested, cores) - 1)
