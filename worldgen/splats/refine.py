@@ -87,10 +87,10 @@ class RefineConfig:
             also keeps the result bit-identical from run to run.
         cpu_workers: processes sharing the CPU path's work, the caller included: with 2 a helper
             process (:mod:`worldgen.splats.workers`) bins and composites the odd tile rows of
-            every render of the loop and holds and sums over every other view of the
-            colour solves, while the caller does the rest (the second core without OpenMP). The work is
-            split in two whatever this is, so the bytes do not depend on it; with fewer cores
-            than asked for the caller does both halves in turn. Default 2.
+            every render of the loop and holds and sums over every other view of the colour
+            solves, while the caller does the rest (the second core without OpenMP). The work is
+            split in two whatever this is, so the bytes do not depend on it; with one core (or
+            inside a daemonic process) the caller does both halves in turn. Default 2.
         freeze_sky: the optimiser leaves sky-dome splats (farther than 1.02 x the farthest
             surface) alone; their colours come from the colour solve. The dome has no parallax to
             learn, and fitting its shapes to one view size cost ~2 dB on the sky when the same
@@ -172,8 +172,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 (524k splats) in about 80-90 s of CPU on one core (the whole stage, hidden layer included): two
 colour solves of ~10 s and 80 steps of ~0.4 s at 256 px with the shape learning rates tripled
 (``cpu_lr_scale``); with the helper process on a second core (``cpu_workers``) the caller's share
-is about two thirds of that (docs/splats.md, "A helper process on the second core"). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
-little more at novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
+is about two thirds of that (docs/splats.md, "A helper process on the second core"). The colour
+solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added little more at
+novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
 
 
 def _check_config(cfg: RefineConfig) -> None:
