@@ -21,6 +21,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -102,6 +103,9 @@ def _serve(conn, threads: int, parent_end=None) -> None:
         # The caller's end of the pipe, inherited by the fork: closed here, so that when the
         # caller dies without closing (killed), this end reads EOF and the helper exits.
         parent_end.close()
+    # Ctrl-C reaches the whole process group: the caller handles it and closes the helper (or
+    # dies, and the helper reads EOF); a second traceback from here would only be noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from . import colours, rasterize  # noqa: F401  (their operations, when the helper was spawned)
 
