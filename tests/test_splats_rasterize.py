@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -206,8 +207,8 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-4, rtol=1e-3)
 
 
-@pytest.mark.parametrize("saturated", [False, True])
-def test_backward_matches_reference_autograd(saturated):
+@pytest.mark.parametrize("saturated,tile_parts", [(False, 1), (True, 1), (False, 2), (True, 2)])
+def test_backward_matches_reference_autograd(saturated, tile_parts):
     # The hand-written compositing backward against autograd through the dense reference
     # (gsplat's projection + per-pixel compositing), including the 0.999 clamp and the 1e-4 stop.
     means, quats, scales, ops, cols = _scene(60, 21, torch.float64, spread=0.8)
@@ -223,7 +224,7 @@ def test_backward_matches_reference_autograd(saturated):
         torch.randn(2, 13, 19, 1, generator=g, dtype=torch.float64),
     )
     grads = []
-    for fn in (rasterize_cpu, _reference_render):
+    for fn in (functools.partial(rasterize_cpu, tile_parts=tile_parts), _reference_render):
         ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, ops, cols)]
         img, alpha = fn(*ps, vms, ks, 19, 13)[:2]
         ((img * wi).sum() + (alpha * wa).sum()).backward()
@@ -253,6 +254,65 @@ def test_grad_mask_keeps_the_masked_in_gradients_bit_for_bit():
         assert float(full[mask].abs().sum()) > 0
         assert torch.equal(masked[mask], full[mask])
         assert not bool(masked[~mask].any())
+
+
+def test_tile_parts_in_a_helper_process_give_the_same_bytes():
+    # Refinement bins and composites even and odd tile rows apart, the odd ones in a helper
+    # process when there is a second core: the image, alpha, every gradient and the colour
+    # solve's weights must be the same bytes with the helper as without it, and agree with the
+    # one-part render to float32 rounding (the parts' transmittance sums and per-splat gradient
+    # sums are added in another order).
+    from worldgen.splats.rasterize import composite_weights
+    from worldgen.splats.workers import CpuWorker
+
+    means, quats, scales, ops, cols = _scene(300, 8, spread=0.8)
+    vms, ks = _cams(2, 29, 22)
+    g = torch.Generator().manual_seed(4)
+    wi, wa = torch.randn(2, 22, 29, 4, generator=g), torch.randn(2, 22, 29, 1, generator=g)
+    mask = torch.rand(300, generator=g) < 0.6
+
+    def run(parts, worker, gm):
+        ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, ops, cols)]
+        img, alpha, meta = rasterize_cpu(
+            *ps, vms, ks, 29, 22, render_mode="RGB+ED", grad_mask=gm, tile_parts=parts, worker=worker
+        )
+        ((img * wi).sum() + (alpha * wa).sum()).backward()
+        return [img.detach(), alpha.detach()] + [p.grad for p in ps], meta["n_intersections"]
+
+    with CpuWorker() as helper:
+        for gm, n in ((None, 2), (mask, 2), (mask, 3)):
+            split, n2 = run(n, helper, gm)
+            alone, n2b = run(n, None, gm)
+            whole, n1 = run(1, None, gm)
+            assert n1 == n2 == n2b > 1000
+            for a, b, c in zip(split, alone, whole):
+                assert torch.equal(a, b)
+                torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-4)
+        w2 = composite_weights(means, quats, scales, ops, vms, ks, 29, 22, tile_parts=2, worker=helper)
+        assert helper.requests == 7 and helper.helper_cpu > 0
+    w2b = composite_weights(means, quats, scales, ops, vms, ks, 29, 22, tile_parts=2)
+    w1 = composite_weights(means, quats, scales, ops, vms, ks, 29, 22)
+    assert all(torch.equal(a, b) for a, b in zip(w2, w2b))
+    # The same (pixel, splat) weights, the parts' lists one after the other.
+    key = lambda w: torch.argsort(w[0] * 1000 + w[1], stable=True)  # noqa: E731
+    for a, b in zip((t[key(w1)] for t in w1), (t[key(w2)] for t in w2)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_helper_process_reports_errors_and_closes():
+    from worldgen.splats.workers import CpuWorker, helper_count
+
+    assert helper_count(1) == 0 and helper_count(2) in (0, 1)
+    with CpuWorker() as helper:
+        helper.submit("drop_state", 12345)
+        assert helper.result() is None
+        helper.submit("take_state_missing_op", 1)
+        with pytest.raises(RuntimeError, match="KeyError"):
+            helper.result()
+        with pytest.raises(RuntimeError, match="nothing was submitted"):
+            helper.result()
+    with pytest.raises(InputError, match="tile_parts"):
+        rasterize_cpu(*_scene(5, 1), *_cams(1, 8, 8), 8, 8, tile_parts=0)
 
 
 def test_needle_splat_near_camera_keeps_float32_conics():

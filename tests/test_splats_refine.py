@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -395,3 +396,23 @@ def test_plain_adam_is_torch_adam_bit_for_bit():
                 grp["lr"] *= 0.9
         out.append(p.detach())
     assert torch.equal(out[0], out[1]) and not torch.equal(out[0], start)
+
+
+def test_helper_process_gives_the_same_bytes(world):
+    # cpu_workers=2 bins half of every render's tile rows and holds half of the colour solves'
+    # views in a helper process; the work is split the same way with one process, so the refined
+    # cloud must be the same bytes either way (here both on this machine, helper or not).
+    pano, depth, cloud = world
+    cfg = RefineConfig(cpu_iterations=12, cpu_view_size=40, colour_iterations=3)
+    out1, rep1 = refine_gaussians(cloud, pano, depth, replace(cfg, cpu_workers=1), seed=2)
+    out2, rep2 = refine_gaussians(cloud, pano, depth, replace(cfg, cpu_workers=2), seed=2)
+    assert rep1["cpu_workers"] == 1 and "cpu_helper_seconds" not in rep1
+    if rep2["cpu_workers"] == 2:  # a machine with one core runs no helper
+        assert rep2["cpu_helper_seconds"] > 0
+    for a, b in zip(
+        (out1.means, out1.quats, out1.log_scales, out1.opacity_logits, out1.sh),
+        (out2.means, out2.quats, out2.log_scales, out2.opacity_logits, out2.sh),
+    ):
+        assert np.array_equal(a, b)
+    with pytest.raises(InputError, match="cpu_workers"):
+        RefineConfig(cpu_workers=0)

@@ -190,31 +190,42 @@ def continue_background(
     ran = 0
     fresh = seed.copy()
     first_ang = np.where(seed, 0.0, np.inf)  # angle to the first background a pixel took (radians)
+    flat_surface = surface.reshape(-1)
+    flat_log = log_d.reshape(-1)
     for _ in range(passes):
         ran += 1
-        best_src, best_sd, best_bg = src, src_d, bg
+        # Updated in place (copies: src, src_d, bg stay this pass's start for ``fresh``).
+        best_src, best_sd, best_bg = src.copy(), src_d.copy(), bg.copy()
+        flat_src, flat_sd = src.reshape(-1), src_d.reshape(-1)
+        b_src, b_sd = best_src.reshape(-1), best_sd.reshape(-1)
+        # A neighbour offers something new only if its background changed in the last pass:
+        # every other offer was judged before, and a pixel's own state only gets farther. So
+        # only the pixels beside the last pass's changes (the propagation front, a thin line)
+        # are looked at, not the whole panorama four times a pass.
+        fy, fx = np.nonzero(fresh)
         changed = False
         for axis, shift in ((1, 1), (1, -1), (0, 1), (0, -1)):
+            # Pixel p takes the offer of its neighbour q: the column wraps round, the rows stop
+            # at the poles (np.roll and _shift_rows).
             if axis == 1:
-                c_fresh = np.roll(fresh, shift, 1)
+                qy, qx = fy, fx
+                py, px = fy, (fx + shift) % W
             else:
-                c_fresh = _shift_rows(fresh, shift)
-            # A neighbour offers something new only if its background changed in the last pass:
-            # every other offer was judged before, and a pixel's own state only gets farther.
-            if not c_fresh.any():
+                inside = (fy + shift >= 0) & (fy + shift < H)
+                qy, qx = fy[inside], fx[inside]
+                py, px = qy + shift, qx
+            if not len(py):
                 continue
-            if axis == 1:
-                c_src, c_sd = np.roll(src, shift, 1), np.roll(src_d, shift, 1)
-                c_idx, c_own = np.roll(idx, shift, 1), np.roll(log_d, shift, 1)
-            else:
-                c_src = _shift_rows(src + 1, shift) - 1
-                c_sd = np.where(c_src >= 0, _shift_rows(np.where(src >= 0, src_d, 0.0), shift), -np.inf)
-                c_idx, c_own = _shift_rows(idx, shift), _shift_rows(log_d, shift)
+            p = py * W + px
+            q = qy * W + qx
+            srt = np.argsort(p, kind="stable")  # row-major, as np.nonzero of the full grid gave them
+            p, q = p[srt], q[srt]
+            c_src, c_sd = flat_src[q], flat_sd[q]
             # Only pixels whose candidate seed is farther than their current one can improve, and
             # a background travels only across one occluder: from the seed itself, or from a
             # hidden neighbour at about the same depth (not from a far rim into a near box).
-            same = (c_src == c_idx) | (np.abs(c_own - log_d) < log_ratio)
-            look = c_fresh & (c_src >= 0) & surface & (c_sd > best_sd) & same
+            same = (c_src == q) | (np.abs(flat_log[q] - flat_log[p]) < log_ratio)
+            look = (c_src >= 0) & flat_surface[p] & (c_sd > b_sd[p]) & same
             if not nearest:
                 # The sky does not take over a surface background that reached the pixel first:
                 # through a window the sky seen above the horizon would otherwise spread, as the
@@ -222,11 +233,13 @@ def continue_background(
                 # behind the wall (the independent room at 1 m facing the window: 3.1 % of the
                 # view showed the dome where the truth shows the lawn). Between the sky and a
                 # surface the nearer seed in the image decides, as the horizon would.
-                look &= ~(np.isinf(c_sd) & np.isfinite(best_sd) & (best_src >= 0) & (best_src != idx))
+                cur_p = b_src[p]
+                look &= ~(np.isinf(c_sd) & np.isfinite(b_sd[p]) & (cur_p >= 0) & (cur_p != p))
             if not look.any():
                 continue
-            ys, xs = np.nonzero(look)
-            s = c_src[ys, xs]
+            p, c_src, c_sd = p[look], c_src[look], c_sd[look]
+            ys, xs = np.divmod(p, W)
+            s = c_src
             r = dirs[ys, xs]
             own = d[ys, xs]
             sd = flat_d[s]
@@ -288,16 +301,11 @@ def continue_background(
             if not ok.any():
                 continue
             ys, xs = ys[ok], xs[ok]
-            upd = np.zeros((H, W), bool)
-            upd[ys, xs] = True
-            best_src = np.where(upd, c_src, best_src)
-            best_sd = np.where(upd, c_sd, best_sd)
-            nb = np.full((H, W), np.nan)
-            nb[ys, xs] = t[ok]
-            best_bg = np.where(upd, nb, best_bg)
-            na = np.full((H, W), np.inf)
-            na[ys, xs] = ang[ok]
-            first_ang = np.where(upd & np.isinf(first_ang), na, first_ang)
+            best_src[ys, xs] = c_src[ok]
+            best_sd[ys, xs] = c_sd[ok]
+            best_bg[ys, xs] = t[ok]
+            first = np.isinf(first_ang[ys, xs])
+            first_ang[ys[first], xs[first]] = ang[ok][first]
             changed = True
         fresh = best_src != src
         src, src_d, bg = best_src, best_sd, best_bg

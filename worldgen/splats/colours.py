@@ -35,6 +35,7 @@ from ..errors import InputError
 from ..evaluation.views import mse_to_psnr
 from ..types import SH_C0, GaussianCloud
 from .views import TrainingView
+from .workers import keep_state, new_token, peek_state, register_op
 
 
 def solve_colours(
@@ -47,6 +48,9 @@ def solve_colours(
     device: str = "cpu",
     max_cached: int = 80_000_000,
     fixed: np.ndarray | None = None,
+    tile_parts: int = 1,
+    view_groups: int = 1,
+    worker=None,
 ) -> tuple[GaussianCloud, dict[str, Any]]:
     """Least-squares DC colours of ``cloud`` against ``views`` with the geometry held fixed.
 
@@ -67,6 +71,13 @@ def solve_colours(
             per-splat normalisation moved them by the rim's whole residual (97 % of a coast's
             hidden-layer splats changed, 15 % by more than 0.2: white and black ghosts beside
             every trunk when the viewer stepped aside).
+        tile_parts: how each view's weights are binned
+            (:func:`worldgen.splats.rasterize.composite_weights`; 1 or 2 parts of tile rows).
+        view_groups: 1, or 2 to split the views into two groups (even and odd), each summed
+            over on its own and the two added in order (the last bits differ from 1 group's).
+        worker: a :class:`worldgen.splats.workers.CpuWorker` that holds the second group's
+            weights and sums while this process does the first (implies 2 groups); the colours
+            do not depend on whether one is given.
 
     Returns:
         (cloud with new DC colours, report) where report has ``iterations``, ``psnr_before`` and
@@ -74,7 +85,7 @@ def solve_colours(
     """
     import torch
 
-    from .rasterize import cameras_to_gsplat, composite_weights, eval_sh
+    from .rasterize import cameras_to_gsplat
 
     if iterations < 0:
         raise InputError("colour solve iterations must be >= 0")
@@ -94,16 +105,121 @@ def solve_colours(
     N = len(cloud)
     colour = (0.5 + SH_C0 * t(cloud.sh[:, 0])).clamp(0.0, 1.0)  # [N, 3]
 
-    def weights(i):
-        w, h = sizes[i]
-        pix, gid, wt = composite_weights(means, quats, scales, opac, t(viewmats[i : i + 1]), t(Ks[i : i + 1]), w, h)
+    # The views are solved in groups (every view_groups-th view, from the first, the second, ...),
+    # each group's sums over its views added in group order: a helper process holds group 1's
+    # weights and sums over them while this one does group 0's, with the same bytes as here alone.
+    n_groups = 2 if (worker is not None or view_groups == 2) else 1
+    sh_t = t(cloud.sh) if deg > 0 else None
+    per_view = []
+    for i, v in enumerate(views):
+        P = sizes[i][0] * sizes[i][1]
+        m = np.asarray(v.color_mask, bool) & (True if include_sky else ~np.asarray(v.sky, bool))
+        per_view.append((viewmats[i], Ks[i], sizes[i], t(v.image.reshape(P, 3)), t(m.reshape(P))))
+    geometry = (means, quats, scales, opac, sh_t, deg, N, device, tile_parts)
+    groups: list[Any] = []
+    token = new_token() if worker is not None else 0
+    if worker is not None:  # the helper builds group 1 while this process builds group 0
+        worker.submit("colour_views", token, geometry, per_view[1::2], max_cached // 2)
+    for g in range(1 if worker is not None else n_groups):
+        groups.append(_ColourViews(geometry, per_view[g::n_groups], max_cached // n_groups))
+    if worker is not None:
+        total1, cached1 = worker.result()
+        groups.append(None)  # group 1 lives in the helper
+    total = sum(gr.total for gr in groups if gr is not None) + (total1 if worker is not None else 0)
+    cached = all(gr.cached for gr in groups if gr is not None) and (cached1 if worker is not None else True)
+
+    def residuals(col, accumulate: bool):
+        """Masked squared error over all views; with ``accumulate``, SIRT's numerator and denominator."""
+        if worker is not None:
+            worker.submit("colour_views_sums", token, col, accumulate)
+        parts = [gr.sums(col, accumulate) for gr in groups if gr is not None]
+        if worker is not None:
+            parts.append(worker.result())
+        se, cnt, num, den = parts[0]
+        for p in parts[1:]:  # group order, whoever computed them
+            se, cnt = se + p[0], cnt + p[1]
+            if accumulate:
+                num, den = num.add_(p[2]), den.add_(p[3])
+        return se / max(cnt, 1.0), num, den
+
+    try:
+        mse0 = None
+        seen = torch.zeros(N, dtype=torch.bool, device=device)
+        free = torch.ones(N, dtype=torch.bool, device=device)
+        if fixed is not None:
+            free = ~torch.as_tensor(np.asarray(fixed, bool), device=device)
+        for _ in range(iterations):
+            mse, num, den = residuals(colour, True)
+            mse0 = mse if mse0 is None else mse0
+            ok = (den > 1e-3) & free
+            seen |= ok
+            step = torch.where(ok[:, None], num / den.clamp_min(1e-3)[:, None], torch.zeros_like(num))
+            colour = torch.where(ok[:, None], (colour + relaxation * step).clamp(0.0, 1.0), colour)
+        mse_final = residuals(colour, False)[0]
+    finally:
+        if worker is not None:
+            worker.submit("drop_state", token)
+            worker.result()
+    # Splats no supervised pixel sees keep their coefficients bit for bit.
+    sh = np.array(cloud.sh, np.float32, copy=True)
+    keep = seen.cpu().numpy()
+    sh[keep, 0] = ((colour.cpu().numpy()[keep] - 0.5) / SH_C0).astype(np.float32)
+    out = replace(cloud, sh=sh)
+    return out, {
+        "iterations": iterations,
+        "psnr_before": mse_to_psnr(mse0),
+        "psnr_after": mse_to_psnr(mse_final),
+        "intersections": total,
+        "cached": cached,
+    }
+
+
+class _ColourViews:
+    """One group of a colour solve's views: their weights as sparse operators (cached while their
+    intersections number at most ``max_cached``, else recomputed per iteration) and the sums SIRT
+    needs over them.
+
+    ``geometry`` = (means [N, 3], quats [N, 4], scales [N, 3], opacities [N], SH [N, K, 3] or None,
+    SH degree, N, device, tile parts); ``views`` = [(viewmat [4, 4], K [3, 3], (w, h), target
+    [P, 3], mask [P])].
+    """
+
+    def __init__(self, geometry, views, max_cached: int):
+        self.geometry, self.views = geometry, views
+        means, _q, _s, _o, sh, deg, N, device, _tp = geometry
+        self.offsets, cache = [], []
+        self.total = 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            for i, (vm, _K, (w, h), _target, mask) in enumerate(views):
+                entry = self._weights(i)
+                self.total += int(entry[0].shape[0])
+                self.offsets.append(_sh_offset(sh, means, vm, entry, w * h, deg) if deg > 0 else None)
+                cache.append(self._operators(entry, mask, w * h) if self.total <= max_cached else None)
+        self.cached = self.total <= max_cached
+        self.cache = cache if self.cached else [None] * len(views)
+
+    def _weights(self, i):
+        import torch
+
+        from .rasterize import composite_weights
+
+        means, quats, scales, opac, _sh, _deg, _N, device, tile_parts = self.geometry
+        vm, K, (w, h), _target, _mask = self.views[i]
+        t = lambda a: torch.tensor(np.asarray(a, np.float32), device=device)  # noqa: E731
+        pix, gid, wt = composite_weights(
+            means, quats, scales, opac, t(vm[None]), t(K[None]), w, h, tile_parts=tile_parts
+        )
         return pix.to(torch.int32), gid.to(torch.int32), wt
 
-    def operators(entry, mask, P):
+    def _operators(self, entry, mask, P):
         """A view's weights as two CSR matrices (pixels x splats and its transpose), its alpha
         per pixel and its contribution to SIRT's denominator. Sparse products replace the
         per-iteration scatter-adds: ~5x faster per iteration on one thread (bit-stable: each
         output row is summed in a fixed order)."""
+        import torch
+
+        N, device = self.geometry[6], self.geometry[7]
         pix, gid, wt = (e.int() if e.dtype == torch.int64 else e for e in entry)
         order = _pixel_order(pix)
         # A stable sort on the int32 ids (torch sorts them ~3x faster than int64; same permutation).
@@ -119,69 +235,43 @@ def solve_colours(
         den = torch.zeros(N, device=device).index_add_(0, gid, wt * mask.index_select(0, pix))
         return W_, WT, alpha, den
 
-    targets, masks, offsets, cache = [], [], [], []
-    total = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        for i, v in enumerate(views):
-            P = sizes[i][0] * sizes[i][1]
-            m = np.asarray(v.color_mask, bool) & (True if include_sky else ~np.asarray(v.sky, bool))
-            targets.append(t(v.image.reshape(P, 3)))
-            masks.append(t(m.reshape(P)))
-            entry = weights(i)
-            total += int(entry[0].shape[0])
-            offsets.append(_sh_offset(eval_sh, cloud, means, viewmats[i], entry, P, deg, t) if deg > 0 else None)
-            cache.append(operators(entry, masks[-1], P) if total <= max_cached else None)
-    if total > max_cached:
-        cache = [None] * len(views)
+    def sums(self, col, accumulate: bool):
+        """(squared error, supervised values, SIRT numerator [N, 3], denominator [N]) over the
+        group's views at colours ``col`` [N, 3]; the last two only with ``accumulate``."""
+        import torch
 
-    def residuals(col, accumulate: bool):
-        """Masked squared error over all views; with ``accumulate``, SIRT's numerator and denominator."""
+        N, device = self.geometry[6], self.geometry[7]
         num = torch.zeros(N, 3, device=device)
         den = torch.zeros(N, device=device)
         se, cnt = 0.0, 0.0
-        for i in range(len(views)):
+        for i, (_vm, _K, (w, h), target, mask) in enumerate(self.views):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                W_, WT, alpha, den_i = (
-                    cache[i] if cache[i] is not None else operators(weights(i), masks[i], len(masks[i]))
-                )
+                cached = self.cache[i]
+                W_, WT, alpha, den_i = cached if cached is not None else self._operators(self._weights(i), mask, w * h)
                 render = W_ @ col
-                if offsets[i] is not None:
-                    render += offsets[i]
-                res = (targets[i] - render) * masks[i][:, None]
+                if self.offsets[i] is not None:
+                    render += self.offsets[i]
+                res = (target - render) * mask[:, None]
                 se += float((res * res).sum())
-                cnt += float(masks[i].sum()) * 3
+                cnt += float(mask.sum()) * 3
                 if accumulate:
                     num += WT @ (res / alpha.clamp_min(0.05)[:, None])
                     den += den_i
-        return se / max(cnt, 1.0), num, den
+        return se, cnt, num, den
 
-    mse0 = None
-    seen = torch.zeros(N, dtype=torch.bool, device=device)
-    free = torch.ones(N, dtype=torch.bool, device=device)
-    if fixed is not None:
-        free = ~torch.as_tensor(np.asarray(fixed, bool), device=device)
-    for _ in range(iterations):
-        mse, num, den = residuals(colour, True)
-        mse0 = mse if mse0 is None else mse0
-        ok = (den > 1e-3) & free
-        seen |= ok
-        step = torch.where(ok[:, None], num / den.clamp_min(1e-3)[:, None], torch.zeros_like(num))
-        colour = torch.where(ok[:, None], (colour + relaxation * step).clamp(0.0, 1.0), colour)
-    mse_final = residuals(colour, False)[0]
-    # Splats no supervised pixel sees keep their coefficients bit for bit.
-    sh = np.array(cloud.sh, np.float32, copy=True)
-    keep = seen.cpu().numpy()
-    sh[keep, 0] = ((colour.cpu().numpy()[keep] - 0.5) / SH_C0).astype(np.float32)
-    out = replace(cloud, sh=sh)
-    return out, {
-        "iterations": iterations,
-        "psnr_before": mse_to_psnr(mse0),
-        "psnr_after": mse_to_psnr(mse_final),
-        "intersections": total,
-        "cached": cache[0] is not None,
-    }
+
+@register_op("colour_views")
+def _colour_views_op(token: int, geometry, views, max_cached: int):
+    """Build a :class:`_ColourViews` in this process (the helper), kept under ``token``."""
+    group = _ColourViews(geometry, views, max_cached)
+    keep_state(token, group, lasting=True)
+    return group.total, group.cached
+
+
+@register_op("colour_views_sums")
+def _colour_views_sums_op(token: int, col, accumulate: bool):
+    return peek_state(token).sums(col, accumulate)
 
 
 def _pixel_order(pix):
@@ -206,15 +296,17 @@ def _pixel_order(pix):
     )
 
 
-def _sh_offset(eval_sh, cloud: GaussianCloud, means, viewmat: np.ndarray, entry, P: int, deg: int, t):
+def _sh_offset(sh, means, viewmat: np.ndarray, entry, P: int, deg: int):
     """The image the higher SH bands add at one view (DC excluded). [P, 3]"""
     import torch
 
+    from .rasterize import eval_sh
+
     pix, gid, wt = (e.long() if e.dtype == torch.int32 else e for e in entry)
-    campos = t(np.linalg.inv(viewmat)[:3, 3])
+    campos = torch.tensor(np.linalg.inv(viewmat)[:3, 3], dtype=torch.float32, device=means.device)
     ids = torch.unique(gid)
-    coeffs = t(cloud.sh).index_select(0, ids).clone()
+    coeffs = sh.index_select(0, ids).clone()
     coeffs[:, 0] = 0.0
-    per = torch.zeros(len(cloud), 3, device=means.device)
+    per = torch.zeros(sh.shape[0], 3, device=means.device)
     per[ids] = eval_sh(deg, means.index_select(0, ids) - campos, coeffs)
     return torch.zeros(P, 3, device=means.device).index_add_(0, pix, wt[:, None] * per.index_select(0, gid))

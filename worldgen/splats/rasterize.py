@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import BackendUnavailableError, InputError
+from .workers import keep_state, new_token, register_op, take_state
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +391,8 @@ def rasterize_cpu(
     rasterize_mode: Literal["classic", "antialiased"] = "classic",
     max_intersections: int = 60_000_000,
     grad_mask=None,
+    tile_parts: int = 1,
+    worker=None,
 ):
     """Render Gaussians to C pinhole cameras with gsplat's ``rasterization`` semantics, on any device.
 
@@ -411,6 +414,12 @@ def rasterize_cpu(
             backward skips the other splats' intersections (their gradients come out 0), which
             halves its work when a frozen layer, e.g. the backing, holds half the intersections;
             the gradients of the masked-in splats are bit-identical to an unmasked run's.
+        tile_parts: 1, or n >= 2 to bin and composite in two pieces (:class:`_SplitComposite`):
+            piece 0 = every n-th tile row from the first, piece 1 = the other rows. The same
+            image, and gradients summed piece by piece (they differ from 1 part's in the last
+            bits). Piece 1 is what ``worker`` takes (n = 2: halves).
+        worker: a :class:`worldgen.splats.workers.CpuWorker` that renders piece 1 while this
+            process renders piece 0; the bytes are those of the same ``tile_parts`` without it.
 
     Returns:
         A tuple: **render_colors** [C, H, W, X] (X = D, 1 or D + 1 by ``render_mode``),
@@ -479,25 +488,52 @@ def rasterize_cpu(
     D = feats.shape[-1]
 
     P = C * height * width
-    pix, entry, alpha, trans, end, clamped = _bin_intersections(
-        means2d.detach(),
-        conics.detach(),
-        ops.detach(),
-        depths.detach(),
-        radii,
-        cam_ids,
-        width,
-        height,
-        max_intersections,
-    )
-    # Intersections whose splat wants a gradient, ascending (None: all of them).
-    sel = None
-    if grad_mask is not None and torch.is_grad_enabled():
-        need = grad_mask.index_select(0, gs_ids).index_select(0, entry)
-        sel = None if bool(need.all()) else torch.nonzero(need).reshape(-1)
-    img, acc = _Composite.apply(
-        means2d, conics, ops, feats, pix, entry, alpha, trans, end, clamped, sel, P, width, height
-    )
+    if tile_parts < 1:
+        raise InputError(f"tile_parts must be >= 1, got {tile_parts}")
+    if tile_parts > 1:
+        need = None  # per packed splat, whether its gradient is wanted; None: no backward
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, ops, feats)):
+            need = torch.ones_like(gs_ids, dtype=torch.bool) if grad_mask is None else grad_mask.index_select(0, gs_ids)
+        counts: list[int] = []
+        img, acc = _SplitComposite.apply(
+            tile_parts,
+            means2d,
+            conics,
+            ops,
+            feats,
+            depths.detach(),
+            radii,
+            cam_ids,
+            need,
+            P,
+            width,
+            height,
+            max_intersections,
+            worker,
+            counts,
+        )
+        n_intersections = counts[0]
+    else:
+        pix, entry, alpha, trans, end, clamped = _bin_intersections(
+            means2d.detach(),
+            conics.detach(),
+            ops.detach(),
+            depths.detach(),
+            radii,
+            cam_ids,
+            width,
+            height,
+            max_intersections,
+        )
+        # Intersections whose splat wants a gradient, ascending (None: all of them).
+        sel = None
+        if grad_mask is not None and torch.is_grad_enabled():
+            need = grad_mask.index_select(0, gs_ids).index_select(0, entry)
+            sel = None if bool(need.all()) else torch.nonzero(need).reshape(-1)
+        img, acc = _Composite.apply(
+            means2d, conics, ops, feats, pix, entry, alpha, trans, end, clamped, sel, P, width, height
+        )
+        n_intersections = int(pix.shape[0])
     render = img.reshape(C, height, width, D)
     alphas = acc.reshape(C, height, width, 1)
     if backgrounds is not None:
@@ -523,7 +559,7 @@ def rasterize_cpu(
         "n_cameras": C,
         "n_batches": 1,
         "packed": True,
-        "n_intersections": int(pix.shape[0]),
+        "n_intersections": n_intersections,
     }
     return render, alphas, meta
 
@@ -602,6 +638,8 @@ def composite_weights(
     far_plane: float = 1e10,
     rasterize_mode: Literal["classic", "antialiased"] = "classic",
     max_intersections: int = 60_000_000,
+    tile_parts: int = 1,
+    worker=None,
 ):
     """Every (pixel, splat) compositing weight of a render (no gradients).
 
@@ -610,7 +648,8 @@ def composite_weights(
     rules as :func:`rasterize_cpu`. :func:`worldgen.splats.colours.solve_colours` uses this to
     solve for colours directly.
 
-    Args: as :func:`rasterize_cpu` (activated scales and opacities, OpenCV ``viewmats``, ``Ks``).
+    Args: as :func:`rasterize_cpu` (activated scales and opacities, OpenCV ``viewmats``, ``Ks``,
+    ``tile_parts`` and ``worker``; with 2 pieces the list holds piece 0's pixels, then piece 1's).
 
     Returns:
         A tuple: **pixel_ids** c*H*W + y*W + x [M] int64, **gaussian_ids** [M] int64 and
@@ -634,18 +673,33 @@ def composite_weights(
             0.0,
             rasterize_mode == "antialiased",
         )
-        pix, entry, alpha, trans, _e, _c = _bin_intersections(
-            pk["means2d"],
-            pk["conics"],
-            pk["opacities"],
-            pk["depths"],
-            pk["radii"],
-            pk["camera_ids"],
-            width,
-            height,
-            max_intersections,
-        )
-        return pix, pk["gaussian_ids"].index_select(0, entry), alpha * trans
+        args = tuple(pk[k] for k in ("means2d", "conics", "opacities", "depths", "radii", "camera_ids"))
+        args += (width, height, max_intersections)
+        if tile_parts == 1:
+            pix, entry, wt = _weights_part(*args, (0, 1))
+        else:
+            # Part 1 (the odd tile rows) in the helper while this process bins part 0; the parts'
+            # lists one after the other keep each pixel's intersections contiguous.
+            if worker is not None:
+                worker.submit("weights_part", *args, (1, tile_parts))
+            parts = [_weights_part(*args, (0, tile_parts))]
+            parts.append(worker.result() if worker is not None else _weights_part(*args, (1, tile_parts)))
+            pix, entry, wt = (torch.cat(x) for x in zip(*parts))
+        return pix.long(), pk["gaussian_ids"].index_select(0, entry.long()), wt
+
+
+@register_op("weights_part")
+def _weights_part(means2d, conics, ops, depths, radii, cam_ids, width, height, max_intersections, part):
+    """(pixel ids, packed splat index, weight alpha x T) of the tile rows of ``part``; the ids
+    int32 when every pixel id fits (half the bytes to pass between processes)."""
+    import torch
+
+    pix, entry, alpha, trans, _e, _c = _bin_intersections(
+        means2d, conics, ops, depths, radii, cam_ids, width, height, max_intersections, part=part
+    )
+    if part[1] > 1 and pix.numel() and int(pix.max()) < 2**31:
+        pix, entry = pix.to(torch.int32), entry.to(torch.int32)
+    return pix, entry, alpha * trans
 
 
 def _frustum_candidates(
@@ -697,77 +751,205 @@ class _Composite:
         return cls._fn.apply(*args)
 
 
+class _SplitComposite:
+    """Binning and compositing in two pieces of interleaved tile rows (``part`` (0, n): every
+    n-th row; (1, n): the others), the second one in a helper process
+    (:class:`worldgen.splats.workers.CpuWorker`) when one is given, else here after the first.
+
+    Each pixel's intersections lie in one part, so the image is the sum of the parts' images
+    (disjoint pixels: exact) and every per-splat gradient is part 0's sum plus part 1's, in that
+    order, with or without a helper: the bytes do not depend on it.
+    """
+
+    _fn = None
+
+    @classmethod
+    def apply(cls, *args):
+        if cls._fn is None:
+            cls._fn = _make_split_composite_function()
+        return cls._fn.apply(*args)
+
+
+def _composite_forward(feats, pix, entry, alpha, T, P: int):
+    """Image [P, D], alpha [P] and the gathered features [M, D] of sorted intersections."""
+    import torch
+
+    w = alpha * T
+    img = torch.zeros(P, feats.shape[-1], device=feats.device, dtype=feats.dtype)
+    fk = feats.index_select(0, entry)  # kept for the backward: one gather of [M, D] fewer
+    img.index_add_(0, pix, w[:, None] * fk)
+    acc = torch.zeros(P, device=feats.device, dtype=feats.dtype).index_add_(0, pix, w)
+    return img, acc, fk
+
+
+def _composite_backward(means2d, conics, ops, nnz: int, state, g_img, g_acc, width: int, height: int):
+    """Per-splat gradients [nnz, 6 + D] (2D mean, conic, opacity, features) of one composite.
+
+    ``state`` = (pix, entry, alpha, T, end, clamped, acc, fk, sel) from the forward; ``sel``: the
+    intersections whose splat wants a gradient (ascending), or None for all.
+    """
+    import torch
+
+    pix, entry, alpha, T, end, clamped, acc, fk, sel = state
+    dt = fk.dtype
+    D = fk.shape[-1]
+    if g_img is None:
+        g_img = torch.zeros(acc.shape[0], D, dtype=dt, device=fk.device)
+    if g_acc is None:
+        g_acc = torch.zeros_like(acc)
+    gp = g_img.index_select(0, pix)  # [M, D]
+    w = alpha * T
+    v = (gp * fk).sum(-1)  # dL/dC . f_k
+    # S_k = sum over later intersections of the same pixel of w_j v_j (one float64 cumsum).
+    cs = torch.cumsum((w * v).to(torch.float64), 0)
+    cs_k = cs
+    if sel is not None:
+        # From here on only the intersections of splats that want a gradient (grad_mask); the
+        # suffix sums above needed them all. Every value below is computed elementwise as before
+        # and summed per splat in the same order, so it is bit-identical.
+        pix, entry, alpha, T, end, clamped, gp, w, v, cs_k = (
+            t.index_select(0, sel) for t in (pix, entry, alpha, T, end, clamped, gp, w, v, cs)
+        )
+    S = (cs.index_select(0, end) - cs_k).to(dt)
+    t_final = (1.0 - acc).index_select(0, pix)  # transmittance after the list
+    # dC/dalpha_k = T_k f_k - S_k / (1 - alpha_k); dA/dalpha_k = T_final / (1 - alpha_k).
+    g_alpha = T * v - (S - g_acc.index_select(0, pix) * t_final) / (1.0 - alpha)
+    # alpha = min(0.999, o exp(-sigma)): no gradient where the clamp is active (as gsplat).
+    g_alpha = g_alpha.masked_fill(clamped, 0.0)
+    o = ops.index_select(0, entry)
+    g_o = g_alpha * alpha / o  # d alpha / d o = exp(-sigma)
+    g_sig = -g_alpha * alpha  # d alpha / d sigma = -alpha
+    m2 = means2d.index_select(0, entry)
+    cn = conics.index_select(0, entry)
+    dx = (pix % width).to(dt) + 0.5 - m2[:, 0]
+    dy = torch.div(pix, width, rounding_mode="floor").remainder_(height).to(dt) + 0.5 - m2[:, 1]
+    a, b, c = cn.unbind(-1)
+    gd = torch.empty(pix.shape[0], 6 + D, dtype=dt, device=fk.device)
+    torch.mul(g_sig, (a * dx + b * dy).neg_(), out=gd[:, 0])  # d sigma / d mean_x = -(a dx + b dy)
+    torch.mul(g_sig, (b * dx + c * dy).neg_(), out=gd[:, 1])
+    torch.mul(g_sig * 0.5, dx * dx, out=gd[:, 2])
+    torch.mul(g_sig, dx * dy, out=gd[:, 3])
+    torch.mul(g_sig * 0.5, dy * dy, out=gd[:, 4])
+    gd[:, 5] = g_o
+    torch.mul(w[:, None], gp, out=gd[:, 6:])
+    return torch.zeros(nnz, 6 + D, dtype=dt, device=fk.device).index_add_(0, entry, gd)
+
+
 def _make_composite_function():
     import torch
 
     class Composite(torch.autograd.Function):
         @staticmethod
         def forward(ctx, means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, sel, P, width, height):
-            w = alpha * T
-            img = torch.zeros(P, feats.shape[-1], device=feats.device, dtype=feats.dtype)
-            fk = feats.index_select(0, entry)  # kept for the backward: one gather of [M, D] fewer
-            img.index_add_(0, pix, w[:, None] * fk)
-            acc = torch.zeros(P, device=feats.device, dtype=feats.dtype).index_add_(0, pix, w)
-            ctx.save_for_backward(means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc, fk)
-            ctx.sel = sel
+            img, acc, fk = _composite_forward(feats, pix, entry, alpha, T, P)
+            ctx.save_for_backward(means2d, conics, ops, pix, entry, alpha, T, end, clamped, acc, fk)
+            ctx.sel, ctx.nnz = sel, feats.shape[0]
             ctx.width, ctx.height = width, height
             return img, acc
 
         @staticmethod
         def backward(ctx, g_img, g_acc):
-            means2d, conics, ops, feats, pix, entry, alpha, T, end, clamped, acc, fk = ctx.saved_tensors
-            dt = feats.dtype
-            nnz, D = feats.shape
-            if g_img is None:
-                g_img = torch.zeros(acc.shape[0], D, dtype=dt, device=feats.device)
-            if g_acc is None:
-                g_acc = torch.zeros_like(acc)
-            gp = g_img.index_select(0, pix)  # [M, D]
-            w = alpha * T
-            v = (gp * fk).sum(-1)  # dL/dC . f_k
-            # S_k = sum over later intersections of the same pixel of w_j v_j (one float64 cumsum).
-            cs = torch.cumsum((w * v).to(torch.float64), 0)
-            cs_k = cs
-            if ctx.sel is not None:
-                # From here on only the intersections of splats that want a gradient (grad_mask);
-                # the suffix sums above needed them all. Every value below is computed elementwise
-                # as before and summed per splat in the same order, so it is bit-identical.
-                sel = ctx.sel
-                pix, entry, alpha, T, end, clamped, gp, w, v, cs_k = (
-                    t.index_select(0, sel) for t in (pix, entry, alpha, T, end, clamped, gp, w, v, cs)
-                )
-            S = (cs.index_select(0, end) - cs_k).to(dt)
-            t_final = (1.0 - acc).index_select(0, pix)  # transmittance after the list
-            # dC/dalpha_k = T_k f_k - S_k / (1 - alpha_k); dA/dalpha_k = T_final / (1 - alpha_k).
-            g_alpha = T * v - (S - g_acc.index_select(0, pix) * t_final) / (1.0 - alpha)
-            # alpha = min(0.999, o exp(-sigma)): no gradient where the clamp is active (as gsplat).
-            g_alpha = g_alpha.masked_fill(clamped, 0.0)
-            o = ops.index_select(0, entry)
-            g_o = g_alpha * alpha / o  # d alpha / d o = exp(-sigma)
-            g_sig = -g_alpha * alpha  # d alpha / d sigma = -alpha
-            m2 = means2d.index_select(0, entry)
-            cn = conics.index_select(0, entry)
-            W = ctx.width
-            dx = (pix % W).to(dt) + 0.5 - m2[:, 0]
-            dy = torch.div(pix, W, rounding_mode="floor").remainder_(ctx.height).to(dt) + 0.5 - m2[:, 1]
-            a, b, c = cn.unbind(-1)
-            gd = torch.empty(pix.shape[0], 6 + D, dtype=dt, device=feats.device)
-            torch.mul(g_sig, (a * dx + b * dy).neg_(), out=gd[:, 0])  # d sigma / d mean_x = -(a dx + b dy)
-            torch.mul(g_sig, (b * dx + c * dy).neg_(), out=gd[:, 1])
-            torch.mul(g_sig * 0.5, dx * dx, out=gd[:, 2])
-            torch.mul(g_sig, dx * dy, out=gd[:, 3])
-            torch.mul(g_sig * 0.5, dy * dy, out=gd[:, 4])
-            gd[:, 5] = g_o
-            torch.mul(w[:, None], gp, out=gd[:, 6:])
-            per = torch.zeros(nnz, 6 + D, dtype=dt, device=feats.device).index_add_(0, entry, gd)
+            means2d, conics, ops, *state = ctx.saved_tensors
+            per = _composite_backward(
+                means2d, conics, ops, ctx.nnz, (*state, ctx.sel), g_img, g_acc, ctx.width, ctx.height
+            )
             # One gradient per forward input; the index arrays, sizes and masks get None.
             return (per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:]) + (None,) * 10
 
     return Composite
 
 
+@register_op("composite_part")
+def _composite_part(means2d, conics, ops, depths, radii, cam_ids, feats, need, P, width, height, max_int, part, token):
+    """Bin and composite the tile rows of ``part`` (see :func:`_bin_intersections`).
+
+    Returns (image [P, D], alpha [P], intersections, state): with ``token`` the state for the
+    backward is kept in this process under it (state None), else returned (None without ``need``:
+    no gradient wanted). ``need``: per packed splat, whether its gradient is wanted. [nnz] bool
+    """
+    import torch
+
+    pix, entry, alpha, trans, end, clamped = _bin_intersections(
+        means2d, conics, ops, depths, radii, cam_ids, width, height, max_int, part=part
+    )
+    img, acc, fk = _composite_forward(feats, pix, entry, alpha, trans, P)
+    state = None
+    if need is not None:
+        nd = need.index_select(0, entry)
+        sel = None if bool(nd.all()) else torch.nonzero(nd).reshape(-1)
+        state = (pix, entry, alpha, trans, end, clamped, acc, fk, sel)
+        if token:
+            keep_state(token, (means2d, conics, ops, state))
+            state = None
+    return img, acc, int(pix.shape[0]), state
+
+
+@register_op("composite_part_backward")
+def _composite_part_backward(token, nnz: int, g_img, g_acc, width: int, height: int):
+    """:func:`_composite_backward` of the part kept under ``token`` by :func:`_composite_part`."""
+    means2d, conics, ops, state = take_state(token)
+    return _composite_backward(means2d, conics, ops, nnz, state, g_img, g_acc, width, height)
+
+
+def _make_split_composite_function():
+    import torch
+
+    class SplitComposite(torch.autograd.Function):
+        @staticmethod
+        def forward(
+            ctx, n, means2d, conics, ops, feats, depths, radii, cam_ids, need, P, width, height, max_int, worker, counts
+        ):
+            args = (means2d.detach(), conics.detach(), ops.detach(), depths, radii, cam_ids, feats.detach(), need)
+            args += (P, width, height, max_int)
+            token = new_token() if (worker is not None and need is not None) else 0
+            if worker is not None:
+                worker.submit("composite_part", *args, (1, n), token)
+            img, acc, n0, state0 = _composite_part(*args, (0, n), 0)
+            if worker is not None:
+                img1, acc1, n1, state1 = worker.result()
+            else:
+                img1, acc1, n1, state1 = _composite_part(*args, (1, n), 0)
+            ctx.states = (state0, state1)
+            ctx.token, ctx.worker = token, worker
+            ctx.nnz, ctx.width, ctx.height = feats.shape[0], width, height
+            counts.append(n0 + n1)  # for the caller's meta (a Function returns tensors only)
+            if need is not None:
+                ctx.save_for_backward(means2d.detach(), conics.detach(), ops.detach())
+            # Disjoint pixels: each sum adds 0 to a value, so it is exact.
+            return img.add_(img1), acc.add_(acc1)
+
+        @staticmethod
+        def backward(ctx, g_img, g_acc):
+            means2d, conics, ops = ctx.saved_tensors
+            g_img = None if g_img is None else g_img.contiguous()
+            g_acc = None if g_acc is None else g_acc.contiguous()
+            w, h, nnz = ctx.width, ctx.height, ctx.nnz
+            if ctx.token:
+                ctx.worker.submit("composite_part_backward", ctx.token, nnz, g_img, g_acc, w, h)
+            per = _composite_backward(means2d, conics, ops, nnz, ctx.states[0], g_img, g_acc, w, h)
+            if ctx.token:
+                per1 = ctx.worker.result()
+            else:
+                per1 = _composite_backward(means2d, conics, ops, nnz, ctx.states[1], g_img, g_acc, w, h)
+            ctx.states = None
+            per.add_(per1)  # part 0's sum, then part 1's: the same order with or without a helper
+            return (None, per[:, 0:2], per[:, 2:5], per[:, 5], per[:, 6:]) + (None,) * 10
+
+    return SplitComposite
+
+
 def _bin_intersections(
-    means2d, conics, ops, depths, radii, cam_ids, width: int, height: int, max_intersections: int, tile: int = 4
+    means2d,
+    conics,
+    ops,
+    depths,
+    radii,
+    cam_ids,
+    width: int,
+    height: int,
+    max_intersections: int,
+    tile: int = 4,
+    part: tuple[int, int] = (0, 1),
 ):
     """(pixel, splat) intersections that contribute, grouped by pixel in front-to-back order.
 
@@ -775,6 +957,10 @@ def _bin_intersections(
         means2d: [nnz, 2]; conics: [nnz, 3]; ops: [nnz]; depths: [nnz]; radii: [nnz, 2] int32;
         cam_ids: camera of each packed splat. [nnz] (all detached)
         tile: tile edge, pixels.
+        part: (k, n): with n = 1 every pixel; else piece 0 (k = 0: the tile rows whose index is
+            a multiple of n) or piece 1 (k = 1: the other rows). Every pixel's list lies in one
+            tile, so the pieces' lists together are the whole list; interleaved rows share the
+            work in proportion (1 : n - 1) whatever the view shows.
 
     Returns:
         **pix**: global pixel id c*H*W + y*W + x of each kept intersection; each pixel's
@@ -816,6 +1002,10 @@ def _bin_intersections(
         ntx_s = ntx.index_select(0, sp).clamp_min(1)
         tx = tx0.index_select(0, sp) + loc % ntx_s
         ty = ty0.index_select(0, sp) + torch.div(loc, ntx_s, rounding_mode="floor")
+        if part[1] > 1:
+            # This part's tile rows only (the pairs are a few per splat: cheap next to the grid).
+            mine = torch.nonzero((ty.remainder(part[1]) == 0) != bool(part[0])).reshape(-1)
+            sp, tx, ty = sp.index_select(0, mine), tx.index_select(0, mine), ty.index_select(0, mine)
         tid = (cam_ids.index_select(0, order.index_select(0, sp)) * th + ty) * tw + tx
         # A stable sort on int32 keys when they fit (~3x faster than on int64, same permutation).
         small = tid.numel() == 0 or int(tid.max()) < 2**31 - 1
@@ -952,7 +1142,7 @@ def rasterize(
     if rasterizer == "gsplat":
         from gsplat import rasterization
 
-        kw = {k: v for k, v in kwargs.items() if k not in ("max_intersections", "grad_mask")}
+        kw = {k: v for k, v in kwargs.items() if k not in ("max_intersections", "grad_mask", "tile_parts", "worker")}
         render, alphas, meta = rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height, packed=False, **kw
         )

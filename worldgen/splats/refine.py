@@ -19,6 +19,7 @@ global-RNG user (the strategy's split sampling) runs under a forked, seeded torc
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -34,6 +35,7 @@ from ..types import DepthMap, GaussianCloud, Panorama
 from .colours import solve_colours
 from .rasterize import _gsplat_ready, cameras_to_gsplat, rasterize, select_rasterizer, torch_threads
 from .views import TrainingView, capture_views, warped_views
+from .workers import CpuWorker, helper_count
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,12 @@ class RefineConfig:
             hundreds of small tensor ops, and with other processes on the cores OpenMP's
             synchronisation made 2 threads 3-5x slower than 1 (docs/splats.md); a fixed count
             also keeps the result bit-identical from run to run.
+        cpu_workers: processes sharing the CPU path's work, the caller included: with 2 a helper
+            process (:mod:`worldgen.splats.workers`) bins and composites the odd tile rows of
+            every render of the loop and holds and sums over every other view of the colour
+            solves, while the caller does the rest (the second core without OpenMP). The work is
+            split in two whatever this is, so the bytes do not depend on it; with one core (or
+            inside a daemonic process) the caller does both halves in turn. Default 2.
         freeze_sky: the optimiser leaves sky-dome splats (farther than 1.02 x the farthest
             surface) alone; their colours come from the colour solve. The dome has no parallax to
             learn, and fitting its shapes to one view size cost ~2 dB on the sky when the same
@@ -129,6 +137,7 @@ class RefineConfig:
     lr_shn_factor: float = 0.05
     lr_means_final: float = 0.01
     cpu_threads: int = 1
+    cpu_workers: int = 2
     freeze_sky: bool = True
     learn_rotations: bool = False
     max_scale_growth: float = 1.1
@@ -139,6 +148,13 @@ class RefineConfig:
         # before running any), not minutes later when the stage starts.
         _check_config(self)
 
+
+_CPU_TILE_PARTS = 2
+"""On CPU each render of the loop is binned and composited in two pieces of alternate tile rows,
+the second in the helper when there is one. Halves: the caller's projection, loss and autograd
+work must wait for the composite either way, so only the binning and compositing overlap (256 px
+room step, caller's CPU: 0.39 s alone, 0.26 s with halves, 0.31 s with the helper taking two rows
+in three). Fixed, so the bytes do not depend on the number of processes."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"iterations": 0, "cpu_iterations": 0},
@@ -153,10 +169,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 """Preset name -> RefineConfig overrides. On CPU, ``balanced`` is sized to finish a 1024x512 world
-(524k splats) in about 80 s of CPU on one core (the whole stage, hidden layer included): two
-colour solves of ~10 s and 80 steps of ~0.6 s at 256 px with the shape learning rates tripled
-(``cpu_lr_scale``). The colour solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added
-little more at novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
+(524k splats) in about 80-90 s of CPU on one core (the whole stage, hidden layer included): two
+colour solves of ~10 s and 80 steps of ~0.4 s at 256 px with the shape learning rates tripled
+(``cpu_lr_scale``); with the helper process on a second core (``cpu_workers``) the caller's share
+is about two thirds of that (docs/splats.md, "A helper process on the second core"). The colour
+solve gives most of the gain; 300 steps (the previous preset, ~5 minutes) added little more at
+novel views and lowered held-out capture views (docs/splats.md has the measurements)."""
 
 
 def _check_config(cfg: RefineConfig) -> None:
@@ -181,6 +199,8 @@ def _check_config(cfg: RefineConfig) -> None:
         raise InputError("warp_baseline must be >= 0 metres")
     if cfg.cpu_threads < 1:
         raise InputError("cpu_threads must be at least 1")
+    if cfg.cpu_workers < 1:
+        raise InputError("cpu_workers must be at least 1 (1 = no helper process)")
     if not cfg.cpu_lr_scale > 0:
         raise InputError("cpu_lr_scale must be > 0")
     if cfg.max_scale_growth != 0 and not cfg.max_scale_growth >= 1:
@@ -474,7 +494,22 @@ def refine_gaussians(
     report["sky_splats"] = has_sky_splats
 
     fork_devices = [torch.cuda.current_device()] if device == "cuda" else []
-    with torch_threads(cfg.cpu_threads if device == "cpu" else None):
+    with torch_threads(cfg.cpu_threads if device == "cpu" else None), contextlib.ExitStack() as stack:
+        # On CPU every render of the loop is binned and composited in two parts of interleaved
+        # tile rows, the second in a helper process when there is a second core
+        # (RefineConfig.cpu_workers; the same bytes either way).
+        split: dict[str, Any] = {}
+        if device == "cpu":
+            helpers = helper_count(cfg.cpu_workers)
+            split = {
+                "tile_parts": _CPU_TILE_PARTS,
+                "worker": stack.enter_context(CpuWorker(cfg.cpu_threads)) if helpers else None,
+            }
+            report["cpu_workers"] = 1 + helpers
+        # The colour solves split their views into two groups instead (the helper keeps its
+        # group's operators between iterations, so they never cross the pipe); each view's weights
+        # are binned in one piece.
+        solve_split = {"view_groups": 2, "worker": split["worker"]} if split else {}
         if cfg.colour_iterations:
             # Colours first (a direct solve reaches in seconds what hundreds of Adam steps do not),
             # so the optimiser spends its steps on shape and opacity; then once more at the end,
@@ -493,6 +528,7 @@ def refine_gaussians(
                 include_sky=has_sky_splats,
                 device=device,
                 fixed=fixed,
+                **solve_split,
             )
             cloud = _head(solved_all, len(cloud))
             report["colour_seconds"] = time.perf_counter() - tc
@@ -516,13 +552,20 @@ def refine_gaussians(
             fork_devices,
             loop_progress,
             frozen,
+            split,
         )
         out, fixed = _with_fill(out, backfill)
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
             tc = time.perf_counter()
             out, rep = solve_colours(
-                out, views[:n_capture], cfg.colour_iterations, include_sky=has_sky_splats, device=device, fixed=fixed
+                out,
+                views[:n_capture],
+                cfg.colour_iterations,
+                include_sky=has_sky_splats,
+                device=device,
+                fixed=fixed,
+                **solve_split,
             )
             report["colour_psnr_final"] = rep["psnr_after"]
             report["colour_seconds"] += time.perf_counter() - tc
@@ -534,6 +577,10 @@ def refine_gaussians(
                 report["colour_psnr_final"] = solved_psnr
             progress(1.0, f"refined: loss {loop['final_loss']:.4f}, capture views {rep['psnr_after']:.1f} dB")
     report.update(loop)
+    if split.get("worker") is not None:
+        # The helper's CPU time and how much of it the caller would have waited for alone
+        # (CpuWorker's docstring): the caller's CPU time plus this estimates an idle machine's wall.
+        report.update(cpu_helper_seconds=split["worker"].helper_cpu, cpu_helper_idle_wait=split["worker"].idle_wait)
     report.update(n_gaussians_backfill=0 if backfill is None else len(backfill))
     report.update(
         n_gaussians_out=len(out),
@@ -572,8 +619,11 @@ def _optimise(
     fork_devices,
     progress,
     frozen=None,
+    split=None,
 ):
-    """The optimisation loop of :func:`refine_gaussians`: (refined cloud, loop report)."""
+    """The optimisation loop of :func:`refine_gaussians`: (refined cloud, loop report).
+
+    ``split``: the CPU rasterizer's ``tile_parts`` and ``worker`` ({} on gsplat)."""
     import torch
 
     report: dict[str, Any] = {}
@@ -627,6 +677,7 @@ def _optimise(
             # a densification strategy reads every splat's 2D-mean gradient, so it gets none.
             masked = frozen is not None and rasterizer == "cpu" and strategy is None
             extra = {"grad_mask": ~frozen} if masked else {}
+            extra.update(split or {})
             render, alpha, meta = rasterize(
                 params["means"],
                 params["quats"],

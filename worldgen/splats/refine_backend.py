@@ -269,7 +269,9 @@ register_backend(
         summary="one splat per pixel, then refined against 90° views (gsplat on CUDA, PyTorch rasterizer on CPU)",
         config=RefineStageConfig,
         presets=PRESETS,
-        version="14",
+        # 15: CPU renders and colour solves split in two (tile rows, view groups) for a helper
+        # process; the last bits of the refined cloud change (docs/splats.md, "A helper process").
+        version="15",
         models={"fill": "fill_model"},
     )
 )
