@@ -8,6 +8,9 @@ import pytest
 from worldgen.cli.main import main
 from worldgen.io import TMP_PREFIX, encode_png
 
+# generate's previews at small sizes: no test here reads them (conftest.small_previews)
+pytestmark = pytest.mark.usefixtures("small_previews")
+
 
 @pytest.fixture
 def files(tmp_path, rng):

@@ -17,6 +17,9 @@ from worldgen.io import encode_png  # noqa: E402
 from worldgen.panorama.seam import seam_continuity  # noqa: E402
 from worldgen.panorama.tiny import save_tiny_lora, save_tiny_pipeline  # noqa: E402
 
+# generate's previews at small sizes: no test here reads them (conftest.small_previews)
+pytestmark = pytest.mark.usefixtures("small_previews")
+
 SMALL = ["--preset", "fast", "--set", "panorama.width=256", "--set", "panorama.steps=3", "-q"]
 
 
