@@ -26,21 +26,14 @@ def tiny_run(tmp_path_factory):
     return out
 
 
-# Previews at the sizes of test_report_html's "small" config: 5 views of 64x40 and a 4-frame
-# 128x48 fly-through instead of 256x160 views and 24 frames of 448x128 (whose GIF quantisation
-# alone was most of a small run's CPU time: 64x32 walk-radius run, ~8.7 s CPU per generate).
-SMALL_PREVIEWS = dict(view_width=64, view_height=40, frames=4, frame_width=64, frame_height=48)
-
-
 @pytest.fixture
 def small_previews(monkeypatch):
-    """`worldgen generate` in this process writes its report with small previews.
+    """`worldgen generate` in this process writes its report with small previews (_previews.py).
 
     For tests that check a run's stages and never read its previews: the same preview code still
     runs on their worlds (an exception in it still fails the test), only smaller. The report
     tests (test_report_html, tiny_run) keep the default sizes."""
-    from worldgen.report import PreviewConfig, html
+    from _previews import small_make_previews
 
-    small = PreviewConfig(**SMALL_PREVIEWS)
-    real = html.make_previews
-    monkeypatch.setattr(html, "make_previews", lambda run, config=None, force=False: real(run, small, force=force))
+    html, make_previews = small_make_previews()
+    monkeypatch.setattr(html, "make_previews", make_previews)

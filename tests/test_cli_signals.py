@@ -20,6 +20,9 @@ from worldgen.pipeline import MANIFEST
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
+# The child runs (_cli_child.py) and the resume here write small previews: their bytes are still
+# compared, at a fraction of the default 24-frame fly-through's CPU time.
+pytestmark = pytest.mark.usefixtures("small_previews")
 
 
 @pytest.fixture(scope="module")
