@@ -6,6 +6,8 @@ Environment: WG_SLOW_STAGE (a stage whose backend sleeps SECONDS before it runs,
 WG_STUBBORN=1 (the sleep swallows the stop exception and sleeps on,
 like a C call that does not return: only the CLI's watchdog can end the run). The backend keeps
 its name and config, so cache keys match an ordinary run's and a resumed run is comparable.
+The report's previews are the small ones of _previews.py, as the signal test's in-process resume
+makes them (their bytes are compared too).
 """
 
 import dataclasses
@@ -47,6 +49,10 @@ def _slowed(run):
 
 
 if __name__ == "__main__":
+    from _previews import small_make_previews
+
+    html, make_previews = small_make_previews()
+    html.make_previews = make_previews
     stage = os.environ.get("WG_SLOW_STAGE")
     if stage:
         for b in backends(stage):

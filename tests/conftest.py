@@ -24,3 +24,16 @@ def tiny_run(tmp_path_factory):
     )
     assert code == 0
     return out
+
+
+@pytest.fixture
+def small_previews(monkeypatch):
+    """`worldgen generate` in this process writes its report with small previews (_previews.py).
+
+    For tests that check a run's stages and never read its previews: the same preview code still
+    runs on their worlds (an exception in it still fails the test), only smaller. The report
+    tests (test_report_html, tiny_run) keep the default sizes."""
+    from _previews import small_make_previews
+
+    html, make_previews = small_make_previews()
+    monkeypatch.setattr(html, "make_previews", make_previews)

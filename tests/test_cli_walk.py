@@ -3,9 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from worldgen.cli.main import main
 from worldgen.io import encode_png
+
+# generate's previews at small sizes: no test here reads them (conftest.small_previews)
+pytestmark = pytest.mark.usefixtures("small_previews")
 
 
 def test_walk_radius_reaches_the_mesh_stage(tmp_path, capsys):

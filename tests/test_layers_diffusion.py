@@ -16,6 +16,9 @@ from worldgen.layers import diffusion as fill  # noqa: E402
 from worldgen.panorama.tiny import save_tiny_pipeline  # noqa: E402
 from worldgen.types import DepthMap, Panorama  # noqa: E402
 
+# generate's previews at small sizes: no test here reads them (conftest.small_previews)
+pytestmark = pytest.mark.usefixtures("small_previews")
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):

@@ -15,6 +15,9 @@ from worldgen.io import encode_png
 from worldgen.pipeline import MANIFEST, RunOptions, run_pipeline
 from worldgen.registry import Request
 
+# generate's previews at small sizes: no test here reads them (conftest.small_previews)
+pytestmark = pytest.mark.usefixtures("small_previews")
+
 
 @pytest.fixture
 def files(tmp_path):
