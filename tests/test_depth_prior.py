@@ -296,6 +296,31 @@ def test_segment_reach_spreads_within_a_colour_segment_and_reach():
     assert np.isinf(out[:20]).all()
 
 
+def test_segment_reach_spreads_only_through_foliage():
+    from worldgen.depth.prior import _segment_reach
+
+    # a near boulder (5 m) before a grey rock face of its own colour, and a near trunk under a green
+    # crown: the crown hangs over farther ground and takes the trunk's distance; the rock face stands on
+    # its own foot beyond and keeps it, however like the boulder's its colour
+    h, w = 128, 256
+    feats = np.zeros((h, w, 3), np.float32)
+    feats[20:60, 100:160] = (0.4, 0.4, 0.3)  # the crown
+    feats[20:64, 170:230] = (0.3, 0.3, 0.5)  # the rock face, one segment with the boulder below it
+    feats[50:64, 170:190] = feats[50:64, 211:230] = (0.1, 0.1, 0.2)  # the face's own foot, in shade
+    leaf = np.zeros((h, w), bool)
+    leaf[20:60, 100:160] = True
+    region = np.zeros((h, w), bool)
+    region[20:64] = True
+    contact = np.full(w, 64.0)
+    d = np.full(w, 50.0)
+    d[128] = d[190:211] = 5.0  # the trunk; the boulder (of the face's colour, columns 190-210)
+    any_colour = _segment_reach(feats, region, d, contact, reach=5.0, eps=0.05, max_deg=45.0)
+    out = _segment_reach(feats, region, d, contact, reach=5.0, eps=0.05, max_deg=45.0, leaf=leaf)
+    assert (any_colour[20:50, 170:230] == 5.0).all()  # without the foliage test the face comes near
+    assert (out[20:60, 100:160] == 5.0).all()
+    assert (out[20:50, 170:190] == 50.0).all() and (out[20:50, 211:230] == 50.0).all()
+
+
 def test_plain_facade_over_a_street_of_like_colour():
     # a plain stone facade (no window columns: no vertical edges) from 40° above to 8° below the horizon
     # over an asphalt street with white lane marks: the ground colour learnt under the camera is broad
