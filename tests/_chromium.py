@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +36,51 @@ def chromium() -> str:
     return exe
 
 
+@contextlib.contextmanager
+def profile_dir():
+    """A fresh Chromium profile folder, removed afterwards.
+
+    Chromium's own helper processes (renderer, GPU, crashpad) can still be writing into the
+    profile for a moment after the browser process has exited, so a single removal can fail with
+    "Directory not empty" (seen under load): removal is retried for up to 5 s, then fails loudly.
+    """
+    path = tempfile.mkdtemp(prefix="wg-chromium-")
+    try:
+        yield path
+    finally:
+        for attempt in range(20):
+            try:
+                shutil.rmtree(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    """Start a browser in a session of its own, so :func:`stop` reaches every process it starts."""
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a browser started by :func:`start` and every helper process it started."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
+    # (helpers that outlived the browser's SIGTERM go with the group's SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory(prefix="wg-chromium-") as profile:
+    with profile_dir() as profile:
         return subprocess.run(
             [chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
             capture_output=True,
@@ -97,8 +144,8 @@ def live_screenshot(
     from PIL import Image
     from websockets.sync.client import connect
 
-    with tempfile.TemporaryDirectory(prefix="wg-chromium-") as profile:
-        proc = subprocess.Popen(
+    with profile_dir() as profile:
+        proc = start(
             [
                 chromium(),
                 *FLAGS,
@@ -106,9 +153,7 @@ def live_screenshot(
                 f"--window-size={size[0]},{size[1]}",
                 "--remote-debugging-port=0",
                 "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ]
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -153,11 +198,6 @@ def live_screenshot(
                     step()
                     shots.append(settled())
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     Image.fromarray(shots[0]).save(out)
     return shots

@@ -11,8 +11,6 @@ import base64
 import io
 import json
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
+from _chromium import profile_dir, start, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 THREE = ROOT / "node_modules" / "three"
@@ -112,8 +111,8 @@ def render_page(page: Path, files: dict[str, bytes], query: dict, width: int, he
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/view.html?{urlencode(query)}"
-    with tempfile.TemporaryDirectory(prefix="wg-chromium-") as profile:
-        proc = subprocess.Popen(
+    with profile_dir() as profile:
+        proc = start(
             [
                 "chromium",
                 "--headless=new",
@@ -127,9 +126,7 @@ def render_page(page: Path, files: dict[str, bytes], query: dict, width: int, he
                 f"--user-data-dir={profile}",
                 f"--window-size={width},{height}",
                 url,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ]
         )
         try:
             deadline = time.monotonic() + 90
@@ -137,11 +134,7 @@ def render_page(page: Path, files: dict[str, bytes], query: dict, width: int, he
                 if proc.poll() is not None or time.monotonic() > deadline:
                     return {"ok": False, "error": f"chromium gave no result (exit {proc.poll()})"}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
             server.shutdown()
     if result.get("ok"):
         png = base64.b64decode(result.pop("png").split(",", 1)[1])
