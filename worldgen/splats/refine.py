@@ -20,6 +20,7 @@ global-RNG user (the strategy's split sampling) runs under a forked, seeded torc
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -510,6 +511,15 @@ def refine_gaussians(
         # group's operators between iterations, so they never cross the pipe); each view's weights
         # are binned in one piece.
         solve_split = {"view_groups": 2, "worker": split["worker"]} if split else {}
+        # Both colour solves (before and after the loop) fit the capture views the same way.
+        solve = functools.partial(
+            solve_colours,
+            views=views[:n_capture],
+            iterations=cfg.colour_iterations,
+            include_sky=has_sky_splats,
+            device=device,
+            **solve_split,
+        )
         if cfg.colour_iterations:
             # Colours first (a direct solve reaches in seconds what hundreds of Adam steps do not),
             # so the optimiser spends its steps on shape and opacity; then once more at the end,
@@ -521,15 +531,7 @@ def refine_gaussians(
             # viewer stepped aside). Being in both, the never-worse test below compares like with like.
             with_fill, fixed = _with_fill(cloud, backfill)
             tc = time.perf_counter()
-            solved_all, rep = solve_colours(
-                with_fill,
-                views[:n_capture],
-                cfg.colour_iterations,
-                include_sky=has_sky_splats,
-                device=device,
-                fixed=fixed,
-                **solve_split,
-            )
+            solved_all, rep = solve(with_fill, fixed=fixed)
             cloud = _head(solved_all, len(cloud))
             report["colour_seconds"] = time.perf_counter() - tc
             report["colour_psnr_init"] = rep["psnr_before"]
@@ -558,15 +560,7 @@ def refine_gaussians(
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
             tc = time.perf_counter()
-            out, rep = solve_colours(
-                out,
-                views[:n_capture],
-                cfg.colour_iterations,
-                include_sky=has_sky_splats,
-                device=device,
-                fixed=fixed,
-                **solve_split,
-            )
+            out, rep = solve(out, fixed=fixed)
             report["colour_psnr_final"] = rep["psnr_after"]
             report["colour_seconds"] += time.perf_counter() - tc
             # Never worse than the unrefined splats from the capture point: if the optimiser lost
