@@ -207,6 +207,16 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-4, rtol=1e-3)
 
 
+def _backward(render, params, wi, wa):
+    """Render with fresh leaf copies of ``params``, back-propagate the loss sum(img * wi) +
+    sum(alpha * wa) and return (the render's outputs, the parameters' gradients)."""
+    ps = [t.clone().requires_grad_(True) for t in params]
+    out = render(*ps)
+    img, alpha = out[:2]
+    ((img * wi).sum() + (alpha * wa).sum()).backward()
+    return out, [p.grad for p in ps]
+
+
 @pytest.mark.parametrize("saturated,tile_parts", [(False, 1), (True, 1), (False, 2), (True, 2)])
 def test_backward_matches_reference_autograd(saturated, tile_parts):
     # The hand-written compositing backward against autograd through the dense reference
@@ -225,10 +235,7 @@ def test_backward_matches_reference_autograd(saturated, tile_parts):
     )
     grads = []
     for fn in (functools.partial(rasterize_cpu, tile_parts=tile_parts), _reference_render):
-        ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, ops, cols)]
-        img, alpha = fn(*ps, vms, ks, 19, 13)[:2]
-        ((img * wi).sum() + (alpha * wa).sum()).backward()
-        grads.append([p.grad for p in ps])
+        grads.append(_backward(lambda *ps: fn(*ps, vms, ks, 19, 13), (means, quats, scales, ops, cols), wi, wa)[1])  # noqa: B023
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-6)
 
@@ -245,10 +252,13 @@ def test_grad_mask_keeps_the_masked_in_gradients_bit_for_bit():
     mask = torch.rand(200, generator=g) < 0.6
     grads = []
     for gm in (None, mask):
-        ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, ops, cols)]
-        img, alpha, meta = rasterize_cpu(*ps, vms, ks, 23, 17, render_mode="RGB+ED", grad_mask=gm)
-        ((img * wi).sum() + (alpha * wa).sum()).backward()
-        grads.append([p.grad for p in ps])
+        (_, _, meta), g = _backward(
+            lambda *ps: rasterize_cpu(*ps, vms, ks, 23, 17, render_mode="RGB+ED", grad_mask=gm),  # noqa: B023
+            (means, quats, scales, ops, cols),
+            wi,
+            wa,
+        )
+        grads.append(g)
     assert meta["n_intersections"] > 500
     for full, masked in zip(*grads):
         assert float(full[mask].abs().sum()) > 0
@@ -272,12 +282,15 @@ def test_tile_parts_in_a_helper_process_give_the_same_bytes():
     mask = torch.rand(300, generator=g) < 0.6
 
     def run(parts, worker, gm):
-        ps = [t.clone().requires_grad_(True) for t in (means, quats, scales, ops, cols)]
-        img, alpha, meta = rasterize_cpu(
-            *ps, vms, ks, 29, 22, render_mode="RGB+ED", grad_mask=gm, tile_parts=parts, worker=worker
+        (img, alpha, meta), grads = _backward(
+            lambda *ps: rasterize_cpu(
+                *ps, vms, ks, 29, 22, render_mode="RGB+ED", grad_mask=gm, tile_parts=parts, worker=worker
+            ),
+            (means, quats, scales, ops, cols),
+            wi,
+            wa,
         )
-        ((img * wi).sum() + (alpha * wa).sum()).backward()
-        return [img.detach(), alpha.detach()] + [p.grad for p in ps], meta["n_intersections"]
+        return [img.detach(), alpha.detach()] + grads, meta["n_intersections"]
 
     with CpuWorker() as helper:
         for gm, n in ((None, 2), (mask, 2), (mask, 3)):
