@@ -379,9 +379,9 @@ def sky_gaps(panorama: Panorama, sky: np.ndarray, threshold: float = 0.5) -> np.
     rows = have[cand[have].any(1)]
     lo = np.full((h2, 3), np.inf, np.float32)
     hi = np.full((h2, 3), -np.inf, np.float32)
-    if len(rows):
-        vals = np.where(open_[rows][..., None], px[rows], np.nan)
-        lo[rows], hi[rows] = np.nanpercentile(vals, [10, 90], axis=1) + np.array([-0.04, 0.04])[:, None, None]
+    for c in range(3 if len(rows) else 0):  # (a channel at a time: memory [rows, W], not [rows, W, 3])
+        vals = np.where(open_[rows], px[rows, :, c], np.nan)
+        lo[rows, c], hi[rows, c] = np.nanpercentile(vals, [10, 90], axis=1) + np.array([-0.04, 0.04])[:, None]
     match = ((px >= lo[:, None]) & (px <= hi[:, None])).all(-1)
     share = np.asarray(ndimage.mean(match, lab, idx))
     # the cover: the share of sky-coloured pixels in the band [r1, r1 + span) rows above each pixel,
@@ -390,9 +390,10 @@ def sky_gaps(panorama: Panorama, sky: np.ndarray, threshold: float = 0.5) -> np.
     span = max(3, round(4.0 * h / 180))
     pad = r1 + span
     count = np.concatenate([np.ones((pad, w), np.int32), skyhued.astype(np.int32)]).cumsum(0)
-    band = (count[pad - r1 : pad - r1 + h2] - count[:h2]) / span
     top = cand & ~np.concatenate([np.zeros((1, w), bool), cand[:-1]])
-    cover = np.asarray(ndimage.mean(band[top], lab[top], idx))
+    ty, tx = np.nonzero(top)
+    band = (count[ty + pad - r1, tx] - count[ty, tx]) / span  # (row y + pad of count is row y of the image)
+    cover = np.asarray(ndimage.mean(band, lab[ty, tx], idx))
     keep = np.r_[False, (share >= 0.5) & (cover < 0.5)]
     out[:h2] = keep[lab]
     if out.any():
