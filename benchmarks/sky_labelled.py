@@ -43,7 +43,7 @@ from scipy import ndimage
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from worldgen.depth.sky import is_indoor, sky_mask  # noqa: E402
+from worldgen.depth.sky import is_indoor, sky_gaps, sky_mask  # noqa: E402
 from worldgen.procedural import SETTINGS, ProceduralConfig, parse_prompt, synthesize  # noqa: E402
 from worldgen.procedural.render import SEMANTIC_CLASSES  # noqa: E402
 from worldgen.types import Panorama  # noqa: E402
@@ -263,8 +263,8 @@ def evaluate(groups: list[str], cache: str, stel_root: str | None) -> list[dict]
         pano = Panorama(np.clip(img, 0, 1).astype(np.float32))
         sky = sky_mask(pano)
         ind, facts = is_indoor(pano, sky)
-        if ind:
-            sky = np.zeros_like(sky)
+        # as the depth backends do: no sky indoors, the sky seen through gaps outdoors
+        sky = np.zeros_like(sky) if ind else sky | sky_gaps(pano, sky)
         if truth is None:
             iou, ok_sky = float("nan"), (not sky.any()) if indoor else True
         else:

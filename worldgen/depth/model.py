@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import DepthMap, Panorama
 from .align import align_views, merge_views
-from .sky import connected_to_top, is_indoor, sky_mask
+from .sky import connected_to_top, is_indoor, sky_gaps, sky_mask
 from .views import cut_views, sphere_views
 
 log = logging.getLogger(__name__)
@@ -664,6 +664,9 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     indoor, scene_facts = is_indoor(panorama, sky0)
     if indoor:
         sky0[:] = False
+    elif sky_from == "colour" and config.detect_sky:
+        # the sky seen under and between crowns (outdoors only: see sky_gaps)
+        sky0 |= sky_gaps(panorama, sky0)
     sky_views = cut_views(sky0.astype(np.float32)[..., None], cams)[..., 0] > 0.5
     progress(0.05, f"{len(cams)} views of {size}px on {device}")
     raw = predict_views(
@@ -734,7 +737,9 @@ register_backend(
         stage="depth",
         name="transformers",
         run=_run,
-        version="2",  # 2: sky.py closes faint skylines; a cream ceiling is no sky
+        # 2: sky.py closes faint skylines; a cream ceiling is no sky; 3: sky seen under and between
+        # crowns outdoors (sky_gaps)
+        version="3",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

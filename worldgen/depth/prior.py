@@ -42,7 +42,7 @@ from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import DepthMap, Panorama
 from .report import depth_report
-from .sky import is_indoor, sky_mask
+from .sky import is_indoor, sky_gaps, sky_mask
 
 
 @dataclass(frozen=True)
@@ -1074,6 +1074,14 @@ def prior_depth(
         sky = np.zeros_like(sky)
     else:
         depth = outdoor_prior(panorama, eye_height, config, sky)
+        # outdoors only (indoors, panels of a pale ceiling would pass for it): the sky seen under and
+        # between crowns, which the sky grown from the top does not reach. It is set to infinity after
+        # the folds are placed, on the sky they were tuned with: letting the folds see it makes a crown
+        # over such a gap float, and on the independent hills that put a near crown at 8.5 m instead
+        # of 8.1 m (true 6.4 m; AbsRel 0.1073 -> 0.1078, δ1 0.847 -> 0.841)
+        gaps = sky_gaps(panorama, sky)
+        facts["sky_gaps"] = round(float(gaps.mean()), 4)
+        sky = sky | gaps
         depth[sky] = np.inf
     return DepthMap(depth, sky), facts
 
@@ -1093,7 +1101,8 @@ register_backend(
         # skylines, a cream ceiling is no sky; 4: rock before steep walls stands at the wall's foot;
         # 5: a facade behind a sidewalk stands on the sidewalk, not on the kerb (_ground_band)
         # 6: a fold's distance spreads sideways only through foliage (segment_leaf)
-        version="6",
+        # 7: outdoors, sky seen under and between crowns is sky (sky_gaps)
+        version="7",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )

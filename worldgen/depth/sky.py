@@ -14,7 +14,10 @@ Cues, combined:
   what only such a stretch joined to the sky stays sky where it has the sky's colour at its
   elevation (pockets of blue between clouds), not where it is grey (snow and rock as bright as
   the sky, dark facades under a blue night sky);
-- distance, when a depth estimate exists: the sky is the farthest thing in view.
+- distance, when a depth estimate exists: the sky is the farthest thing in view;
+- gaps (:func:`sky_gaps`, outdoors only, once the scene is decided): sky that a crown closes off from
+  above (seen under and between crowns, between trunks, through a canopy) is sky where it has the open
+  sky's colour at its elevation and something that is not sky-coloured covers it.
 An interior never has sky: :func:`is_indoor` decides from what covers the zenith. A zenith covered
 by something that is not daylight-coloured (black, dark, a sunset's orange: a lamp-lit ceiling looks
 the same) is a sky only with a sign of one: a skyline near the horizon, a clear blue tint, stars
@@ -315,6 +318,93 @@ def _rejoin(loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool 
     return out
 
 
+def sky_gaps(panorama: Panorama, sky: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Sky seen through gaps in what stands against it, which :func:`sky_mask` does not reach: under
+    and between tree crowns, between trunks, through holes in a canopy. Call it outdoors only.
+
+    :func:`sky_mask` grows the sky down from the top of the panorama, so sky that a crown closes off
+    from above (the pale band under the crowns and between the trunks near the horizon, a hole in the
+    foliage) stays out. Two cues bring it back, both as true of a photographed forest as of a rendered
+    one:
+
+    - **the open sky's colour at the same elevation**: sky seen through a gap is the same sky, and a
+      sky's colour changes with elevation (paler towards the horizon's haze), far less with azimuth.
+      Each soft, sky-coloured piece of the upper half that is not yet sky is compared, pixel by pixel,
+      with the range (10th to 90th percentile, per channel, widened by 0.04) the open sky's
+      daylight-coloured pixels take in that row; rows with little of them (under 8 pixels, or W/128)
+      have no reference and match nothing. At least half of the piece must match. Only under a
+      daylight sky (at least half of the sky above 30° of those colours): a night sky flows into
+      dark facades, and the lit windows it swallows would pass for its colour.
+    - **a cover**: sky seen through a gap has the occluder above it (leaves, a crown, a branch, a
+      roof), which is not sky-coloured. A stretch of land that only looks like the sky - the hazy foot
+      of a far range, snow in shade, a pale plain below the skyline - has the sky, or its own pale
+      colour, above it. Over the piece's top edge, the band from 3 pixels (per 512 rows: past the
+      blurred rim of the occluder's edge) to 4° above must be less than half sky-coloured (blue,
+      bright grey or bright warm, as :func:`sky_mask`'s colour cue).
+
+    A piece that passes both is sky, with its rim (the sky-coloured pixels within 2 pixels per 512
+    rows, as :func:`sky_mask` gives its skyline back). Interiors must not call this: the pale walls
+    and the ceiling panels between a vault's ribs under a white ceiling pass both tests.
+
+    Args:
+        panorama: the colour panorama.
+        sky: the sky found so far (:func:`sky_mask`). [H, W] bool
+        threshold: likelihood above which a pixel may be sky (as :func:`sky_mask`'s).
+
+    Returns:
+        The pixels to add to ``sky``. [H, W] bool
+    """
+    h, w = sky.shape
+    h2 = h // 2
+    out = np.zeros_like(sky)
+    # the cues need only the upper half (and a row below it for the gradient at the horizon)
+    img = panorama.image[: min(h, h2 + 2)].astype(np.float32)
+    hue = _hue_likelihood(img)
+    cand = (hue * _soft(img, h) > threshold)[:h2] & ~sky[:h2]
+    skyhued = hue[:h2] > threshold
+    # only under a daylight sky (at least half of the sky above 30° blue, bright grey or bright warm):
+    # a night sky flows into dark facades, and the lit windows it swallowed would be the reference
+    up = sky[:h2] & (_latitudes(h)[:h2] > np.radians(30.0))[:, None]
+    if not cand.any() or not up.any() or skyhued[up].mean() < 0.5:
+        return out
+    # the reference is the daylight-coloured part of the open sky
+    open_ = sky[:h2] & skyhued
+    have = np.nonzero(open_.sum(1) >= max(8, w // 128))[0]
+    if not len(have):
+        return out
+    lab, n = ndimage.label(cand)
+    idx = np.arange(1, n + 1)
+    px = img[:h2]
+    # the open sky's colour range row by row (only rows that hold a candidate are measured)
+    rows = have[cand[have].any(1)]
+    lo = np.full((h2, 3), np.inf, np.float32)
+    hi = np.full((h2, 3), -np.inf, np.float32)
+    for c in range(3 if len(rows) else 0):  # (a channel at a time: memory [rows, W], not [rows, W, 3])
+        vals = np.where(open_[rows], px[rows, :, c], np.nan)
+        lo[rows, c], hi[rows, c] = np.nanpercentile(vals, [10, 90], axis=1) + np.array([-0.04, 0.04])[:, None]
+    match = ((px >= lo[:, None]) & (px <= hi[:, None])).all(-1)
+    share = np.asarray(ndimage.mean(match, lab, idx))
+    # the cover: the share of sky-coloured pixels in the band [r1, r1 + span) rows above each pixel,
+    # from a running count down each column (rows above the panorama's top count as sky: uncovered)
+    r1 = max(2, round(3 * h / 512))
+    span = max(3, round(4.0 * h / 180))
+    pad = r1 + span
+    count = np.concatenate([np.ones((pad, w), np.int32), skyhued.astype(np.int32)]).cumsum(0)
+    top = cand & ~np.concatenate([np.zeros((1, w), bool), cand[:-1]])
+    ty, tx = np.nonzero(top)
+    band = (count[ty + pad - r1, tx] - count[ty, tx]) / span  # (row y + pad of count is row y of the image)
+    cover = np.asarray(ndimage.mean(band, lab[ty, tx], idx))
+    keep = np.r_[False, (share >= 0.5) & (cover < 0.5)]
+    out[:h2] = keep[lab]
+    if out.any():
+        # the occluder's edge blurs the gap's rim as it blurs a skyline: give the sky-coloured rim back
+        reach = max(1, round(2 * h / 512))
+        grow = np.zeros_like(sky)
+        grow[:h2] = skyhued & ~sky[:h2]
+        out |= ndimage.binary_dilation(out, iterations=reach, mask=grow)
+    return out
+
+
 def _enclosed(cand: np.ndarray) -> np.ndarray:
     """Pieces of the upper half that ``cand`` encloses (not joined to the horizon through non-candidate
     pixels) and that span less than a quarter of the columns: blobs in the sky, not a skyline. [H, W] bool"""
@@ -534,4 +624,4 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry or street), c
 
 
-__all__ = ["connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_mask"]
+__all__ = ["connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_gaps", "sky_mask"]
