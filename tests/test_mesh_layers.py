@@ -807,7 +807,7 @@ def test_far_ground_behind_an_occluder_is_not_cut_row_by_row():
     hidden[H // 2 : H // 2 + 8, 100:140] = True  # 262 m down to 17 m, behind a far occluder
     z = np.zeros((H, W), bool)
     layer = HiddenLayer(hidden, np.where(hidden, depth, np.inf), z, z, np.zeros((H, W, 3), np.float32))
-    v, f = background_geometry(layer, LayeredSheetConfig())
+    v, f = background_geometry(layer, LayeredSheetConfig(layer_grazing=False))
     # Rays between the pixel centres of the hidden ground's rows and columns.
     d = equirect_directions(2 * H, 2 * W)[H + 2 : H + 14 : 2, 202:278:2]
     hit = _Caster([(v, f)]).cast(np.zeros(3), d.reshape(-1, 3))
