@@ -77,6 +77,21 @@ def test_colour_solve_can_be_turned_off(world):
         refine_gaussians(cloud, pano, depth, RefineConfig(colour_iterations=-1))
 
 
+def test_colour_anchor_holds_the_colours_before_refinement(world):
+    from worldgen.types import SH_C0
+
+    pano, depth, cloud = world
+    cfg = dict(cpu_iterations=2, cpu_view_size=24, colour_iterations=3)
+    col = lambda c: np.clip(0.5 + SH_C0 * c.sh[: len(cloud), 0], 0, 1)  # noqa: E731
+    free, _ = refine_gaussians(cloud, pano, depth, RefineConfig(**cfg))
+    held, _ = refine_gaussians(cloud, pano, depth, RefineConfig(colour_anchor=1000.0, **cfg))
+    moved_free = np.abs(col(free) - col(cloud)).max()
+    moved_held = np.abs(col(held) - col(cloud)).max()
+    assert moved_free > 0.05 and moved_held < 0.01 * moved_free, (moved_free, moved_held)
+    with pytest.raises(InputError, match="colour_anchor"):
+        RefineConfig(colour_anchor=-0.1)
+
+
 def test_native_view_size_follows_the_splats(world):
     pano, _, cloud = world
     from worldgen.splats.refine import native_view_size

@@ -48,6 +48,8 @@ def solve_colours(
     device: str = "cpu",
     max_cached: int = 80_000_000,
     fixed: np.ndarray | None = None,
+    anchor: np.ndarray | None = None,
+    anchor_weight: float = 0.0,
     tile_parts: int = 1,
     view_groups: int = 1,
     worker=None,
@@ -71,6 +73,15 @@ def solve_colours(
             per-splat normalisation moved them by the rim's whole residual (97 % of a coast's
             hidden-layer splats changed, 15 % by more than 0.2: white and black ghosts beside
             every trunk when the viewer stepped aside).
+        anchor: colours ``[N, 3]`` in [0, 1] that ``anchor_weight`` pulls towards. Default: the
+            cloud's own colours.
+        anchor_weight: pull towards the anchors (Tikhonov), in units of SIRT's denominator (the
+            summed compositing weight of a splat over the views: about one per view for a fully
+            visible pixel splat at its own resolution); 0 = none. The solve then minimises the
+            squared error plus ``anchor_weight`` x the squared distance to the anchors: the less
+            the views see a splat, the nearer its anchor it stays (a background splat just behind
+            a nearer silhouette, which least squares recolours to cancel the silhouette's rim: a
+            light or dark outline once the viewer steps aside).
         tile_parts: how each view's weights are binned
             (:func:`worldgen.splats.rasterize.composite_weights`; 1 or 2 parts of tile rows).
         view_groups: 1, or 2 to split the views into two groups (even and odd), each summed
@@ -104,6 +115,13 @@ def solve_colours(
     deg = cloud.sh_degree
     N = len(cloud)
     colour = (0.5 + SH_C0 * t(cloud.sh[:, 0])).clamp(0.0, 1.0)  # [N, 3]
+    if not anchor_weight >= 0:
+        raise InputError(f"colour solve anchor_weight {anchor_weight} must be >= 0 (0 = none)")
+    a = None
+    if anchor_weight > 0:
+        a = colour if anchor is None else t(anchor).clamp(0.0, 1.0)
+        if a.shape != colour.shape:
+            raise InputError(f"colour solve anchor has shape {tuple(a.shape)}, expected {tuple(colour.shape)}")
 
     # The views are solved in groups (every view_groups-th view, from the first, the second, ...),
     # each group's sums over its views added in group order: a helper process holds group 1's
@@ -152,6 +170,9 @@ def solve_colours(
             mse, num, den = residuals(colour, True)
             mse0 = mse if mse0 is None else mse0
             ok = (den > 1e-3) & free
+            if anchor_weight > 0:  # the anchor as one more observation of every splat, weight mu
+                num = num + anchor_weight * (a - colour)
+                den = den + anchor_weight
             seen |= ok
             step = torch.where(ok[:, None], num / den.clamp_min(1e-3)[:, None], torch.zeros_like(num))
             colour = torch.where(ok[:, None], (colour + relaxation * step).clamp(0.0, 1.0), colour)
