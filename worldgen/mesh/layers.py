@@ -922,10 +922,12 @@ def build_layered_sheet(
     wcol, wd, wsky = working_grid(panorama, depth, config.layer_work_width)
     # On a panorama wider than the working grid a hidden block holds visible pixels next to a
     # silhouette, and the capture point's rays there meet the background part whatever the
-    # world's skirt does: there the background keeps the foreground's colour at silhouettes and
-    # in its guard band, as before round 10 (a 512-column forest on a 256-column grid from the
-    # capture point: 58.87 dB, 58.62 with the background's colour there; docs/walkable.md).
-    fine = wd.shape == depth.shape
+    # world's skirt does; on a world grid coarser than the panorama (the fast preset) the skirt
+    # does not reach every silhouette pixel's centre. There the background keeps the
+    # foreground's colour at silhouettes and in its guard band, as before round 10 (from the
+    # capture point: a 512-column forest on a 256-column grid 58.87 dB, 58.04 with the
+    # background's colour there; make demo's forest 58.50 dB, 55.41; docs/walkable.md).
+    fine = wd.shape == depth.shape and math.ceil(depth.shape[1] / config.grid_width) == 1
     if not fine:
         config = replace(config, layer_guard_blend=0.0)
     keep = None
