@@ -818,10 +818,8 @@ def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -
 
 
 # How far the skirt's copies of the near corners lie beyond them, as a share of their distance
-# from the triangle's centroid, and how much farther than the corners the skirt lies
-# (_skirt_backfill).
-SKIRT_OUT = 0.01
-SKIRT_BACK = 1.001
+# from the triangle's centroid (_skirt_backfill).
+SKIRT_OUT = 0.25
 # The smallest colour difference (sRGB, any channel) across a silhouette that gets a skirt
 # (contrast_silhouettes).
 SKIRT_COLOUR = 0.1
@@ -977,7 +975,7 @@ def _skirt_backfill(
     far_uv = (UV[tris] * other[..., None]).sum(1) / other.sum(1)[:, None]
     back_uv = np.where(near[near_t, near_c][:, None], far_uv[near_t], UV[src])
     dirs = dm.pixel_to_direction(x0 + dx * t_cut, y0 + dy * t_cut, W, H)
-    skirt_v = dirs * (SKIRT_BACK * D[n_e])[:, None]
+    skirt_v = dirs * D[n_e][:, None]
     # Textured by direction, as the world is (seam copies keep u in [0, 1]): the skirt is the
     # foreground's own outer half pixel, and from the capture point the texture still ramps
     # from the foreground's colour to the pixel edge as the panorama's bilinear lookup does.
@@ -985,16 +983,16 @@ def _skirt_backfill(
     # view from the capture point at another resolution reads as worse than the ramp: the
     # walk bench's 160-pixel views at 0 m, forest 40.73 -> 38.77 dB.)
     skirt_uv = np.stack([np.clip((x0 + dx * t_cut) / W, 0.0, 1.0), (y0 + dy * t_cut) / H], 1)
-    # The skirt's near corners: copies of the triangle's near corners moved 1 % of the way from
-    # its centroid further out (in panorama pixels), at their depth, textured by direction. A ray
-    # through a border vertex's pixel centre then passes through the skirt's interior, not
-    # through a vertex shared by a fan of faces: the ray caster may let such a ray through all
-    # of them (a tie), and it met the backfill behind in the background's colour (a 128-row
-    # pole room from the capture point: 58.3 -> 46.3 dB in two pixels). The copies overlap the
-    # world's own faces around that vertex, a hundredth of a pixel wide, and the whole
-    # skirt lies 0.1 % farther than its corners, so that the world wins there: at 20 % and no
-    # offset, the skirt (textured then with two neighbouring pixels' colours) was drawn over
-    # the world's own pixel centres (a 256-column room, full grid: 59.0 -> 55.6 dB).
+    # The skirt's near corners: copies of the triangle's near corners moved a quarter of the way
+    # from its centroid further out (in panorama pixels, into the foreground), at their depth,
+    # textured by direction. A ray through a border vertex's pixel centre then passes through
+    # the skirt's interior, not through a vertex shared by a fan of faces: the ray caster may let
+    # such a ray through all of them (a tie), and it met the backfill behind in the background's
+    # colour (a 128-row pole room from the capture point: 58.3 -> 46.3 dB in two pixels). Where
+    # the skirt overlaps the world's own faces it lies at their depth in their texture, so
+    # whichever wins shows the same; and a viewer aside sees no seam between the two. (With the
+    # skirt 0.1 % behind the world and overlapping it by 1 %, light dots showed along a pole's
+    # edge from 1 m aside: the offset's parallax opened the overlap.)
     xy = np.stack([UV[t, 0] * W, UV[t, 1] * H], -1)  # [T, 3, 2]
     xy[..., 0] = xy[:, :1, 0] + (xy[..., 0] - xy[:, :1, 0] + W / 2) % W - W / 2
     cen = xy.mean(1, keepdims=True)
@@ -1003,9 +1001,7 @@ def _skirt_backfill(
     T = len(t)
     rows = np.arange(T)
     # New corner k of triangle i (its rotated corners a, b, c): vertex n1 + 3 i + k.
-    out_v = (
-        dm.pixel_to_direction(out_xy[..., 0] % W, np.clip(out_xy[..., 1], 0, H), W, H) * (SKIRT_BACK * D[t])[..., None]
-    )
+    out_v = dm.pixel_to_direction(out_xy[..., 0] % W, np.clip(out_xy[..., 1], 0, H), W, H) * D[t][..., None]
     out_uv = np.stack([np.clip(out_xy[..., 0] / W, 0.0, 1.0), np.clip(out_xy[..., 1] / H, 0.0, 1.0)], -1)
     rot_out = n1 + 3 * rows[:, None] + rot
     A, Bc, C = rot_out.T
