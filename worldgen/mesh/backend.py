@@ -74,13 +74,16 @@ register_backend(
             "balanced": {},
             "quality": {"grid_width": 2048, "max_triangles": 500_000, "layer_triangles": 80_000},
         },
+        # 14: the world's skirt (the foreground out to its silhouette pixels' edges) and its
+        # backfill in the background's colour; the background keeps the foreground's colour only
+        # at silhouettes without a skirt (docs/walkable.md, round 10).
         # 13: the background part drops its edge-on faces, and in the fast preset it is not cut
         # by the grazing tests (continued planes, not measured depth; docs/walkable.md, round 9).
         # 12: the world is simplified with the texture's colour in the error and gets what the
         # hidden geometry leaves of max_triangles (one budget for both).
         # 11: the world keeps its whole budget (the layers have their own); hidden geometry is
         # pushed behind what the capture point sees; the back's folded faces are dropped.
-        version="13",
+        version="14",
         models={"fill": "fill_model"},
     )
 )

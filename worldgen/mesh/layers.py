@@ -43,7 +43,7 @@ from ..layers.diffusion import fill_options
 from ..stages.photo import backdrop_mask
 from ..types import DepthMap, Mesh, MeshScene, Panorama, SemanticLayers
 from .collision import collision_from_grid
-from .sheet import SheetConfig, build_sheet, sheet_geometry, sky_dome
+from .sheet import SheetConfig, build_sheet, contrast_silhouettes, sheet_geometry, sky_dome
 from .simplify import simplify, vertex_normals
 from .texture import equirect_uvs, panorama_texture
 
@@ -103,11 +103,28 @@ class LayeredSheetConfig(SheetConfig):
             this multiple of the silhouette's depth), joined to the world part and taking their
             triangles from the world's budget; 0 = none. Default 2.5 (the forest's worst view at
             1 m: holes 0.84 -> 0.40 % of the view, at 2 m 2.12 -> 1.09 %).
+        skirt: the world's skirt (SheetConfig.skirt,
+            :func:`worldgen.mesh.sheet._skirt_backfill`): the foreground reaches to its
+            silhouette pixels' outer edges at its own depth, textured as the world, and the backfill
+            behind carries the background's colour. Default True here (the plain sheet's
+            default is False): it is what lets the background layers drop the foreground's
+            colour (``layer_silhouette_colour``, ``layer_guard_blend``). Applied only where the
+            world's grid and the working grid are both the panorama's own pixel grid
+            (``build_layered_sheet``; docs/walkable.md, round 10).
         layer_silhouette_colour: the background layers keep the panorama's colour behind the
             foreground's outermost pixel at every cut (:func:`keep_silhouette_colour`), so a
             capture-point ray that passes a silhouette pixel's centre (its vertex, on the
             world's border) onto the background shows what the world's backfill shows there.
-            Default True.
+            Default True; with ``skirt`` only where the silhouette's two sides are alike in
+            colour (:func:`worldgen.mesh.sheet.contrast_silhouettes`), which the world leaves
+            without a skirt: elsewhere such a
+            ray meets the skirt, and the kept colour was a one-pixel copy of every outline on
+            the background for a viewer who steps aside (docs/walkable.md, round 10).
+        layer_guard_blend: share of the inpainted colour in the background layers' guard texels
+            (hidden texels next to visible ones, :func:`layer_texture`) that border visible
+            surface only; those next to visible sky keep the panorama's colour, as the sky rim
+            reads them from the capture point. Default 1 (with the skirt no capture-point ray
+            reads them); 0 = the panorama's colour, as before round 10.
         layer_grazing: the background part is cut by the sheet's grazing tests as the world is
             (default True). False leaves continued ground seen nearly edge-on whole, which a
             viewer who steps aside looks across (the fast preset: make demo's forest at 1 m,
@@ -131,7 +148,9 @@ class LayeredSheetConfig(SheetConfig):
     layer_backs: bool = True
     layer_back_triangles: int = 4_000
     layer_fins: float = 2.5
+    skirt: bool = True
     layer_silhouette_colour: bool = True
+    layer_guard_blend: float = 1.0
     layer_grazing: bool = True
 
     def __post_init__(self) -> None:
@@ -145,6 +164,8 @@ class LayeredSheetConfig(SheetConfig):
             raise InputError(f"layer_ring={self.layer_ring} must be >= 1 pixel")
         if not 0 <= self.sky_guard_blend <= 1:
             raise InputError(f"sky_guard_blend={self.sky_guard_blend} must lie in [0, 1]")
+        if not 0 <= self.layer_guard_blend <= 1:
+            raise InputError(f"layer_guard_blend={self.layer_guard_blend} must lie in [0, 1]")
         LayerConfig(walk_radius=self.walk_radius, work_width=self.layer_work_width, inpaint=self.inpaint)
 
 
@@ -193,6 +214,7 @@ def layer_texture(
     guard_blend: float = 0.0,
     seen: np.ndarray | None = None,
     keep: np.ndarray | None = None,
+    surface_guard_blend: float | None = None,
 ) -> np.ndarray:
     """The world texture with the hidden pixels replaced by the inpainted background.
 
@@ -210,6 +232,10 @@ def layer_texture(
         keep: full-resolution pixels whose hidden surface texels keep the panorama's colour
             (the foreground's outermost pixels: :func:`keep_silhouette_colour` at the
             panorama's own resolution, where the world's border vertices lie), or None. [H, W]
+        surface_guard_blend: ``guard_blend`` for the guard texels that border no visible sky
+            texel (None = ``guard_blend``). Those next to visible sky are read by the sky rim
+            (:func:`sky_rim`) from the capture point; the others only by a ray that passes the
+            world's border at a silhouette, which the world's skirt now stops.
 
     Returns:
         [Ht, Wt, 3] uint8: equal to ``texture`` outside the hidden region.
@@ -225,22 +251,31 @@ def layer_texture(
             hid &= _at_texels(seen, Ht, Wt) < 0.99 * _at_texels(layer.depth, Ht, Wt)
     if keep is not None:
         hid &= ~(_at_texels(keep, Ht, Wt) & ~_at_texels(layer.sky, Ht, Wt))
+
+    def beside(m: np.ndarray) -> np.ndarray:
+        out = m | np.roll(m, 1, 1) | np.roll(m, -1, 1)
+        out[1:] |= m[:-1]
+        out[:-1] |= m[1:]
+        return out
+
     # The guard band: a bilinear lookup inside a visible pixel next to a silhouette reads the
     # hidden neighbour's texel too, so replacing that texel changes the capture-point view (the
     # street lost 1 dB with the whole hidden region replaced), while keeping the panorama's
     # colour there rims every silhouette with the foreground's colour once the viewer steps
-    # aside (palms against the sky on the coast). The background layers keep the panorama's
-    # colour (guard_blend 0); the sky dome takes the inpainted colour (the sky rim, sky_rim,
-    # keeps the panorama's colour where the capture point sees those texels).
+    # aside (palms against the sky on the coast, thin poles before a wall). The sky dome takes
+    # the inpainted colour (the sky rim, sky_rim, keeps the panorama's colour where the capture
+    # point sees those texels, reading the background layers' guard texels next to visible
+    # sky); the background layers' other guard texels are seen from the capture point only by
+    # rays that pass the world's border, which the world's skirt stops (surface_guard_blend).
     vis = ~hid
-    near_vis = vis | np.roll(vis, 1, 1) | np.roll(vis, -1, 1)
-    near_vis[1:] |= vis[:-1]
-    near_vis[:-1] |= vis[1:]
-    guard = hid & near_vis
+    guard = hid & beside(vis)
+    blend = np.full(hid.shape, float(guard_blend), np.float32)
+    if surface_guard_blend is not None:
+        vis_sky = vis & _at_texels(~np.isfinite(layer.depth), Ht, Wt)
+        blend = np.where(beside(vis_sky), blend, np.float32(surface_guard_blend))
     out = np.where((hid & ~guard)[..., None], up, texture)
-    mix = (guard_blend * up.astype(np.float32) + (1.0 - guard_blend) * texture.astype(np.float32) + 0.5).astype(
-        np.uint8
-    )
+    b = blend[..., None]
+    mix = (b * up.astype(np.float32) + (1.0 - b) * texture.astype(np.float32) + 0.5).astype(np.uint8)
     return np.where(guard[..., None], mix, out)
 
 
@@ -596,7 +631,7 @@ def background_part(
             # Locked borders can stall above the budget (many small islands behind small steps);
             # meshoptimizer without the lock still keeps the borders' shape.
             v, f = simplify(v, f, budget, preserve_border=False, method="meshopt")
-        textures.append(layer_texture(lay, texture, 0.0, keep=keep))
+        textures.append(layer_texture(lay, texture, 0.0, keep=keep, surface_guard_blend=config.layer_guard_blend))
         if not len(f):
             continue
         v2, f2, uv, n2 = equirect_uvs(v, f, vertex_normals(v, f))
@@ -887,17 +922,36 @@ def build_layered_sheet(
     from ..layers.layered import working_grid
 
     wcol, wd, wsky = working_grid(panorama, depth, config.layer_work_width)
+    # On a panorama wider than the working grid a hidden block holds visible pixels next to a
+    # silhouette, and the capture point's rays there meet the background part whatever the
+    # world's skirt does; on a world grid coarser than the panorama (the fast preset) the skirt
+    # does not reach every silhouette pixel's centre. There the background keeps the
+    # foreground's colour at silhouettes and in its guard band, as before round 10 (from the
+    # capture point: a 512-column forest on a 256-column grid 58.87 dB, 58.04 with the
+    # background's colour there; make demo's forest 58.50 dB, 55.41; docs/walkable.md).
+    fine = wd.shape == depth.shape and math.ceil(depth.shape[1] / config.grid_width) == 1
+    if not fine:
+        # Nor does the world get its skirt there: with the background's outline kept it would
+        # only cost the world's budget (the quality preset's forest at 2048 columns, layers on
+        # 1024, from the capture point: 46.15 -> 44.91 dB with it).
+        config = replace(config, layer_guard_blend=0.0, skirt=False)
     keep = None
     if config.layer_silhouette_colour:
         ratio = min(math.exp(config.jump_min), LayerConfig.edge_ratio)
         fg, _ = occluding_edges(wd, ~wsky, ratio)
+        if config.skirt and fine:
+            # Where the world has a skirt (the silhouette's two sides differ in colour) the
+            # capture point's rays through the silhouette pixels meet it, and the kept colour
+            # would only be the foreground's outline on the background for a viewer aside.
+            fg &= ~contrast_silhouettes(wd, wcol, ratio)
         layer = keep_silhouette_colour(layer, fg, wcol)
         if wd.shape != depth.shape:
             # On a panorama wider than the working grid the world's border vertices lie on the
             # panorama's own pixel centres: its silhouette pixels keep their colour too (snowy
             # mountains at 2048 from the origin: the inpainted background showed at ~450
             # pixel-centre rays along silhouettes).
-            keep, _ = occluding_edges(np.where(depth.valid, depth.depth, np.inf), depth.valid, ratio)
+            full = np.where(depth.valid, depth.depth, np.inf)
+            keep, _ = occluding_edges(full, depth.valid, ratio)
     texture = panorama_texture(panorama, config.texture_width)
     # The sheet's sky dome radius (build_sheet's rule): hidden sky continues just behind it.
     far = float(depth.depth[depth.valid].max()) if depth.valid.any() else 0.0

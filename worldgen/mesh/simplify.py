@@ -50,7 +50,8 @@ def simplify(
     method: str = "quadric",
     attributes: np.ndarray | None = None,
     lock: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    carry: tuple[np.ndarray, ...] = (),
+) -> tuple[np.ndarray, ...]:
     """Quadric-error simplification down to at most ``max_triangles`` triangles.
 
     Args:
@@ -66,16 +67,20 @@ def simplify(
         attributes: per-vertex values whose linear interpolation the simplification should keep
             ("meshopt" only), e.g. texture coordinates scaled by their weight. [V, K] float
         lock: vertices that must stay ("meshopt" only; edges may still collapse onto them). [V] bool
+        carry: per-vertex arrays returned for the kept vertices ("meshopt" only: it keeps input
+            vertices). [V, ...] each
 
     Returns:
-        (vertices [V', 3] float64, faces [F', 3] int32), F' <= max(F, max_triangles).
+        (vertices [V', 3] float64, faces [F', 3] int32, *carry [V', ...]), F' <= max(F, max_triangles).
     """
     if len(faces) <= max_triangles:
-        return np.asarray(vertices, np.float64), np.asarray(faces, np.int32)
+        return (np.asarray(vertices, np.float64), np.asarray(faces, np.int32), *carry)
     if method == "meshopt":
-        return _simplify_meshopt(vertices, faces, max_triangles, preserve_border, attributes, lock)
+        return _simplify_meshopt(vertices, faces, max_triangles, preserve_border, attributes, lock, carry)
     if method != "quadric":
         raise InputError(f"unknown simplifier {method!r}; use 'meshopt' or 'quadric'")
+    if carry:
+        raise InputError("simplify: carry needs method='meshopt' (the quadric simplifier moves vertices)")
     try:
         import fast_simplification
     except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -103,7 +108,8 @@ def _simplify_meshopt(
     lock_border: bool,
     attributes: np.ndarray | None,
     lock: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
+    carry: tuple[np.ndarray, ...] = (),
+) -> tuple[np.ndarray, ...]:
     try:
         import meshoptimizer
     except ImportError as exc:
@@ -148,7 +154,7 @@ def _simplify_meshopt(
     v64 = np.asarray(vertices, np.float64)
     tri = v64[f]
     area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    return compact(v64, f[area2 > 0])
+    return compact(v64, f[area2 > 0], *carry)
 
 
 # meshoptimizer compares squared errors in float32: 1e10 squared still fits.

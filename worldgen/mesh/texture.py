@@ -43,7 +43,10 @@ def panorama_texture(panorama: Panorama, max_width: int) -> np.ndarray:
 
 
 def equirect_uvs(
-    vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray | None = None
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    normals: np.ndarray | None = None,
+    uv_from: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """UVs from each vertex's ray direction, with corner copies at the seam and the poles.
 
@@ -51,6 +54,8 @@ def equirect_uvs(
         vertices: positions seen from the origin, metres. [V, 3] float
         faces: CCW triangles. [F, 3] int
         normals: per-vertex values copied onto duplicated corners, or None. [V, 3]
+        uv_from: the directions the UVs are computed from, where they are not the vertices'
+            own (a sheet's skirt carries its neighbouring pixel's colour), or None. [V, 3]
 
     Returns:
         (vertices [V', 3] float32, faces [F, 3] int32, uvs [V', 2] float32 in [0, 1] with (0, 0)
@@ -58,12 +63,13 @@ def equirect_uvs(
     """
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
+    p = v if uv_from is None else np.asarray(uv_from, np.float64)
     # worldgen._detmath: the same bits on every CPU (numpy's arctan2 differs with AVX-512).
-    r_xz = np.sqrt(v[:, 0] * v[:, 0] + v[:, 2] * v[:, 2])
-    rad = np.linalg.norm(v, axis=1)
+    r_xz = np.sqrt(p[:, 0] * p[:, 0] + p[:, 2] * p[:, 2])
+    rad = np.linalg.norm(p, axis=1)
     polar = r_xz <= 1e-7 * np.maximum(rad, 1e-12)
-    lon = dm.arctan2(v[:, 0], -v[:, 2])
-    lat = dm.arctan2(v[:, 1], r_xz)
+    lon = dm.arctan2(p[:, 0], -p[:, 2])
+    lat = dm.arctan2(p[:, 1], r_xz)
     u = np.mod((lon + math.pi) / (2 * math.pi), 1.0)
     vv = np.clip((math.pi / 2 - lat) / math.pi, 0.0, 1.0)
 
