@@ -662,10 +662,8 @@ def sheet_geometry(
             stats["backfill_triangles"] = int(len(extra))
         elif len(dropped):
             n_before = len(V)
-            V, extra = _backfill(V, dropped, Lf, config.jump_min)
-            src = np.zeros(len(V) - n_before, np.int64)
-            moved = extra >= n_before
-            src[extra[moved] - n_before] = dropped[moved]
+            V, extra, moved = _backfill(V, dropped, Lf, config.jump_min)
+            src = dropped[moved]  # each moved corner's own vertex: its texture coordinates
             UVf = UV.reshape(-1, 2)
             UV = np.concatenate([UVf, UVf[src]])
             own = np.concatenate([own, np.ones(len(V) - n_before, bool)])
@@ -787,7 +785,9 @@ def _ray_cos(da: np.ndarray, db: np.ndarray, om: np.ndarray) -> np.ndarray:
     return np.where(den > 0, c, 0.0)
 
 
-def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -> tuple[np.ndarray, np.ndarray]:
+def _backfill(
+    V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Re-add cut triangles on their far side: near corners move back along their rays.
 
     Smooth ground cut by the bridge test alone (seen within ~2 degrees of edge-on) becomes
@@ -802,7 +802,8 @@ def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -
         jump_min: corners within this log ratio of the farthest corner count as far.
 
     Returns:
-        (V extended with the moved corners [V + n, 3], triangles [T, 3] int64).
+        (V extended with the moved corners [V + n, 3], triangles [T, 3] int64, the moved corners
+        as (triangle, corner) indices into ``tris`` ([n] each), in the order of the new vertices).
     """
     lt = L[tris]  # [T, 3]
     lmax = lt.max(1, keepdims=True)
@@ -814,7 +815,7 @@ def _backfill(V: np.ndarray, tris: np.ndarray, L: np.ndarray, jump_min: float) -
     new_pts = dirs * far_depth[near_t, None]
     out = tris.astype(np.int64).copy()
     out[near_t, near_c] = len(V) + np.arange(len(src))
-    return np.concatenate([V, new_pts]), out
+    return np.concatenate([V, new_pts]), out, (near_t, near_c)
 
 
 # How far the skirt's copies of the near corners lie beyond them, as a share of their distance
@@ -941,13 +942,8 @@ def _skirt_backfill(
         split &= (~near | contrast[tris]).all(1)
     near &= split[:, None]
     # The backfill: corners over jump_min nearer than the farthest pushed back to its depth.
-    far = lt >= ls[:, 2:] - j
-    far_depth = dm.exp(np.where(far, lt, 0.0).sum(1) / far.sum(1))
-    near_t, near_c = np.nonzero(~far)
+    V, back, (near_t, near_c) = _backfill(V, tris, L, jump_min)
     src = tris[near_t, near_c]
-    back_v = V[src] / np.linalg.norm(V[src], axis=1, keepdims=True) * far_depth[near_t, None]
-    back = tris.copy()
-    back[near_t, near_c] = n0 + np.arange(len(src))
     # The skirt, on the split triangles. Rotate each (keeping its cyclic order, so its winding)
     # so that corner 0 is the odd one out: the near corner of a 1-near triangle, the other one
     # of a 2-near one.
@@ -1017,7 +1013,7 @@ def _skirt_backfill(
     )
     # Only the copies the skirt uses are kept (compact() drops the rest).
     return (
-        np.concatenate([V, back_v, skirt_v, out_v.reshape(-1, 3)]),
+        np.concatenate([V, skirt_v, out_v.reshape(-1, 3)]),
         np.concatenate([back, skirt]),
         np.concatenate([back_uv, skirt_uv, out_uv.reshape(-1, 2)]),
     )

@@ -60,9 +60,9 @@ class RefineConfig:
             splat's is the panorama's at its pixel); 0 = none, the default. It trades capture-point
             fit for fewer light or dark outlines beside silhouettes seen from aside (background
             splats that the solve recoloured to cancel a nearer splat's rim): 0.2 gave an
-            independently rendered room +0.27 dB at 1 m (the view with its worst outline +1.9 dB) for -0.26 dB at
-            the capture point, but cost a forest 0.4 dB there and 0.1-0.2 dB at 0.5-1 m
-            (docs/splats.md, "Outlines beside silhouettes").
+            independently rendered room +0.27 dB at 1 m (the view with its worst outline +1.9
+            dB) for -0.26 dB at the capture point, but cost a forest 0.4 dB there and 0.1-0.2 dB
+            at 0.5-1 m (docs/splats.md, "Outlines beside silhouettes").
         views_per_step: cameras rendered per step (one batched call). Default 1.
         warp_baseline: distance of the warped small-baseline cameras from the capture point,
             metres; 0 = capture views only. Default 0 (on the village benchmark world warped
@@ -523,12 +523,9 @@ def refine_gaussians(
         # are binned in one piece.
         solve_split = {"view_groups": 2, "worker": split["worker"]} if split else {}
         # Both colour solves (before and after the loop) fit the capture views the same way.
-        # colour_anchor's anchors: every splat's colour before refinement (the fill's included).
-        anchor = _with_fill(cloud, backfill)[0].sh[:, 0] * SH_C0 + 0.5 if cfg.colour_anchor > 0 else None
         solve = functools.partial(
             solve_colours,
             views=views[:n_capture],
-            anchor=anchor,
             anchor_weight=cfg.colour_anchor,
             iterations=cfg.colour_iterations,
             include_sky=has_sky_splats,
@@ -545,8 +542,10 @@ def refine_gaussians(
             # by the rim's whole residual (white and black ghosts beside every trunk once the
             # viewer stepped aside). Being in both, the never-worse test below compares like with like.
             with_fill, fixed = _with_fill(cloud, backfill)
+            # colour_anchor's anchors, for both solves: every splat's colour before refinement.
+            anchor = with_fill.sh[:, 0] * SH_C0 + 0.5 if cfg.colour_anchor > 0 else None
             tc = time.perf_counter()
-            solved_all, rep = solve(with_fill, fixed=fixed)
+            solved_all, rep = solve(with_fill, fixed=fixed, anchor=anchor)
             cloud = _head(solved_all, len(cloud))
             report["colour_seconds"] = time.perf_counter() - tc
             report["colour_psnr_init"] = rep["psnr_before"]
@@ -575,7 +574,7 @@ def refine_gaussians(
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
             tc = time.perf_counter()
-            out, rep = solve(out, fixed=fixed)
+            out, rep = solve(out, fixed=fixed, anchor=anchor)
             report["colour_psnr_final"] = rep["psnr_after"]
             report["colour_seconds"] += time.perf_counter() - tc
             # Never worse than the unrefined splats from the capture point: if the optimiser lost
