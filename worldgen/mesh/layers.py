@@ -939,7 +939,7 @@ def build_layered_sheet(
     if config.layer_silhouette_colour:
         ratio = min(math.exp(config.jump_min), LayerConfig.edge_ratio)
         fg, _ = occluding_edges(wd, ~wsky, ratio)
-        if config.skirt and fine:
+        if config.skirt:  # (off above where the grids are not fine)
             # Where the world has a skirt (the silhouette's two sides differ in colour) the
             # capture point's rays through the silhouette pixels meet it, and the kept colour
             # would only be the foreground's outline on the background for a viewer aside.

@@ -633,7 +633,7 @@ def sheet_geometry(
         # background layers keep the foreground's colour there (a hidden block of the coarser
         # working grid holds visible pixels), and the skirt's locked triangles only cost the
         # world's budget (forest at 2048 columns from the capture point: 58.91 -> 58.82 dB).
-        if len(dropped) and getattr(config, "skirt", False) and gmax == 1:
+        if len(dropped) and config.skirt and gmax == 1:
             # Which edges of each dropped triangle are cut (edge k joins corners k and k + 1); a
             # diagonal counts as cut past the grazing tests also when it steps by over 10 %.
             sA = gA | (dA > math.log(1.1))
