@@ -18,7 +18,11 @@ Groups (1024x512; "sky right" = sky IoU >= 0.95 outdoors, no sky pixel indoors):
   starry, overcast, dark overcast, sunset, flat grey, flat white. Needs the Debian package
   ``stellarium-data`` unpacked (``apt-get download stellarium-data && dpkg -x stellarium-data_*.deb DIR``;
   ``--stellarium DIR``); skipped without it;
-- ``hdri``: the 10 HDRI photographs shipped with viser (1k JPEGs, labelled by eye; no sky truth).
+- ``hdri``: the 10 HDRI photographs shipped with viser (1k JPEGs, labelled by eye; no sky truth);
+- ``blender``: the 7 world HDRIs Blender ships as studio lights (``datafiles/studiolights/world/*.exr``,
+  read through ``worldgen.io.read_image`` as a user's EXR is; labelled by eye, no sky truth). The
+  courtyard (a carport roof over most of the view, the sky seen past its edge) is left out: indoor
+  and outdoor are both fair answers there. Needs ``make blender`` (``--blender DIR``); skipped without it.
 
 Procedural renders are cached (``--cache``). Prints the cases that are wrong and a table per group; with
 ``--compare``, every case whose decision or sky IoU (by more than 0.002) changed, and the cases that
@@ -52,6 +56,7 @@ W, H = 1024, 512
 STELLARIUM = ("moon", "mars", "grossmugl", "garching", "guereins", "hurricane", "ocean", "trees")
 SKIES = ("day", "black", "starry", "overcast", "darkovercast", "sunset", "grey", "white")
 HDRI_INDOOR = ("empty_warehouse", "lebombo", "st_fagans", "studio_small")
+BLENDER_WORLDS = {"city": False, "forest": False, "interior": True, "night": False, "studio": True, "sunrise": False, "sunset": False}
 
 
 def _grid() -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +190,7 @@ def white_ceiling(img: np.ndarray, ids: np.ndarray, shade: float = 0.93, tint=(1
     return out
 
 
-def cases(groups: list[str], cache: str, stel_root: str | None):
+def cases(groups: list[str], cache: str, stel_root: str | None, blender_root: str | None = None):
     """Yields (group, name, image [H, W, 3], true sky [H, W] or None, indoor)."""
     if "proc" in groups:
         for st in SETTINGS:
@@ -255,11 +260,18 @@ def cases(groups: list[str], cache: str, stel_root: str | None):
             name = os.path.basename(path).split(".")[0]
             img = np.asarray(Image.open(path).convert("RGB").resize((W, H), Image.BILINEAR), np.float32) / 255
             yield "hdri", name, img, None, name.startswith(HDRI_INDOOR)
+    if "blender" in groups and blender_root:
+        from worldgen.io import read_image
+
+        for name, indoor in BLENDER_WORLDS.items():
+            rgb = Image.fromarray(read_image(os.path.join(blender_root, f"{name}.exr")))
+            img = np.asarray(rgb.resize((W, H), Image.BILINEAR), np.float32) / 255
+            yield "blender", name, img, None, indoor
 
 
-def evaluate(groups: list[str], cache: str, stel_root: str | None) -> list[dict]:
+def evaluate(groups: list[str], cache: str, stel_root: str | None, blender_root: str | None = None) -> list[dict]:
     res = []
-    for group, name, img, truth, indoor in cases(groups, cache, stel_root):
+    for group, name, img, truth, indoor in cases(groups, cache, stel_root, blender_root):
         pano = Panorama(np.clip(img, 0, 1).astype(np.float32))
         sky = sky_mask(pano)
         ind, facts = is_indoor(pano, sky)
@@ -314,8 +326,11 @@ def compare(before: list[dict], after: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--groups", default="proc,var,stel,extra,hdri")
+    ap.add_argument("--groups", default="proc,var,stel,extra,hdri,blender")
     ap.add_argument("--stellarium", default="/tmp/stel/x", help="stellarium-data unpacked (dpkg -x)")
+    ap.add_argument(
+        "--blender", help="Blender's studiolights/world folder (default: the one `make blender` installs)"
+    )
     ap.add_argument("--cache", default="/tmp/worldgen_sky_labelled")
     ap.add_argument("--save", help="write the results to PREFIX.json")
     ap.add_argument("--compare", help="a PREFIX.json written before")
@@ -325,7 +340,23 @@ def main() -> None:
     if not os.path.isdir(root):
         print(f"no Stellarium landscapes under {root}: the stel group is skipped")
         root = None
-    res = evaluate(args.groups.split(","), args.cache, root)
+    blender = args.blender or next(
+        iter(
+            sorted(
+                glob.glob(
+                    os.path.join(
+                        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        ".venv-blender/lib/python3*/site-packages/bpy/*/datafiles/studiolights/world",
+                    )
+                )
+            )
+        ),
+        None,
+    )
+    if "blender" in args.groups.split(",") and not (blender and os.path.isdir(blender)):
+        print("no Blender studio lights (make blender, or --blender DIR): the blender group is skipped")
+        blender = None
+    res = evaluate(args.groups.split(","), args.cache, root, blender)
     table(res)
     if args.save:
         with open(args.save + ".json", "w") as f:

@@ -195,6 +195,17 @@ def test_white_ceiling_is_indoors(wall, ambient, cue):
     assert facts["scene"] == "indoor" and not depth.sky.any()
 
 
+def test_grey_ceiling_with_a_cool_cast_is_indoors():
+    # a dim grey ceiling a little bluer than red (0.38, 0.41, 0.46), as Blender's studio HDRI shows
+    # once tone-mapped: it closes in a ring as a ceiling does, and its faint cast made it a "clear
+    # blue" sky (every pixel bluer than red by 0.03 or more), so the room was taken for a courtyard
+    pano = _room((0.36, 0.39, 0.44), None, lamp=False, wall=(0.25, 0.24, 0.23), ambient=0.5)
+    indoor, facts = is_indoor(pano)
+    assert indoor and facts["ceiling_ring"] and facts["blue"] < 0.5, facts
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "indoor" and not depth.sky.any()
+
+
 @pytest.mark.parametrize("dip", [0.0, 1.5])
 def test_pale_sky_over_land_stays_outdoor(dip):
     # white and grey skies over land whose skyline runs down to the horizon (or 1.5° below it, the

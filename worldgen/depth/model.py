@@ -738,8 +738,8 @@ register_backend(
         name="transformers",
         run=_run,
         # 2: sky.py closes faint skylines; a cream ceiling is no sky; 3: sky seen under and between
-        # crowns outdoors (sky_gaps)
-        version="3",
+        # crowns outdoors (sky_gaps); 4: a dim grey with a faint cool cast is no clear blue sky
+        version="4",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

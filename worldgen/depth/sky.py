@@ -133,7 +133,13 @@ def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
 def _bluish(px: np.ndarray) -> np.ndarray:
     """Pixels ([..., 3]) of a clear blue: blue the strongest channel by a margin, not dark. [...] bool"""
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
-    return (b >= r + 0.03) & (b >= 0.85 * g) & (_lum(px) > 0.2)
+    # A faint cool cast (blue 0.03-0.1 over red) counts only in a bright pixel (luminance over 0.5,
+    # a hazy daylight sky: the procedural seed-0 skies are (0.73, 0.79, 0.87)); in a dim one it is a
+    # grey: Blender's studio HDRI, tone-mapped, has a dark grey ceiling of (0.33, 0.36, 0.40) that
+    # closes in a ring as a ceiling does and was taken for a blue sky by this cue. A grey is told
+    # from a ceiling by the ring, as a white or overcast sky is.
+    lum = _lum(px)
+    return (b >= 0.85 * g) & (lum > 0.2) & ((b >= r + 0.1) | ((b >= r + 0.03) & (lum > 0.5)))
 
 
 def _hue_likelihood(img: np.ndarray, dark: bool = False) -> np.ndarray:
