@@ -73,6 +73,23 @@ def test_sunset_and_overcast_skies():
         assert not is_indoor(pano, sky)[0] and _iou(sky, truth) >= 0.95
 
 
+def test_light_polluted_night_sky_is_found_whole():
+    # a night sky shown at the photo's own exposure: a dim bluish grey overhead (luminance 0.36) and,
+    # over half the horizon, the warm grey glow of a town (0.43) up to 40°. Neither is a daylight
+    # colour (a grey sky is brighter than 0.5), so the glow was left out as land, a wall 20° high
+    lat, lon = _grid()
+    t = np.clip(1 - np.sin(np.maximum(lat, 0)) / np.sin(np.radians(40)), 0, 1)[..., None]  # 1 at the horizon
+    glow = (np.cos(lon) > 0)[..., None] * t
+    rgb = np.array([0.355, 0.36, 0.38]) * (1 - glow) + np.array([0.45, 0.43, 0.42]) * glow
+    pano, truth = _terrain(np.clip(rgb + np.random.default_rng(3).normal(0, 0.004, rgb.shape), 0, 1))
+    img = pano.image.copy()
+    img[~truth] *= 0.2  # land at night: dark
+    pano = Panorama(img)
+    sky = sky_mask(pano)
+    assert not is_indoor(pano, sky)[0]
+    assert _iou(sky, truth) >= 0.95, _iou(sky, truth)
+
+
 @pytest.mark.parametrize("fill", [0.0, 0.4])
 def test_sky_cropped_and_filled_with_a_flat_colour(fill):
     # a stitch that left out the sky above 40°, filled with black or grey: the fill and the sky
@@ -142,8 +159,11 @@ def _room(
         ((0.02, 0.02, 0.02), None),  # black ceiling, lamp
         ((0.02, 0.02, 0.02), (0.02, 0.03, 0.08)),  # and a window on the night
         ((0.05, 0.04, 0.035), (0.45, 0.62, 0.9)),  # dark ceiling, a window on a blue day sky
+        # a black ceiling with the cool cast of daylight-balanced lamps (a photo studio: blue 1.4x
+        # red), once taken for a night sky's clear blue
+        ((0.1, 0.12, 0.15), None),
     ],
-    ids=["black ceiling", "night window", "day window"],
+    ids=["black ceiling", "night window", "day window", "cool black ceiling"],
 )
 def test_dark_room_is_indoors_without_sky(ceiling, window):
     # a dark ceiling is as dark and smooth as a night sky; the room has no skyline near the horizon

@@ -141,6 +141,25 @@ def test_hdr_exr_colour_is_tone_mapped(tmp_path, capsys):
     assert 40 < got.mean() < 220 and got.max() > got.min()  # neither black nor blown out
 
 
+def test_hdr_at_a_display_exposure_keeps_it(tmp_path, capsys):
+    # a night HDRI is stored dark (HDRI libraries' medians are 0.005-0.5): it stays a night. Exposed
+    # to a mid-grey median, as every HDR file once was, it came out as a grey day
+    lin = (_rgb().astype(np.float32) / 255.0) ** 2.2
+    night = lin * (0.014 / float(np.median(lin.mean(-1))))
+    _exr(tmp_path / "night.exr", {"RGB": night})
+    code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / "night.exr"))
+    assert code == 0, err
+    assert any("at its own exposure" in n for n in _notes(out))
+    got = np.asarray(Image.open(out / "panorama.png"), np.float64)
+    assert np.median(got) < 60  # mid grey would be ~128
+    # the same light 1000x brighter (camera units): exposed to mid grey
+    _exr(tmp_path / "raw.exr", {"RGB": night * 1000.0})
+    code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / "raw.exr"), out=tmp_path / "raw")
+    assert code == 0, err
+    assert any("is mid grey" in n for n in _notes(out))
+    assert 90 < np.median(np.asarray(Image.open(out / "panorama.png"), np.float64)) < 170
+
+
 def test_radiance_hdr_is_read_and_tone_mapped(tmp_path, capsys):
     lin = (_rgb().astype(np.float64) / 255.0) ** 2.2 * 40.0
     (tmp_path / "sky.hdr").write_bytes(encode_hdr(lin))

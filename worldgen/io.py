@@ -398,20 +398,41 @@ def read_hdr(path: str | os.PathLike) -> np.ndarray:
     return np.where(e > 0, np.ldexp(rgbe[..., :3] + 0.5, e - 136), 0.0).astype(np.float32)
 
 
+# An HDR panorama whose median luminance lies in this range is shown at its own exposure: HDRI
+# libraries (Poly Haven, Blender's studio lights) store display-referred scales, medians 0.005-0.45
+# (a night field 0.014, a black-curtained studio 0.005, a city at noon 0.44), and exposure 0 is how
+# Blender and the engines show them. Outside it (a raw merge in camera units, a file scaled to
+# thousands) the exposure puts the median at mid grey instead.
+HDR_OWN_EXPOSURE = (0.002, 2.0)
+
+
 def _tonemap(linear: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
-    """Linear-light float RGB -> 8-bit sRGB: exposure so the median lands at 0.18 (mid grey),
-    Reinhard x / (1 + x) on the result, sRGB transfer curve. [H, W, 3] -> [H, W, 3] uint8"""
+    """Linear-light float RGB -> 8-bit sRGB: the file's own exposure when its median luminance is in
+    ``HDR_OWN_EXPOSURE``, else the exposure that puts the median at 0.18 (mid grey); then Reinhard
+    x / (1 + x) with its white point lifted (x 1.6) and the sRGB transfer curve.
+    [H, W, 3] -> [H, W, 3] uint8
+
+    (Until 2026-12 every file was exposed to a mid-grey median: a night HDRI came out as a grey day
+    with a white sky, a dark studio as a grey room.)
+    """
     a = np.nan_to_num(np.asarray(linear, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     a = np.maximum(a, 0.0)
     lum = a.mean(-1)
     pos = lum[lum > 0]
     med = float(np.median(pos)) if pos.size else 1.0
-    x = a * (0.18 / med) if med > 0 else a
+    lo, hi = HDR_OWN_EXPOSURE
+    own = lo <= med <= hi
+    x = a if own or med <= 0 else a * (0.18 / med)
     x = x / (1.0 + x) * 1.6  # Reinhard, white point lifted so mid grey is not muddy
     x = np.clip(x, 0.0, 1.0)
     srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
     rgb = np.clip(np.rint(srgb * 255.0), 0, 255).astype(np.uint8)
-    return rgb, [f"{name}: high-dynamic-range colour tone-mapped to 8-bit sRGB (Reinhard, median at mid grey)"]
+    how = (
+        f"at its own exposure (median luminance {med:.3g})"
+        if own
+        else f"exposed so its median luminance ({med:.3g}, outside {lo:g}-{hi:g}) is mid grey"
+    )
+    return rgb, [f"{name}: high-dynamic-range colour tone-mapped (Reinhard) to 8-bit sRGB {how}"]
 
 
 def read_depth(path: str | os.PathLike) -> np.ndarray:

@@ -738,7 +738,7 @@ register_backend(
         name="transformers",
         run=_run,
         # 2: sky.py closes faint skylines; a cream ceiling is no sky; 3: sky seen under and between
-        # crowns outdoors (sky_gaps); 4: a dim grey with a faint cool cast is no clear blue sky
+        # crowns outdoors (sky_gaps); 4: sky round 4 (cool-cast ceilings, a night sky's glow)
         version="4",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "

@@ -1102,7 +1102,8 @@ register_backend(
         # 5: a facade behind a sidewalk stands on the sidewalk, not on the kerb (_ground_band)
         # 6: a fold's distance spreads sideways only through foliage (segment_leaf)
         # 7: outdoors, sky seen under and between crowns is sky (sky_gaps)
-        # 8: a dim grey with a faint cool cast is no clear blue sky (sky._bluish: a studio's ceiling)
+        # 8: sky round 4 (a studio's dim or black ceiling with a cool cast is no blue sky; a town's
+        # glow in a dim night sky is sky)
         version="8",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",

@@ -135,7 +135,8 @@ def _bluish(px: np.ndarray) -> np.ndarray:
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
     # A faint cool cast (blue 0.03-0.1 over red) counts only in a bright pixel (luminance over 0.5,
     # a hazy daylight sky: the procedural seed-0 skies are (0.73, 0.79, 0.87)); in a dim one it is a
-    # grey: Blender's studio HDRI, tone-mapped, has a dark grey ceiling of (0.33, 0.36, 0.40) that
+    # grey: Blender's studio HDRI, exposed to a mid-grey median (as every HDR file was until 2026-12;
+    # a brightened photo of a studio is the same), has a dark grey ceiling of (0.33, 0.36, 0.40) that
     # closes in a ring as a ceiling does and was taken for a blue sky by this cue. A grey is told
     # from a ceiling by the ring, as a white or overcast sky is.
     lum = _lum(px)
@@ -475,14 +476,24 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
         return _grow(like, hue, band, threshold, columns=dark, cut=cut, img=clean)
 
     sky = grow(False)
-    dim = sky.any() and float(np.median(_lum(clean[sky[:rows]]))) < 0.3
-    if _zenith_share(sky) < 0.5 or dim:
+    med = float(np.median(_lum(clean[sky[:rows]]))) if sky.any() else 0.0
+    dim = sky.any() and med < 0.3
+    # a sky a little brighter (0.3-0.4: a night photographed at its own exposure, a light-polluted
+    # one) may have left out a glow whose colour is no daylight colour (a town's warm grey at 0.43 is
+    # neither a bright grey nor blue); the dark pass may add it, but only something at least as
+    # bright as the sky found: a dim grey ceiling's dark pass adds the dim walls below it instead
+    glow = sky.any() and 0.3 <= med < 0.4 and _zenith_share(sky) >= 0.5
+    if _zenith_share(sky) < 0.5 or dim or glow:
         # no daylight sky overhead, or a dim one (dusk, moonlit clouds): a night or space sky, a sunset,
         # or a ceiling (is_indoor tells them apart)
         dark = grow(True)
-        if _zenith_share(dark) > _zenith_share(sky) or (
+        better = _zenith_share(dark) > _zenith_share(sky) or (
             _zenith_share(dark) == _zenith_share(sky) and dark.sum() > sky.sum()
-        ):
+        )
+        if better and glow:
+            added = (dark & ~sky)[:rows]
+            better = bool(added.any()) and float(np.median(_lum(clean[added]))) >= med
+        if better:
             sky = dark
     return sky
 
@@ -531,7 +542,10 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     n30 = int(s30.sum())
     col = clean[s30].mean(0) if n30 else np.zeros(3, np.float32)
     day = float(_hue_likelihood(clean[s30][None])[0].astype(bool).mean()) if n30 else 0.0
-    night_blue = bool(col[2] > 1.3 * col[0] and col[2] > 1.1 * col[1] and col[2] > 0.02)
+    # a clear blue: blue at least 1.8x red. Night and dusk skies are 2.5-3.8x in the labelled set
+    # (benchmarks/sky_labelled.py); a black ceiling with the cool cast of daylight-balanced lamps (a
+    # photo studio) is 1.4x, and at 1.3x it passed for a night sky
+    night_blue = bool(col[2] > 1.8 * col[0] and col[2] > 1.1 * col[1] and col[2] > 0.02)
     # a daylight sky that is not blue (overcast, white, warm) may be a lit ceiling (and the pale walls
     # it flows into); two signs of one, both from where the sky ends:
     blue = float(_bluish(clean[s30]).mean()) if n30 else 0.0

@@ -124,6 +124,8 @@ register_backend(
         stage="panorama",
         name="file",
         run=_run_file,
+        # 2: HDR files (EXR, .hdr) of a display-referred scale are shown at their own exposure
+        version="2",
         summary="a user's equirect panorama (--panorama), with optional depth (--depth)",
         config=FileConfig,
         presets={"fast": {"max_width": 2048}, "balanced": {}, "quality": {"max_width": 8192}},

@@ -201,6 +201,8 @@ register_backend(
         stage="panorama",
         name="photo",
         run=_run,
+        # 2: HDR files (EXR, .hdr) of a display-referred scale are shown at their own exposure
+        version="2",
         config=PhotoConfig,
         presets={"fast": {"width": 1024}},
         summary="a photo (--image) at its field of view (--fov or EXIF); the rest of the sphere a soft backdrop",
