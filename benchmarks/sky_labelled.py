@@ -56,7 +56,15 @@ W, H = 1024, 512
 STELLARIUM = ("moon", "mars", "grossmugl", "garching", "guereins", "hurricane", "ocean", "trees")
 SKIES = ("day", "black", "starry", "overcast", "darkovercast", "sunset", "grey", "white")
 HDRI_INDOOR = ("empty_warehouse", "lebombo", "st_fagans", "studio_small")
-BLENDER_WORLDS = {"city": False, "forest": False, "interior": True, "night": False, "studio": True, "sunrise": False, "sunset": False}
+BLENDER_WORLDS = {
+    "city": False,
+    "forest": False,
+    "interior": True,
+    "night": False,
+    "studio": True,
+    "sunrise": False,
+    "sunset": False,
+}
 
 
 def _grid() -> tuple[np.ndarray, np.ndarray]:
@@ -328,9 +336,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--groups", default="proc,var,stel,extra,hdri,blender")
     ap.add_argument("--stellarium", default="/tmp/stel/x", help="stellarium-data unpacked (dpkg -x)")
-    ap.add_argument(
-        "--blender", help="Blender's studiolights/world folder (default: the one `make blender` installs)"
-    )
+    ap.add_argument("--blender", help="Blender's studiolights/world folder (default: the one `make blender` installs)")
     ap.add_argument("--cache", default="/tmp/worldgen_sky_labelled")
     ap.add_argument("--save", help="write the results to PREFIX.json")
     ap.add_argument("--compare", help="a PREFIX.json written before")

@@ -390,6 +390,25 @@ def test_water_is_a_smooth_mirror_of_the_sky_not_the_ground_underfoot():
     assert np.median(depth.depth[row]) == pytest.approx(2.05 / np.sin(np.radians(-lat[row])), rel=0.02)
 
 
+def test_shaded_gravel_of_the_sky_s_colour_is_no_water():
+    # gravel in the shade is lit by the sky and has its colour; its grain is a few pixels wide, so
+    # the colours smoothed over 5 px (water_step) found it as smooth as water, and a garden path
+    # (Blender's forest HDRI) was put 28 % too far, below the bank. Calm water is smooth per pixel.
+    from worldgen.depth.prior import _water
+    from worldgen.depth.sky import sky_mask
+    from worldgen.types import Panorama
+
+    h = 128
+    img = _mirror_lake(h, 50.0)
+    sky = sky_mask(Panorama(img))
+    assert _water(img, sky, PriorConfig()).any()
+    r, c = np.indices(img.shape[:2])
+    grain = np.where((r + c) % 2 == 0, 1.12, 0.88)[..., None]  # pixel-scale grain, 12 % contrast
+    gravel = np.where((r >= h // 2)[..., None], img * grain, img).astype(np.float32)
+    assert not _water(gravel, sky, PriorConfig()).any()
+    assert _water(gravel, sky, PriorConfig(water_texture=0)).any()  # (what the rule removes)
+
+
 def test_ground_in_shade_is_still_ground():
     # the ground model learns from evenly lit ground under the camera; the same grass a quarter
     # darker (a shadow, a slope turned from the sun) is ground, another colour is not

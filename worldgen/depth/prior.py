@@ -200,6 +200,11 @@ class PriorConfig:
             region of water (0.01: a sand or grass shore, a foam line, a reflected tree is an edge).
         water_seed_share: a smooth region below the horizon is water when at least this share of its
             pixels reflect the sky (0.02) and it does not reach the ground under the camera.
+        water_texture: the largest median pixel-scale contrast of a water region (the standard
+            deviation of brightness in 3x3 pixels over their mean; 0.06; 0 = off). ``water_step``
+            reads colours smoothed over 5x5 pixels, so shaded gravel (0.11 on Blender's garden
+            HDRI), lit by the sky and of its colour, passed for calm water; a lake or a lagoon
+            is smooth at the pixel scale (procedural lakes 0.006-0.011, the Venice lagoon 0.026).
     """
 
     scene: str = "auto"
@@ -248,6 +253,7 @@ class PriorConfig:
     water_eps: float = 0.03
     water_step: float = 0.01
     water_seed_share: float = 0.02
+    water_texture: float = 0.06
     ground_shade: float = 0.2
     band_step: float = 0.03
     band_texture: float = 0.003
@@ -660,6 +666,16 @@ def _water(img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndar
     # regions smaller than 0.2 % of the panorama are reflections of single trees or glints, not a lake
     water = (seeds >= config.water_seed_share * cnt) & ~feet & (cnt >= 0.002 * h * w)
     water[0] = False
+    if config.water_texture > 0 and water.any():
+        # calm water is smooth at the pixel scale; gravel or grass in the shade is not (see
+        # ``water_texture``): the median 3x3 brightness contrast of each candidate region
+        lum = img[h // 2 :].mean(-1)
+        m = ndimage.uniform_filter(lum, 3, mode=("nearest", "wrap"))
+        m2 = ndimage.uniform_filter(lum * lum, 3, mode=("nearest", "wrap"))
+        contrast = np.sqrt(np.maximum(m2 - m * m, 0.0)) / np.maximum(m, 1e-3)
+        ids = np.flatnonzero(water)
+        med = np.asarray(ndimage.median(contrast, lab, ids), np.float64)
+        water[ids[med > config.water_texture]] = False
     lake = water[lab]
     # what the water surrounds in its column is on the water too: a sun glint, a reflected cloud, the
     # edge pixels of a region (rows between a column's first and last water pixel)
@@ -1103,7 +1119,7 @@ register_backend(
         # 6: a fold's distance spreads sideways only through foliage (segment_leaf)
         # 7: outdoors, sky seen under and between crowns is sky (sky_gaps)
         # 8: sky round 4 (a studio's dim or black ceiling with a cool cast is no blue sky; a town's
-        # glow in a dim night sky is sky)
+        # glow in a dim night sky is sky); shaded gravel is no water (water_texture)
         version="8",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
