@@ -152,12 +152,14 @@ def test_hdr_at_a_display_exposure_keeps_it(tmp_path, capsys):
     assert any("at its own exposure" in n for n in _notes(out))
     got = np.asarray(Image.open(out / "panorama.png"), np.float64)
     assert np.median(got) < 60  # mid grey would be ~128
-    # the same light 1000x brighter (camera units): exposed to mid grey
-    _exr(tmp_path / "raw.exr", {"RGB": night * 1000.0})
-    code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / "raw.exr"), out=tmp_path / "raw")
-    assert code == 0, err
-    assert any("is mid grey" in n for n in _notes(out))
-    assert 90 < np.median(np.asarray(Image.open(out / "panorama.png"), np.float64)) < 170
+    # the same light 40x brighter (a sunny HDRI, median 0.56: at its own exposure the curve would
+    # clip it) or 1000x (camera units): exposed to mid grey
+    for k in (40.0, 1000.0):
+        _exr(tmp_path / "raw.exr", {"RGB": night * k})
+        code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / "raw.exr"), out=tmp_path / f"raw{k:g}")
+        assert code == 0, err
+        assert any("is mid grey" in n for n in _notes(out))
+        assert 90 < np.median(np.asarray(Image.open(out / "panorama.png"), np.float64)) < 170
 
 
 def test_radiance_hdr_is_read_and_tone_mapped(tmp_path, capsys):

@@ -399,11 +399,13 @@ def read_hdr(path: str | os.PathLike) -> np.ndarray:
 
 
 # An HDR panorama whose median luminance lies in this range is shown at its own exposure: HDRI
-# libraries (Poly Haven, Blender's studio lights) store display-referred scales, medians 0.005-0.45
-# (a night field 0.014, a black-curtained studio 0.005, a city at noon 0.44), and exposure 0 is how
-# Blender and the engines show them. Outside it (a raw merge in camera units, a file scaled to
-# thousands) the exposure puts the median at mid grey instead.
-HDR_OWN_EXPOSURE = (0.002, 2.0)
+# libraries (Poly Haven, Blender's studio lights) store display-referred scales, and a dark one is
+# dark on purpose (Blender's moonless golf course 0.014, its black-curtained studio 0.005: raised to
+# mid grey, as every file once was, they came out as a grey day and a grey room). A brighter median
+# is lowered to mid grey (0.18), or the Reinhard curve below clips it (it reaches white at 1.67: a
+# sunny HDRI's sky and ground would be blown out); a file darker than the range is in camera units
+# and is raised to mid grey.
+HDR_OWN_EXPOSURE = (0.002, 0.18)
 
 
 def _tonemap(linear: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
@@ -411,9 +413,6 @@ def _tonemap(linear: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     ``HDR_OWN_EXPOSURE``, else the exposure that puts the median at 0.18 (mid grey); then Reinhard
     x / (1 + x) with its white point lifted (x 1.6) and the sRGB transfer curve.
     [H, W, 3] -> [H, W, 3] uint8
-
-    (Until 2026-12 every file was exposed to a mid-grey median: a night HDRI came out as a grey day
-    with a white sky, a dark studio as a grey room.)
     """
     a = np.nan_to_num(np.asarray(linear, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     a = np.maximum(a, 0.0)
@@ -428,7 +427,7 @@ def _tonemap(linear: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
     rgb = np.clip(np.rint(srgb * 255.0), 0, 255).astype(np.uint8)
     how = (
-        f"at its own exposure (median luminance {med:.3g})"
+        f"at its own exposure (median luminance {med:.3g}: a dark scene stays dark)"
         if own
         else f"exposed so its median luminance ({med:.3g}, outside {lo:g}-{hi:g}) is mid grey"
     )
