@@ -409,6 +409,29 @@ def test_shaded_gravel_of_the_sky_s_colour_is_no_water():
     assert _water(gravel, sky, PriorConfig(water_texture=0)).any()  # (what the rule removes)
 
 
+def test_trunks_under_a_closed_canopy_are_no_wall_of_rock():
+    # under a closed canopy no sky is seen overhead in most columns, so their skyline stands at the
+    # zenith all around: a "steep wall" to the terrain model (whatever its vertical edges), whose
+    # foot, with the trunks' bases the floor's colour, is at the horizon: every trunk of viser's
+    # forest-slope HDRI stood 94 m away. A wall of rock 92 m off that rises to 87° is 1.8 km high.
+    from worldgen.depth.prior import _terrain_columns
+
+    h, w = 128, 256
+    lat = np.degrees(np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h)[:, None] * np.ones((1, w))
+    cols = np.arange(w)[None, :] * np.ones((h, 1))
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.45, 0.33, 0.22)  # forest floor
+    img[lat > 0] = (0.35, 0.33, 0.3)  # the wood behind
+    img[(lat > 0) & (cols % 16 < 4)] = (0.25, 0.18, 0.12)  # trunks: vertical edges
+    sky = (lat > 60) & (cols < 0.3 * w)  # sky seen only in a clearing to one side
+    img[sky] = (0.45, 0.62, 0.9)
+    closed = cols[0] >= 0.5 * w
+    _, e_s, steep = _terrain_columns(img, sky, PriorConfig())
+    assert np.degrees(e_s[closed]).min() > 89 and not steep[closed].any()
+    _, _, steep_before = _terrain_columns(img, sky, PriorConfig(terrain_closed_deg=90))
+    assert steep_before[closed].all()  # (what the rule removes)
+
+
 def test_ground_in_shade_is_still_ground():
     # the ground model learns from evenly lit ground under the camera; the same grass a quarter
     # darker (a shadow, a slope turned from the sun) is ground, another colour is not

@@ -148,6 +148,12 @@ class PriorConfig:
             ``terrain_float`` up to the distance of a contact ``contact_min_deg`` below the horizon
             (92 m at 1.6 m eye height), which is where a foot that cannot be told from the horizon
             lies at the least.
+        terrain_closed_deg: no column is *steep* where the skyline's median over ``terrain_win_deg``
+            stands at or above this elevation (87; 90 = off): nothing of the sky is seen overhead, so
+            what closes it is a canopy, a roof or an arcade, not a wall of rock (one 92 m away that
+            rises to 87° would be 1.8 km high). In viser's forest-slope HDRI, under a closed canopy,
+            every trunk was a steep wall and stood 94 m away. The procedural walls of rock and city
+            streets stand at most 84° up.
         terrain_slope_deg: the steepest a terrain face stands over its whole height, degrees (75; 0 =
             off): seen from the foot at horizontal distance d, a face that steep reaches the skyline
             elevation e_s only at d tan(a) / (tan(a) - tan(e_s)) away, so a skyline higher than a
@@ -235,6 +241,7 @@ class PriorConfig:
     terrain_vertical: float = 0.025
     terrain_foot: float = 25.0
     terrain_steep_deg: float = 50.0
+    terrain_closed_deg: float = 87.0
     terrain_slope_deg: float = 75.0
     terrain_crest_far: float = 300.0
     terrain_mound: float = 0.7
@@ -371,6 +378,9 @@ def _terrain_columns(
     low = ndimage.minimum_filter1d(e_s, k, mode="wrap")
     terrain = low >= math.radians(config.terrain_sky_deg)
     steep = low >= math.radians(config.terrain_steep_deg)
+    if config.terrain_closed_deg < 90:
+        # closed overhead (a canopy, a roof): no wall of rock (see ``terrain_closed_deg``)
+        steep &= ndimage.median_filter(e_s, k, mode="wrap") < math.radians(config.terrain_closed_deg)
     above = (np.arange(h) < h // 2)[:, None] & ~sky
     n = np.maximum(above.sum(0), 1)
     green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
@@ -1119,7 +1129,8 @@ register_backend(
         # 6: a fold's distance spreads sideways only through foliage (segment_leaf)
         # 7: outdoors, sky seen under and between crowns is sky (sky_gaps)
         # 8: sky round 4 (a studio's dim or black ceiling with a cool cast is no blue sky; a town's
-        # glow in a dim night sky is sky); shaded gravel is no water (water_texture)
+        # glow in a dim night sky is sky); shaded gravel is no water (water_texture); no steep wall
+        # under a closed canopy (terrain_closed_deg)
         version="8",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
