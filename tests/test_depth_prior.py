@@ -93,7 +93,7 @@ def _scores(depth, gt):
     return (
         float(np.average(np.abs(p - g) / g, weights=w[m])),
         float(np.average(np.maximum(p / g, g / p) < 1.25, weights=w[m])),
-        float((depth.sky & gt.sky).sum() / union),
+        float((depth.sky & gt.sky).sum() / union) if union else 1.0,
     )
 
 
@@ -430,6 +430,19 @@ def test_trunks_under_a_closed_canopy_are_no_wall_of_rock():
     assert np.degrees(e_s[closed]).min() > 89 and not steep[closed].any()
     _, _, steep_before = _terrain_columns(img, sky, PriorConfig(terrain_closed_deg=90))
     assert steep_before[closed].all()  # (what the rule removes)
+
+
+def test_room_box_from_the_floor_line_where_the_ceiling_line_is_faint():
+    # a white ceiling meets white plaster walls at a faint line, while its beams draw strong lines:
+    # fitted to the ceiling line first, the box put one wall 1.2 m from the camera (truth 2.5-6 m).
+    # The box fitted to the plain floor-wall line first carries more evidence on both lines
+    pano, gt, _ = _world("a white modern living room interior at noon", 512, 1)
+    depth, facts = prior_depth(pano, 1.6)
+    absrel, d1, _ = _scores(depth, gt)
+    assert facts["scene"] == "indoor" and min(facts["room_walls_m"]) > 2.0, facts
+    assert absrel <= 0.13 and d1 >= 0.9, (absrel, d1)
+    before, facts = prior_depth(pano, 1.6, PriorConfig(room_floor_margin=-1.0))
+    assert min(facts["room_walls_m"]) < 1.5 and _scores(before, gt)[1] < 0.8  # (what the second box mends)
 
 
 def test_ground_in_shade_is_still_ground():

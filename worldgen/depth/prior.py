@@ -86,6 +86,10 @@ class PriorConfig:
             measurement: the column floats (1.0, i.e. beyond 92 m at 1.6 m eye height).
         room_height_min, room_height_max: indoors, the range of floor-to-ceiling heights the room box
             may take, metres (2.3 and 5.0: habitable rooms; a lower box is a rug or a table).
+        room_floor_margin: indoors, how much more boundary evidence (the mean over columns along the
+            ceiling-wall and the floor-wall line together, each 0..1) a box fitted to the floor-wall
+            line first must gather than the box fitted to the ceiling-wall line first to be taken
+            (0.1; a negative value = off). See ``_room_box``.
         terrain_far: outdoors, distance of a terrain column's skyline, metres (110; 0 = off): terrain
             (a cliff, a canyon wall, a mountainside) recedes as it rises, unlike a wall or a trunk; a
             column is terrain where everything within ``terrain_win_deg`` of it rises above
@@ -233,6 +237,7 @@ class PriorConfig:
     contact_min_deg: float = 1.0
     room_height_min: float = 2.3
     room_height_max: float = 5.0
+    room_floor_margin: float = 0.1
     terrain_far: float = 110.0
     terrain_float: float = 50.0
     terrain_sky_deg: float = 25.0
@@ -999,6 +1004,12 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
        ceiling lies between ``room_height_min`` and ``room_height_max`` above the floor: rugs,
        floor patterns and furniture bases aligned with the room are smaller boxes of the same
        shape, a room lower than a person's reach is not a room.
+    3. A second box from the floor-wall line first (its wall distances in metres, the eye height
+       known), then the ceiling's height from the ceiling-wall line. It is taken when the two lines
+       together carry at least ``room_floor_margin`` more evidence along it: where the ceiling is
+       dark and hung with rigging, or its line is lost in a vault or a white cove, the ceiling's
+       spurious lines set the shape and a wall came 0.4-1.2 m from the camera (Blender's and viser's
+       photo studios, viser's Lebombo living room), while their floor-wall lines are plain.
 
     Returns:
         A tuple: **theta** (radians), **walls** (+u, -u, +v, -v, metres), **ceiling** (metres above
@@ -1043,7 +1054,40 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
     d = _box_distance(theta, walls[None] * cs[:, None], dirx, dirz)
     fsc = e[rows(-np.arctan(eye_height / d)), cols].mean(1)
     c = float(cs[int(np.argmax(fsc))])
-    return float(theta), walls * c, c, score
+    walls = walls * c
+    if config.room_floor_margin < 0:
+        return float(theta), walls, c, score
+
+    def floor_score(theta: float, walls: np.ndarray) -> np.ndarray:  # metric walls [N, 4]
+        return e[rows(-np.arctan(eye_height / _box_distance(theta, walls, dirx, dirz))), cols].mean(1)
+
+    metres = np.geomspace(config.min_wall, 25.0, 48)
+
+    def fit_floor(theta: float) -> tuple[float, np.ndarray]:
+        cand = np.repeat(metres[:, None], 4, 1)
+        sc = floor_score(theta, cand)
+        best, fw = float(sc.max()), cand[int(np.argmax(sc))].copy()
+        for _ in range(3):
+            for k in range(4):
+                cand = np.repeat(fw[None], len(metres), 0)
+                cand[:, k] = metres
+                sc = floor_score(theta, cand)
+                if sc.max() > best:
+                    best, fw = float(sc.max()), cand[int(np.argmax(sc))].copy()
+        return best, fw
+
+    f_score, f_walls, f_theta = max(
+        ((*fit_floor(float(t)), float(t)) for t in np.radians(np.arange(0.0, 90.0, 3.0))), key=lambda f: f[0]
+    )
+    dist = _box_distance(f_theta, f_walls, dirx, dirz)
+    csc = e[rows(np.arctan(cs[:, None] / dist[None])), cols].mean(1)  # ceiling evidence per height
+    f_c = float(cs[int(np.argmax(csc))])
+    ceiling_first = float(fsc.max()) + float(
+        e[rows(np.arctan(c / _box_distance(theta, walls, dirx, dirz))), cols].mean()
+    )
+    if f_score + float(csc.max()) > ceiling_first + config.room_floor_margin:
+        return f_theta, f_walls, f_c, float(csc.max())
+    return float(theta), walls, c, score
 
 
 def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> tuple[np.ndarray, dict]:
@@ -1130,7 +1174,8 @@ register_backend(
         # 7: outdoors, sky seen under and between crowns is sky (sky_gaps)
         # 8: sky round 4 (a studio's dim or black ceiling with a cool cast is no blue sky; a town's
         # glow in a dim night sky is sky); shaded gravel is no water (water_texture); no steep wall
-        # under a closed canopy (terrain_closed_deg)
+        # under a closed canopy (terrain_closed_deg); a room box from the floor-wall line where it
+        # carries more evidence (room_floor_margin)
         version="8",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
