@@ -99,6 +99,11 @@ def test_generate_panorama(files, capsys):
         (["--panorama", "{d}/pano.png", "--preset", "ultra"], "unknown preset"),
         (["--panorama", "{d}/pano.png", "--set", "gaussians.backfill_deg=-1"], "backfill_deg"),
         (["--panorama", "{d}/pano.png", "--set", "gaussians.device=tpu"], "unknown device"),
+        # a number option that is no number: a traceback when the backend first compared it (found
+        # as a user with --set depth.water_texture=nan), or NaN silently taken for "off"
+        (["--panorama", "{d}/pano.png", "--set", "depth.ground_tolerance=abc"], "must be a finite number"),
+        (["--panorama", "{d}/pano.png", "--set", "depth.water_texture=NaN"], "must be a finite number"),
+        (["--panorama", "{d}/pano.png", "--set", "mesh.max_triangles=1.5"], "must be a whole number"),
         # --image now builds a world (the photo backend); its bad inputs still stop before any stage
         (["--image", "{d}/pano.png", "--fov", "500"], "--fov"),
         (["--image", "{d}/corrupt.png"], "corrupt"),

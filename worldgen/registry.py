@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,25 @@ class Backend:
                 f"{self.stage} backend {self.name!r} has no option {', '.join(unknown)}; "
                 f"its options are: {', '.join(sorted(known)) or 'none'}"
             )
-        return self.config(**values)
+        config = self.config(**values)
+        # every number option given by the user is a number: a backend that reads its options only
+        # as it runs (most do) met 'abc' or NaN there, as a TypeError traceback or a silent 'off'
+        # (the config's own checks, where it has them, have run above with their own words)
+        for f in dataclasses.fields(self.config):
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            if f.name not in (overrides or {}) or kind not in ("float", "int"):
+                continue
+            v = getattr(config, f.name)
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if kind == "int" and not (number and isinstance(v, int)):
+                raise InputError(
+                    f"{self.stage} option {f.name} must be a whole number, not {v!r} (default {f.default!r})"
+                )
+            if kind == "float" and not (number and math.isfinite(v)):
+                raise InputError(
+                    f"{self.stage} option {f.name} must be a finite number, not {v!r} (default {f.default!r})"
+                )
+        return config
 
 
 _REGISTRY: dict[str, dict[str, Backend]] = {s: {} for s in STAGES}
