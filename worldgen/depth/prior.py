@@ -1029,19 +1029,22 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
         d = _box_distance(theta, walls, dirx, dirz)
         return e[rows(np.arctan(1.0 / d)), cols].mean(1)
 
-    def fit_shape(theta: float) -> tuple[float, np.ndarray]:
+    def descend(score, sizes: np.ndarray, theta: float) -> tuple[float, np.ndarray]:
         # one square box at every size, then coordinate descent over each wall (vectorised per wall)
-        cand = np.repeat(grid[:, None], 4, 1)
-        sc = ceil_score(theta, cand)
+        cand = np.repeat(sizes[:, None], 4, 1)
+        sc = score(theta, cand)
         best, walls = float(sc.max()), cand[int(np.argmax(sc))].copy()
         for _ in range(3):
             for k in range(4):
-                cand = np.repeat(walls[None], len(grid), 0)
-                cand[:, k] = grid
-                sc = ceil_score(theta, cand)
+                cand = np.repeat(walls[None], len(sizes), 0)
+                cand[:, k] = sizes
+                sc = score(theta, cand)
                 if sc.max() > best:
                     best, walls = float(sc.max()), cand[int(np.argmax(sc))].copy()
         return best, walls
+
+    def fit_shape(theta: float) -> tuple[float, np.ndarray]:
+        return descend(ceil_score, grid, theta)
 
     fits = [(*fit_shape(t), t) for t in np.radians(np.arange(0.0, 90.0, 3.0))]
     score, walls, theta = max(fits, key=lambda f: f[0])
@@ -1063,21 +1066,9 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
 
     metres = np.geomspace(config.min_wall, 25.0, 48)
 
-    def fit_floor(theta: float) -> tuple[float, np.ndarray]:
-        cand = np.repeat(metres[:, None], 4, 1)
-        sc = floor_score(theta, cand)
-        best, fw = float(sc.max()), cand[int(np.argmax(sc))].copy()
-        for _ in range(3):
-            for k in range(4):
-                cand = np.repeat(fw[None], len(metres), 0)
-                cand[:, k] = metres
-                sc = floor_score(theta, cand)
-                if sc.max() > best:
-                    best, fw = float(sc.max()), cand[int(np.argmax(sc))].copy()
-        return best, fw
-
     f_score, f_walls, f_theta = max(
-        ((*fit_floor(float(t)), float(t)) for t in np.radians(np.arange(0.0, 90.0, 3.0))), key=lambda f: f[0]
+        ((*descend(floor_score, metres, float(t)), float(t)) for t in np.radians(np.arange(0.0, 90.0, 3.0))),
+        key=lambda f: f[0],
     )
     dist = _box_distance(f_theta, f_walls, dirx, dirz)
     csc = e[rows(np.arctan(cs[:, None] / dist[None])), cols].mean(1)  # ceiling evidence per height
