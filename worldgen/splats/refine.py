@@ -57,7 +57,9 @@ class RefineConfig:
             optimiser and again after it; 0 = off. Default 10.
         colour_anchor: weight of the pull of every colour solve towards the colours before
             refinement (:func:`worldgen.splats.colours.solve_colours`' ``anchor_weight``; a pixel
-            splat's is the panorama's at its pixel); 0 = none, the default. It trades capture-point
+            splat's is the panorama's at its pixel; after a densification strategy, which changes
+            the splats, the final solve holds each to its refined colour); 0 = none, the default.
+            It trades capture-point
             fit for fewer light or dark outlines beside silhouettes seen from aside (background
             splats that the solve recoloured to cancel a nearer splat's rim): 0.2 gave an
             independently rendered room +0.27 dB at 1 m (the view with its worst outline +1.9
@@ -574,7 +576,12 @@ def refine_gaussians(
         if cfg.colour_iterations:
             progress(0.95, "solving colours for the refined shapes")
             tc = time.perf_counter()
-            out, rep = solve(out, fixed=fixed, anchor=anchor)
+            # A densification strategy cloned, split and pruned the splats, so the anchors before
+            # refinement are no longer theirs: then each splat is held to its own refined colour.
+            same = anchor is not None and len(out) == len(anchor)
+            if cfg.colour_anchor > 0:
+                report["colour_anchor_to"] = "before refinement" if same else "refined colours"
+            out, rep = solve(out, fixed=fixed, anchor=anchor if same else None)
             report["colour_psnr_final"] = rep["psnr_after"]
             report["colour_seconds"] += time.perf_counter() - tc
             # Never worse than the unrefined splats from the capture point: if the optimiser lost
