@@ -421,7 +421,7 @@ def _tonemap(linear: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     med = float(np.median(pos)) if pos.size else 1.0
     lo, hi = HDR_OWN_EXPOSURE
     own = lo <= med <= hi
-    x = a if own or med <= 0 else a * (0.18 / med)
+    x = a if own else a * (0.18 / med)  # (med > 0: 1.0 when nothing is lit)
     x = x / (1.0 + x) * 1.6  # Reinhard, white point lifted so mid grey is not muddy
     x = np.clip(x, 0.0, 1.0)
     srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)

@@ -1052,17 +1052,17 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
         f = (*fit_shape(float(t)), float(t))
         if f[0] > score:
             score, walls, theta = f
+
+    def floor_score(theta: float, walls: np.ndarray) -> np.ndarray:  # metric walls [N, 4]
+        return e[rows(-np.arctan(eye_height / _box_distance(theta, walls, dirx, dirz))), cols].mean(1)
+
     # the scale: the ceiling above the eye (c) that puts the floor-wall line on the evidence
     cs = np.linspace(max(config.room_height_min - eye_height, 0.1), max(config.room_height_max - eye_height, 0.2), 64)
-    d = _box_distance(theta, walls[None] * cs[:, None], dirx, dirz)
-    fsc = e[rows(-np.arctan(eye_height / d)), cols].mean(1)
+    fsc = floor_score(theta, walls[None] * cs[:, None])
     c = float(cs[int(np.argmax(fsc))])
     walls = walls * c
     if config.room_floor_margin < 0:
         return float(theta), walls, c, score
-
-    def floor_score(theta: float, walls: np.ndarray) -> np.ndarray:  # metric walls [N, 4]
-        return e[rows(-np.arctan(eye_height / _box_distance(theta, walls, dirx, dirz))), cols].mean(1)
 
     metres = np.geomspace(config.min_wall, 25.0, 48)
 
@@ -1073,10 +1073,9 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
     dist = _box_distance(f_theta, f_walls, dirx, dirz)
     csc = e[rows(np.arctan(cs[:, None] / dist[None])), cols].mean(1)  # ceiling evidence per height
     f_c = float(cs[int(np.argmax(csc))])
-    ceiling_first = float(fsc.max()) + float(
-        e[rows(np.arctan(c / _box_distance(theta, walls, dirx, dirz))), cols].mean()
-    )
-    if f_score + float(csc.max()) > ceiling_first + config.room_floor_margin:
+    # the first box's evidence on both lines: its ceiling fit's (the shape's line scales with c) and
+    # its floor fit's
+    if f_score + float(csc.max()) > score + float(fsc.max()) + config.room_floor_margin:
         return f_theta, f_walls, f_c, float(csc.max())
     return float(theta), walls, c, score
 

@@ -476,20 +476,20 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
         return _grow(like, hue, band, threshold, columns=dark, cut=cut, img=clean)
 
     sky = grow(False)
-    med = float(np.median(_lum(clean[sky[:rows]]))) if sky.any() else 0.0
-    dim = sky.any() and med < 0.3
+    zs = _zenith_share(sky)
+    med = float(np.median(_lum(clean[sky[:rows]]))) if sky.any() else math.inf
+    dim = med < 0.3
     # a sky a little brighter (0.3-0.4: a night photographed at its own exposure, a light-polluted
     # one) may have left out a glow whose colour is no daylight colour (a town's warm grey at 0.43 is
     # neither a bright grey nor blue); the dark pass may add it, but only something at least as
     # bright as the sky found: a dim grey ceiling's dark pass adds the dim walls below it instead
-    glow = sky.any() and 0.3 <= med < 0.4 and _zenith_share(sky) >= 0.5
-    if _zenith_share(sky) < 0.5 or dim or glow:
+    glow = 0.3 <= med < 0.4 and zs >= 0.5
+    if zs < 0.5 or dim or glow:
         # no daylight sky overhead, or a dim one (dusk, moonlit clouds): a night or space sky, a sunset,
         # or a ceiling (is_indoor tells them apart)
         dark = grow(True)
-        better = _zenith_share(dark) > _zenith_share(sky) or (
-            _zenith_share(dark) == _zenith_share(sky) and dark.sum() > sky.sum()
-        )
+        zd = _zenith_share(dark)
+        better = zd > zs or (zd == zs and dark.sum() > sky.sum())
         if better and glow:
             added = (dark & ~sky)[:rows]
             better = bool(added.any()) and float(np.median(_lum(clean[added]))) >= med
