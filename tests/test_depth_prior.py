@@ -445,6 +445,29 @@ def test_room_box_from_the_floor_line_where_the_ceiling_line_is_faint():
     assert min(facts["room_walls_m"]) < 1.5 and _scores(before, gt)[1] < 0.8  # (what the second box mends)
 
 
+def test_room_is_both_boxes_where_their_evidence_ties(monkeypatch):
+    # the ceiling-first and the floor-first boxes carry evidence within room_floor_margin of each
+    # other: neither is taken alone, the room is their intersection (the nearer exit per ray)
+    pano, gt, _ = _world("a cozy living room interior", 512, 3)
+    depth, facts = prior_depth(pano, 1.6)
+    assert facts["scene"] == "indoor" and facts["room_box"] == "both" and len(facts["room_walls2_m"]) == 4
+    first, f1 = prior_depth(pano, 1.6, PriorConfig(room_floor_margin=-1.0))
+    assert f1["room_box"] == "ceiling-first"
+    assert _absrel(depth.depth, gt.depth) < _absrel(first.depth, gt.depth) - 0.05  # 0.187 -> 0.099
+    assert (depth.depth <= first.depth + 1e-4).all()
+    # the intersection is exactly the nearer of the two boxes' depths, ray by ray
+    import worldgen.depth.prior as prior
+
+    boxes, kept, score = prior._room_box(pano.image, 1.6, PriorConfig())
+    assert kept == "both" and len(boxes) == 2
+    singles = []
+    for box in boxes:
+        monkeypatch.setattr(prior, "_room_box", lambda *a, box=box: ([box], "ceiling-first", score))
+        singles.append(prior.indoor_prior(pano, 1.6, PriorConfig())[0])
+    np.testing.assert_array_equal(depth.depth, np.minimum(*singles))
+    assert not np.array_equal(singles[0], singles[1])
+
+
 def test_ground_in_shade_is_still_ground():
     # the ground model learns from evenly lit ground under the camera; the same grass a quarter
     # darker (a shadow, a slope turned from the sun) is ground, another colour is not

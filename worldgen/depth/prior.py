@@ -89,7 +89,8 @@ class PriorConfig:
         room_floor_margin: indoors, how much more boundary evidence (the mean over columns along the
             ceiling-wall and the floor-wall line together, each 0..1) a box fitted to the floor-wall
             line first must gather than the box fitted to the ceiling-wall line first to be taken
-            (0.1; a negative value = off). See ``_room_box``.
+            alone, and the other way round; within it either way, the room is both boxes'
+            intersection (0.1; a negative value = the ceiling-first box only). See ``_room_box``.
         terrain_far: outdoors, distance of a terrain column's skyline, metres (110; 0 = off): terrain
             (a cliff, a canyon wall, a mountainside) recedes as it rises, unlike a wall or a trunk; a
             column is terrain where everything within ``terrain_win_deg`` of it rises above
@@ -991,7 +992,9 @@ def _box_distance(theta: float, walls: np.ndarray, dirx: np.ndarray, dirz: np.nd
     return d if np.ndim(walls) == 2 else d[0]
 
 
-def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[float, np.ndarray, float, float]:
+def _room_box(
+    img: np.ndarray, eye_height: float, config: PriorConfig
+) -> tuple[list[tuple[float, np.ndarray, float]], str, float]:
     """A Manhattan room box fitted to the panorama's ceiling-wall and floor-wall lines.
 
     In an equirect, a box wall at horizontal distance d in a column meets the floor at latitude
@@ -1005,15 +1008,23 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
        floor patterns and furniture bases aligned with the room are smaller boxes of the same
        shape, a room lower than a person's reach is not a room.
     3. A second box from the floor-wall line first (its wall distances in metres, the eye height
-       known), then the ceiling's height from the ceiling-wall line. It is taken when the two lines
-       together carry at least ``room_floor_margin`` more evidence along it: where the ceiling is
-       dark and hung with rigging, or its line is lost in a vault or a white cove, the ceiling's
+       known), then the ceiling's height from the ceiling-wall line. It is taken alone when the two
+       lines together carry at least ``room_floor_margin`` more evidence along it: where the ceiling
+       is dark and hung with rigging, or its line is lost in a vault or a white cove, the ceiling's
        spurious lines set the shape and a wall came 0.4-1.2 m from the camera (Blender's and viser's
        photo studios, viser's Lebombo living room), while their floor-wall lines are plain.
+    4. When neither box carries ``room_floor_margin`` more evidence than the other, both are kept and
+       the room is their intersection (per ray, the nearer exit): the evidence cannot tell them
+       apart, and a wall put too far costs without bound where one put too near costs at most its
+       own distance. Each box alone is often right about some walls and wrong about others (a chair
+       rail or a beam taken for the floor or ceiling line puts a wall too far, a rug's edge one too
+       near), and the intersection keeps the nearer reading of each.
 
     Returns:
-        A tuple: **theta** (radians), **walls** (+u, -u, +v, -v, metres), **ceiling** (metres above
-        the eye) and the evidence **score** of the ceiling fit (mean over columns, 0..1).
+        A tuple: the **boxes** (one or two, each theta in radians, walls +u, -u, +v, -v in metres,
+        ceiling in metres above the eye), which of them were kept (``"ceiling-first"``,
+        ``"floor-first"`` or ``"both"``) and the evidence **score** of the ceiling fit (mean over
+        columns, 0..1).
     """
     e = _step_edges(img)
     hs, ws = e.shape
@@ -1061,8 +1072,9 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
     fsc = floor_score(theta, walls[None] * cs[:, None])
     c = float(cs[int(np.argmax(fsc))])
     walls = walls * c
+    first = (float(theta), walls, c)
     if config.room_floor_margin < 0:
-        return float(theta), walls, c, score
+        return [first], "ceiling-first", score
 
     metres = np.geomspace(config.min_wall, 25.0, 48)
 
@@ -1075,9 +1087,13 @@ def _room_box(img: np.ndarray, eye_height: float, config: PriorConfig) -> tuple[
     f_c = float(cs[int(np.argmax(csc))])
     # the first box's evidence on both lines: its ceiling fit's (the shape's line scales with c) and
     # its floor fit's
-    if f_score + float(csc.max()) > score + float(fsc.max()) + config.room_floor_margin:
-        return f_theta, f_walls, f_c, float(csc.max())
-    return float(theta), walls, c, score
+    second = (f_theta, f_walls, f_c)
+    lead = f_score + float(csc.max()) - (score + float(fsc.max()))
+    if lead > config.room_floor_margin:
+        return [second], "floor-first", float(csc.max())
+    if lead >= -config.room_floor_margin:
+        return [first, second], "both", score
+    return [first], "ceiling-first", score
 
 
 def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> tuple[np.ndarray, dict]:
@@ -1085,23 +1101,30 @@ def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> 
     h, w = panorama.height, panorama.width
     lat = _latitudes(h)
     lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
-    theta, walls, ceiling, score = _room_box(panorama.image, eye_height, config)
+    boxes, kept, score = _room_box(panorama.image, eye_height, config)
     if score < 0.05:  # no ceiling-wall line anywhere (a blank image): a default room
-        theta, walls, ceiling = 0.0, np.full(4, 3.0), config.ceiling_height - eye_height
-    walls = np.clip(walls, config.min_wall, config.far)
-    dbox = _box_distance(theta, walls, np.sin(lon), -np.cos(lon))  # horizontal distance per column
+        boxes, kept = [(0.0, np.full(4, 3.0), config.ceiling_height - eye_height)], "default"
+    boxes = [(theta, np.clip(walls, config.min_wall, config.far), ceiling) for theta, walls, ceiling in boxes]
     up = np.sin(lat)[:, None]
     with np.errstate(divide="ignore"):
         r_floor = np.where(up < -1e-6, eye_height / np.maximum(-up, 1e-6), np.inf)
-        r_ceil = np.where(up > 1e-6, ceiling / np.maximum(up, 1e-6), np.inf)
-    r_wall = dbox[None, :] / np.cos(lat)[:, None]
-    depth = np.minimum(np.minimum(r_floor, r_ceil), r_wall)
+    depth = np.broadcast_to(r_floor, (h, w))
+    for theta, walls, ceiling in boxes:  # two boxes: their intersection, the nearer exit per ray
+        dbox = _box_distance(theta, walls, np.sin(lon), -np.cos(lon))  # horizontal distance per column
+        with np.errstate(divide="ignore"):
+            r_ceil = np.where(up > 1e-6, ceiling / np.maximum(up, 1e-6), np.inf)
+        depth = np.minimum(depth, np.minimum(r_ceil, dbox[None, :] / np.cos(lat)[:, None]))
+    theta, walls, _ = boxes[0]
     facts = {
+        "room_box": kept,
         "room_walls_m": [round(float(v_), 3) for v_ in walls],
         "room_angle_deg": round(math.degrees(theta), 2),
-        "ceiling_above_eye_m": round(ceiling, 3),
+        "ceiling_above_eye_m": round(min(b[2] for b in boxes), 3),
         "room_line_score": round(score, 3),
     }
+    if len(boxes) == 2:
+        facts["room_walls2_m"] = [round(float(v_), 3) for v_ in boxes[1][1]]
+        facts["room_angle2_deg"] = round(math.degrees(boxes[1][0]), 2)
     return np.minimum(depth, config.far).astype(np.float32), facts
 
 
@@ -1166,7 +1189,9 @@ register_backend(
         # glow in a dim night sky is sky); shaded gravel is no water (water_texture); no steep wall
         # under a closed canopy (terrain_closed_deg); a room box from the floor-wall line where it
         # carries more evidence (room_floor_margin)
-        version="8",
+        # 9: where neither room box carries room_floor_margin more evidence, the room is both
+        # boxes' intersection
+        version="9",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )
