@@ -121,6 +121,34 @@ def test_metric_views_keep_their_scale(rng):
     assert err < 0.01
 
 
+def test_metric_views_that_see_almost_only_sky_do_not_move_the_scale():
+    # outdoors, two upper views see a few dozen pixels of land: the overlaps hardly hold their scale,
+    # which drifts far from 1. The model's own scale is what the views with samples keep; a plain
+    # mean over the views' scales let those two move the whole panorama (exact views: 0.38x)
+    from worldgen.depth.sky import sky_mask
+    from worldgen.depth.views import cut_views
+    from worldgen.procedural import ProceduralConfig, synthesize
+
+    spec, _ = parse_prompt("a meadow", 0)
+    pano, truth, _ = synthesize(spec, 1.6, ProceduralConfig(width=256, antialias=False, previews=False))
+    gt = truth.depth
+    cams = sphere_views(56, 100.0)
+    # the views cut from the exact panorama depth, the sky left out as the model backend does
+    d = cut_views(np.where(np.isfinite(gt), gt, 1e4).astype(np.float32)[..., None], cams)[..., 0]
+    sky = cut_views(sky_mask(pano).astype(np.float32)[..., None], cams)[..., 0] > 0.5
+    z = d / np.stack([ray_length(c) for c in cams])
+    ok = (z > 0) & ~sky
+    disp = np.where(ok, 1.0 / np.maximum(z, 1e-9), 0.0).astype(np.float32)
+    al = align_views(disp, ok, cams, 1.6, fit_shift=False, use_ground=False, grid_height=64)
+    assert al.report["scale_from"] == "model"
+    q, _ = merge_views(disp, ok, cams, al, gt.shape[0])
+    pred = np.where(q > 0, 1.0 / np.maximum(q, 1e-9), np.inf)
+    _, m = _absrel(pred, gt)
+    assert np.median(pred[m] / gt[m]) == pytest.approx(1.0, abs=0.01)
+    counts = ok.reshape(len(cams), -1).sum(1)
+    assert counts.min() < 0.02 * counts.max()  # (the case: nearly empty views)
+
+
 def test_no_ground_falls_back_to_a_median_distance():
     cams, depths, _ = _world("a cozy living room interior")
     disp, ok = _disparity(cams, depths)

@@ -427,6 +427,49 @@ def test_info_checks_the_model(tmp_path, monkeypatch, capsys):
     assert "transformers" in capsys.readouterr().out
 
 
+def test_info_runs_one_view_through_the_model(tmp_path):
+    # found by trying every architecture: folders that load but whose processor or head cannot run
+    # (here a processor whose size DPT's resize cannot use) were "yes" in worldgen info and failed at
+    # the depth stage
+    from worldgen.cli.info import check_configured_model
+    from worldgen.models import ModelSpec
+
+    model = tiny_depth_anything(tmp_path / "da")
+    cfg = json.loads((model / "preprocessor_config.json").read_text())
+    cfg["size"] = {"shortest_edge": 56}
+    (model / "preprocessor_config.json").write_text(json.dumps(cfg))
+    answer = check_configured_model(ModelSpec("depth", str(model)))
+    assert answer.startswith("[red]no") or answer.startswith("no"), answer
+    assert "preprocessor_config.json" in answer
+
+
+def test_a_model_that_gives_no_depth_is_refused_in_one_line():
+    from worldgen.depth.model import _check_output
+    from worldgen.errors import InputError
+
+    seen = np.ones((2, 4, 4), bool)
+    seen[:, :1] = False  # sky
+    dead = np.zeros((2, 4, 4), np.float32)  # a metric head whose ReLU never fires
+    with pytest.raises(InputError, match=r"positive distance on 0.00 % .*trained weights"):
+        _check_output(dead, (dead > 1e-6) & seen, seen, True, "m")
+    flat = np.full((2, 4, 4), 10.0, np.float32)  # an untrained head: one value everywhere
+    with pytest.raises(InputError, match=r"the same value \(10\) for every pixel"):
+        _check_output(flat, seen, seen, False, "m")
+    ok = flat + np.arange(16, dtype=np.float32).reshape(4, 4)
+    _check_output(ok, seen, seen, True, "m")
+
+
+def test_a_multiple_of_less_than_a_pixel_constrains_nothing():
+    # ZoeDepth's processor defaults to ensure_multiple_of = 1/32: int() made it 0 (ZeroDivisionError)
+    from types import SimpleNamespace
+
+    from worldgen.depth.model import model_view_size
+
+    proc = SimpleNamespace(size={"height": 64, "width": 64}, ensure_multiple_of=1 / 32, do_resize=True)
+    assert model_view_size(proc) == 64
+    assert model_view_size(SimpleNamespace(size={"height": 60, "width": 60}, ensure_multiple_of=32)) == 64
+
+
 def test_a_depth_model_given_as_the_segmentation_model_is_refused(tmp_path, pano, capsys):
     # Found as a new user: `worldgen info` said "yes" for a depth model configured as the segmentation
     # model (it was test-loaded as a depth model), and a run stopped with a RuntimeError traceback (DPT's

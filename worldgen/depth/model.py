@@ -381,6 +381,28 @@ def segment_sky(model, processor, sky_ids, views: np.ndarray, cams, height: int,
     return np.where(den > 0, num / np.maximum(den, 1), 0).astype(np.float32)
 
 
+def _check_output(raw: np.ndarray, valid: np.ndarray, seen: np.ndarray, is_metric: bool, model: str) -> None:
+    """A model whose output carries no depth (a metric head that gives zero or less nearly everywhere,
+    a constant map) is refused with what it gave, instead of failing later in the alignment with an
+    error about the views. raw, valid, seen: [N, s, s] (seen: the pixels that are not sky)."""
+    n_seen = int(seen.sum())
+    if not n_seen:
+        return
+    vals = raw[seen]
+    if is_metric and valid.sum() < 0.01 * n_seen:
+        raise InputError(
+            f"depth model {model} predicted a positive distance on {100.0 * valid.sum() / n_seen:.2f} % of the "
+            f"pixels that are not sky (its output lies in {float(vals.min()):.3g}..{float(vals.max()):.3g} m): it "
+            "gives no usable metric depth; check that the folder holds trained weights, or set depth.output=disparity "
+            "if it predicts disparity"
+        )
+    if float(vals.max() - vals.min()) <= 1e-6 * max(abs(float(vals.max())), 1e-12):
+        raise InputError(
+            f"depth model {model} predicted the same value ({float(vals.max()):.3g}) for every pixel: it gives no "
+            "depth; check that the folder holds trained weights"
+        )
+
+
 def check_depth_model(path: Path, role: str = "depth") -> str | None:
     """For ``worldgen info``: None when the folder loads for ``role`` (``depth``: a depth model,
     ``segmentation``: a segmentation model with a sky label), else why not."""
@@ -389,7 +411,17 @@ def check_depth_model(path: Path, role: str = "depth") -> str | None:
             check_segmentation_folder(Path(path))
             load_segmentation_model(path, "cpu")
         else:
-            load_depth_model(path, "cpu")
+            model, processor, is_metric = load_depth_model(path, "cpu")
+            # one view through the model, as a run's first batch goes: a folder that loads but whose
+            # processor or head cannot run (a config transformers' own code cannot run, a processor
+            # whose sizes fail) answered "yes" here and failed at the depth stage
+            size = model_view_size(processor)
+            rng = np.random.default_rng(0)
+            grad = np.linspace(0.2, 0.8, size, dtype=np.float32)[:, None, None] * np.ones((1, size, 3), np.float32)
+            view = np.clip(grad + rng.normal(0, 0.05, (size, size, 3)).astype(np.float32), 0, 1)[None]
+            raw = predict_views(model, processor, view, 1, "cpu")
+            if not np.isfinite(raw).any() or (is_metric and not (raw > 1e-6).any()):
+                return f"depth model {path} loads but gives no depth on a test view (output {float(np.nanmin(raw)):.3g}..{float(np.nanmax(raw)):.3g})"
     except InputError as e:
         return str(e)
     except Exception as e:  # any loader failure is an answer here, not a crash
@@ -538,7 +570,9 @@ def model_view_size(processor, requested: int = 0) -> int:
         s = int(size)
     else:
         s = get("height") or get("shortest_edge") or get("width") or 384
-    mult = int(getattr(processor, "ensure_multiple_of", 1) or 1)
+    # (ZoeDepth's processor defaults to 1/32, which int() made 0 and the division below failed:
+    # a multiple of less than one pixel constrains nothing)
+    mult = max(1, int(round(float(getattr(processor, "ensure_multiple_of", 1) or 1))))
     divisor = getattr(processor, "size_divisor", None)
     # A processor that resizes to a fixed height pads after resizing whatever it is given: the view's
     # side cannot avoid that (predict_views crops the padding off instead), and rounding the side up to
@@ -688,6 +722,7 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
     else:
         values = raw
         valid = ~sky_views
+    _check_output(raw, valid, ~sky_views, is_metric, config.model)
     use_ground = config.scale_from == "ground" or (config.scale_from == "auto" and not is_metric)
     progress(0.82, "aligning the views")
     al = align_views(
@@ -739,7 +774,9 @@ register_backend(
         run=_run,
         # 2: sky.py closes faint skylines; a cream ceiling is no sky; 3: sky seen under and between
         # crowns outdoors (sky_gaps); 4: sky round 4 (cool-cast ceilings, a night sky's glow)
-        version="4",
+        # 5: a metric model keeps the scale of the views with samples (align_views), not a mean
+        # over every view's scale
+        version="5",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",
