@@ -333,6 +333,7 @@ def test_bad_model_folders_exit_2_in_one_line(tmp_path, pano, capsys):
     assert _generate(pano, tmp_path / "o3", "--model", f"depth={bare}") == 2
     err = capsys.readouterr().err.strip()
     assert "no preprocessor_config.json" in err and "AutoImageProcessor" in err and len(err.splitlines()) == 1
+    assert "DPTImageProcessor" in err  # a model built from a config has no id: its processor class is named
 
 
 def test_cut_off_or_foreign_model_folders_are_refused_before_anything_is_written(tmp_path, pano, capsys):

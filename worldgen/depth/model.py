@@ -286,9 +286,19 @@ def load_depth_model(path: str | Path, device: str = "cpu", dtype=None):
             )
         if not (path / "preprocessor_config.json").is_file():
             # model.save_pretrained alone leaves the image processor (input size, normalisation) behind
+            # (a model built from a config has no id to fetch a processor from: name its class too)
+            try:
+                from transformers.models.auto.image_processing_auto import IMAGE_PROCESSOR_MAPPING_NAMES
+
+                names = IMAGE_PROCESSOR_MAPPING_NAMES.get(config.model_type) or {}
+                names = names.values() if isinstance(names, dict) else [n for n in names if n]
+                cls = next(iter(names), None)
+            except ImportError:
+                cls = None
+            own = f", or {cls}(...).save_pretrained(<this folder>) with the model's input size" if cls else ""
             raise InputError(
                 f"depth model folder {path} has no preprocessor_config.json (its image processor); save it too: "
-                "AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>)"
+                f"AutoImageProcessor.from_pretrained(<the model's id>).save_pretrained(<this folder>){own}"
             )
         try:
             model, info = AutoModelForDepthEstimation.from_pretrained(
