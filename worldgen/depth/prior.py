@@ -1190,8 +1190,8 @@ register_backend(
         # under a closed canopy (terrain_closed_deg); a room box from the floor-wall line where it
         # carries more evidence (room_floor_margin)
         # 9: where neither room box carries room_floor_margin more evidence, the room is both
-        # boxes' intersection
-        version="9",
+        # boxes' intersection; 10: sky.py measures edges at 512-767 rows on larger panoramas
+        version="10",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )

@@ -88,6 +88,20 @@ def _edges(img: np.ndarray, h: int) -> tuple[np.ndarray, float]:
     ``h`` rows high, or its upper rows) and the threshold above which an edge is hard. ([R, W], float)"""
     # edges in colour, not only in brightness: a grey facade against a blue sky of the same
     # brightness is a hard edge too
+    # From 1024 rows up the gradient is taken at 512-767 rows (blocks of f x f pixels averaged) and
+    # spread back, so that every cue here reads a skyline at the angular scale it was tuned at: a
+    # skyline blurred over two pixels at 1024 rows (a soft lens, an upscaled stitch, a photo placed
+    # in a larger sphere) has half the per-pixel gradient, and an independent rendered range 1-3 km
+    # away under haze, a hard edge at 512 rows, flowed into the sky at 1024 (sky IoU 0.996 -> 0.879)
+    f = max(1, int(h // 512))
+    r, w = img.shape[:2]
+    if f > 1 and r >= f and w >= f:
+        rr, ww = r // f * f, w // f * f
+        small = img[:rr, :ww].reshape(rr // f, f, ww // f, f, -1).mean((1, 3))
+        hard, thr = _edges(small, h // f)
+        hard = np.repeat(np.repeat(hard, f, 0), f, 1)
+        hard = np.pad(hard, ((0, r - rr), (0, w - ww)), mode="edge")
+        return hard, thr
     gy, gx = np.gradient(img, axis=(0, 1))
     # (the colour gradient's norm over sqrt(3): a grey step has the same strength as in brightness)
     hard = ndimage.maximum_filter(np.sqrt((gx**2 + gy**2).sum(-1) / 3.0), size=3)
