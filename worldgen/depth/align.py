@@ -118,10 +118,10 @@ def _cauchy(e: np.ndarray) -> np.ndarray:
 
 
 def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
-    """exp of the weighted median of ``v`` (log values): the value at which half the weight lies below."""
+    """The value of ``v`` at which half the weight ``w`` lies below. [N], [N] -> float"""
     order = np.argsort(v)
     cum = np.cumsum(w[order])
-    return float(np.exp(v[order][int(np.searchsorted(cum, 0.5 * cum[-1]))]))
+    return float(v[order][int(np.searchsorted(cum, 0.5 * cum[-1]))])
 
 
 def align_views(
@@ -324,7 +324,7 @@ def align_views(
         s = x[0::2]
         wv = np.array([float(coslat[sm.idx].sum()) if sm.a.size else 0.0 for sm in samples])
         ok = (s > 0) & (wv > 0)
-        x = x / (_weighted_median(np.log(s[ok]), wv[ok]) if ok.any() else 1.0)
+        x = x / (float(np.exp(_weighted_median(np.log(s[ok]), wv[ok]))) if ok.any() else 1.0)
     qi, qj = q_of(x, ri), q_of(x, rj)
     lvl = np.maximum(0.5 * (np.abs(qi) + np.abs(qj)), 1e-12)
     overlap_res = float(np.median(np.abs(qi - qj) / lvl)) if len(qi) else 0.0

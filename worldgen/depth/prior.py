@@ -1082,12 +1082,12 @@ def _room_box(
         ((*descend(floor_score, metres, float(t)), float(t)) for t in np.radians(np.arange(0.0, 90.0, 3.0))),
         key=lambda f: f[0],
     )
-    dist = _box_distance(f_theta, f_walls, dirx, dirz)
-    csc = e[rows(np.arctan(cs[:, None] / dist[None])), cols].mean(1)  # ceiling evidence per height
-    f_c = float(cs[int(np.argmax(csc))])
-    # the first box's evidence on both lines: its ceiling fit's (the shape's line scales with c) and
-    # its floor fit's
-    second = (f_theta, f_walls, f_c)
+    # its ceiling: the height above the eye that puts the ceiling-wall line on the evidence (as the
+    # first box's scale came from the floor line)
+    csc = ceil_score(f_theta, f_walls[None] / cs[:, None])
+    second = (f_theta, f_walls, float(cs[int(np.argmax(csc))]))
+    # evidence on both lines: the first box's ceiling fit (its line does not move with the scale)
+    # and floor fit, against the second's floor fit and ceiling fit
     lead = f_score + float(csc.max()) - (score + float(fsc.max()))
     if lead > config.room_floor_margin:
         return [second], "floor-first", float(csc.max())
