@@ -529,3 +529,40 @@ def test_the_wall_rises_above_a_boulder_before_it():
     new = _absrel(prior_depth(pano, 1.6)[0].depth, gt.depth)
     old = _absrel(prior_depth(pano, 1.6, PriorConfig(terrain_object_aspect=0.0))[0].depth, gt.depth)
     assert new < 0.33 and new < old - 0.015, (new, old)
+
+
+def _canyon(stripes: bool, far: tuple[float, float]):
+    """Columns of a square street canyon (walls 6 m from the camera on all four sides, their
+    skyline at 60°) whose feet between longitudes far[0] and far[1] (degrees) read 80 m away."""
+    h, w = 128, 256
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    phi = 2 * np.pi * (np.arange(w) + 0.5) / w
+    d = 6.0 / np.maximum(np.abs(np.cos(phi)), np.abs(np.sin(phi)))  # the box's walls in plan view
+    lon = np.degrees(phi)
+    run = (lon > far[0]) & (lon < far[1])
+    d_read = np.where(run, 80.0, d)
+    img = np.zeros((h, w, 3), np.float32) + np.array([0.6, 0.5, 0.45], np.float32)
+    if stripes:
+        img[: h // 2, (np.arange(w) // 6) % 2 == 1] *= 0.4  # rows of windows: vertical edges
+    sky = np.broadcast_to((lat > np.radians(60.0))[:, None], (h, w)).copy()
+    return img, sky, d, d_read, run
+
+
+def test_a_facade_s_foot_hidden_by_a_parked_van_lies_between_its_neighbours():
+    from worldgen.depth.prior import _features, _occluded_feet
+
+    img, sky, d, d_read, run = _canyon(True, (12.0, 38.0))
+    steep = np.ones(d.shape, bool)
+    cfg = PriorConfig()
+    mask, out = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _features(img), sky, cfg)
+    assert (mask == run).all()
+    np.testing.assert_allclose(out[run], d[run], rtol=1e-6)  # on the wall's line: exact
+    assert (out[~run] == d_read[~run]).all()
+    # a wall of rock has no windows: its far feet stay far
+    img, sky, d, d_read, run = _canyon(False, (12.0, 38.0))
+    mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _features(img), sky, cfg)
+    assert not mask.any()
+    # nor where most feet around are far (a boulder before a wall)
+    img, sky, d, d_read, run = _canyon(True, (10.0, 170.0))
+    mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _features(img), sky, cfg)
+    assert not mask.any()
