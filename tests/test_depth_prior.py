@@ -566,3 +566,38 @@ def test_a_facade_s_foot_hidden_by_a_parked_van_lies_between_its_neighbours():
     img, sky, d, d_read, run = _canyon(True, (10.0, 170.0))
     mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _features(img), sky, cfg)
     assert not mask.any()
+
+
+def test_a_dado_s_top_is_not_the_floor_line():
+    # Blender's corridor: a dado (a dark panel up to 1.1 m, a pale rail on top) runs round the walls
+    # and its top line outweighs the floor-wall line; taken for it, the room came out 3.3 m high and
+    # every wall twice as far. A corridor 2 x 9 m, 2.5 m high, camera 1.6 m up, 3 m from one end
+    from worldgen.types import Panorama
+
+    h, w, eye, ceil = 256, 512, 1.6, 0.9
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
+    walls = np.array([0.85, 1.15, 3.0, 6.0])  # +x, -x, -z (ahead), +z
+    dx, dz = np.sin(lon), -np.cos(lon)
+    with np.errstate(divide="ignore"):
+        tu = np.where(dx > 0, walls[0] / dx, walls[1] / -dx)
+        tv = np.where(dz < 0, walls[2] / -dz, walls[3] / dz)
+    d = np.minimum(tu, tv)
+    up = np.sin(lat)[:, None]
+    with np.errstate(divide="ignore"):
+        rf = np.where(up < 0, eye / -up, np.inf)
+        rc = np.where(up > 0, ceil / up, np.inf)
+    rw = d[None] / np.cos(lat)[:, None]
+    gt = np.minimum(np.minimum(rf, rc), rw)
+    wall = rw <= np.minimum(rf, rc)
+    z = eye + d[None] * np.tan(lat)[:, None]  # height above the floor on the walls, metres
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (0.78, 0.75, 0.68)  # walls above the dado
+    img[wall & (z < 1.1)] = (0.42, 0.5, 0.55)  # the dado's panel
+    img[wall & (z >= 1.06) & (z < 1.1)] = (0.97, 0.97, 0.95)  # its rail
+    img[rc < np.minimum(rf, rw)] = (0.6, 0.6, 0.58)  # ceiling
+    img[rf < np.minimum(rc, rw)] = (0.55, 0.52, 0.48)  # a floor close to the panel's brightness
+    new, facts = prior_depth(Panorama(img), eye, PriorConfig(scene="indoor"))
+    old, facts_old = prior_depth(Panorama(img), eye, PriorConfig(scene="indoor", room_floor_peak=0.0))
+    assert facts["ceiling_above_eye_m"] == pytest.approx(ceil, rel=0.1), facts
+    assert _absrel(new.depth, gt) < 0.1 < _absrel(old.depth, gt), (_absrel(new.depth, gt), _absrel(old.depth, gt))

@@ -91,6 +91,16 @@ class PriorConfig:
             line first must gather than the box fitted to the ceiling-wall line first to be taken
             alone, and the other way round; within it either way, the room is both boxes'
             intersection (0.1; a negative value = the ceiling-first box only). See ``_room_box``.
+        room_floor_peak: indoors, the least evidence along the floor-wall line, as a share of the
+            strongest, of a room scale of usual height (0.7; 0 = off): the strongest such peak is taken
+            over a stronger one that makes the room taller or lower than usual. Lines that run round the
+            walls above the floor-wall line (a chair rail, a dado's top, wainscoting, desk partitions)
+            read as the floor line of a taller room: Blender's corridor (2.5 m, a dado at 1.1 m) came
+            out 3.3 m high with every wall twice as far (AbsRel 0.91), its floor-wall line 0.77 as
+            strong as the dado's.
+        room_typical_min, room_typical_max: the usual floor-to-ceiling heights, metres (2.3 and 3.2:
+            homes, offices, classrooms; halls, lofts and warehouses are taller and are measured as
+            before when no usual height has a peak).
         terrain_far: outdoors, distance of a terrain column's skyline, metres (110; 0 = off): terrain
             (a cliff, a canyon wall, a mountainside) recedes as it rises, unlike a wall or a trunk; a
             column is terrain where everything within ``terrain_win_deg`` of it rises above
@@ -247,6 +257,9 @@ class PriorConfig:
     room_height_min: float = 2.3
     room_height_max: float = 5.0
     room_floor_margin: float = 0.1
+    room_floor_peak: float = 0.7
+    room_typical_min: float = 2.3
+    room_typical_max: float = 3.2
     terrain_far: float = 110.0
     terrain_float: float = 50.0
     terrain_sky_deg: float = 25.0
@@ -1136,8 +1149,27 @@ def _room_box(
 
     # the scale: the ceiling above the eye (c) that puts the floor-wall line on the evidence
     cs = np.linspace(max(config.room_height_min - eye_height, 0.1), max(config.room_height_max - eye_height, 0.2), 64)
-    fsc = floor_score(theta, walls[None] * cs[:, None])
-    c = float(cs[int(np.argmax(fsc))])
+
+    def usual_scale(theta: float, unit: np.ndarray) -> tuple[int, np.ndarray]:
+        # the index into cs of the ceiling height that scales the box ``unit`` (walls for a ceiling
+        # 1 m above the eye) to the floor-wall line, and the evidence at every cs. A chair rail, a
+        # dado, wainscoting or a run of cabinets draws a line round the walls above the floor-wall
+        # line, sometimes stronger than it: the floor line of a taller room of the same shape. Of the
+        # local peaks of evidence within room_floor_peak of the strongest, the strongest of a usual
+        # room height is taken (see ``room_floor_peak``)
+        fsc = floor_score(theta, unit[None] * cs[:, None])
+        pick = int(np.argmax(fsc))
+        if 0 < config.room_floor_peak <= 1:
+            local = fsc >= np.maximum(np.r_[fsc[1:], -1.0], np.r_[-1.0, fsc[:-1]])
+            room = cs + eye_height
+            usual = (room >= config.room_typical_min) & (room <= config.room_typical_max)
+            cand = local & usual & (fsc >= config.room_floor_peak * fsc.max())
+            if cand.any():
+                pick = int(np.argmax(np.where(cand, fsc, -1.0)))
+        return pick, fsc
+
+    pick, fsc = usual_scale(theta, walls)
+    c = float(cs[pick])
     walls = walls * c
     first = (float(theta), walls, c)
     if config.room_floor_margin < 0:
@@ -1152,7 +1184,13 @@ def _room_box(
     # its ceiling: the height above the eye that puts the ceiling-wall line on the evidence (as the
     # first box's scale came from the floor line)
     csc = ceil_score(f_theta, f_walls[None] / cs[:, None])
-    second = (f_theta, f_walls, float(cs[int(np.argmax(csc))]))
+    c2 = float(cs[int(np.argmax(csc))])
+    if 0 < config.room_floor_peak <= 1:
+        # its floor line may be a rail's too: its shape (in units of that ceiling) scaled as the first's
+        p2, fsc2 = usual_scale(f_theta, f_walls / c2)
+        if fsc2[p2] < fsc2.max():  # only where a usual height was preferred to the strongest line
+            f_walls, c2 = f_walls / c2 * cs[p2], float(cs[p2])
+    second = (f_theta, f_walls, c2)
     # evidence on both lines: the first box's ceiling fit (its line does not move with the scale)
     # and floor fit, against the second's floor fit and ceiling fit
     lead = f_score + float(csc.max()) - (score + float(fsc.max()))
@@ -1258,8 +1296,9 @@ register_backend(
         # carries more evidence (room_floor_margin)
         # 9: where neither room box carries room_floor_margin more evidence, the room is both
         # boxes' intersection; 10: sky.py measures edges at 512-767 rows on larger panoramas;
-        # 11: a built steep wall's foot hidden by a parked car lies between its neighbours' feet
-        version="11",
+        # 11: a built steep wall's foot hidden by a parked car lies between its neighbours' feet;
+        # 12: the room boxes' scale prefers a usual room height among strong floor lines
+        version="12",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )
