@@ -117,6 +117,8 @@ def test_bad_photo_options_fail_before_anything_is_written(tmp_path, capsys):
         ("panorama.width=abc", "even number of pixels"),
         ("panorama.blur_deg=nan", "blur_deg"),
         ("panorama.feather_deg=-3", "feather_deg"),
+        ("panorama.top_sky_share=0", "top_sky_share"),
+        ("panorama.top_sky_share=nan", "top_sky_share"),
     ):
         out = tmp_path / opt.replace("=", "_")
         code = main(["generate", "--image", str(photo), "-o", str(out), "--until", "panorama", "-q", "--set", opt])
@@ -134,3 +136,22 @@ def test_a_heic_photo_fails_in_one_line_naming_the_conversion(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "HEIC" in err and "heif-convert" in err, err
     assert not any(out.glob("*"))
+
+
+def test_a_forest_photo_is_outdoors_with_the_sky_of_its_top_edge_above_it():
+    # procedural forest 0 cut as a 90° photo: dark crowns along the top edge with blue sky between
+    # them. The backdrop above the photo used to fade from the band's mean (mostly crowns) to a grey
+    # zenith over a ring of crowns: a room. It now continues the photo's own blue sky
+    from worldgen.depth.sky import is_indoor, sky_mask
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+
+    spec, _ = parse_prompt("a forest", 0)
+    pano, _, _ = synthesize(spec, 1.6, ProceduralConfig(width=512, antialias=False, previews=False))
+    photo = equirect_to_perspective(pano.image, Camera.perspective(320, 240, 90.0), "bilinear")
+    photo = (np.clip(photo, 0, 1) * 255).round().astype(np.uint8)
+    world, _, _ = photo_panorama(photo, 90.0, PhotoConfig(width=512))
+    zenith = world.image[0].mean(0)
+    assert zenith[2] > zenith[0] + 0.1  # blue
+    assert not is_indoor(world, sky_mask(world))[0]
+    before, _, _ = photo_panorama(photo, 90.0, PhotoConfig(width=512, top_sky_share=2.0))
+    assert is_indoor(before, sky_mask(before))[0]  # the band's mean, as before: a room

@@ -144,6 +144,16 @@ def sky_colour(panorama: Panorama, dark: bool = False) -> np.ndarray:
     return (_hue_likelihood(img, dark) * _soft(img, panorama.height)).astype(np.float32)
 
 
+def blue_sky_weight(px: np.ndarray) -> np.ndarray:
+    """How much each pixel looks like a clear daylight sky's blue, by its colour alone: the colour
+    likelihood of :func:`sky_colour` where the pixel is clearly blue, 0 elsewhere (a white ceiling or
+    a grey facade is 0, so this is no sky detector: it picks the sky's own colour out of a mixed band
+    of pixels). px: [..., 3] float in [0, 1]. [...] float32"""
+    flat = np.asarray(px, np.float32).reshape(1, -1, 3)
+    w = _hue_likelihood(flat) * _bluish(flat)
+    return w.reshape(np.shape(px)[:-1]).astype(np.float32)
+
+
 def _bluish(px: np.ndarray) -> np.ndarray:
     """Pixels ([..., 3]) of a clear blue: blue the strongest channel by a margin, not dark. [...] bool"""
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
@@ -658,4 +668,4 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry or street), c
 
 
-__all__ = ["connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_gaps", "sky_mask"]
+__all__ = ["blue_sky_weight", "connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_gaps", "sky_mask"]

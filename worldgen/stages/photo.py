@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..depth.sky import blue_sky_weight
 from ..errors import InputError
 from ..geometry.photo import fit_photo, photo_fov, place_photo, read_photo
 from ..registry import Backend, StageContext, StageResult, register_backend
@@ -41,11 +42,15 @@ class PhotoConfig:
         width: panorama width, pixels (height = width / 2); even, 64..16384 (2048).
         feather_deg: width of the cross-fade from the photo into the backdrop, degrees (2).
         blur_deg: blur of the backdrop, degrees (6): it must read as out of focus, not as content.
+        top_sky_share: the backdrop above the photo continues the blue sky seen along the photo's
+            top edge (the mean colour of its clear-blue pixels) where at least this share of the top
+            band is such sky (0.05; above 1 = never: the band's mean colour, as before).
     """
 
     width: int = 2048
     feather_deg: float = 2.0
     blur_deg: float = 6.0
+    top_sky_share: float = 0.05
 
     def __post_init__(self) -> None:
         # a bad --set value fails when the config is built, before anything is written (it was a
@@ -57,6 +62,9 @@ class PhotoConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= hi:
                 raise InputError(f"panorama.{name} must be a number of degrees in [0, {hi:g}], not {v!r}")
+        v = self.top_sky_share
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 2.0:
+            raise InputError(f"panorama.top_sky_share must be a share in (0, 2] (above 1: never), not {v!r}")
 
 
 def backdrop(
@@ -137,6 +145,14 @@ def photo_panorama(photo: np.ndarray, hfov_deg: float, config: PhotoConfig) -> t
     px_per_deg = width / 360.0
     band = max(1, photo.shape[0] // 20)
     top_c = photo[:band].reshape(-1, 3).mean(0) / 255.0
+    # where the photo's top edge shows blue sky between crowns or buildings, the sky above the photo
+    # continues that sky, not the band's mean: a mean of dark crowns and a little sky painted a grey
+    # zenith over a ring of crowns, which reads as a room (every forest photo of the procedural set
+    # was decided indoor), and a facade's colour let the sky flow into the facade
+    top = photo[:band].reshape(-1, 3).astype(np.float32) / 255.0
+    wgt = blue_sky_weight(top)
+    if wgt.sum() >= config.top_sky_share * len(wgt):
+        top_c = (top * wgt[:, None]).sum(0) / wgt.sum()
     bottom_c = photo[-band:].reshape(-1, 3).mean(0) / 255.0
     back = backdrop(placed, covered, config.blur_deg * px_per_deg, top_c, bottom_c)
     # cross-fade over a band inside the photo's border, so no hard seam shows
