@@ -601,3 +601,50 @@ def test_a_dado_s_top_is_not_the_floor_line():
     old, facts_old = prior_depth(Panorama(img), eye, PriorConfig(scene="indoor", room_floor_peak=0.0))
     assert facts["ceiling_above_eye_m"] == pytest.approx(ceil, rel=0.1), facts
     assert _absrel(new.depth, gt) < 0.1 < _absrel(old.depth, gt), (_absrel(new.depth, gt), _absrel(old.depth, gt))
+
+
+def test_a_photo_s_room_is_measured_on_the_photo_s_columns_alone():
+    # a photo world's backdrop carries each of the photo's rows round the sphere: a round room at one
+    # distance whose lines outweighed the photo's own walls (Blender's corridor photo: AbsRel 0.64 in
+    # the frustum, 0.21 measured on the photo's columns). Whatever lies outside those columns does not
+    # move the room seen in them
+    from worldgen.depth.prior import indoor_prior
+    from worldgen.types import Panorama
+
+    room, _, _ = _world("a white modern room interior", 512, 2)
+    other, _, _ = _world("a stone hall interior", 512, 1)
+    cols = np.zeros(512, bool)
+    cols[192:320] = True  # 90° ahead
+    b = room.image.copy()
+    b[:, ~cols] = other.image[:, ~cols]  # another room outside the photo's columns
+
+    def change(columns):
+        da, _ = indoor_prior(room, 1.6, PriorConfig(), columns)
+        db, _ = indoor_prior(Panorama(b), 1.6, PriorConfig(), columns)
+        return float(np.mean(np.abs(da[:, cols] - db[:, cols]) / da[:, cols]))
+
+    assert change(cols) < 0.01 < 0.05 < change(None)
+
+
+def test_the_prior_stage_measures_a_photo_world_on_the_photo(tmp_path):
+    # the depth stage hands the photo's columns to the prior (from the photo backend's semantics)
+    from worldgen.cli.main import main
+    from worldgen.geometry.equirect import equirect_to_perspective
+    from worldgen.io import arrays_from_bytes
+    from worldgen.types import Camera
+    from PIL import Image
+
+    room, _, _ = _world("a white modern room interior", 512, 2)
+    photo = equirect_to_perspective(room.image, Camera.perspective(320, 240, 90.0), "bilinear")
+    Image.fromarray((np.clip(photo, 0, 1) * 255).round().astype(np.uint8)).save(tmp_path / "p.png")
+    out = tmp_path / "run"
+    code = main(["generate", "--image", str(tmp_path / "p.png"), "--fov", "90", "-o", str(out), "--until", "depth",
+                 "-q", "--set", "panorama.width=512"])
+    assert code == 0
+    facts = json.loads((out / "manifest.json").read_text())["stages"]["depth"]["report"]
+    from worldgen.stages.photo import PhotoConfig, photo_columns, photo_panorama
+
+    world, sem, _ = photo_panorama(np.asarray(Image.open(tmp_path / "p.png").convert("RGB")), 90.0, PhotoConfig(width=512))
+    _, on_photo = prior_depth(world, 1.6, PriorConfig(), photo_columns(sem, (256, 512)))
+    _, on_all = prior_depth(world, 1.6, PriorConfig())
+    assert facts["room_walls_m"] == on_photo["room_walls_m"] != on_all["room_walls_m"]

@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
+from ..stages.photo import photo_columns
 from ..types import DepthMap, Panorama
 from .report import depth_report
 from .sky import is_indoor, sky_gaps, sky_mask
@@ -1072,8 +1073,16 @@ def _box_distance(theta: float, walls: np.ndarray, dirx: np.ndarray, dirz: np.nd
     return d if np.ndim(walls) == 2 else d[0]
 
 
+def _column_share(columns: np.ndarray, n: int) -> np.ndarray:
+    """A [W] bool mask of columns as the share of each of ``n`` equal groups that it covers. [n]"""
+    edges = np.linspace(0, len(columns), n + 1)
+    c = np.r_[0.0, np.cumsum(columns.astype(np.float64))]
+    idx = np.round(edges).astype(int)
+    return (c[idx[1:]] - c[idx[:-1]]) / np.maximum(idx[1:] - idx[:-1], 1)
+
+
 def _room_box(
-    img: np.ndarray, eye_height: float, config: PriorConfig
+    img: np.ndarray, eye_height: float, config: PriorConfig, columns: np.ndarray | None = None
 ) -> tuple[list[tuple[float, np.ndarray, float]], str, float]:
     """A Manhattan room box fitted to the panorama's ceiling-wall and floor-wall lines.
 
@@ -1100,6 +1109,10 @@ def _room_box(
        rail or a beam taken for the floor or ceiling line puts a wall too far, a rug's edge one too
        near), and the intersection keeps the nearer reading of each.
 
+    ``columns`` ([W] bool, optional): the columns whose evidence counts (a photo's, where the rest of
+    the sphere is a backdrop that carries each of the photo's rows round the sphere: its lines are a
+    round room at one distance, and outweighed the photo's own walls).
+
     Returns:
         A tuple: the **boxes** (one or two, each theta in radians, walls +u, -u, +v, -v in metres,
         ceiling in metres above the eye), which of them were kept (``"ceiling-first"``,
@@ -1108,6 +1121,14 @@ def _room_box(
     """
     e = _step_edges(img)
     hs, ws = e.shape
+    # the evidence is a mean over columns: every column, or where only some columns were seen (a
+    # photo in a backdrop), those columns (numpy's sums, not a BLAS product: the same bytes on every CPU)
+    share = None if columns is None else _column_share(columns, ws)
+    if share is not None and share.sum() <= 0:
+        share = None
+
+    def wmean(v: np.ndarray) -> np.ndarray:  # [N, ws] -> [N]
+        return v.mean(1) if share is None else (v * share).sum(1) / share.sum()
     lon = 2 * np.pi * (np.arange(ws) + 0.5) / ws - np.pi
     dirx, dirz = np.sin(lon), -np.cos(lon)
     cols = np.arange(ws)
@@ -1118,7 +1139,7 @@ def _room_box(
 
     def ceil_score(theta: float, walls: np.ndarray) -> np.ndarray:  # walls [N, 4], ceiling at 1
         d = _box_distance(theta, walls, dirx, dirz)
-        return e[rows(np.arctan(1.0 / d)), cols].mean(1)
+        return wmean(e[rows(np.arctan(1.0 / d)), cols])
 
     def descend(score, sizes: np.ndarray, theta: float) -> tuple[float, np.ndarray]:
         # one square box at every size, then coordinate descent over each wall (vectorised per wall)
@@ -1145,7 +1166,7 @@ def _room_box(
             score, walls, theta = f
 
     def floor_score(theta: float, walls: np.ndarray) -> np.ndarray:  # metric walls [N, 4]
-        return e[rows(-np.arctan(eye_height / _box_distance(theta, walls, dirx, dirz))), cols].mean(1)
+        return wmean(e[rows(-np.arctan(eye_height / _box_distance(theta, walls, dirx, dirz))), cols])
 
     # the scale: the ceiling above the eye (c) that puts the floor-wall line on the evidence
     cs = np.linspace(max(config.room_height_min - eye_height, 0.1), max(config.room_height_max - eye_height, 0.2), 64)
@@ -1201,12 +1222,15 @@ def _room_box(
     return [first], "ceiling-first", score
 
 
-def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> tuple[np.ndarray, dict]:
-    """A room box: floor at -eye height, ceiling and four walls measured from the panorama. [H, W]"""
+def indoor_prior(
+    panorama: Panorama, eye_height: float, config: PriorConfig, columns: np.ndarray | None = None
+) -> tuple[np.ndarray, dict]:
+    """A room box: floor at -eye height, ceiling and four walls measured from the panorama (from
+    ``columns`` only, [W] bool, when given). [H, W]"""
     h, w = panorama.height, panorama.width
     lat = _latitudes(h)
     lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
-    boxes, kept, score = _room_box(panorama.image, eye_height, config)
+    boxes, kept, score = _room_box(panorama.image, eye_height, config, columns)
     if score < 0.05:  # no ceiling-wall line anywhere (a blank image): a default room
         boxes, kept = [(0.0, np.full(4, 3.0), config.ceiling_height - eye_height)], "default"
     boxes = [(theta, np.clip(walls, config.min_wall, config.far), ceiling) for theta, walls, ceiling in boxes]
@@ -1234,9 +1258,15 @@ def indoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig) -> 
 
 
 def prior_depth(
-    panorama: Panorama, eye_height: float = 1.6, config: PriorConfig = PriorConfig()
+    panorama: Panorama,
+    eye_height: float = 1.6,
+    config: PriorConfig = PriorConfig(),
+    columns: np.ndarray | None = None,
 ) -> tuple[DepthMap, dict]:
     """Weight-free depth for a panorama (see the module docstring).
+
+    ``columns`` ([W] bool, optional): the columns actually seen, where the rest is a backdrop (a
+    photo world): indoors, the room box is measured on them alone.
 
     Returns:
         A tuple: **depth** (metres, +inf on sky) and **facts** for the manifest (scene, how it was decided...).
@@ -1257,7 +1287,7 @@ def prior_depth(
         **facts,
     }
     if indoor:
-        depth, more = indoor_prior(panorama, eye_height, config)
+        depth, more = indoor_prior(panorama, eye_height, config, columns)
         facts.update(more)
         sky = np.zeros_like(sky)
     else:
@@ -1275,7 +1305,8 @@ def prior_depth(
 
 
 def _run(ctx: StageContext) -> StageResult:
-    depth, facts = prior_depth(ctx.inputs["panorama"], ctx.request.eye_height, ctx.config)
+    pano = ctx.inputs["panorama"]
+    depth, facts = prior_depth(pano, ctx.request.eye_height, ctx.config, photo_columns(ctx.inputs.get("semantics"), (pano.height, pano.width)))
     rep = {**depth_report(depth), **facts, "note": "weight-free geometric prior, not a learnt depth estimate"}
     return StageResult(artifacts={"depth": depth}, report=rep)
 
@@ -1297,8 +1328,9 @@ register_backend(
         # 9: where neither room box carries room_floor_margin more evidence, the room is both
         # boxes' intersection; 10: sky.py measures edges at 512-767 rows on larger panoramas;
         # 11: a built steep wall's foot hidden by a parked car lies between its neighbours' feet;
-        # 12: the room boxes' scale prefers a usual room height among strong floor lines
-        version="12",
+        # 12: the room boxes' scale prefers a usual room height among strong floor lines;
+        # 13: a photo world's room is measured on the photo's columns alone
+        version="13",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )

@@ -191,6 +191,18 @@ def backdrop_mask(semantics: SemanticLayers | None, shape: tuple[int, int]) -> n
     return mask
 
 
+def photo_columns(semantics: SemanticLayers | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """The columns a photo world's photo covers (class ``unknown`` beside ``backdrop``), or None for
+    any other panorama. The depth prior measures a room on them alone: the backdrop carries each of
+    the photo's rows round the sphere, a round room whose lines outweighed the photo's own walls. [W] bool"""
+    if semantics is None or semantics.ids.shape != tuple(shape):
+        return None
+    if "backdrop" not in semantics.classes or "unknown" not in semantics.classes:
+        return None
+    cols = semantics.mask("unknown").any(0)
+    return cols if cols.any() else None
+
+
 def _run(ctx: StageContext) -> StageResult:
     req = ctx.request
     if req.image is None:
