@@ -628,23 +628,39 @@ def test_a_photo_s_room_is_measured_on_the_photo_s_columns_alone():
 
 def test_the_prior_stage_measures_a_photo_world_on_the_photo(tmp_path):
     # the depth stage hands the photo's columns to the prior (from the photo backend's semantics)
+    from PIL import Image
+
     from worldgen.cli.main import main
     from worldgen.geometry.equirect import equirect_to_perspective
-    from worldgen.io import arrays_from_bytes
     from worldgen.types import Camera
-    from PIL import Image
 
     room, _, _ = _world("a white modern room interior", 512, 2)
     photo = equirect_to_perspective(room.image, Camera.perspective(320, 240, 90.0), "bilinear")
     Image.fromarray((np.clip(photo, 0, 1) * 255).round().astype(np.uint8)).save(tmp_path / "p.png")
     out = tmp_path / "run"
-    code = main(["generate", "--image", str(tmp_path / "p.png"), "--fov", "90", "-o", str(out), "--until", "depth",
-                 "-q", "--set", "panorama.width=512"])
+    code = main(
+        [
+            "generate",
+            "--image",
+            str(tmp_path / "p.png"),
+            "--fov",
+            "90",
+            "-o",
+            str(out),
+            "--until",
+            "depth",
+            "-q",
+            "--set",
+            "panorama.width=512",
+        ]
+    )
     assert code == 0
     facts = json.loads((out / "manifest.json").read_text())["stages"]["depth"]["report"]
     from worldgen.stages.photo import PhotoConfig, photo_columns, photo_panorama
 
-    world, sem, _ = photo_panorama(np.asarray(Image.open(tmp_path / "p.png").convert("RGB")), 90.0, PhotoConfig(width=512))
+    world, sem, _ = photo_panorama(
+        np.asarray(Image.open(tmp_path / "p.png").convert("RGB")), 90.0, PhotoConfig(width=512)
+    )
     _, on_photo = prior_depth(world, 1.6, PriorConfig(), photo_columns(sem, (256, 512)))
     _, on_all = prior_depth(world, 1.6, PriorConfig())
     assert facts["room_walls_m"] == on_photo["room_walls_m"] != on_all["room_walls_m"]

@@ -1129,6 +1129,7 @@ def _room_box(
 
     def wmean(v: np.ndarray) -> np.ndarray:  # [N, ws] -> [N]
         return v.mean(1) if share is None else (v * share).sum(1) / share.sum()
+
     lon = 2 * np.pi * (np.arange(ws) + 0.5) / ws - np.pi
     dirx, dirz = np.sin(lon), -np.cos(lon)
     cols = np.arange(ws)
@@ -1306,7 +1307,9 @@ def prior_depth(
 
 def _run(ctx: StageContext) -> StageResult:
     pano = ctx.inputs["panorama"]
-    depth, facts = prior_depth(pano, ctx.request.eye_height, ctx.config, photo_columns(ctx.inputs.get("semantics"), (pano.height, pano.width)))
+    depth, facts = prior_depth(
+        pano, ctx.request.eye_height, ctx.config, photo_columns(ctx.inputs.get("semantics"), (pano.height, pano.width))
+    )
     rep = {**depth_report(depth), **facts, "note": "weight-free geometric prior, not a learnt depth estimate"}
     return StageResult(artifacts={"depth": depth}, report=rep)
 

@@ -668,4 +668,13 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
     return not (c["open_horizon"] >= 0.3 or c["night_blue"] or starry or street), c
 
 
-__all__ = ["blue_sky_weight", "connected_to_top", "flat_rows", "is_indoor", "scene_cues", "sky_colour", "sky_gaps", "sky_mask"]
+__all__ = [
+    "blue_sky_weight",
+    "connected_to_top",
+    "flat_rows",
+    "is_indoor",
+    "scene_cues",
+    "sky_colour",
+    "sky_gaps",
+    "sky_mask",
+]
