@@ -147,8 +147,8 @@ def photo_panorama(photo: np.ndarray, hfov_deg: float, config: PhotoConfig) -> t
     top_c = photo[:band].reshape(-1, 3).mean(0) / 255.0
     # where the photo's top edge shows blue sky between crowns or buildings, the sky above the photo
     # continues that sky, not the band's mean: a mean of dark crowns and a little sky painted a grey
-    # zenith over a ring of crowns, which reads as a room (every forest photo of the procedural set
-    # was decided indoor), and a facade's colour let the sky flow into the facade
+    # zenith over a ring of crowns, which reads as a room (procedural forest 0 was decided indoor at
+    # every heading; benchmarks/photo_sky.py)
     top = photo[:band].reshape(-1, 3).astype(np.float32) / 255.0
     wgt = blue_sky_weight(top)
     if wgt.sum() >= config.top_sky_share * len(wgt):
