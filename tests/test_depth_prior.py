@@ -21,6 +21,27 @@ def _world(prompt: str, width: int = 256, seed: int = 0):
     return synthesize(spec, 1.6, ProceduralConfig(width=width, antialias=False, previews=False))
 
 
+def _box_rays(h: int, w: int, eye: float, ceil: float, walls: np.ndarray, theta: float = 0.0):
+    """Rays of an equirect from inside a box room: latitudes [H], longitudes [W], the horizontal
+    distance to the walls per column [W] (walls +u, -u, +v, -v in metres, the box turned by
+    ``theta``, as ``_box_distance``), and the ray distances to the floor, the ceiling (``ceil``
+    above the eye) and the walls. [H, W] each"""
+    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
+    lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
+    dx, dz = np.sin(lon), -np.cos(lon)
+    u = dx * np.cos(theta) + dz * np.sin(theta)
+    v = -dx * np.sin(theta) + dz * np.cos(theta)
+    with np.errstate(divide="ignore"):
+        tu = np.where(u > 0, walls[0] / u, walls[1] / -u)
+        tv = np.where(v > 0, walls[2] / v, walls[3] / -v)
+    d = np.minimum(tu, tv)
+    up = np.sin(lat)[:, None]
+    with np.errstate(divide="ignore"):
+        rf = np.where(up < 0, eye / -up, np.inf)
+        rc = np.where(up > 0, ceil / up, np.inf)
+    return lat, lon, d, rf, rc, d[None] / np.cos(lat)[:, None]
+
+
 def _absrel(pred, gt):
     h = gt.shape[0]
     lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
@@ -180,22 +201,9 @@ def test_plain_box_room_is_measured():
     from worldgen.types import Panorama
 
     h, w, eye, ceil = 128, 256, 1.6, 1.2
-    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
-    lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
     th = np.radians(20.0)
-    walls = np.array([2.5, 3.5, 1.5, 2.5])
+    lat, lon, d, rf, rc, rw = _box_rays(h, w, eye, ceil, np.array([2.5, 3.5, 1.5, 2.5]), th)
     dx, dz = np.sin(lon), -np.cos(lon)
-    u = dx * np.cos(th) + dz * np.sin(th)
-    v = -dx * np.sin(th) + dz * np.cos(th)
-    with np.errstate(divide="ignore"):
-        tu = np.where(u > 0, walls[0] / u, walls[1] / -u)
-        tv = np.where(v > 0, walls[2] / v, walls[3] / -v)
-    d = np.minimum(tu, tv)
-    up = np.sin(lat)[:, None]
-    with np.errstate(divide="ignore"):
-        rf = np.where(up < 0, eye / -up, np.inf)
-        rc = np.where(up > 0, ceil / up, np.inf)
-    rw = d[None] / np.cos(lat)[:, None]
     gt = np.minimum(np.minimum(rf, rc), rw)
     img = np.empty((h, w, 3), np.float32)
     img[:] = (0.75, 0.72, 0.68)  # walls
@@ -575,19 +583,8 @@ def test_a_dado_s_top_is_not_the_floor_line():
     from worldgen.types import Panorama
 
     h, w, eye, ceil = 256, 512, 1.6, 0.9
-    lat = np.pi / 2 - np.pi * (np.arange(h) + 0.5) / h
-    lon = 2 * np.pi * (np.arange(w) + 0.5) / w - np.pi
-    walls = np.array([0.85, 1.15, 3.0, 6.0])  # +x, -x, -z (ahead), +z
-    dx, dz = np.sin(lon), -np.cos(lon)
-    with np.errstate(divide="ignore"):
-        tu = np.where(dx > 0, walls[0] / dx, walls[1] / -dx)
-        tv = np.where(dz < 0, walls[2] / -dz, walls[3] / dz)
-    d = np.minimum(tu, tv)
-    up = np.sin(lat)[:, None]
-    with np.errstate(divide="ignore"):
-        rf = np.where(up < 0, eye / -up, np.inf)
-        rc = np.where(up > 0, ceil / up, np.inf)
-    rw = d[None] / np.cos(lat)[:, None]
+    # walls 0.85 and 1.15 m to the sides, 3 m ahead (v < 0) and 6 m behind
+    lat, _, d, rf, rc, rw = _box_rays(h, w, eye, ceil, np.array([0.85, 1.15, 6.0, 3.0]))
     gt = np.minimum(np.minimum(rf, rc), rw)
     wall = rw <= np.minimum(rf, rc)
     z = eye + d[None] * np.tan(lat)[:, None]  # height above the floor on the walls, metres
