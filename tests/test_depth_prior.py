@@ -557,22 +557,24 @@ def _canyon(stripes: bool, far: tuple[float, float]):
 
 
 def test_a_facade_s_foot_hidden_by_a_parked_van_lies_between_its_neighbours():
-    from worldgen.depth.prior import _features, _occluded_feet
+    from worldgen.depth.prior import _features, _occluded_feet, _vertical_share
 
     img, sky, d, d_read, run = _canyon(True, (12.0, 38.0))
     steep = np.ones(d.shape, bool)
     cfg = PriorConfig()
-    mask, out = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _features(img), sky, cfg)
+    mask, out = _occluded_feet(
+        d_read, steep, d_read >= cfg.terrain_foot, _vertical_share(_features(img), sky, cfg), cfg
+    )
     assert (mask == run).all()
     np.testing.assert_allclose(out[run], d[run], rtol=1e-6)  # on the wall's line: exact
     assert (out[~run] == d_read[~run]).all()
     # a wall of rock has no windows: its far feet stay far
     img, sky, d, d_read, run = _canyon(False, (12.0, 38.0))
-    mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _features(img), sky, cfg)
+    mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _vertical_share(_features(img), sky, cfg), cfg)
     assert not mask.any()
     # nor where most feet around are far (a boulder before a wall)
     img, sky, d, d_read, run = _canyon(True, (10.0, 170.0))
-    mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _features(img), sky, cfg)
+    mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, _vertical_share(_features(img), sky, cfg), cfg)
     assert not mask.any()
 
 

@@ -392,8 +392,23 @@ def _overhang(d: np.ndarray, reach: float, w: int) -> np.ndarray:
     return out
 
 
+def _vertical_share(feats: np.ndarray, sky: np.ndarray, config: PriorConfig) -> np.ndarray:
+    """Per column, the share of what stands above the horizon (not sky) that is a vertical edge
+    (``_vertical_edges``: facades, trunks, posts, a rock wall's gullies), averaged over
+    ``terrain_win_deg`` of longitude. feats: ``_features``; sky: [H, W]. [W]"""
+    h, w = sky.shape
+    k = max(3, round(config.terrain_win_deg / 360 * w)) | 1
+    above = (np.arange(h) < h // 2)[:, None] & ~sky
+    vert = _vertical_edges(feats[..., 2], config.vertical_edge)
+    return ndimage.uniform_filter1d((vert & above).sum(0) / np.maximum(above.sum(0), 1), k, mode="wrap")
+
+
 def _terrain_columns(
-    img: np.ndarray, sky: np.ndarray, config: PriorConfig, feats: np.ndarray | None = None
+    img: np.ndarray,
+    sky: np.ndarray,
+    config: PriorConfig,
+    feats: np.ndarray | None = None,
+    vshare: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Columns whose structure above the horizon is terrain (rock rising to a high skyline all
     around), not vertical structures: everything within ``terrain_win_deg`` rises above
@@ -401,7 +416,8 @@ def _terrain_columns(
     the horizon is mostly not green (foliage: crowns over trunks) and has few vertical edges (facades,
     trunks, posts). A column whose skyline stands above ``terrain_steep_deg`` everywhere in the window
     is terrain whatever its vertical edges (a rock wall's gullies and ribs). Returns the mask, the
-    skyline elevation per column (radians) and the mask of those *steep* columns. [W] bool, [W], [W] bool"""
+    skyline elevation per column (radians) and the mask of those *steep* columns (``vshare``:
+    ``_vertical_share``, when the caller has it). [W] bool, [W], [W] bool"""
     h, w = sky.shape
     top = np.argmax(~sky, axis=0)  # the first non-sky row per column (0 where there is no sky)
     e_s = math.pi / 2 - math.pi * (top + 0.5) / h
@@ -415,17 +431,17 @@ def _terrain_columns(
     above = (np.arange(h) < h // 2)[:, None] & ~sky
     n = np.maximum(above.sum(0), 1)
     green = (img[..., 1] > img[..., 0]) & (img[..., 1] > img[..., 2])
-    vert = _vertical_edges((_features(img) if feats is None else feats)[..., 2], config.vertical_edge)
     share = ndimage.uniform_filter1d((green & above).sum(0) / n, k, mode="wrap")
     terrain &= share < config.terrain_green
     steep &= terrain
-    share = ndimage.uniform_filter1d((vert & above).sum(0) / n, k, mode="wrap")
-    terrain &= (share < config.terrain_vertical) | steep
+    if vshare is None:
+        vshare = _vertical_share(_features(img) if feats is None else feats, sky, config)
+    terrain &= (vshare < config.terrain_vertical) | steep
     return terrain, e_s, steep
 
 
 def _occluded_feet(
-    d: np.ndarray, steep: np.ndarray, far_foot: np.ndarray, feats: np.ndarray, sky: np.ndarray, config: PriorConfig
+    d: np.ndarray, steep: np.ndarray, far_foot: np.ndarray, vshare: np.ndarray, config: PriorConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hidden feet of built walls: the columns of a *steep* structure (``terrain_steep_deg``) with
     vertical edges (``terrain_vertical``: windows, doors, pilasters) whose foot is far
@@ -437,20 +453,15 @@ def _occluded_feet(
     ``occluded_span_deg`` of each other): a facade is flat between them; the distance is kept
     between the nearer flank's and twice the farther one's (an inner corner in between).
 
-    d: horizontal fold distance per column, metres; steep, far_foot: per column; feats:
-    ``_features``; sky: [H, W]. Returns the mask and the distance per column. [W] bool, [W]"""
-    h, w = sky.shape
+    d: horizontal fold distance per column, metres; steep, far_foot: per column; vshare:
+    ``_vertical_share``. Returns the mask and the distance per column. [W] bool, [W]"""
+    w = len(d)
     near = steep & ~far_foot
     k = max(3, round(config.occluded_win_deg / 360 * w)) | 1
     steep_n = ndimage.uniform_filter1d(steep.astype(float), k, mode="wrap")
     near_n = ndimage.uniform_filter1d(near.astype(float), k, mode="wrap")
     majority = near_n >= config.occluded_share * np.maximum(steep_n, 1e-9)
-    above = (np.arange(h) < h // 2)[:, None] & ~sky
-    n = np.maximum(above.sum(0), 1)
-    vert = _vertical_edges(feats[..., 2], config.vertical_edge)
-    kv = max(3, round(config.terrain_win_deg / 360 * w)) | 1
-    built = ndimage.uniform_filter1d((vert & above).sum(0) / n, kv, mode="wrap") >= config.terrain_vertical
-    cand = steep & far_foot & majority & built
+    cand = steep & far_foot & majority & (vshare >= config.terrain_vertical)
     if not cand.any() or not near.any():
         return np.zeros(w, bool), d
     # the nearest near-foot steep column on either side: indices into three copies of the columns
@@ -941,7 +952,8 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
     # a contact this close to the horizon cannot be told from none: the column floats (a crown over
     # far ground, a ridge beyond the horizon) and stands at fold_far, unless an overhang reaches it
     floating = lat_c >= -math.radians(config.contact_min_deg)
-    rock, e_s, steep = _terrain_columns(panorama.image, sky, config, feats)
+    vshare = _vertical_share(feats, sky, config)
+    rock, e_s, steep = _terrain_columns(panorama.image, sky, config, feats, vshare)
     terrain = rock if config.terrain_far > 0 else np.zeros(panorama.width, bool)
     with np.errstate(divide="ignore"):
         d = np.where(floating, config.fold_far, eye_height / np.tan(np.maximum(-lat_c, 1e-6)))
@@ -955,7 +967,7 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         far_foot |= steep & (ndimage.median_filter(far_foot.astype(np.uint8), size=k, mode="wrap") > 0)
     occluded = np.zeros(panorama.width, bool)
     if config.occluded_share > 0 and steep.any():
-        occluded, d_occ = _occluded_feet(d, steep, far_foot, feats, sky, config)
+        occluded, d_occ = _occluded_feet(d, steep, far_foot, vshare, config)
         far_foot &= ~occluded
     terrain &= far_foot
     # terrain stands where its own foot is (a cliff's foot near the horizon is far), not under the
