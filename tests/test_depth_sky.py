@@ -355,6 +355,53 @@ def test_snowfield_brighter_than_the_sky_is_no_sky():
     assert _iou(sky, truth) >= 0.97
 
 
+def _sunlit_facade(h: int = 256, roof_deg: float = 40.0) -> tuple[Panorama, np.ndarray]:
+    """A street's facade, bowed towards the camera, under a blue sky with a low sun just beyond its
+    corner: pale warm plaster above a slanting shadow line, rows of dark windows, a dark cornice along
+    the roof. The sun's bloom clips the sky round it to white, and the plaster by the corner meets it
+    with an edge of colour alone (after the independent Blender street of docs/depth.md). Returns
+    the panorama and the true sky."""
+    lat, lon = _grid(h, 2 * h)
+    rng = np.random.default_rng(3)
+    t = np.clip(1 - np.sin(np.maximum(lat, 0)), 0, 1)[..., None] ** 2
+    img = (np.array([0.3, 0.55, 0.9]) * (1 - t) + np.array([0.8, 0.88, 0.98]) * t) * np.ones((h, 2 * h, 1))
+    roofline = np.radians(roof_deg + 12 * np.cos(lon))
+    front = np.abs(lon) < 1.3
+    wall = front & (lat > 0) & (lat < roofline)
+    ends = ~front & (lat > 0) & (lat < np.radians(4))  # low blocks closing the street's ends
+    truth = (lat > 0) & ~wall & ~ends
+    lit = wall & (lat > np.radians(12 + 14 * (lon + 1.3) / 2.6))
+    img[wall] = (0.45, 0.42, 0.42)
+    img[lit] = (1.0, 0.88, 0.84)
+    windows = (np.mod(lon * 5, 1.0) < 0.4) & (np.mod(np.degrees(lat) / 9.0, 1.0) < 0.5) & (lat > np.radians(3))
+    img[wall & windows] = (0.25, 0.3, 0.38)
+    img[wall & (lat > roofline - np.radians(1.0))] = (0.35, 0.33, 0.33)
+    sun_lat, sun_lon = np.radians(roof_deg), -1.4
+    cosd = np.sin(lat) * np.sin(sun_lat) + np.cos(lat) * np.cos(sun_lat) * np.cos(lon - sun_lon)
+    bloom = np.clip(1.6 * (1 - np.degrees(np.arccos(np.clip(cosd, -1, 1))) / 24.0), 0, 1)[..., None]
+    img = np.where(truth[..., None], np.clip(img + bloom, 0, 1), img)
+    img[ends] = (0.5, 0.5, 0.52)
+    down = lat <= 0
+    img[down] = np.array([0.3, 0.3, 0.32]) * (1 + 0.05 * rng.standard_normal(down.sum()))[:, None]
+    return Panorama(np.clip(img, 0, 1).astype(np.float32)), truth
+
+
+@pytest.mark.parametrize("roof_deg", [30.0, 50.0])
+def test_a_sunlit_facade_brighter_than_the_sky_is_no_cloud(roof_deg, monkeypatch):
+    # pale plaster in the sun is brighter than a blue sky and white like a cloud; by the sun's bloom it
+    # meets the sky with a faint edge, and the sky flowed over the facade (the Blender street: sky IoU
+    # 0.68). A cloud's outline is soft somewhere; the facade's is a hard edge all round (cornice,
+    # corners, windows, its shadow line)
+    import worldgen.depth.sky as sky_module
+
+    pano, truth = _sunlit_facade(roof_deg=roof_deg)
+    sky = sky_mask(pano)
+    assert (sky & ~truth).mean() < 0.002
+    assert _iou(sky, truth) >= 0.97
+    monkeypatch.setattr(sky_module, "OUTLINE_HARD", 1.01)  # (no outline is hard all round: as before)
+    assert (sky_mask(pano) & ~truth).mean() > 0.02
+
+
 def _under_canopy(gap_rgb=None, seed: int = 0) -> tuple[Panorama, np.ndarray, np.ndarray]:
     """A forest edge at 512x256: a blue sky paling towards the horizon, a canopy of dark, textured
     foliage from 8° to 25-33° up, trunks every 24 columns from the ground to the canopy, and two

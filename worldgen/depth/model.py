@@ -785,8 +785,9 @@ register_backend(
         # 2: sky.py closes faint skylines; a cream ceiling is no sky; 3: sky seen under and between
         # crowns outdoors (sky_gaps); 4: sky round 4 (cool-cast ceilings, a night sky's glow)
         # 5: a metric model keeps the scale of the views with samples (align_views), not a mean
-        # over every view's scale; 6: sky.py measures edges at 512-767 rows on larger panoramas
-        version="6",
+        # over every view's scale; 6: sky.py measures edges at 512-767 rows on larger panoramas;
+        # 7: a bright piece outlined by hard edges all round is a lit surface, not a cloud
+        version="7",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

@@ -1344,8 +1344,9 @@ register_backend(
         # boxes' intersection; 10: sky.py measures edges at 512-767 rows on larger panoramas;
         # 11: a built steep wall's foot hidden by a parked car lies between its neighbours' feet;
         # 12: the room boxes' scale prefers a usual room height among strong floor lines;
-        # 13: a photo world's room is measured on the photo's columns alone
-        version="13",
+        # 13: a photo world's room is measured on the photo's columns alone; 14: a bright piece
+        # outlined by hard edges all round is a lit surface, not a cloud (sky.OUTLINE_HARD)
+        version="14",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )

@@ -50,6 +50,9 @@ STAR_DEG = 0.7
 STREET_LIGHTS = 24
 # an edge at least this share of the hard threshold that continues a hard edge may close a skyline
 WEAK = 0.6
+# share of a bright piece's outline that is hard edge above which it is a lit surface, not a cloud
+# (see _rejoin): sunlit facades 0.92-0.99; clouds as pale as them at most 0.85
+OUTLINE_HARD = 0.9
 
 
 def _star_size(h: int) -> int:
@@ -247,6 +250,7 @@ def _grow(
     columns: bool = False,
     cut: np.ndarray | None = None,
     img: np.ndarray | None = None,
+    strong: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sky from a likelihood: candidates above the horizon in one piece with the top (and with a
     flat band of ``band`` rows at the top, where the sky carries on below it), columns filled through
@@ -254,7 +258,8 @@ def _grow(
     column also ends at its skyline (the first break of 3 non-candidate pixels): a dark sky may not
     flow around a faint stretch of skyline into the dark land below it. With ``cut`` (faint stretches
     of hard edges, [H, W] bool) and ``img`` (the colour, [R, W, 3]): what only a faint stretch of a
-    skyline joins to the sky stays sky only in the sky's own colour (see :func:`_rejoin`). [H, W] bool"""
+    skyline joins to the sky stays sky only in the sky's own colour (see :func:`_rejoin`; ``strong``, the
+    hard edges, [R, W] bool, tells it a lit surface from a cloud). [H, W] bool"""
     h = like.shape[0]
     h2 = h // 2
     upper = (np.arange(h) < h2)[:, None]
@@ -281,7 +286,7 @@ def _grow(
         band = 0
         sky = flood(0)
     if cut is not None and img is not None and (sky & cut).any():
-        sky = _rejoin(sky, flood(band, cand & ~cut), img, night=columns)
+        sky = _rejoin(sky, flood(band, cand & ~cut), img, night=columns, strong=strong)
     # what the sky encloses (cloud texture, birds, lamps) is sky too: non-sky pieces of the upper
     # half that do not reach down to the horizon
     ground_side = connected_to_top(~sky[:h2][::-1])[::-1]
@@ -293,7 +298,9 @@ def _grow(
     return sky
 
 
-def _rejoin(loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool = False) -> np.ndarray:
+def _rejoin(
+    loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool = False, strong: np.ndarray | None = None
+) -> np.ndarray:
     """The sky with its skylines closed (``closed``, [H, W] bool), and of what only a faint stretch of a
     skyline joined to it (the rest of ``loose``), each piece that has the sky's own colour. [H, W] bool
 
@@ -306,6 +313,13 @@ def _rejoin(loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool 
     blue and brightness change with elevation, towards the horizon's haze, so the reference is taken
     row by row). A piece is kept when most of it has the sky's colour. (Snow brighter than the sky
     beside it is kept, as a cloud would be: it is left as it was.)
+
+    A sunlit facade of pale brick or plaster is brighter than a blue sky too, and white like a cloud;
+    but a cloud's outline is soft somewhere (that is how it came to be cut off: a web of faint
+    edges), where a facade's is a hard edge all round (its roofline, its corners, the line of its
+    shadow). With ``strong`` (the hard edges, [R, W] bool), a piece kept on brightness alone (most of
+    it less blue than the sky) whose outline, holes filled, is hard edge over ``OUTLINE_HARD`` of its
+    length is no cloud.
     """
     rows = img.shape[0]
     extra = loose & ~closed
@@ -326,10 +340,12 @@ def _rejoin(loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool 
     ref_blue, ref_lum = np.maximum(row_median(blue), 0.0), row_median(lum)
     # a pixel has the sky's colour when it is at most half as much less blue as the sky beside it (within
     # 0.04 where the sky is grey: an overcast sky's pockets), or is brighter than it (a cloud)
-    like = blue >= (ref_blue - np.maximum(0.5 * ref_blue, 0.04))[:, None]
+    bluish = blue >= (ref_blue - np.maximum(0.5 * ref_blue, 0.04))[:, None]
+    like = bluish.copy()
     if not night:  # (at night lit facades and land are brighter than the sky)
         like |= lum >= (ref_lum + 0.05)[:, None]
-    share = np.asarray(ndimage.mean(like, lab, np.arange(1, n + 1)))
+    idx_all = np.arange(1, n + 1)
+    share = np.asarray(ndimage.mean(like, lab, idx_all))
     # a piece that runs on below the horizon in its own colour is land (a snowfield, a pale plain): where
     # it reaches the horizon, the colour 1.5° below is the same (a sky meets land or sea at an edge).
     # (Not at night: there the indoor decision counts a street's lit windows by the dark "sky" around
@@ -343,6 +359,18 @@ def _rejoin(loose: np.ndarray, closed: np.ndarray, img: np.ndarray, night: bool 
         n_touch = np.asarray(ndimage.sum(touch > 0, touch, idx))
         n_same = np.asarray(ndimage.sum(same, touch, idx))
         share[(n_same >= 3) & (n_same >= 0.5 * n_touch)] = 0.0
+    if strong is not None and not night:
+        blue_share = np.asarray(ndimage.mean(bluish, lab, idx_all))
+        reach = max(1, round(2 * h / 512))
+        boxes = ndimage.find_objects(lab)
+        for i in np.nonzero((share >= 0.5) & (blue_share < 0.5))[0]:  # (a few pieces, not pixels)
+            sl = boxes[i]
+            r0, r1 = max(sl[0].start - reach, 0), min(sl[0].stop + reach, rows)
+            c0, c1 = max(sl[1].start - reach, 0), min(sl[1].stop + reach, lab.shape[1])
+            filled = ndimage.binary_fill_holes(lab[r0:r1, c0:c1] == i + 1)
+            ring = ndimage.binary_dilation(filled, iterations=reach) & ~filled
+            if ring.any() and strong[r0:r1, c0:c1][ring].mean() >= OUTLINE_HARD:
+                share[i] = 0.0
     keep = np.r_[False, share >= 0.5]
     out = closed.copy()
     out[:rows] |= keep[lab]
@@ -497,7 +525,9 @@ def sky_mask(panorama: Panorama, far: np.ndarray | None = None, threshold: float
         # night sky)
         cut = np.zeros((h, w), bool)
         cut[:rows] = weak
-        return _grow(like, hue, band, threshold, columns=dark, cut=cut, img=clean)
+        strong = np.zeros((h, w), bool)
+        strong[:rows] = soft <= 0.5  # (hard >= its threshold)
+        return _grow(like, hue, band, threshold, columns=dark, cut=cut, img=clean, strong=strong)
 
     sky = grow(False)
     zs = _zenith_share(sky)
