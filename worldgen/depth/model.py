@@ -786,8 +786,9 @@ register_backend(
         # crowns outdoors (sky_gaps); 4: sky round 4 (cool-cast ceilings, a night sky's glow)
         # 5: a metric model keeps the scale of the views with samples (align_views), not a mean
         # over every view's scale; 6: sky.py measures edges at 512-767 rows on larger panoramas;
-        # 7: a bright piece outlined by hard edges all round is a lit surface, not a cloud
-        version="7",
+        # 7: a bright piece outlined by hard edges all round is a lit surface, not a cloud; 8: the
+        # ground holds the metric scale when the views disagree (align_views: the level held)
+        version="8",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",
