@@ -10,7 +10,10 @@ No weights are needed: ``estimate_depth`` runs as it does for a real relative mo
 outdoor, alignment, metric scale from the ground, merge), except that each view's prediction is the
 true disparity (1 / z-depth, sampled from ``depth.npy``) under a relative model's errors: a random scale
 (log-normal, σ 0.7) and shift (±30 % of the view's median), times a smooth error of its own (log-normal,
-``--sigma``, correlated over a sixth of the view); sky at disparity 0. Scored against ``depth.npy``
+``--sigma``, correlated over a sixth of the view); sky at disparity 0. With ``--metric``, a metric model
+instead: z-depth in metres under a per-view scale (log-normal, σ 0.1) and the same smooth error, sky at
+80 m (Depth Anything's outdoor cap), its own scale kept as the backend keeps a metric model's. Scored
+against ``depth.npy``
 (metric, cos-latitude weighted; a pixel called sky that is not counts as AbsRel 1): AbsRel, δ1, sky IoU,
 and where the scale came from; the ``prior`` backend's AbsRel and δ1 beside it.
 """
@@ -59,7 +62,7 @@ class _Simulated:
         model_type = "simulated"
 
 
-def simulate(folder: Path, sigma: float, seed: int, view_size: int) -> str:
+def simulate(folder: Path, sigma: float, seed: int, view_size: int, metric: bool = False) -> str:
     truth = np.load(folder / "depth.npy")
     true_sky = np.load(folder / "sky.npy")
     img = read_image(folder / "image.png")
@@ -81,13 +84,17 @@ def simulate(folder: Path, sigma: float, seed: int, view_size: int) -> str:
             med = float(np.median(disp[disp > 0])) if (disp > 0).any() else 1.0
             smooth = ndimage.gaussian_filter(rng.standard_normal(disp.shape), disp.shape[0] / 6)
             smooth /= smooth.std() + 1e-12
+            if metric:
+                zm = np.where(z > 0, z, 80.0) * math.exp(rng.normal(0, 0.1)) * np.exp(sigma * smooth)
+                out.append(zm)
+                continue
             scale, shift = math.exp(rng.normal(0, 0.7)), rng.uniform(-0.3, 0.3) * med
             out.append(scale * disp * np.exp(sigma * smooth) + shift)
         return np.stack(out).astype(np.float32)
 
     saved = backend.sphere_views, backend.predict_views, backend.load_depth_model
     backend.sphere_views, backend.predict_views = views, predict
-    backend.load_depth_model = lambda path, device="cpu", dtype=None: (_Simulated(), None, False)
+    backend.load_depth_model = lambda path, device="cpu", dtype=None: (_Simulated(), None, metric)
     try:
         config = backend.TransformersDepthConfig(model="simulated", view_size=view_size, device="cpu")
         depth, report = backend.estimate_depth(Panorama(img), 1.6, config)
@@ -109,12 +116,13 @@ def main() -> int:
     ap.add_argument("--sigma", type=float, default=0.1, help="smooth error per view (log-normal σ)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--view-size", type=int, default=256, help="views' side in pixels")
+    ap.add_argument("--metric", action="store_true", help="a metric model (z-depth in metres) instead")
     args = ap.parse_args()
     for folder in args.scenes:
         if not all((folder / f).is_file() for f in ("image.png", "depth.npy", "sky.npy")):
             print(f"{folder}: skipped (needs image.png, depth.npy and sky.npy)")
             continue
-        print(simulate(folder, args.sigma, args.seed, args.view_size), flush=True)
+        print(simulate(folder, args.sigma, args.seed, args.view_size, args.metric), flush=True)
     return 0
 
 
