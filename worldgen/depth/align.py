@@ -289,9 +289,11 @@ def align_views(
             h_mode *= _weighted_median(r[near], wts[near])
         return xv * (h_mode / eye_height)  # (inverse distances in metres)
 
-    def on_ground(xv) -> np.ndarray:
-        bl, hg = ground_set(merged_q(xv), eye_height)
-        return bl & (np.abs(hg / eye_height - 1.0) < ground_tolerance)
+    def on_ground(q):
+        """(below, height, on): the pixels below the camera, their height below the eye, and those
+        within ``ground_tolerance`` of the eye height, for the merged inverse distances ``q``."""
+        bl, hg = ground_set(q, eye_height)
+        return bl, hg, bl & (np.abs(hg / eye_height - 1.0) < ground_tolerance)
 
     # 1) the overall scale from the mode of the height below the eye
     ground_found = False
@@ -303,9 +305,9 @@ def align_views(
         x = scaled
         # 2) ground rows: absolute equations, re-selected by their plane residual
         for _ in range(3):
-            on = on_ground(x)
+            below, _, on = on_ground(merged_q(x))
             support = int(on.sum())
-            if support < 30 or support < 0.02 * ground_set(merged_q(x), eye_height)[0].sum():
+            if support < 30 or support < 0.02 * below.sum():
                 break
             rows = np.nonzero(on[gidx])[0]
             target = np.sin(-lat[gidx[rows]]) / eye_height
@@ -323,14 +325,15 @@ def align_views(
             #    rooms' AbsRel was 1-3.
             x_free = solve(x, rows, target, gauge=False, rounds=rounds)
             x_held = to_ground(solve(x, rows, target, gauge=True, rounds=rounds))
-            if x_held is None or coslat[on_ground(x_free)].sum() >= coslat[on_ground(x_held)].sum():
+            if x_held is None or (
+                coslat[on_ground(merged_q(x_free))[2]].sum() >= coslat[on_ground(merged_q(x_held))[2]].sum()
+            ):
                 x = x_free
             else:
                 x = x_held
             ground_found = True
         q = merged_q(x)
-        below, height = ground_set(q, eye_height)
-        on = below & (np.abs(height / eye_height - 1.0) < ground_tolerance)
+        below, height, on = on_ground(q)
         support = int(on.sum())
         ground_found = ground_found and support >= 30
         if support:
