@@ -59,7 +59,7 @@ def main() -> int:
                 photo = (np.clip(cut, 0, 1) * 255).round().astype(np.uint8)
                 world, _, _ = photo_panorama(photo, 90.0, PhotoConfig(width=W))
                 sky = sky_mask(world)
-                indoor, _ = is_indoor(world, sky)
+                indoor, _ = is_indoor(world, sky, zenith_seen=False)  # as the pipeline: a made-up zenith
                 sky = (sky & inside) if not indoor else np.zeros_like(sky)
                 union = float((wt * (sky | true_sky)).sum())
                 iou = float((wt * (sky & true_sky)).sum()) / union if union else 1.0

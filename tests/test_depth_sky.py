@@ -491,3 +491,35 @@ def test_a_soft_skyline_is_read_at_the_scale_it_was_tuned_at():
     t = ~np.isfinite(truth.depth)
     for sky in (sky_mask(pano), sky_mask(big)[::2, ::2]):
         assert (sky & t).sum() / (sky | t).sum() > 0.97
+
+
+@pytest.mark.parametrize(
+    "prompt, seed, indoor",
+    [
+        ("a white modern room interior", 1, True),
+        ("a stone hall interior", 1, True),
+        ("a meadow", 0, False),
+        ("a city", 1, False),
+        ("a village", 0, False),
+    ],
+)
+def test_a_made_up_zenith_is_no_evidence_of_a_sky(prompt, seed, indoor):
+    # A 90° photo of a pale room: the backdrop carries its top edge up to a blurred pale zenith, which
+    # read as an overcast sky (these two rooms were decided outdoor). Where the zenith was not seen, a
+    # pale sky that is not blue is a ceiling unless the horizon is open; outdoor photos stay outdoor.
+    from worldgen.geometry.equirect import equirect_to_perspective
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+    from worldgen.stages.photo import PhotoConfig, photo_panorama, zenith_seen
+    from worldgen.types import Camera
+
+    w = 512
+    spec, _ = parse_prompt(prompt, seed)
+    pano, _, _ = synthesize(spec, 1.6, ProceduralConfig(width=w, previews=False))
+    cam = Camera("perspective", 320, 240, 160.0, 160.0, 160, 120)  # 90° across, looking at heading 90°
+    cut = equirect_to_perspective(np.roll(pano.image, w // 4, axis=1), cam, "bilinear")
+    world, sem, _ = photo_panorama((np.clip(cut, 0, 1) * 255).round().astype(np.uint8), 90.0, PhotoConfig(width=w))
+    assert not zenith_seen(sem, (w // 2, w))
+    sky = sky_mask(world)
+    assert is_indoor(world, sky, zenith_seen=False)[0] == indoor
+    if indoor:  # the rule is what decides: read as a seen zenith, the made-up one is a sky
+        assert not is_indoor(world, sky)[0]

@@ -660,8 +660,13 @@ def _device(choice: str) -> str:
     return choice
 
 
-def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDepthConfig, progress=None):
+def estimate_depth(
+    panorama: Panorama, eye_height: float, config: TransformersDepthConfig, progress=None, zenith_seen: bool = True
+):
     """Depth for a whole panorama with a transformers model (see the module docstring).
+
+    ``zenith_seen`` False: the top of the sphere is a made-up backdrop (a photo world, a partial
+    panorama), no evidence of a sky (worldgen.depth.sky.is_indoor).
 
     Returns:
         A tuple: **depth** (:class:`DepthMap`, metres, +inf on sky) and **report** (dict).
@@ -706,7 +711,7 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
         sky0 = sky_mask(panorama)
     else:
         sky0 = np.zeros((h, panorama.width), bool)
-    indoor, scene_facts = is_indoor(panorama, sky0)
+    indoor, scene_facts = is_indoor(panorama, sky0, zenith_seen)
     if indoor:
         sky0[:] = False
     elif sky_from == "colour" and config.detect_sky:
@@ -772,9 +777,12 @@ def estimate_depth(panorama: Panorama, eye_height: float, config: TransformersDe
 
 
 def _run(ctx: StageContext) -> StageResult:
+    from ..stages.photo import zenith_seen
     from .report import depth_report
 
-    depth, rep = estimate_depth(ctx.inputs["panorama"], ctx.request.eye_height, ctx.config, ctx.progress)
+    pano = ctx.inputs["panorama"]
+    seen = zenith_seen(ctx.inputs.get("semantics"), (pano.height, pano.width))
+    depth, rep = estimate_depth(pano, ctx.request.eye_height, ctx.config, ctx.progress, seen)
     return StageResult(artifacts={"depth": depth}, report={**depth_report(depth), **rep})
 
 
@@ -789,8 +797,9 @@ register_backend(
         # over every view's scale; 6: sky.py measures edges at 512-767 rows on larger panoramas;
         # 7: a bright piece outlined by hard edges all round is a lit surface, not a cloud; 8: the
         # ground holds the metric scale when the views disagree (align_views: the level held);
-        # 9: far surfaces capped at 3 km, not 1 km (max_depth)
-        version="9",
+        # 9: far surfaces capped at 3 km, not 1 km (max_depth); 10: under a made-up zenith (a photo
+        # world, a partial panorama) a pale sky that is not blue is a ceiling unless the horizon is open
+        version="10",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

@@ -40,7 +40,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
-from ..stages.photo import photo_columns
+from ..stages.photo import photo_columns, zenith_seen
 from ..types import DepthMap, Panorama
 from .report import depth_report
 from .sky import is_indoor, sky_gaps, sky_mask
@@ -1275,11 +1275,13 @@ def prior_depth(
     eye_height: float = 1.6,
     config: PriorConfig = PriorConfig(),
     columns: np.ndarray | None = None,
+    zenith_seen: bool = True,
 ) -> tuple[DepthMap, dict]:
     """Weight-free depth for a panorama (see the module docstring).
 
     ``columns`` ([W] bool, optional): the columns actually seen, where the rest is a backdrop (a
-    photo world): indoors, the room box is measured on them alone.
+    photo world, a partial panorama): indoors, the room box is measured on them alone.
+    ``zenith_seen`` False: the top of the sphere is such a backdrop (see ``is_indoor``).
 
     Returns:
         A tuple: **depth** (metres, +inf on sky) and **facts** for the manifest (scene, how it was decided...).
@@ -1291,7 +1293,9 @@ def prior_depth(
     if config.far <= eye_height or config.min_wall <= 0:
         raise InputError(f"depth.far ({config.far} m) must exceed the eye height and depth.min_wall must be > 0")
     sky = sky_mask(panorama)
-    indoor, facts = is_indoor(panorama, sky)
+    indoor, facts = is_indoor(panorama, sky, zenith_seen)
+    if not zenith_seen:
+        facts["zenith_seen"] = False
     if config.scene != "auto":
         indoor = config.scene == "indoor"
     facts = {
@@ -1319,8 +1323,10 @@ def prior_depth(
 
 def _run(ctx: StageContext) -> StageResult:
     pano = ctx.inputs["panorama"]
+    sem = ctx.inputs.get("semantics")
+    shape = (pano.height, pano.width)
     depth, facts = prior_depth(
-        pano, ctx.request.eye_height, ctx.config, photo_columns(ctx.inputs.get("semantics"), (pano.height, pano.width))
+        pano, ctx.request.eye_height, ctx.config, photo_columns(sem, shape), zenith_seen(sem, shape)
     )
     rep = {**depth_report(depth), **facts, "note": "weight-free geometric prior, not a learnt depth estimate"}
     return StageResult(artifacts={"depth": depth}, report=rep)
@@ -1345,8 +1351,10 @@ register_backend(
         # 11: a built steep wall's foot hidden by a parked car lies between its neighbours' feet;
         # 12: the room boxes' scale prefers a usual room height among strong floor lines;
         # 13: a photo world's room is measured on the photo's columns alone; 14: a bright piece
-        # outlined by hard edges all round is a lit surface, not a cloud (sky.OUTLINE_HARD)
-        version="14",
+        # outlined by hard edges all round is a lit surface, not a cloud (sky.OUTLINE_HARD); 15: under
+        # a made-up zenith (a photo world, a partial panorama) a pale sky that is not blue is a
+        # ceiling unless the horizon is open (sky.is_indoor's zenith_seen)
+        version="15",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )

@@ -659,7 +659,7 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     }
 
 
-def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, dict]:
+def is_indoor(panorama: Panorama, sky: np.ndarray | None = None, zenith_seen: bool = True) -> tuple[bool, dict]:
     """Indoors when the sky does not cover the zenith, or when what covers it may be a ceiling and
     nothing says it is a sky.
 
@@ -677,6 +677,13 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
       ceilings warm); stars (point-like specks, not where lamps hang: bright blobs wider than a
       star); dozens of such blobs (lit windows of a night street).
 
+    ``zenith_seen`` False: the sky's top was not seen (a photo world or a partial panorama: what lies
+    above is a made-up backdrop, smooth and pale by construction). A grey, white or pale warm one is
+    then a ceiling unless the horizon is open (a skyline 0-10° up in at least 30 % of the columns):
+    the ring a ceiling closes above its walls, which tells it from an overcast sky, is what was not
+    seen, and the backdrop carried a room's seen ceiling up to a blurred pale zenith that read as an
+    overcast sky (a kitchen photographed from 40° below the zenith down, the panorama's rest made up).
+
     Returns:
         A tuple: **indoor** and the facts it was decided from (for the manifest).
     """
@@ -689,6 +696,8 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None) -> tuple[bool, 
         # blue is sky; a grey, white or pale warm one is a ceiling when it closes in a smooth ring well
         # above the horizon or carries on below the horizon as a wall (in 5 % of the columns or more)
         pale = c["blue"] < 0.5 and (c["ceiling_ring"] or c["through_horizon"] >= 0.05)
+        if not zenith_seen:
+            pale = c["blue"] < 0.5 and (pale or c["open_horizon"] < 0.3)
         return pale, c
     # (a daylight-bright sky of a warm tint - cream, beige, orange - is no daylight sky: it needs a sign)
     starry = c["stars"] >= 20 and density >= 2e-4 and c["lamps"] == 0

@@ -203,6 +203,15 @@ def photo_columns(semantics: SemanticLayers | None, shape: tuple[int, int]) -> n
     return cols if cols.any() else None
 
 
+def zenith_seen(semantics: SemanticLayers | None, shape: tuple[int, int]) -> bool:
+    """False where the top of the sphere (latitude above 75°) is all ``backdrop``: a photo world's or
+    a partial panorama's made-up sky, which is no evidence of sky or ceiling (see depth.sky.is_indoor)."""
+    if semantics is None or semantics.ids.shape != tuple(shape) or "backdrop" not in semantics.classes:
+        return True
+    cap = max(1, int(round(shape[0] * 15 / 180)))  # the rows above 75°
+    return not semantics.mask("backdrop")[:cap].all()
+
+
 def _run(ctx: StageContext) -> StageResult:
     req = ctx.request
     if req.image is None:
@@ -237,4 +246,12 @@ register_backend(
     )
 )
 
-__all__ = ["PHOTO_CLASSES", "PhotoConfig", "backdrop", "backdrop_mask", "photo_panorama"]
+__all__ = [
+    "PHOTO_CLASSES",
+    "PhotoConfig",
+    "backdrop",
+    "backdrop_mask",
+    "photo_columns",
+    "photo_panorama",
+    "zenith_seen",
+]
