@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _gpano import gpano_xmp, save_with_xmp
 from PIL import Image
 
 from worldgen.cli.main import main
 from worldgen.exporters.sky import encode_hdr
 from worldgen.io import TMP_PREFIX, encode_png, read_hdr
 from worldgen.pipeline import MANIFEST
+from worldgen.stages.photo import BACKDROP_ID, UNKNOWN_ID
 
 H, W = 64, 128
 
@@ -194,7 +196,8 @@ def test_huge_panorama_is_scaled_to_the_preset(tmp_path, capsys):
         ("truncated jpeg", ("truncated",)),
         ("truncated hdr", ("truncated",)),
         ("empty", ("empty",)),
-        ("not 2:1", ("not 2:1",)),
+        ("not 2:1", ("not 2:1", "no photo-sphere (GPano) metadata")),
+        ("cylindrical", ("'cylindrical' projection",)),
     ],
 )
 def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
@@ -208,10 +211,43 @@ def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
         "truncated hdr": ("s.hdr", encode_hdr(np.ones((H, W, 3)))[:-W]),
         "empty": ("e.png", b""),
         "not 2:1": ("sq.png", encode_png(rgb[:, :H])),
+        "cylindrical": (
+            "cyl.jpg",
+            _save(Image.fromarray(rgb[:32]), "JPEG", xmp=gpano_xmp(projection="cylindrical").encode()),
+        ),
     }[case]
     (tmp_path / name).write_bytes(data)
     code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / name))
     _refused(code, err, out, *words)
+
+
+def test_a_partial_photo_sphere_is_placed_in_the_sphere(tmp_path, capsys):
+    # a phone's photo sphere that missed the zenith and the nadir: rows 16..47 of a 128x64 equirect,
+    # saved as they are with Photo Sphere XMP saying so (without it, the 128x32 image is refused below)
+    part = _rgb()[16:48]
+    save_with_xmp(tmp_path / "sphere.png", part, gpano_xmp(full=(W, H), top=16, size=(W, 32)))
+    code, err, out = _cli(tmp_path, capsys, "--panorama", str(tmp_path / "sphere.png"))
+    assert code == 0, err
+    pano = np.asarray(Image.open(out / "panorama.png").convert("RGB"))
+    assert pano.shape == (H, W, 3) and np.array_equal(pano[16:48], part)  # in its place, untouched
+    ids = np.load(out / "semantics.npz")["ids"]
+    assert (ids[16:48] == UNKNOWN_ID).all() and (ids[:16] == BACKDROP_ID).all() and (ids[48:] == BACKDROP_ID).all()
+    stages = json.loads((out / MANIFEST).read_text())["stages"]
+    rep = stages["panorama"]["report"]
+    assert rep["coverage"] == 0.5 and "partial panorama, 360° x 90° of the sphere" in " ".join(rep["notes"])
+    # the made-up zenith is no evidence of a sky for the depth stage (worldgen.depth.sky.is_indoor)
+    assert stages["depth"]["report"]["zenith_seen"] is False
+    # the backdrop is smooth: no hard row where the made-up zenith meets the panorama's top edge
+    assert np.abs(np.diff(pano[:16].astype(float), axis=0)).max() < 40
+
+
+def test_a_partial_photo_sphere_with_depth_is_refused(tmp_path, capsys):
+    save_with_xmp(tmp_path / "sphere.png", _rgb()[16:48], gpano_xmp(full=(W, H), top=16, size=(W, 32)))
+    np.save(tmp_path / "d.npy", _depth())
+    code, err, out = _cli(
+        tmp_path, capsys, "--panorama", str(tmp_path / "sphere.png"), "--depth", str(tmp_path / "d.npy")
+    )
+    _refused(code, err, out, "covers only part of the sphere", "leave --depth out")
 
 
 def _depth_file(tmp: Path, case: str) -> Path:

@@ -1,8 +1,12 @@
 """Panorama stage: where the 360° image comes from.
 
 Built-in backend ``file``: a user's equirect panorama (``--panorama``), with optional depth
-(``--depth``) delivered alongside as the ``given_depth`` artifact. Text prompts are served by the
-``procedural`` backend (worldgen.procedural).
+(``--depth``) delivered alongside as the ``given_depth`` artifact. A *partial* panorama (a phone's
+photo sphere or sweep that did not cover the whole sphere, saved as the covered rectangle with
+Photo Sphere XMP metadata saying where it lies: worldgen.geometry.gpano) is put in its place in the
+full equirect, and the rest of the sphere becomes a soft backdrop marked as such in the
+``semantics`` artifact, as a photo world's is (worldgen.stages.photo): the mesh stage keeps it out
+of the collision mesh. Text prompts are served by the ``procedural`` backend (worldgen.procedural).
 """
 
 from __future__ import annotations
@@ -12,16 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import InputError
+from ..geometry.gpano import PanoCrop, crop_summary, place_crop, read_pano_crop
 from ..io import read_depth, read_image_notes
 from ..registry import Backend, StageContext, StageResult, register_backend
-from ..types import DepthMap, Panorama
+from ..types import DepthMap, Panorama, SemanticLayers
+from .photo import BACKDROP_ID, PHOTO_CLASSES, UNKNOWN_ID
 
 log = logging.getLogger(__name__)
 
 MIN_WIDTH = 64
 """Narrowest panorama accepted (64x32); a smaller one is upscaled to it with a note."""
+
+PARTIAL_FEATHER_DEG = 2.0
+"""Cross-fade from a partial panorama into its backdrop, degrees (as a photo's, worldgen.stages.photo)."""
+
+PARTIAL_BLUR_DEG = 6.0
+"""Blur of a partial panorama's backdrop, degrees: it must read as out of focus, not as content."""
 
 
 @dataclass(frozen=True)
@@ -39,28 +52,38 @@ class FileConfig:
 
 def load_user_panorama(
     image_path: str, depth_path: str | None = None, max_width: int | None = None
-) -> tuple[Panorama, DepthMap | None, list[str]]:
+) -> tuple[Panorama, DepthMap | None, SemanticLayers | None, list[str]]:
     """Read a user panorama and optional depth, checking that they fit together.
 
     Args:
         image_path: colour image, equirectangular, width = 2 x height (8/16-bit, greyscale,
-            palette, RGBA, CMYK, EXIF-rotated, WebP, OpenEXR...: see worldgen.io.read_image_notes).
+            palette, RGBA, CMYK, EXIF-rotated, WebP, OpenEXR...: see worldgen.io.read_image_notes),
+            or a partial equirect with Photo Sphere XMP (GPano) metadata saying where it lies.
         depth_path: Euclidean depth for the same pixels: .npy or .exr in metres, or 16-bit .png
             in millimetres; +inf or 0 marks sky. A 2:1 depth of another size is resampled
             (nearest pixel) to the panorama's size with a note.
         max_width: scale a wider panorama down to this width (None = keep).
 
     Returns:
-        A tuple: **panorama**, **depth** (None without ``depth_path``) and **notes** (one line
-        per conversion made).
+        A tuple: **panorama**, **depth** (None without ``depth_path``), **semantics** (a partial
+        panorama's ``backdrop``, else None) and **notes** (one line per conversion made).
     """
     rgb, notes = read_image_notes(image_path)
     name = Path(image_path).name
     h, w = rgb.shape[:2]
+    crop = read_pano_crop(image_path)
+    if crop is not None and not crop.is_full:
+        if depth_path is not None:
+            raise InputError(
+                f"panorama {name} covers only part of the sphere (GPano crop) and --depth is not read for a "
+                "partial panorama; give a full 2:1 panorama with its depth, or leave --depth out"
+            )
+        pano, sem, more = partial_panorama(rgb, crop, name, max_width)
+        return pano, None, sem, notes + more
     if w != 2 * h:
         raise InputError(
-            f"panorama {name} is {w}x{h}, not 2:1; an equirectangular panorama must be twice as wide "
-            f"as it is high (e.g. {2 * h}x{h})"
+            f"panorama {name} is {w}x{h}, not 2:1, and carries no photo-sphere (GPano) metadata saying where it "
+            f"lies in the sphere; an equirectangular panorama must be twice as wide as it is high (e.g. {2 * h}x{h})"
         )
     if max_width is not None and w > max_width:
         rgb = _resize(rgb, max_width)
@@ -71,7 +94,7 @@ def load_user_panorama(
     h, w = rgb.shape[:2]
     pano = Panorama.from_uint8(rgb)
     if depth_path is None:
-        return pano, None, notes
+        return pano, None, None, notes
     d = read_depth(depth_path)
     dname = Path(depth_path).name
     if d.shape != (h, w):
@@ -82,7 +105,103 @@ def load_user_panorama(
             )
         notes.append(f"{dname}: {d.shape[1]}x{d.shape[0]} depth resampled (nearest pixel) to {w}x{h}")
         d = _nearest(d, h, w)
-    return pano, DepthMap.from_array(d), notes
+    return pano, DepthMap.from_array(d), None, notes
+
+
+def partial_panorama(
+    rgb: np.ndarray, crop: PanoCrop, name: str, max_width: int | None = None
+) -> tuple[Panorama, SemanticLayers, list[str]]:
+    """A partial panorama in its place in the full equirect, the rest of the sphere a soft backdrop.
+
+    The full equirect is as wide as the image's own scale makes it (``crop.full_width`` times the
+    image's width over ``crop.width``), at most ``max_width`` and at least :data:`MIN_WIDTH`.
+    See :func:`crop_backdrop` for what fills the rest.
+
+    Args:
+        rgb: the partial panorama as read. [h, w, 3] uint8
+        crop: where it lies (worldgen.geometry.gpano).
+        name: the file's name, for notes.
+        max_width: the working width's cap, pixels (None = none).
+
+    Returns:
+        A tuple: the **panorama** (sRGB), **semantics** (``unknown`` on the image's own pixels,
+        ``backdrop`` elsewhere) and **notes**.
+    """
+    own = crop.full_width * rgb.shape[1] / crop.width
+    width = int(round(own / 2)) * 2
+    if max_width is not None:
+        width = min(width, max_width)
+    width = max(width, MIN_WIDTH)
+    placed, covered = place_crop(rgb, crop, width)
+    px_per_deg = width / 360.0
+    img = crop_backdrop(
+        placed.astype(np.float32) / 255.0, covered, PARTIAL_BLUR_DEG * px_per_deg, PARTIAL_FEATHER_DEG * px_per_deg
+    )
+    ids = np.where(covered, UNKNOWN_ID, BACKDROP_ID).astype(np.uint8)
+    notes = [
+        f"{name}: a partial panorama, {crop_summary(crop)} (GPano metadata), placed in a {width}x{width // 2} "
+        "equirect; the rest of the sphere is a soft backdrop, kept out of the collision mesh"
+    ]
+    return Panorama(img, "srgb"), SemanticLayers(ids, PHOTO_CLASSES), notes
+
+
+def crop_backdrop(img: np.ndarray, covered: np.ndarray, blur_px: float, feather_px: float) -> np.ndarray:
+    """Fill the sphere around a partial panorama (a rectangle in longitude and latitude) with a backdrop.
+
+    Unlike a photo's backdrop (worldgen.stages.photo), every column of a partial panorama was seen
+    round the horizon, or a wide arc of them: what lies above it continues each column's own top
+    colours (a ceiling over a room's walls, sky over a skyline), fading to their mean at the zenith
+    where the columns meet; below it, each column's bottom colours fading to their mean at the nadir;
+    a gap in longitude blends, row by row, from the colours of the panorama's right edge to those of
+    its left edge. The filled part is blurred, and the panorama cross-fades into it over
+    ``feather_px`` inside its border (columns wrap round the sphere).
+
+    Args:
+        img: the partial panorama in place, float in [0, 1] (anything outside ``covered``). [H, W, 3]
+        covered: its pixels, one rectangle in longitude (it may wrap) and latitude. [H, W] bool
+        blur_px: Gaussian sigma of the backdrop, pixels.
+        feather_px: width of the cross-fade, pixels.
+
+    Returns:
+        The full panorama. [H, W, 3] float32
+    """
+    h, w = covered.shape
+    rows = np.nonzero(covered.any(1))[0]
+    r0, r1 = int(rows[0]), int(rows[-1])
+    cols = covered[r0]
+    out = img.astype(np.float32).copy()
+    if not cols.all():
+        # the run of covered columns, circularly: it starts after an uncovered column
+        start = int(np.nonzero(cols & ~np.roll(cols, 1))[0][0])
+        cw = int(cols.sum())
+        edge = max(1, min(cw // 50, 8))  # a few columns, not the single edge pixel
+        left = out[r0 : r1 + 1, (start + np.arange(edge)) % w].mean(1)
+        right = out[r0 : r1 + 1, (start + cw - 1 - np.arange(edge)) % w].mean(1)
+        gap = w - cw
+        t = (np.arange(1, gap + 1) / (gap + 1))[None, :, None]
+        out[r0 : r1 + 1, (start + cw + np.arange(gap)) % w] = right[:, None] * (1 - t) + left[:, None] * t
+    band = max(1, min((r1 - r0 + 1) // 20, 16))
+    above, below = np.arange(r0), np.arange(r1 + 1, h)
+    for fill, edge_rows, t in (
+        (above, slice(r0, r0 + band), (r0 - above) / max(r0, 1)),  # 1 at the zenith
+        (below, slice(r1 + 1 - band, r1 + 1), (below - r1) / max(h - 1 - r1, 1)),  # 1 at the nadir
+    ):
+        if fill.size:
+            per_col = out[edge_rows].mean(0)  # [W, 3]
+            t = t[:, None, None]
+            out[fill] = per_col[None] * (1 - t) + per_col.mean(0)[None, None] * t
+    if blur_px > 0:
+        pad = min(w, int(3 * blur_px) + 1)
+        wrapped = np.concatenate([out[:, -pad:], out, out[:, :pad]], axis=1)
+        back = ndimage.gaussian_filter(wrapped, sigma=(blur_px, blur_px, 0), mode="nearest")[:, pad:-pad]
+    else:
+        back = out
+    # cross-fade inside the panorama's border; a full circle of columns has no left or right border
+    pad = min(w, int(feather_px) + 2)
+    wrapped = np.concatenate([covered[:, -pad:], covered, covered[:, :pad]], axis=1)
+    inside = ndimage.distance_transform_edt(np.pad(wrapped, ((1, 1), (0, 0))))[1:-1, pad:-pad]
+    alpha = np.clip(inside / max(feather_px, 1e-6), 0, 1)[..., None]
+    return np.clip(img * alpha + back * (1 - alpha), 0, 1).astype(np.float32)
 
 
 def _resize(rgb: np.ndarray, width: int) -> np.ndarray:
@@ -107,16 +226,18 @@ def _run_file(ctx: StageContext) -> StageResult:
     mw = ctx.config.max_width
     if isinstance(mw, bool) or not isinstance(mw, int) or mw % 2 or not MIN_WIDTH <= mw <= 16384:
         raise InputError(f"panorama max_width {mw!r} must be an even number of pixels in {MIN_WIDTH}..16384")
-    pano, depth, notes = load_user_panorama(req.panorama, req.depth, mw)
+    pano, depth, sem, notes = load_user_panorama(req.panorama, req.depth, mw)
     for n in notes:
         log.warning(n)
     artifacts: dict = {"panorama": pano}
     if depth is not None:
         artifacts["given_depth"] = depth
-    return StageResult(
-        artifacts=artifacts,
-        report={"width": pano.width, "height": pano.height, "with_depth": depth is not None, "notes": notes},
-    )
+    report = {"width": pano.width, "height": pano.height, "with_depth": depth is not None, "notes": notes}
+    if sem is not None:  # a partial panorama: its backdrop is marked, as a photo world's
+        artifacts["semantics"] = sem
+        report["coverage"] = round(float(sem.mask("unknown").mean()), 4)
+        report["backdrop"] = "soft backdrop around a partial panorama (class 'backdrop'; not in the collision mesh)"
+    return StageResult(artifacts=artifacts, report=report)
 
 
 register_backend(
@@ -125,8 +246,9 @@ register_backend(
         name="file",
         run=_run_file,
         # 2: HDR files (EXR, .hdr) of a display-referred scale are shown at their own exposure
-        version="2",
-        summary="a user's equirect panorama (--panorama), with optional depth (--depth)",
+        # 3: a partial panorama with photo-sphere (GPano) metadata is placed in the sphere, not refused
+        version="3",
+        summary="a user's equirect panorama (--panorama), with optional depth (--depth); a partial one placed by its GPano metadata",
         config=FileConfig,
         presets={"fast": {"max_width": 2048}, "balanced": {}, "quality": {"max_width": 8192}},
     )
