@@ -240,6 +240,22 @@ def test_depth_anything_from_the_cli(tmp_path, pano):
     assert (tmp_path / "run2" / "depth.npz").read_bytes() == before
 
 
+def test_a_partial_photo_sphere_through_a_model(tmp_path, pano):
+    # a photo sphere that missed the top 16 rows and the bottom 8 (GPano metadata): the model sees the
+    # whole filled sphere, and the made-up zenith is recorded as unseen
+    from _gpano import gpano_xmp, save_with_xmp
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(pano).convert("RGB"))
+    save_with_xmp(tmp_path / "sphere.png", rgb[16:56], gpano_xmp(full=(128, 64), top=16, size=(128, 40)))
+    out = tmp_path / "run"
+    assert _generate(tmp_path / "sphere.png", out, "--model", f"depth={tiny_depth_anything(tmp_path / 'da')}") == 0
+    rep = json.loads((out / "manifest.json").read_text())["stages"]["depth"]["report"]
+    assert rep["zenith_seen"] is False and rep["scene"] == "outdoor"  # the meadow's blue sky was seen
+    depth = np.load(out / "depth.npz")["depth"]
+    assert depth.shape == (64, 128) and (depth > 0).all()
+
+
 def test_dpt_and_metric_models(tmp_path, pano):
     dpt = tiny_dpt(tmp_path / "dpt")
     assert _generate(pano, tmp_path / "a", "--model", f"depth={dpt}") == 0

@@ -773,6 +773,8 @@ def estimate_depth(
         **al.report,
         "capped_pixels": int(((q <= far_q) & ~sky).sum()),
     }
+    if not zenith_seen:
+        report["zenith_seen"] = False
     return DepthMap(depth, sky), report
 
 
