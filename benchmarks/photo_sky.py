@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from worldgen.depth.sky import is_indoor, sky_mask  # noqa: E402
+from worldgen.depth.sky import is_indoor, seen_sky, sky_mask  # noqa: E402
 from worldgen.depth.views import project  # noqa: E402
 from worldgen.geometry import equirect_directions  # noqa: E402
 from worldgen.geometry.equirect import equirect_to_perspective  # noqa: E402
@@ -57,10 +57,12 @@ def main() -> int:
                 true_sky = np.roll(~np.isfinite(truth.depth), k * W // 4, axis=1) & inside
                 cut = equirect_to_perspective(img, cam, "bilinear")
                 photo = (np.clip(cut, 0, 1) * 255).round().astype(np.uint8)
-                world, _, _ = photo_panorama(photo, 90.0, PhotoConfig(width=W))
+                world, sem, _ = photo_panorama(photo, 90.0, PhotoConfig(width=W))
+                # as the pipeline decides (worldgen.depth.prior.prior_depth): the zenith and the rest
+                # of the backdrop were not seen
                 sky = sky_mask(world)
-                indoor, _ = is_indoor(world, sky, zenith_seen=False)  # as the pipeline: a made-up zenith
-                sky = (sky & inside) if not indoor else np.zeros_like(sky)
+                indoor, _ = is_indoor(world, sky, zenith_seen=False)
+                sky = (seen_sky(world, sky, sem.mask("unknown")) & inside) if not indoor else np.zeros_like(sky)
                 union = float((wt * (sky | true_sky)).sum())
                 iou = float((wt * (sky & true_sky)).sum()) / union if union else 1.0
                 ratio = float((wt * sky).sum()) / max(float((wt * true_sky).sum()), 1e-9)

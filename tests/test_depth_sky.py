@@ -507,9 +507,10 @@ def test_a_made_up_zenith_is_no_evidence_of_a_sky(prompt, seed, indoor):
     # A 90° photo of a pale room: the backdrop carries its top edge up to a blurred pale zenith, which
     # read as an overcast sky (these two rooms were decided outdoor). Where the zenith was not seen, a
     # pale sky that is not blue is a ceiling unless the horizon is open; outdoor photos stay outdoor.
+    from worldgen.depth.sky import zenith_seen
     from worldgen.geometry.equirect import equirect_to_perspective
     from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
-    from worldgen.stages.photo import PhotoConfig, photo_panorama, zenith_seen
+    from worldgen.stages.photo import PhotoConfig, photo_panorama, seen_pixels
     from worldgen.types import Camera
 
     w = 512
@@ -518,8 +519,33 @@ def test_a_made_up_zenith_is_no_evidence_of_a_sky(prompt, seed, indoor):
     cam = Camera("perspective", 320, 240, 160.0, 160.0, 160, 120)  # 90° across, looking at heading 90°
     cut = equirect_to_perspective(np.roll(pano.image, w // 4, axis=1), cam, "bilinear")
     world, sem, _ = photo_panorama((np.clip(cut, 0, 1) * 255).round().astype(np.uint8), 90.0, PhotoConfig(width=w))
-    assert not zenith_seen(sem, (w // 2, w))
+    assert not zenith_seen(seen_pixels(sem, (w // 2, w)))
     sky = sky_mask(world)
     assert is_indoor(world, sky, zenith_seen=False)[0] == indoor
     if indoor:  # the rule is what decides: read as a seen zenith, the made-up one is a sky
         assert not is_indoor(world, sky)[0]
+
+
+def test_seen_sky_keeps_only_the_seen_pieces_that_show_blue():
+    # Under a made-up backdrop the sky grown from the top flows into whatever touched the image's top
+    # edge: a pale rim (a canyon's, in photo worlds 0.73 -> 0.98 sky IoU). Where the seen sky is
+    # mostly clear blue, a seen piece with no blue in it is no sky; the backdrop's own sky is kept.
+    from worldgen.depth.sky import seen_sky
+
+    h, w = 64, 128
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = (0.75, 0.72, 0.68)  # the pale rim / backdrop
+    img[16:30, :80] = (0.35, 0.55, 0.95)  # clear blue sky seen between the rims
+    seen = np.zeros((h, w), bool)
+    seen[16:, :] = True
+    sky = np.zeros((h, w), bool)
+    sky[:30, :] = True  # the grown sky: the backdrop, the blue, and the rim at columns 84+ (past a break)
+    sky[16:30, 80:84] = False
+    out = seen_sky(Panorama(img.copy()), sky, seen)
+    assert out[:16].all()  # the backdrop's sky
+    assert out[16:30, :80].all() and not out[16:30, 84:].any()  # the blue kept, the pale rim dropped
+    # a grey or white seen sky: nothing tells it from a pale wall, the mask is left as it is
+    img[16:30, :80] = (0.86, 0.86, 0.86)
+    assert np.array_equal(seen_sky(Panorama(img.copy()), sky, seen), sky)
+    # every pixel seen (a full panorama): untouched
+    assert np.array_equal(seen_sky(Panorama(img), sky, None), sky)

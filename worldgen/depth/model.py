@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import DepthMap, Panorama
 from .align import align_views, merge_views
-from .sky import connected_to_top, is_indoor, sky_gaps, sky_mask
+from .sky import connected_to_top, is_indoor, seen_sky, sky_gaps, sky_mask, zenith_seen
 from .views import cut_views, sphere_views
 
 log = logging.getLogger(__name__)
@@ -661,12 +661,17 @@ def _device(choice: str) -> str:
 
 
 def estimate_depth(
-    panorama: Panorama, eye_height: float, config: TransformersDepthConfig, progress=None, zenith_seen: bool = True
+    panorama: Panorama,
+    eye_height: float,
+    config: TransformersDepthConfig,
+    progress=None,
+    seen: np.ndarray | None = None,
 ):
     """Depth for a whole panorama with a transformers model (see the module docstring).
 
-    ``zenith_seen`` False: the top of the sphere is a made-up backdrop (a photo world, a partial
-    panorama), no evidence of a sky (worldgen.depth.sky.is_indoor).
+    ``seen`` ([H, W] bool, optional): the pixels actually seen, where the rest is a made-up backdrop
+    (a photo world, a partial panorama): no evidence of a sky overhead (worldgen.depth.sky.is_indoor)
+    nor in the image (sky.seen_sky).
 
     Returns:
         A tuple: **depth** (:class:`DepthMap`, metres, +inf on sky) and **report** (dict).
@@ -711,10 +716,12 @@ def estimate_depth(
         sky0 = sky_mask(panorama)
     else:
         sky0 = np.zeros((h, panorama.width), bool)
-    indoor, scene_facts = is_indoor(panorama, sky0, zenith_seen)
+    top_seen = zenith_seen(seen)
+    indoor, scene_facts = is_indoor(panorama, sky0, top_seen)
     if indoor:
         sky0[:] = False
     elif sky_from == "colour" and config.detect_sky:
+        sky0 = seen_sky(panorama, sky0, seen)
         # the sky seen under and between crowns (outdoors only: see sky_gaps)
         sky0 |= sky_gaps(panorama, sky0)
     sky_views = cut_views(sky0.astype(np.float32)[..., None], cams)[..., 0] > 0.5
@@ -773,17 +780,17 @@ def estimate_depth(
         **al.report,
         "capped_pixels": int(((q <= far_q) & ~sky).sum()),
     }
-    if not zenith_seen:
+    if not top_seen:
         report["zenith_seen"] = False
     return DepthMap(depth, sky), report
 
 
 def _run(ctx: StageContext) -> StageResult:
-    from ..stages.photo import zenith_seen
+    from ..stages.photo import seen_pixels
     from .report import depth_report
 
     pano = ctx.inputs["panorama"]
-    seen = zenith_seen(ctx.inputs.get("semantics"), (pano.height, pano.width))
+    seen = seen_pixels(ctx.inputs.get("semantics"), (pano.height, pano.width))
     depth, rep = estimate_depth(pano, ctx.request.eye_height, ctx.config, ctx.progress, seen)
     return StageResult(artifacts={"depth": depth}, report={**depth_report(depth), **rep})
 
@@ -800,8 +807,9 @@ register_backend(
         # 7: a bright piece outlined by hard edges all round is a lit surface, not a cloud; 8: the
         # ground holds the metric scale when the views disagree (align_views: the level held);
         # 9: far surfaces capped at 3 km, not 1 km (max_depth); 10: under a made-up zenith (a photo
-        # world, a partial panorama) a pale sky that is not blue is a ceiling unless the horizon is open
-        version="10",
+        # world, a partial panorama) a pale sky that is not blue is a ceiling unless the horizon is open;
+        # 11: there, a seen piece of sky with no clear blue is dropped where the seen sky is mostly blue
+        version="11",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

@@ -40,10 +40,10 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
-from ..stages.photo import photo_columns, zenith_seen
+from ..stages.photo import photo_columns, seen_pixels
 from ..types import DepthMap, Panorama
 from .report import depth_report
-from .sky import is_indoor, sky_gaps, sky_mask
+from .sky import is_indoor, seen_sky, sky_gaps, sky_mask, zenith_seen
 
 
 @dataclass(frozen=True)
@@ -1275,13 +1275,14 @@ def prior_depth(
     eye_height: float = 1.6,
     config: PriorConfig = PriorConfig(),
     columns: np.ndarray | None = None,
-    zenith_seen: bool = True,
+    seen: np.ndarray | None = None,
 ) -> tuple[DepthMap, dict]:
     """Weight-free depth for a panorama (see the module docstring).
 
     ``columns`` ([W] bool, optional): the columns actually seen, where the rest is a backdrop (a
     photo world, a partial panorama): indoors, the room box is measured on them alone.
-    ``zenith_seen`` False: the top of the sphere is such a backdrop (see ``is_indoor``).
+    ``seen`` ([H, W] bool, optional): the pixels actually seen, where the rest is such a backdrop:
+    it is no evidence of a sky overhead (``sky.is_indoor``) nor in the image (``sky.seen_sky``).
 
     Returns:
         A tuple: **depth** (metres, +inf on sky) and **facts** for the manifest (scene, how it was decided...).
@@ -1293,8 +1294,9 @@ def prior_depth(
     if config.far <= eye_height or config.min_wall <= 0:
         raise InputError(f"depth.far ({config.far} m) must exceed the eye height and depth.min_wall must be > 0")
     sky = sky_mask(panorama)
-    indoor, facts = is_indoor(panorama, sky, zenith_seen)
-    if not zenith_seen:
+    top_seen = zenith_seen(seen)
+    indoor, facts = is_indoor(panorama, sky, top_seen)
+    if not top_seen:
         facts["zenith_seen"] = False
     if config.scene != "auto":
         indoor = config.scene == "indoor"
@@ -1308,6 +1310,7 @@ def prior_depth(
         facts.update(more)
         sky = np.zeros_like(sky)
     else:
+        sky = seen_sky(panorama, sky, seen)
         depth = outdoor_prior(panorama, eye_height, config, sky)
         # outdoors only (indoors, panels of a pale ceiling would pass for it): the sky seen under and
         # between crowns, which the sky grown from the top does not reach. It is set to infinity after
@@ -1326,7 +1329,7 @@ def _run(ctx: StageContext) -> StageResult:
     sem = ctx.inputs.get("semantics")
     shape = (pano.height, pano.width)
     depth, facts = prior_depth(
-        pano, ctx.request.eye_height, ctx.config, photo_columns(sem, shape), zenith_seen(sem, shape)
+        pano, ctx.request.eye_height, ctx.config, photo_columns(sem, shape), seen_pixels(sem, shape)
     )
     rep = {**depth_report(depth), **facts, "note": "weight-free geometric prior, not a learnt depth estimate"}
     return StageResult(artifacts={"depth": depth}, report=rep)
@@ -1353,8 +1356,9 @@ register_backend(
         # 13: a photo world's room is measured on the photo's columns alone; 14: a bright piece
         # outlined by hard edges all round is a lit surface, not a cloud (sky.OUTLINE_HARD); 15: under
         # a made-up zenith (a photo world, a partial panorama) a pale sky that is not blue is a
-        # ceiling unless the horizon is open (sky.is_indoor's zenith_seen)
-        version="15",
+        # ceiling unless the horizon is open (sky.is_indoor's zenith_seen); 16: there, a seen piece of
+        # sky with no clear blue is dropped where the seen sky is mostly blue (sky.seen_sky)
+        version="16",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )

@@ -659,6 +659,50 @@ def scene_cues(panorama: Panorama, sky: np.ndarray) -> dict:
     }
 
 
+def zenith_seen(seen: np.ndarray | None) -> bool:
+    """False where none of the pixels above 75° latitude was seen (``seen``: [H, W] bool, None = all
+    seen): the top of the sphere is a made-up backdrop (a photo world, a partial panorama)."""
+    if seen is None:
+        return True
+    cap = max(1, int(round(seen.shape[0] * 15 / 180)))
+    return bool(seen[:cap].any())
+
+
+def seen_sky(panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None, share: float = 0.5) -> np.ndarray:
+    """The sky, where only part of the sphere was seen, kept in the seen pixels only where the seen
+    pixels themselves show it.
+
+    The made-up backdrop of a photo world or a partial panorama carries each edge's colours outwards
+    with no edge, so the sky grown from the top (:func:`sky_mask`) flowed through it into whatever
+    touched the image's top edge: a canyon's pale rim, a grey facade. Where most of the seen sky is a
+    clear blue (:func:`blue_sky_weight` over 0.5 for at least ``share`` of it, cos-latitude weighted),
+    a seen piece of sky (8-connected within the seen pixels) stays sky only if it holds some of that
+    blue; the backdrop's own sky is kept. Where the seen sky is grey or white, nothing in the colour
+    tells a sky from a pale wall, and the mask is returned as it is.
+
+    Args:
+        sky: [H, W] bool. seen: [H, W] bool, None = every pixel seen (the mask is returned as it is).
+
+    Returns:
+        [H, W] bool
+    """
+    if seen is None:
+        return sky
+    s = sky & seen
+    if not s.any():
+        return sky
+    h = sky.shape[0]
+    wt = np.broadcast_to(np.cos(_latitudes(h))[:, None], sky.shape)
+    blue = s & (blue_sky_weight(panorama.image) > 0.5)
+    if float(wt[blue].sum()) < share * float(wt[s].sum()):
+        return sky
+    lab, n = ndimage.label(s, np.ones((3, 3), bool))
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(lab[blue])] = True
+    keep[0] = False
+    return (sky & ~seen) | keep[lab]
+
+
 def is_indoor(panorama: Panorama, sky: np.ndarray | None = None, zenith_seen: bool = True) -> tuple[bool, dict]:
     """Indoors when the sky does not cover the zenith, or when what covers it may be a ceiling and
     nothing says it is a sky.
@@ -713,7 +757,9 @@ __all__ = [
     "flat_rows",
     "is_indoor",
     "scene_cues",
+    "seen_sky",
     "sky_colour",
     "sky_gaps",
     "sky_mask",
+    "zenith_seen",
 ]

@@ -203,13 +203,15 @@ def photo_columns(semantics: SemanticLayers | None, shape: tuple[int, int]) -> n
     return cols if cols.any() else None
 
 
-def zenith_seen(semantics: SemanticLayers | None, shape: tuple[int, int]) -> bool:
-    """False where the top of the sphere (latitude above 75°) is all ``backdrop``: a photo world's or
-    a partial panorama's made-up sky, which is no evidence of sky or ceiling (see depth.sky.is_indoor)."""
-    if semantics is None or semantics.ids.shape != tuple(shape) or "backdrop" not in semantics.classes:
-        return True
-    cap = max(1, int(round(shape[0] * 15 / 180)))  # the rows above 75°
-    return not semantics.mask("backdrop")[:cap].all()
+def seen_pixels(semantics: SemanticLayers | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """The pixels a photo world's photo or a partial panorama's image covers (class ``unknown`` beside
+    ``backdrop``), None for any other panorama (every pixel seen). The depth stage reads a made-up
+    backdrop as no evidence: of a sky overhead (depth.sky.is_indoor) or of sky in the image (depth.sky.seen_sky). [H, W] bool"""
+    if semantics is None or semantics.ids.shape != tuple(shape):
+        return None
+    if "backdrop" not in semantics.classes or "unknown" not in semantics.classes:
+        return None
+    return semantics.mask("unknown")
 
 
 def _run(ctx: StageContext) -> StageResult:
@@ -253,5 +255,5 @@ __all__ = [
     "backdrop_mask",
     "photo_columns",
     "photo_panorama",
-    "zenith_seen",
+    "seen_pixels",
 ]
