@@ -76,3 +76,17 @@ def test_refused_in_one_line_when_nothing_fits(tmp_path, monkeypatch, capsys):
     assert code == 2 and len(lines) == 1
     assert "panorama stage (procedural) would need about" in lines[0] and "--max-memory" in lines[0]
     assert not (tmp_path / "o" / "panorama.png").exists()
+
+
+def test_a_partial_panorama_is_costed_at_its_full_equirect(tmp_path):
+    # a 360° x 45° strip of a 4096x2048 equirect: the stage keeps the full equirect, not the strip
+    from _gpano import gpano_xmp, save_with_xmp
+
+    from worldgen.stages.panorama import FileConfig
+
+    path = tmp_path / "strip.jpg"
+    save_with_xmp(path, np.zeros((512, 4096, 3), np.uint8), gpano_xmp(full=(4096, 2048), top=768, size=(4096, 512)))
+    req = Request(panorama=str(path))
+    px = memory.panorama_pixels("panorama", "file", FileConfig(), req, None)
+    assert px == 4096 * 2048
+    assert memory.estimate_mb("panorama", "file", FileConfig(), px) > 34 * 4096 * 2048 / 2**20

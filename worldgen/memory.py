@@ -84,9 +84,18 @@ def panorama_pixels(stage: str, backend: str, cfg: Any, request: Any, made: str 
             return int(cfg.width) * (int(cfg.width) // 2)
         if backend == "file" and request.panorama:
             try:
+                from .geometry.gpano import read_pano_crop
+
                 with Image.open(request.panorama) as im:
-                    return im.width * im.height
-            except Exception:  # the stage itself reports unreadable files, in one line
+                    size = im.width * im.height
+                    crop = read_pano_crop(request.panorama)
+                    if crop is not None and not crop.is_full:
+                        # a partial panorama is placed in a full equirect at its own scale (the stage
+                        # then caps its width): the pixels kept are the full equirect's
+                        full = crop.full_width * im.width / crop.width
+                        size = max(size, int(full * (full // 2)))
+                    return size
+            except Exception:  # the stage itself reports unreadable files and bad metadata, in one line
                 return None
         return None
     if made is None:
