@@ -254,6 +254,15 @@ def test_a_partial_photo_sphere_through_a_model(tmp_path, pano):
     assert rep["zenith_seen"] is False and rep["scene"] == "outdoor"  # the meadow's blue sky was seen
     depth = np.load(out / "depth.npz")["depth"]
     assert depth.shape == (64, 128) and (depth > 0).all()
+    # depth.scene overrides the decision, as the prior's does: a room has no sky
+    model = tmp_path / "da"
+    assert (
+        _generate(tmp_path / "sphere.png", tmp_path / "in", "--model", f"depth={model}", "--set", "depth.scene=indoor")
+        == 0
+    )
+    rep = json.loads((tmp_path / "in" / "manifest.json").read_text())["stages"]["depth"]["report"]
+    assert rep["scene"] == "indoor" and rep["scene_from"] == "indoor"
+    assert not np.load(tmp_path / "in" / "depth.npz")["sky"].any()
 
 
 def test_dpt_and_metric_models(tmp_path, pano):
@@ -422,6 +431,7 @@ def test_bad_backend_options_fail_before_anything_is_written(tmp_path, pano, cap
             ("", ["--set", "depth.batch=0"], "batch must be a whole number >= 1"),
             ("", ["--set", "depth.view_size=abc"], "view_size"),
             ("", ["--set", "depth.device=gpu"], "device must be one of"),
+            ("", ["--set", "depth.scene=inside"], "scene must be one of"),
         )
     ):
         (tmp_path / "worldgen.toml").write_text(f'[models]\ndepth = "{model}"\n{toml}')

@@ -521,9 +521,14 @@ def test_a_made_up_zenith_is_no_evidence_of_a_sky(prompt, seed, indoor):
     world, sem, _ = photo_panorama((np.clip(cut, 0, 1) * 255).round().astype(np.uint8), 90.0, PhotoConfig(width=w))
     assert not zenith_seen(seen_pixels(sem, (w // 2, w)))
     sky = sky_mask(world)
-    assert is_indoor(world, sky, zenith_seen=False)[0] == indoor
+    decided, facts = is_indoor(world, sky, zenith_seen=False)
+    assert decided == indoor
     if indoor:  # the rule is what decides: read as a seen zenith, the made-up one is a sky
         assert not is_indoor(world, sky)[0]
+        # and the decision made on what was not seen says so, with the override
+        assert "--set depth.scene=outdoor" in facts["scene_note"]
+    else:
+        assert "scene_note" not in facts
 
 
 def test_seen_sky_keeps_only_the_seen_pieces_that_show_blue():

@@ -105,6 +105,8 @@ class TransformersDepthConfig:
         detect_sky: set sky to +inf (True).
         max_depth: cap for far surfaces that are not sky, metres (3000: a range 1-3 km away keeps its
             distance; at 1000 m the independent Cycles hills, simulated, scored 0.055 instead of 0.022).
+        scene: "auto" (decided as the prior decides, worldgen.depth.sky.is_indoor), "indoor" (no sky)
+            or "outdoor": the same override as the prior's ``depth.scene``.
     """
 
     model: str = ""
@@ -117,6 +119,7 @@ class TransformersDepthConfig:
     device: str = "auto"
     detect_sky: bool = True
     max_depth: float = 3000.0
+    scene: str = "auto"
 
     def __post_init__(self) -> None:
         # Checked here, so that a bad --set or worldgen.toml value fails when the pipeline builds the
@@ -129,6 +132,7 @@ class TransformersDepthConfig:
             ("output", ("auto", "disparity", "metric")),
             ("scale_from", ("auto", "ground", "model")),
             ("device", ("auto", "cpu", "cuda")),
+            ("scene", ("auto", "indoor", "outdoor")),
         ):
             if getattr(self, name) not in allowed:
                 raise InputError(f"depth.{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
@@ -718,6 +722,11 @@ def estimate_depth(
         sky0 = np.zeros((h, panorama.width), bool)
     top_seen = zenith_seen(seen)
     indoor, scene_facts = is_indoor(panorama, sky0, top_seen)
+    if config.scene != "auto":
+        indoor = config.scene == "indoor"
+        scene_facts.pop("scene_note", None)
+    elif "scene_note" in scene_facts:
+        log.warning(scene_facts["scene_note"])
     if indoor:
         sky0[:] = False
     elif sky_from == "colour" and config.detect_sky:
@@ -775,6 +784,7 @@ def estimate_depth(
         "views": len(cams),
         "view_size": size,
         "scene": "indoor" if indoor else "outdoor",
+        "scene_from": config.scene,
         "sky_from": sky_from if config.detect_sky else "off",
         **scene_facts,
         **al.report,
@@ -808,8 +818,9 @@ register_backend(
         # ground holds the metric scale when the views disagree (align_views: the level held);
         # 9: far surfaces capped at 3 km, not 1 km (max_depth); 10: under a made-up zenith (a photo
         # world, a partial panorama) a pale sky that is not blue is a ceiling unless the horizon is open;
-        # 11: there, a seen piece of sky with no clear blue is dropped where the seen sky is mostly blue
-        version="11",
+        # 11: there, a seen piece of sky with no clear blue is dropped where the seen sky is mostly blue;
+        # 12: depth.scene=indoor|outdoor overrides the decision, as the prior's does
+        version="12",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

@@ -32,6 +32,7 @@ pixels; the few loops run over rows or columns' summaries.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -44,6 +45,8 @@ from ..stages.photo import photo_columns, seen_pixels
 from ..types import DepthMap, Panorama
 from .report import depth_report
 from .sky import is_indoor, seen_sky, sky_gaps, sky_mask, zenith_seen
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -1298,6 +1301,10 @@ def prior_depth(
     indoor, facts = is_indoor(panorama, sky, top_seen)
     if not top_seen:
         facts["zenith_seen"] = False
+    if config.scene != "auto":
+        facts.pop("scene_note", None)
+    elif "scene_note" in facts:
+        log.warning(facts["scene_note"])
     if config.scene != "auto":
         indoor = config.scene == "indoor"
     facts = {

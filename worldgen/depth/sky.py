@@ -740,8 +740,13 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None, zenith_seen: bo
         # blue is sky; a grey, white or pale warm one is a ceiling when it closes in a smooth ring well
         # above the horizon or carries on below the horizon as a wall (in 5 % of the columns or more)
         pale = c["blue"] < 0.5 and (c["ceiling_ring"] or c["through_horizon"] >= 0.05)
-        if not zenith_seen:
-            pale = c["blue"] < 0.5 and (pale or c["open_horizon"] < 0.3)
+        if not zenith_seen and not pale and c["blue"] < 0.5 and c["open_horizon"] < 0.3:
+            # the one decision made on what was not seen: say so, with the override
+            c["scene_note"] = (
+                "the zenith was not seen and the sky seen is pale with no open horizon: decided indoor "
+                "(a ceiling); if this is outdoors (an overcast street or forest), use --set depth.scene=outdoor"
+            )
+            pale = True
         return pale, c
     # (a daylight-bright sky of a warm tint - cream, beige, orange - is no daylight sky: it needs a sign)
     starry = c["stars"] >= 20 and density >= 2e-4 and c["lamps"] == 0
