@@ -538,17 +538,24 @@ def test_seen_sky_keeps_only_the_seen_pieces_that_show_blue():
     from worldgen.depth.sky import seen_sky
 
     h, w = 64, 128
+    blue, pale = (0.35, 0.55, 0.95), (0.75, 0.72, 0.68)
     img = np.zeros((h, w, 3), np.float32)
-    img[:] = (0.75, 0.72, 0.68)  # the pale rim / backdrop
-    img[16:30, :80] = (0.35, 0.55, 0.95)  # clear blue sky seen between the rims
+    img[:] = pale  # the rims and the backdrop
+    img[16:30, :80] = blue  # clear blue sky seen between the rims
     seen = np.zeros((h, w), bool)
     seen[16:, :] = True
     sky = np.zeros((h, w), bool)
-    sky[:30, :] = True  # the grown sky: the backdrop, the blue, and the rim at columns 84+ (past a break)
+    sky[:30, :] = True  # the grown sky: the backdrop, the blue, and pale pieces past breaks
     sky[16:30, 80:84] = False
+    sky[16:30, 100:104] = False
+    sky[16:30, 124:] = False
     out = seen_sky(Panorama(img.copy()), sky, seen)
     assert out[:16].all()  # the backdrop's sky
-    assert out[16:30, :80].all() and not out[16:30, 84:].any()  # the blue kept, the pale rim dropped
+    assert out[16:30, :80].all() and not out[16:30, 84:].any()  # the blue kept, the pale pieces dropped
+    # a piece across longitude 180° is one piece: the pale 104..127 meets the blue at column 0
+    sky[16:30, 124:] = True
+    out = seen_sky(Panorama(img.copy()), sky, seen)
+    assert out[16:30, 104:].all() and not out[16:30, 84:100].any()
     # a grey or white seen sky: nothing tells it from a pale wall, the mask is left as it is
     img[16:30, :80] = (0.86, 0.86, 0.86)
     assert np.array_equal(seen_sky(Panorama(img.copy()), sky, seen), sky)

@@ -697,10 +697,25 @@ def seen_sky(panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None, share
     if float(wt[blue].sum()) < share * float(wt[s].sum()):
         return sky
     lab, n = ndimage.label(s, np.ones((3, 3), bool))
-    keep = np.zeros(n + 1, bool)
-    keep[np.unique(lab[blue])] = True
-    keep[0] = False
-    return (sky & ~seen) | keep[lab]
+    # pieces that meet across longitude 180° (the first and last columns, 8-connected) are one piece
+    left, right = lab[:, 0], lab[:, -1]
+    pairs = [
+        np.stack([left[a], right[b]], 1)
+        for a, b in ((slice(None), slice(None)), (slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None)))
+    ]
+    pairs = np.concatenate(pairs, 0)
+    pairs = pairs[(pairs > 0).all(1)]
+    group = np.arange(n + 1)
+    if len(pairs):
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n + 1, n + 1))
+        group = connected_components(graph, directed=False)[1]
+    keep = np.zeros(group.max() + 1, bool)
+    keep[np.unique(group[lab[blue]])] = True
+    keep[group[0]] = False
+    return (sky & ~seen) | keep[group[lab]]
 
 
 def is_indoor(panorama: Panorama, sky: np.ndarray | None = None, zenith_seen: bool = True) -> tuple[bool, dict]:
