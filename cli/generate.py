@@ -32,7 +32,12 @@ def generate(
         Path | None, typer.Option("--image", help="A photo to turn into a 360° world.", show_default=False)
     ] = None,
     panorama: Annotated[
-        Path | None, typer.Option("--panorama", help="A 2:1 equirectangular panorama.", show_default=False)
+        Path | None,
+        typer.Option(
+            "--panorama",
+            help="A 2:1 equirectangular panorama, or a partial one with photo-sphere (GPano) metadata.",
+            show_default=False,
+        ),
     ] = None,
     depth: Annotated[
         Path | None,
