@@ -198,6 +198,7 @@ def test_huge_panorama_is_scaled_to_the_preset(tmp_path, capsys):
         ("empty", ("empty",)),
         ("not 2:1", ("not 2:1", "no photo-sphere (GPano) metadata")),
         ("cylindrical", ("'cylindrical' projection",)),
+        ("full but not 2:1", ("not 2:1", "says it covers the whole sphere")),
     ],
 )
 def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
@@ -211,6 +212,10 @@ def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
         "truncated hdr": ("s.hdr", encode_hdr(np.ones((H, W, 3)))[:-W]),
         "empty": ("e.png", b""),
         "not 2:1": ("sq.png", encode_png(rgb[:, :H])),
+        "full but not 2:1": (
+            "full.jpg",
+            _save(Image.fromarray(rgb[:60]), "JPEG", xmp=gpano_xmp(full=(W, H), top=0, size=(W, H)).encode()),
+        ),
         "cylindrical": (
             "cyl.jpg",
             _save(Image.fromarray(rgb[:32]), "JPEG", xmp=gpano_xmp(projection="cylindrical").encode()),

@@ -81,9 +81,14 @@ def load_user_panorama(
         pano, sem, more = partial_panorama(rgb, crop, name, max_width)
         return pano, None, sem, notes + more
     if w != 2 * h:
+        why = (
+            "and carries no photo-sphere (GPano) metadata saying where it lies in the sphere"
+            if crop is None
+            else "though its photo-sphere (GPano) metadata says it covers the whole sphere"
+        )
         raise InputError(
-            f"panorama {name} is {w}x{h}, not 2:1, and carries no photo-sphere (GPano) metadata saying where it "
-            f"lies in the sphere; an equirectangular panorama must be twice as wide as it is high (e.g. {2 * h}x{h})"
+            f"panorama {name} is {w}x{h}, not 2:1, {why}; an equirectangular panorama must be twice as wide "
+            f"as it is high (e.g. {2 * h}x{h})"
         )
     if max_width is not None and w > max_width:
         rgb = _resize(rgb, max_width)
