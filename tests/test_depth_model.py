@@ -738,3 +738,84 @@ def test_dpt_backbones_load_and_predict_views(tmp_path, kind):
     views = np.random.default_rng(0).random((3, s, s, 3), dtype=np.float32)
     out = predict_views(loaded, processor, views, 2, "cpu")
     assert out.shape == (3, s, s) and np.isfinite(out).all() and out.std() > 0
+
+
+def test_a_partial_panorama_seen_all_round_is_aligned_on_its_own_pixels():
+    # a made-up backdrop in the overlaps pulled the views apart (docs/photo.md); a photo's wedge or a
+    # sweep keeps the whole sphere (its lower edge may show no floor)
+    from worldgen.depth.model import seen_all_round
+
+    h, w = 64, 128
+    strip = np.zeros((h, w), bool)
+    strip[16:56] = True  # 360° from +45° to -67.5°
+    assert seen_all_round(strip)
+    sweep = np.zeros((h, w), bool)
+    sweep[16:56, :72] = True  # a 202° sweep: a counter's top may be the only "floor" in it
+    assert not seen_all_round(sweep)
+    wedge = np.zeros((h, w), bool)
+    wedge[20:44, 48:80] = True  # a 90° photo
+    assert not seen_all_round(wedge)
+    above = np.zeros((h, w), bool)
+    above[:36] = True  # all round, but nothing 12° or more below the horizon: no floor to align on
+    assert not seen_all_round(above)
+
+
+def test_a_made_up_backdrop_does_not_pull_the_views_of_a_partial_panorama_apart(monkeypatch):
+    # A simulated relative model (as benchmarks/simulated_model.py): disparity with ±10 % smooth errors
+    # and a random scale and shift per view on the panorama's own pixels, smooth noise about the view's
+    # median on the made-up backdrop (what a model may make of a blur). Aligned on the seen pixels, the seen depth comes back; aligned on the whole
+    # sphere, the backdrop's noise in the overlaps pulls the views apart.
+    import math
+    from types import SimpleNamespace
+
+    from scipy import ndimage
+
+    import worldgen.depth.model as backend
+    from worldgen.depth.views import ray_length, sphere_views
+    from worldgen.geometry.equirect import equirect_to_perspective
+    from worldgen.geometry.gpano import PanoCrop
+    from worldgen.procedural import ProceduralConfig, parse_prompt, synthesize
+    from worldgen.stages.panorama import partial_panorama
+    from worldgen.stages.photo import seen_pixels
+
+    spec, _ = parse_prompt("a cozy living room interior", 0)
+    pano, truth, _ = synthesize(spec, 1.6, ProceduralConfig(width=256, antialias=False, previews=False))
+    h, w = truth.depth.shape
+    t0, t1 = h * 40 // 180, h - h * 30 // 180
+    world, sem, _ = partial_panorama(pano.to_uint8()[t0:t1], PanoCrop(w, h, 0, t0, w, t1 - t0), "x", w)
+    seen = seen_pixels(sem, (h, w))
+    cams: list = []
+
+    def views(size, fov=100.0):
+        cams[:] = sphere_views(size, fov)
+        return cams
+
+    def predict(model, processor, v, batch, device, progress=None, fov_deg=100.0):
+        rng = np.random.default_rng(0)
+        out = []
+        for c in cams:
+            z = equirect_to_perspective(truth.depth.astype(np.float32), c, "nearest") / ray_length(c)
+            cov = equirect_to_perspective(seen.astype(np.float32), c, "nearest") > 0.5
+            disp = 1.0 / np.maximum(z, 1e-6)
+            med = float(np.median(disp))
+            blob = ndimage.gaussian_filter(rng.standard_normal(disp.shape), disp.shape[0] / 6)
+            blob /= blob.std() + 1e-12  # smooth errors, as a real model's (and what it makes of a blur)
+            d = np.where(cov, disp * np.exp(0.1 * blob), med * np.exp(0.5 * blob))
+            out.append(math.exp(rng.normal(0, 0.5)) * d + rng.uniform(-0.2, 0.2) * med)
+        return np.stack(out).astype(np.float32)
+
+    monkeypatch.setattr(backend, "sphere_views", views)
+    monkeypatch.setattr(backend, "predict_views", predict)
+    monkeypatch.setattr(backend, "load_depth_model", lambda *a, **k: (SimpleNamespace(config=None), None, False))
+    cfg = backend.TransformersDepthConfig(model="simulated", view_size=64, device="cpu")
+
+    def seen_absrel():
+        dm, rep = backend.estimate_depth(world, 1.6, cfg, None, seen)
+        m = seen & np.isfinite(dm.depth)
+        return float(np.mean(np.abs(dm.depth[m] - truth.depth[m]) / truth.depth[m])), rep["aligned_on"]
+
+    err, how = seen_absrel()
+    assert how == "seen pixels" and err < 0.1, (err, how)  # 0.078
+    monkeypatch.setattr(backend, "seen_all_round", lambda *a, **k: False)  # as before: the whole sphere
+    err_whole, how = seen_absrel()
+    assert how == "whole sphere" and err_whole > 1.5 * err, (err_whole, err)  # 0.149 against 0.078

@@ -664,6 +664,17 @@ def _device(choice: str) -> str:
     return choice
 
 
+def seen_all_round(seen: np.ndarray, min_lat_deg: float = 12.0, share: float = 0.9) -> bool:
+    """True when the pixels seen ([H, W] bool) reach below ``min_lat_deg`` under the horizon in at
+    least ``share`` of the columns: a partial panorama seen all round, whose own pixels hold the
+    floor in every direction. Not a photo's narrow wedge, nor a 200° sweep of a room: aligned on
+    their own pixels, a simulated kitchen sweep went 0.142 -> 0.847 AbsRel (a counter's top taken
+    for the floor), as a kitchen photo came out 2.2x too far."""
+    h = seen.shape[0]
+    low = seen[int(np.ceil(h * (90.0 + min_lat_deg) / 180.0)) :]
+    return bool(low.any(0).mean() >= share)
+
+
 def estimate_depth(
     panorama: Panorama,
     eye_height: float,
@@ -757,15 +768,31 @@ def estimate_depth(
     _check_output(raw, valid, ~sky_views, is_metric, config.model)
     use_ground = config.scale_from == "ground" or (config.scale_from == "auto" and not is_metric)
     progress(0.82, "aligning the views")
-    al = align_views(
-        values,
-        valid,
-        cams,
-        eye_height,
-        fit_shift=not is_metric,
-        use_ground=use_ground,
-        grid_height=min(128, max(32, h // 2)),
-    )
+
+    def align(ok):
+        return align_views(
+            values,
+            ok,
+            cams,
+            eye_height,
+            fit_shift=not is_metric,
+            use_ground=use_ground,
+            grid_height=min(128, max(32, h // 2)),
+        )
+
+    # A partial panorama seen all round is aligned on its own pixels: a made-up backdrop in the
+    # overlaps pulled the views apart (docs/photo.md, simulated). A photo's wedge or a partial sweep
+    # is not (see seen_all_round).
+    aligned_on = "whole sphere"
+    al = None
+    if seen is not None and seen_all_round(seen):
+        seen_views = cut_views(seen.astype(np.float32)[..., None], cams)[..., 0] > 0.5
+        al = align(valid & seen_views)
+        aligned_on = "seen pixels"
+        if use_ground and not al.ground_found:  # no floor among them: the whole sphere, as a photo's
+            al, aligned_on = None, "whole sphere"
+    if al is None:
+        al = align(valid)
     progress(0.9, "merging")
     q, weight = merge_views(values, valid, cams, al, h)
     far_q = 1.0 / config.max_depth
@@ -789,6 +816,7 @@ def estimate_depth(
         **scene_facts,
         **al.report,
         "capped_pixels": int(((q <= far_q) & ~sky).sum()),
+        "aligned_on": aligned_on,
     }
     if not top_seen:
         report["zenith_seen"] = False
@@ -819,8 +847,9 @@ register_backend(
         # 9: far surfaces capped at 3 km, not 1 km (max_depth); 10: under a made-up zenith (a photo
         # world, a partial panorama) a pale sky that is not blue is a ceiling unless the horizon is open;
         # 11: there, a seen piece of sky with no clear blue is dropped where the seen sky is mostly blue;
-        # 12: depth.scene=indoor|outdoor overrides the decision, as the prior's does
-        version="12",
+        # 12: depth.scene=indoor|outdoor overrides the decision, as the prior's does; 13: a partial
+        # panorama seen all round is aligned on its own pixels (seen_all_round)
+        version="13",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",
