@@ -199,6 +199,7 @@ def test_huge_panorama_is_scaled_to_the_preset(tmp_path, capsys):
         ("not 2:1", ("not 2:1", "no photo-sphere (GPano) metadata")),
         ("cylindrical", ("'cylindrical' projection",)),
         ("full but not 2:1", ("not 2:1", "says it covers the whole sphere")),
+        ("crop of another shape", ("128x32", "describes a 128x40 image", "another shape")),
     ],
 )
 def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
@@ -215,6 +216,10 @@ def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
         "full but not 2:1": (
             "full.jpg",
             _save(Image.fromarray(rgb[:60]), "JPEG", xmp=gpano_xmp(full=(W, H), top=0, size=(W, H)).encode()),
+        ),
+        "crop of another shape": (
+            "cut.png",
+            _png_with_xmp(rgb[16:48], gpano_xmp(full=(W, H), top=16, size=(W, 40))),
         ),
         "cylindrical": (
             "cyl.jpg",
@@ -253,6 +258,14 @@ def test_a_partial_photo_sphere_with_depth_is_refused(tmp_path, capsys):
         tmp_path, capsys, "--panorama", str(tmp_path / "sphere.png"), "--depth", str(tmp_path / "d.npy")
     )
     _refused(code, err, out, "covers only part of the sphere", "leave --depth out")
+
+
+def _png_with_xmp(rgb: np.ndarray, xmp: str) -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    return _save(Image.fromarray(rgb), "PNG", pnginfo=info)
 
 
 def _depth_file(tmp: Path, case: str) -> Path:

@@ -12,6 +12,7 @@ of the collision mesh. Text prompts are served by the ``procedural`` backend (wo
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +133,15 @@ def partial_panorama(
         A tuple: the **panorama** (sRGB), **semantics** (``unknown`` on the image's own pixels,
         ``backdrop`` elsewhere) and **notes**.
     """
-    own = crop.full_width * rgb.shape[1] / crop.width
+    h_img, w_img = rgb.shape[:2]
+    if abs(math.log((w_img / h_img) / (crop.width / crop.height))) > 0.02:
+        # (an image cropped, padded or rotated since the metadata was written would be stretched)
+        raise InputError(
+            f"panorama {name} is {w_img}x{h_img} but its photo-sphere metadata describes a {crop.width}x{crop.height} "
+            "image (GPano:CroppedAreaImageWidthPixels x HeightPixels), of another shape; fix the metadata or give "
+            "the full 2:1 equirect"
+        )
+    own = crop.full_width * w_img / crop.width
     width = int(round(own / 2)) * 2
     if max_width is not None:
         width = min(width, max_width)
