@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, PngImagePlugin
 
@@ -33,15 +36,21 @@ def gpano_xmp(
     )
 
 
-def save_with_xmp(path, rgb: np.ndarray, xmp: str) -> None:
-    """Write ``rgb`` with the XMP packet where each format keeps it (JPEG APP1, PNG iTXt, WebP, TIFF tag 700)."""
-    im = Image.fromarray(rgb)
-    suffix = str(path).rsplit(".", 1)[-1].lower()
-    if suffix == "png":
+def with_xmp(rgb: np.ndarray, xmp: str, fmt: str) -> bytes:
+    """``rgb`` encoded as ``fmt`` ("png", "jpg", "webp", "tif") with the XMP packet where each format
+    keeps it (PNG iTXt, JPEG APP1, WebP, TIFF tag 700)."""
+    im, buf = Image.fromarray(rgb), io.BytesIO()
+    if fmt == "png":
         info = PngImagePlugin.PngInfo()
         info.add_itxt("XML:com.adobe.xmp", xmp)
-        im.save(path, pnginfo=info)
-    elif suffix in ("tif", "tiff"):
-        im.save(path, tiffinfo={700: xmp.encode()})
+        im.save(buf, "PNG", pnginfo=info)
+    elif fmt in ("tif", "tiff"):
+        im.save(buf, "TIFF", tiffinfo={700: xmp.encode()})
     else:
-        im.save(path, xmp=xmp.encode(), quality=95)
+        im.save(buf, {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}[fmt], xmp=xmp.encode(), quality=95)
+    return buf.getvalue()
+
+
+def save_with_xmp(path, rgb: np.ndarray, xmp: str) -> None:
+    """Write ``rgb`` to ``path`` with the XMP packet, in the format its suffix names (see :func:`with_xmp`)."""
+    Path(path).write_bytes(with_xmp(rgb, xmp, str(path).rsplit(".", 1)[-1].lower()))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _gpano import gpano_xmp, save_with_xmp
+from _gpano import gpano_xmp, save_with_xmp, with_xmp
 from PIL import Image
 
 from worldgen.cli.main import main
@@ -219,7 +219,7 @@ def test_bad_panoramas_are_refused_in_one_line(tmp_path, capsys, case, words):
         ),
         "crop of another shape": (
             "cut.png",
-            _png_with_xmp(rgb[16:48], gpano_xmp(full=(W, H), top=16, size=(W, 40))),
+            with_xmp(rgb[16:48], gpano_xmp(full=(W, H), top=16, size=(W, 40)), "png"),
         ),
         "cylindrical": (
             "cyl.jpg",
@@ -258,14 +258,6 @@ def test_a_partial_photo_sphere_with_depth_is_refused(tmp_path, capsys):
         tmp_path, capsys, "--panorama", str(tmp_path / "sphere.png"), "--depth", str(tmp_path / "d.npy")
     )
     _refused(code, err, out, "covers only part of the sphere", "leave --depth out")
-
-
-def _png_with_xmp(rgb: np.ndarray, xmp: str) -> bytes:
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    info.add_itxt("XML:com.adobe.xmp", xmp)
-    return _save(Image.fromarray(rgb), "PNG", pnginfo=info)
 
 
 def _depth_file(tmp: Path, case: str) -> Path:

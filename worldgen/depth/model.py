@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..registry import Backend, StageContext, StageResult, register_backend
 from ..types import DepthMap, Panorama
 from .align import align_views, merge_views
-from .sky import connected_to_top, is_indoor, seen_sky, sky_gaps, sky_mask, zenith_seen
+from .sky import connected_to_top, decide_scene, seen_sky, sky_gaps, sky_mask
 from .views import cut_views, sphere_views
 
 log = logging.getLogger(__name__)
@@ -731,13 +731,7 @@ def estimate_depth(
         sky0 = sky_mask(panorama)
     else:
         sky0 = np.zeros((h, panorama.width), bool)
-    top_seen = zenith_seen(seen)
-    indoor, scene_facts = is_indoor(panorama, sky0, top_seen)
-    if config.scene != "auto":
-        indoor = config.scene == "indoor"
-        scene_facts.pop("scene_note", None)
-    elif "scene_note" in scene_facts:
-        log.warning(scene_facts["scene_note"])
+    indoor, scene_facts = decide_scene(panorama, sky0, seen, config.scene)
     if indoor:
         sky0[:] = False
     elif sky_from == "colour" and config.detect_sky:
@@ -818,8 +812,6 @@ def estimate_depth(
         "capped_pixels": int(((q <= far_q) & ~sky).sum()),
         "aligned_on": aligned_on,
     }
-    if not top_seen:
-        report["zenith_seen"] = False
     return DepthMap(depth, sky), report
 
 

@@ -32,7 +32,6 @@ pixels; the few loops run over rows or columns' summaries.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
@@ -44,9 +43,7 @@ from ..registry import Backend, StageContext, StageResult, register_backend
 from ..stages.photo import photo_columns, seen_pixels
 from ..types import DepthMap, Panorama
 from .report import depth_report
-from .sky import is_indoor, seen_sky, sky_gaps, sky_mask, zenith_seen
-
-log = logging.getLogger(__name__)
+from .sky import decide_scene, seen_sky, sky_gaps, sky_mask
 
 
 @dataclass(frozen=True)
@@ -1297,16 +1294,7 @@ def prior_depth(
     if config.far <= eye_height or config.min_wall <= 0:
         raise InputError(f"depth.far ({config.far} m) must exceed the eye height and depth.min_wall must be > 0")
     sky = sky_mask(panorama)
-    top_seen = zenith_seen(seen)
-    indoor, facts = is_indoor(panorama, sky, top_seen)
-    if not top_seen:
-        facts["zenith_seen"] = False
-    if config.scene != "auto":
-        facts.pop("scene_note", None)
-    elif "scene_note" in facts:
-        log.warning(facts["scene_note"])
-    if config.scene != "auto":
-        indoor = config.scene == "indoor"
+    indoor, facts = decide_scene(panorama, sky, seen, config.scene)
     facts = {
         "scene": "indoor" if indoor else "outdoor",
         "scene_from": config.scene if config.scene != "auto" else "auto",

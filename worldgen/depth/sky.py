@@ -29,12 +29,15 @@ ring well above the horizon or carries on below the horizon as a wall; a bright 
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 from scipy import ndimage
 
 from ..types import Panorama
+
+log = logging.getLogger(__name__)
 
 
 def _lum(img: np.ndarray) -> np.ndarray:
@@ -668,6 +671,30 @@ def zenith_seen(seen: np.ndarray | None) -> bool:
     return bool(seen[:cap].any())
 
 
+def decide_scene(
+    panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None = None, scene: str = "auto"
+) -> tuple[bool, dict]:
+    """Indoor or outdoor, as every depth backend decides it: :func:`is_indoor` on the sky found,
+    told whether the zenith was seen (``seen``: the pixels seen, [H, W] bool, None = all), unless
+    ``scene`` ("indoor" or "outdoor") overrides it. The facts record ``zenith_seen: false`` where
+    it was not, and a decision made on what was not seen (``scene_note``) is logged as a warning
+    naming the override; an override drops the note.
+
+    Returns:
+        A tuple: **indoor** and the facts it was decided from (for the manifest).
+    """
+    top_seen = zenith_seen(seen)
+    indoor, facts = is_indoor(panorama, sky, top_seen)
+    if not top_seen:
+        facts["zenith_seen"] = False
+    if scene != "auto":
+        facts.pop("scene_note", None)
+        return scene == "indoor", facts
+    if "scene_note" in facts:
+        log.warning(facts["scene_note"])
+    return indoor, facts
+
+
 def seen_sky(panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None, share: float = 0.5) -> np.ndarray:
     """The sky, where only part of the sphere was seen, kept in the seen pixels only where the seen
     pixels themselves show it.
@@ -693,7 +720,8 @@ def seen_sky(panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None, share
         return sky
     h = sky.shape[0]
     wt = np.broadcast_to(np.cos(_latitudes(h))[:, None], sky.shape)
-    blue = s & (blue_sky_weight(panorama.image) > 0.5)
+    blue = np.zeros_like(s)
+    blue[s] = blue_sky_weight(panorama.image[s]) > 0.5  # (a colour test: only the seen sky's pixels)
     if float(wt[blue].sum()) < share * float(wt[s].sum()):
         return sky
     lab, n = ndimage.label(s, np.ones((3, 3), bool))
@@ -774,6 +802,7 @@ def is_indoor(panorama: Panorama, sky: np.ndarray | None = None, zenith_seen: bo
 __all__ = [
     "blue_sky_weight",
     "connected_to_top",
+    "decide_scene",
     "flat_rows",
     "is_indoor",
     "scene_cues",

@@ -186,11 +186,8 @@ def crop_backdrop(placed: np.ndarray, covered: np.ndarray, blur_deg: float, feat
     from PIL import Image
 
     h, w = covered.shape
-    rows = np.nonzero(covered.any(1))[0]
-    r0, r1 = int(rows[0]), int(rows[-1])
-    cols = covered[r0]
+    r0, r1, cols, start = _rectangle(covered)
     cw = int(cols.sum())
-    start = 0 if cw == w else int(np.nonzero(cols & ~np.roll(cols, 1))[0][0])  # the run starts after a gap
     # the backdrop at a small size: the image area-averaged over its own pixels only
     ws = min(w, BACKDROP_WIDTH)
     hs = ws // 2
@@ -241,16 +238,24 @@ def crop_backdrop(placed: np.ndarray, covered: np.ndarray, blur_deg: float, feat
     return np.clip(out, 0, 1, out=out)
 
 
+def _rectangle(covered: np.ndarray) -> tuple[int, int, np.ndarray, int]:
+    """A rectangle in latitude and (circular) longitude given as a mask [H, W] bool: its first and
+    last rows, its columns [W] bool, and the column its run starts at (after a gap; 0 round the
+    whole circle)."""
+    rows = np.nonzero(covered.any(1))[0]
+    r0, r1 = int(rows[0]), int(rows[-1])
+    cols = covered[r0]
+    start = 0 if cols.all() else int(np.nonzero(cols & ~np.roll(cols, 1))[0][0])
+    return r0, r1, cols, start
+
+
 def _fill_around(img: np.ndarray, covered: np.ndarray) -> np.ndarray:
     """The backdrop of :func:`crop_backdrop` before its blur: the rectangle ``covered`` kept, the rest
     filled from its edges. img [H, W, 3] float32 (anything outside), covered [H, W] bool. [H, W, 3]"""
     h, w = covered.shape
-    rows = np.nonzero(covered.any(1))[0]
-    r0, r1 = int(rows[0]), int(rows[-1])
-    cols = covered[r0]
+    r0, r1, cols, start = _rectangle(covered)
     out = img.astype(np.float32).copy()
     if not cols.all():
-        start = int(np.nonzero(cols & ~np.roll(cols, 1))[0][0])
         cw = int(cols.sum())
         edge = max(1, min(cw // 50, 8))  # a few columns, not the single edge pixel
         left = out[r0 : r1 + 1, (start + np.arange(edge)) % w].mean(1)

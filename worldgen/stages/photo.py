@@ -195,11 +195,10 @@ def photo_columns(semantics: SemanticLayers | None, shape: tuple[int, int]) -> n
     """The columns a photo world's photo covers (class ``unknown`` beside ``backdrop``), or None for
     any other panorama. The depth prior measures a room on them alone: the backdrop carries each of
     the photo's rows round the sphere, a round room whose lines outweighed the photo's own walls. [W] bool"""
-    if semantics is None or semantics.ids.shape != tuple(shape):
+    seen = seen_pixels(semantics, shape)
+    if seen is None:
         return None
-    if "backdrop" not in semantics.classes or "unknown" not in semantics.classes:
-        return None
-    cols = semantics.mask("unknown").any(0)
+    cols = seen.any(0)
     return cols if cols.any() else None
 
 
