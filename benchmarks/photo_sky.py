@@ -67,7 +67,12 @@ def main() -> int:
                 iou = float((wt * (sky & true_sky)).sum()) / union if union else 1.0
                 ratio = float((wt * sky).sum()) / max(float((wt * true_sky).sum()), 1e-9)
                 ious.append(iou)
-                called = f"{ratio:.2f}" if ratio < 1e6 else "sky where there is none"
+                frustum = float((wt * inside).sum())
+                called = (
+                    f"{ratio:.2f}"
+                    if ratio < 1e6
+                    else f"sky where there is none ({100 * float((wt * sky).sum()) / frustum:.2f} % of the frustum)"
+                )
                 note = " (decided indoor)" if indoor else ""
                 print(f"{setting:10s} seed {seed} turned {90 * k:3d}°: sky IoU {iou:.3f}, called/true {called}{note}")
     a = np.array(ious)

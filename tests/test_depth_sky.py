@@ -561,3 +561,53 @@ def test_seen_sky_keeps_only_the_seen_pieces_that_show_blue():
     assert np.array_equal(seen_sky(Panorama(img.copy()), sky, seen), sky)
     # every pixel seen (a full panorama): untouched
     assert np.array_equal(seen_sky(Panorama(img), sky, None), sky)
+
+
+def test_seen_sky_judges_each_seen_piece_by_its_own_pixels():
+    # Photo worlds of streets: the made-up backdrop joined a facade at the photo's top edge to the
+    # sky. Beside a bright blue sky, a piece that is barely blue (a cream facade) or far darker (a
+    # shaded one) is no sky; with no daylight sky in view, a piece with hard edges inside it (a
+    # facade's windows, which the made-up dusk-blue zenith above had turned into a night sky) is
+    # none either, while a smooth dusk sky stays. A piece that is both is cut at its edges.
+    from worldgen.depth.sky import seen_sky
+
+    h, w = 256, 512
+    blue, cream, shade = (0.45, 0.62, 0.95), (0.80, 0.74, 0.62), (0.16, 0.20, 0.34)
+    seen = np.zeros((h, w), bool)
+    seen[40:, 100:400] = True
+    sky = np.zeros((h, w), bool)
+    sky[:40] = True  # the backdrop's sky
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = 0.3
+    img[40:100, 200:300] = blue
+    img[40:100, 100:190] = cream
+    img[40:44, 100:190:8] = blue  # a few bluish pixels in the cream
+    img[40:100, 310:400] = shade
+    sky[40:100, 100:190] = sky[40:100, 200:300] = sky[40:100, 310:400] = True
+    out = seen_sky(Panorama(img.copy()), sky, seen)
+    assert out[:40].all() and out[40:100, 200:300].all()
+    assert not out[40:100, 100:190].any() and not out[40:100, 310:400].any()
+
+    # no daylight sky in view: a windowed blue-grey facade goes, a smooth dusk sky stays
+    img[:] = 0.3
+    img[40:100, 100:240] = shade
+    for y in range(46, 96, 14):
+        for x in range(106, 236, 14):
+            img[y : y + 6, x : x + 6] = 0.03  # windows (inside the grown sky, as the dark pass grows it)
+    ramp = np.linspace(0.0, 0.06, 60, dtype=np.float32)[:, None, None]
+    dusk = np.array((0.30, 0.40, 0.70), np.float32)
+    img[40:100, 260:400] = dusk + ramp  # brighter towards the horizon
+    sky[:] = False
+    sky[:40] = True
+    sky[40:100, 100:240] = sky[40:100, 260:400] = True
+    out = seen_sky(Panorama(img.copy()), sky, seen)
+    assert not out[40:100, 100:240].any()
+    assert out[40:100, 260:400].all()
+
+    # the two joined in one piece along the photo's top rows (the facade's outline taken into the
+    # sky): cut at that edge, the smooth part is kept and the facade goes
+    sky[40:44, 240:260] = True
+    img[40:44, 240:260] = dusk
+    out = seen_sky(Panorama(img.copy()), sky, seen)
+    assert out[44:100, 262:400].all()
+    assert not out[48:100, 100:236].any()

@@ -840,8 +840,9 @@ register_backend(
         # world, a partial panorama) a pale sky that is not blue is a ceiling unless the horizon is open;
         # 11: there, a seen piece of sky with no clear blue is dropped where the seen sky is mostly blue;
         # 12: depth.scene=indoor|outdoor overrides the decision, as the prior's does; 13: a partial
-        # panorama seen all round is aligned on its own pixels (seen_all_round)
-        version="13",
+        # panorama seen all round is aligned on its own pixels (seen_all_round); 14: each seen piece
+        # of sky judged on its own pixels (sky.seen_sky: colour beside a bright blue, hard edges inside)
+        version="14",
         config=TransformersDepthConfig,
         summary="any transformers depth model (--model depth=ID|PATH) on 18 overlapping views, aligned "
         "globally, merged, metric from the eye height",

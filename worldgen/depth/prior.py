@@ -1352,8 +1352,10 @@ register_backend(
         # outlined by hard edges all round is a lit surface, not a cloud (sky.OUTLINE_HARD); 15: under
         # a made-up zenith (a photo world, a partial panorama) a pale sky that is not blue is a
         # ceiling unless the horizon is open (sky.is_indoor's zenith_seen); 16: there, a seen piece of
-        # sky with no clear blue is dropped where the seen sky is mostly blue (sky.seen_sky)
-        version="16",
+        # sky with no clear blue is dropped where the seen sky is mostly blue (sky.seen_sky); 17: each
+        # seen piece judged on its own pixels: barely blue or far darker beside a bright blue sky, or
+        # with hard edges inside it (a facade's windows) and no daylight sky, it is no sky
+        version="17",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )

@@ -695,17 +695,36 @@ def decide_scene(
     return indoor, facts
 
 
-def seen_sky(panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None, share: float = 0.5) -> np.ndarray:
+def seen_sky(
+    panorama: Panorama,
+    sky: np.ndarray,
+    seen: np.ndarray | None,
+    share: float = 0.5,
+    piece_blue: float = 0.25,
+    piece_dark: float = 0.5,
+    piece_edges: float = 0.06,
+) -> np.ndarray:
     """The sky, where only part of the sphere was seen, kept in the seen pixels only where the seen
     pixels themselves show it.
 
     The made-up backdrop of a photo world or a partial panorama carries each edge's colours outwards
     with no edge, so the sky grown from the top (:func:`sky_mask`) flowed through it into whatever
-    touched the image's top edge: a canyon's pale rim, a grey facade. Where most of the seen sky is a
-    clear blue (:func:`blue_sky_weight` over 0.5 for at least ``share`` of it, cos-latitude weighted),
-    a seen piece of sky (8-connected within the seen pixels) stays sky only if it holds some of that
-    blue; the backdrop's own sky is kept. Where the seen sky is grey or white, nothing in the colour
-    tells a sky from a pale wall, and the mask is returned as it is.
+    touched the image's top edge: a canyon's pale rim, a grey facade. The seen sky is cut into pieces
+    (8-connected within the seen pixels, across longitude 180° too) and each is judged by what the
+    seen pixels show:
+
+    - Where most of the seen sky is a clear blue (:func:`blue_sky_weight` over 0.5 for at least
+      ``share`` of it, cos-latitude weighted), a piece stays sky only if it holds some of that blue.
+    - Where one piece is a bright clear daylight sky (at least half of it that blue, mean luminance
+      0.5 or more, 1 % of the seen pixels or more), a piece beside it stays sky only if at least
+      ``piece_blue`` of it is that blue and it is not darker than ``piece_dark`` times that sky: a
+      cream facade with a few bluish pixels, a shaded blue-grey wall under a bright blue sky.
+    - Any other piece with hard edges inside it (more than ``piece_edges`` of it) is no sky: a
+      shaded facade and its windows filling the photo's top, which the made-up zenith above it had
+      turned into a dusk sky.
+
+    The backdrop's own sky is kept. Where the seen sky is grey or white and no piece is a bright blue,
+    nothing in the colour tells a sky from a pale wall, and the mask is returned as it is.
 
     Args:
         sky: [H, W] bool. seen: [H, W] bool, None = every pixel seen (the mask is returned as it is).
@@ -722,8 +741,6 @@ def seen_sky(panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None, share
     wt = np.broadcast_to(np.cos(_latitudes(h))[:, None], sky.shape)
     blue = np.zeros_like(s)
     blue[s] = blue_sky_weight(panorama.image[s]) > 0.5  # (a colour test: only the seen sky's pixels)
-    if float(wt[blue].sum()) < share * float(wt[s].sum()):
-        return sky
     lab, n = ndimage.label(s, np.ones((3, 3), bool))
     # pieces that meet across longitude 180° (the first and last columns, 8-connected) are one piece
     left, right = lab[:, 0], lab[:, -1]
@@ -740,10 +757,66 @@ def seen_sky(panorama: Panorama, sky: np.ndarray, seen: np.ndarray | None, share
 
         graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n + 1, n + 1))
         group = connected_components(graph, directed=False)[1]
-    keep = np.zeros(group.max() + 1, bool)
-    keep[np.unique(group[lab[blue]])] = True
+    piece = group[lab]  # [H, W]; group[0] is the background (not seen sky)
+    m = group.max() + 1
+    area = np.bincount(piece[s], wt[s], m)
+    blue_area = np.bincount(piece[blue], wt[blue], m)
+    lum = np.bincount(piece[s], (wt * _lum(panorama.image))[s], m) / np.maximum(area, 1e-12)
+    keep = area > 0
+    if float(blue_area.sum()) >= share * float(area.sum()):
+        keep &= blue_area > 0
+    blue_share = blue_area / np.maximum(area, 1e-12)
+    daylight = keep & (blue_share >= 0.5) & (lum >= 0.5) & (area >= 0.01 * float(wt[seen].sum()))
+    if daylight.any():
+        keep &= (blue_share >= piece_blue) & (lum >= piece_dark * float(lum[daylight].max()))
+    # A sky holds no hard edges inside it (clouds are soft; stars are taken out first); a wall's
+    # windows and joints do. Measured as the dark pass of sky_mask measures them (on the square root
+    # of the colour, so that a dark window in a dark blue-grey facade counts), on each piece less a
+    # rim of 2 pixels at 512 rows (its own outline and what it borders are no evidence). A daylight
+    # piece is left alone: the made-up backdrop's cross-fade may have joined a true sky to a facade,
+    # and the colour rules above judge those.
+    rows = np.flatnonzero(s.any(1))
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    _, clean, _ = _stars(panorama.image[r0:r1].astype(np.float32), h)
+    hard, thr = _edges(np.sqrt(np.clip(clean, 0.0, 1.0)), h)
+    inner = np.zeros_like(s)
+    inner[r0:r1] = ndimage.binary_erosion(s[r0:r1], np.ones((3, 3), bool), iterations=2 * max(1, h // 512))
+    inner_area = np.bincount(piece[inner], wt[inner], m)
+    edged = inner & np.pad(hard >= thr, ((r0, h - r1), (0, 0)))
+    edge_share = np.bincount(piece[edged], wt[edged], m) / np.maximum(inner_area, 1e-12)
+    edged_piece = ~daylight & (edge_share > piece_edges) & keep
+    keep &= ~edged_piece
     keep[group[0]] = False
-    return (sky & ~seen) | keep[group[lab]]
+    out = (sky & ~seen) | keep[piece]
+    if edged_piece.any():
+        out |= _smooth_parts(s & edged_piece[piece], np.pad(hard >= thr, ((r0, h - r1), (0, 0))), wt, h)
+    return out
+
+
+def _smooth_parts(region: np.ndarray, hard: np.ndarray, wt: np.ndarray, h: int) -> np.ndarray:
+    """The parts of ``region`` (sky pieces with hard edges inside) that are a sky: cut at the hard
+    edges, the parts that enclose fewer than three holes (a facade's wall encloses its windows) and
+    hold at least 2 % of their piece (not a window's flat inside), grown back over the edge pixels
+    around them within ``region``. [H, W] bool"""
+    four = ndimage.generate_binary_structure(2, 1)
+    parts, n = ndimage.label(region & ~hard, four)
+    if not n:
+        return np.zeros_like(region)
+    area = np.bincount(parts.ravel(), wt.ravel(), n + 1)
+    whole, _ = ndimage.label(region, np.ones((3, 3), bool))
+    total = np.bincount(whole.ravel(), wt.ravel())
+    owner = np.zeros(n + 1, np.int64)  # the piece each part lies in
+    owner[parts[parts > 0]] = whole[parts > 0]
+    ok = area >= 0.02 * total[owner]
+    ok[0] = False
+    boxes = ndimage.find_objects(parts)
+    for i in np.flatnonzero(ok):  # (a loop over the few large parts, not over pixels)
+        sub = parts[boxes[i - 1]] == i
+        holes = ndimage.label(ndimage.binary_fill_holes(sub) & ~sub)[1]
+        ok[i] = holes < 3
+    kept = ok[parts]
+    grow = 2 * max(1, h // 512)
+    return ndimage.binary_dilation(kept, np.ones((3, 3), bool), iterations=grow, mask=region)
 
 
 def is_indoor(panorama: Panorama, sky: np.ndarray | None = None, zenith_seen: bool = True) -> tuple[bool, dict]:
