@@ -611,3 +611,35 @@ def test_seen_sky_judges_each_seen_piece_by_its_own_pixels():
     out = seen_sky(Panorama(img.copy()), sky, seen)
     assert out[44:100, 262:400].all()
     assert not out[48:100, 100:236].any()
+
+
+def test_seen_sky_keeps_a_white_sky_joined_to_a_windowed_wall():
+    # A clipped white sky between pale facades in soft light: no hard edge parts them, so the sky and
+    # the facades are one smooth part holding windows. What is near-white (and not warm) farther than
+    # 1° from every window is the sky; the facades go. A sunlit cream facade has no such pixels.
+    from worldgen.depth.sky import seen_sky
+
+    h, w = 256, 512
+    seen = np.zeros((h, w), bool)
+    seen[40:, 100:400] = True
+    sky = np.zeros((h, w), bool)
+    sky[:40] = True
+    sky[40:110, 100:400] = True
+    white = np.array((0.98, 0.98, 0.98), np.float32)  # clipped
+    for wall in ((0.64, 0.64, 0.64), (0.86, 0.80, 0.70)):  # a grey wall in soft light; a sunlit cream one
+        img = np.full((h, w, 3), 0.3, np.float32)
+        img[40:110, 100:400] = wall
+        img[40:110, 220:280] = white
+        # soft sides (a hazy roofline): no hard edge between the wall and the sky
+        img[40:110, 200:220] = np.linspace(wall, white, 20, dtype=np.float32)[None]
+        img[40:110, 280:300] = np.linspace(white, wall, 20, dtype=np.float32)[None]
+        for y in range(48, 104, 14):
+            for x in list(range(106, 206, 14)) + list(range(292, 392, 14)):
+                img[y : y + 6, x : x + 6] = 0.1  # windows
+        out = seen_sky(Panorama(img.copy()), sky, seen)
+        assert out[:40].all()
+        assert out[44:106, 224:276].all()  # the strip
+        assert not out[48:104, 106:196].any() and not out[48:104, 304:392].any()  # the walls
+        # the wall alone (the cream one as bright as that sky, but warm): no near-white core, all goes
+        img[40:110, 200:300] = wall
+        assert not seen_sky(Panorama(img.copy()), sky, seen)[40:].any()

@@ -789,11 +789,21 @@ def seen_sky(
     keep[group[0]] = False
     out = (sky & ~seen) | keep[piece]
     if edged_piece.any():
-        out |= _smooth_parts(s & edged_piece[piece], np.pad(hard >= thr, ((r0, h - r1), (0, 0))), wt, h)
+        hard_all = np.pad(hard >= thr, ((r0, h - r1), (0, 0)))
+        img = panorama.image
+        # near-white and not warm: a clipped or hazy sky, not a sunlit cream wall
+        white = (_lum(img) >= WHITE_SKY) & (img[..., 2] >= img[..., 0])
+        out |= _smooth_parts(s & edged_piece[piece], hard_all, white, wt, h)
     return out
 
 
-def _smooth_parts(region: np.ndarray, hard: np.ndarray, wt: np.ndarray, h: int) -> np.ndarray:
+# how far from a facade's windows (degrees) the sky joined to it begins, and how bright (luminance)
+# that sky is: a clipped or near-white one (sky.seen_sky)
+HOLE_REACH_DEG = 1.0
+WHITE_SKY = 0.8
+
+
+def _smooth_parts(region: np.ndarray, hard: np.ndarray, white: np.ndarray, wt: np.ndarray, h: int) -> np.ndarray:
     """The parts of ``region`` (sky pieces with hard edges inside) that are a sky: cut at the hard
     edges, the parts that enclose fewer than three holes (a facade's wall encloses its windows) and
     hold at least 2 % of their piece (not a window's flat inside), grown back over the edge pixels
@@ -810,11 +820,27 @@ def _smooth_parts(region: np.ndarray, hard: np.ndarray, wt: np.ndarray, h: int) 
     ok = area >= 0.02 * total[owner]
     ok[0] = False
     boxes = ndimage.find_objects(parts)
+    kept = np.zeros_like(region)
+    reach = HOLE_REACH_DEG * h / 180.0
     for i in np.flatnonzero(ok):  # (a loop over the few large parts, not over pixels)
-        sub = parts[boxes[i - 1]] == i
-        holes = ndimage.label(ndimage.binary_fill_holes(sub) & ~sub)[1]
-        ok[i] = holes < 3
-    kept = ok[parts]
+        box = boxes[i - 1]
+        sub = parts[box] == i
+        hole = ndimage.binary_fill_holes(sub) & ~sub
+        if ndimage.label(hole)[1] < 3:
+            kept[box] |= sub
+            continue
+        # A facade's wall and a sky with no hard edge between them (a clipped white sky beside a
+        # pale wall in soft light) are one part. Its near-white pixels away from every window are
+        # the sky; each other pixel goes with the nearer of that sky and the windows. A shaded
+        # facade has no such pixels and goes whole.
+        to_hole = ndimage.distance_transform_edt(~hole)
+        core, m = ndimage.label(sub & (to_hole > reach) & white[box], four)
+        if not m:
+            continue
+        big = np.bincount(core.ravel(), wt[box].ravel(), m + 1) >= 0.02 * total[owner[i]]
+        big[0] = False
+        if big.any():
+            kept[box] |= sub & (ndimage.distance_transform_edt(~big[core]) <= to_hole)
     grow = 2 * max(1, h // 512)
     return ndimage.binary_dilation(kept, np.ones((3, 3), bool), iterations=grow, mask=region)
 
