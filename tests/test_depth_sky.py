@@ -643,3 +643,29 @@ def test_seen_sky_keeps_a_white_sky_joined_to_a_windowed_wall():
         # the wall alone (the cream one as bright as that sky, but warm): no near-white core, all goes
         img[40:110, 200:300] = wall
         assert not seen_sky(Panorama(img.copy()), sky, seen)[40:].any()
+
+
+def test_seen_sky_no_dim_blue_sky_over_sunlit_grass():
+    # A cliff in shade, lit blue by the sky, filling a photo's top above sunlit grass: the made-up
+    # dusk-blue zenith above it made it a night sky. Sunlit vegetation is daytime, and a daytime sky
+    # is bright: the dim blue piece goes. Over a night's dark ground it stays, and a grey storm sky
+    # (no blue tint) over sunlit grass stays too.
+    from worldgen.depth.sky import seen_sky
+
+    h, w = 256, 512
+    seen = np.zeros((h, w), bool)
+    seen[40:200, 100:400] = True
+    sky = np.zeros((h, w), bool)
+    sky[:120] = True  # the backdrop and the seen piece down to near the horizon
+    cases = (
+        ((0.14, 0.18, 0.33), (0.30, 0.50, 0.12), False),  # blue-grey cliff over sunlit grass
+        ((0.14, 0.18, 0.33), (0.10, 0.11, 0.14), True),  # a dusk sky over dark ground
+        ((0.22, 0.23, 0.25), (0.30, 0.50, 0.12), True),  # a grey storm sky over sunlit grass
+    )
+    for above, below, stays in cases:
+        img = np.zeros((h, w, 3), np.float32)
+        img[:120] = above
+        img[120:] = below
+        out = seen_sky(Panorama(img), sky, seen)
+        assert out[:40].all()  # the backdrop's own sky
+        assert out[40:120, 100:400].all() == stays and out[40:120, 100:400].any() == stays
