@@ -842,6 +842,19 @@ def _smooth_parts(region: np.ndarray, hard: np.ndarray, white: np.ndarray, wt: n
     edges, the parts that enclose fewer than three holes (a facade's wall encloses its windows) and
     hold at least 2 % of their piece (not a window's flat inside), grown back over the edge pixels
     around them within ``region``. [H, W] bool"""
+    out = np.zeros_like(region)
+    rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+    if not len(rows):
+        return out
+    # everything below stays within the region (labels, distances, the dilation's mask): its box is
+    # enough, and a large panorama's full frame is not paid for
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    out[box] = _smooth_parts_in(region[box], hard[box], white[box], wt[box], h)
+    return out
+
+
+def _smooth_parts_in(region: np.ndarray, hard: np.ndarray, white: np.ndarray, wt: np.ndarray, h: int) -> np.ndarray:
+    """:func:`_smooth_parts` on the box around ``region``; ``h``: the panorama's height."""
     four = ndimage.generate_binary_structure(2, 1)
     parts, n = ndimage.label(region & ~hard, four)
     if not n:
