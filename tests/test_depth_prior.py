@@ -578,6 +578,33 @@ def test_a_facade_s_foot_hidden_by_a_parked_van_lies_between_its_neighbours():
     assert not mask.any()
 
 
+def test_a_hidden_foot_beside_the_backdrop_takes_its_seen_flank():
+    # A photo world or a partial panorama: a facade at the seen part's edge whose foot a parked car
+    # hides has one flank in the made-up backdrop. Its seen flank sets its foot (the street's 200°
+    # sweep: 75-117 m where the truth is 7-9 m, AbsRel 0.94 -> 0.42); with every column seen it has
+    # no flank on that side within reach and keeps its far foot.
+    from worldgen.depth.prior import _features, _occluded_feet, _vertical_share
+
+    img, sky, d, d_read, run = _canyon(True, (12.0, 38.0))
+    lon = np.degrees(2 * np.pi * (np.arange(d.size) + 0.5) / d.size)
+    seen = lon > 12.0  # the backdrop ends where the hidden feet begin
+    steep = np.ones(d.shape, bool)
+    cfg = PriorConfig()
+    vs = _vertical_share(_features(img), sky, cfg)
+    mask, out = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, vs, cfg, seen)
+    assert (mask == run).all()
+    first_right = np.flatnonzero(~run & (lon > 38.0))[0]
+    np.testing.assert_allclose(out[run], d_read[first_right])  # the seen flank's distance
+    # all seen: both flanks are known, the foot lies on the line between them, as before
+    mask_all, out_all = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, vs, cfg, np.ones_like(seen))
+    none_given = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, vs, cfg)
+    assert (mask_all == none_given[0]).all() and np.array_equal(out_all, none_given[1])
+    # the backdrop also swallows the seen flank's side beyond reach (30°): the foot stays far
+    seen_far = (lon > 12.0) & ~((lon > 38.0) & (lon < 80.0))
+    mask, _ = _occluded_feet(d_read, steep, d_read >= cfg.terrain_foot, vs, cfg, seen_far)
+    assert not mask[run].any()
+
+
 def test_a_dado_s_top_is_not_the_floor_line():
     # Blender's corridor: a dado (a dark panel up to 1.1 m, a pale rail on top) runs round the walls
     # and its top line outweighs the floor-wall line; taken for it, the room came out 3.3 m high and

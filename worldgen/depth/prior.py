@@ -441,7 +441,12 @@ def _terrain_columns(
 
 
 def _occluded_feet(
-    d: np.ndarray, steep: np.ndarray, far_foot: np.ndarray, vshare: np.ndarray, config: PriorConfig
+    d: np.ndarray,
+    steep: np.ndarray,
+    far_foot: np.ndarray,
+    vshare: np.ndarray,
+    config: PriorConfig,
+    seen: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hidden feet of built walls: the columns of a *steep* structure (``terrain_steep_deg``) with
     vertical edges (``terrain_vertical``: windows, doors, pilasters) whose foot is far
@@ -453,7 +458,13 @@ def _occluded_feet(
     ``occluded_span_deg`` of each other): a facade is flat between them; the distance is kept
     between the nearer flank's and twice the farther one's (an inner corner in between).
 
-    d: horizontal fold distance per column, metres; steep, far_foot: per column; vshare:
+    Where only some columns were seen (``seen``: a photo world, a partial panorama), a flank that
+    lies beyond the made-up backdrop is unknown: a column whose other flank is seen, within half of
+    ``occluded_span_deg``, takes that flank's distance (a facade at the photo's side edge whose foot
+    a parked car hides; it was left at the far foot and read as a rock face 75-117 m away, truth
+    7-9 m).
+
+    d: horizontal fold distance per column, metres; steep, far_foot, seen: per column; vshare:
     ``_vertical_share``. Returns the mask and the distance per column. [W] bool, [W]"""
     w = len(d)
     near = steep & ~far_foot
@@ -482,6 +493,19 @@ def _occluded_feet(
         t = (pl[0] * e[1] - pl[1] * e[0]) / (u[0] * e[1] - u[1] * e[0])  # where the ray meets the line
     lo, hi = np.minimum(d[li], d[ri]), np.maximum(d[li], d[ri])
     t = np.clip(np.where(np.isfinite(t) & (t > 0), t, hi), lo, 2 * hi)
+    if seen is not None and not seen.all():
+        # the nearest unseen column on either side: a flank beyond it is in or past the backdrop
+        unseen = np.tile(~seen, 3)
+        lu = np.maximum.accumulate(np.where(unseen, idx, -1))[w : 2 * w]
+        ru = np.minimum.accumulate(np.where(unseen, idx, 3 * w)[::-1])[::-1][w : 2 * w]
+        left_ok, right_ok = (left >= 0) & (left > lu), (right < 3 * w) & (right < ru)
+        ok &= left_ok & right_ok
+        near_enough = math.radians(config.occluded_span_deg) / 2
+        me = idx[w : 2 * w]
+        one_l = cand & seen & left_ok & ~right_ok & ((me - left) * 2 * np.pi / w <= near_enough)
+        one_r = cand & seen & right_ok & ~left_ok & ((right - me) * 2 * np.pi / w <= near_enough)
+        t = np.where(one_l, d[li], np.where(one_r, d[ri], t))
+        ok |= one_l | one_r
     return ok, np.where(ok, t, d)
 
 
@@ -939,8 +963,11 @@ def ground_contact(
     return _smooth_line(np.clip(contact, 0, h), max(3, w // 128) | 1)
 
 
-def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sky: np.ndarray) -> np.ndarray:
-    """Ground plane + pop-up folds at the ground contact + far cap; sky is set by the caller. [H, W] float32"""
+def outdoor_prior(
+    panorama: Panorama, eye_height: float, config: PriorConfig, sky: np.ndarray, columns: np.ndarray | None = None
+) -> np.ndarray:
+    """Ground plane + pop-up folds at the ground contact + far cap; sky is set by the caller.
+    ``columns``: [W] bool, the columns seen where the rest is a made-up backdrop (None: all). [H, W] float32"""
     h = panorama.height
     lat = _latitudes(h)
     feats = _features(panorama.image)  # once: the contact, terrain, segments and water all read it
@@ -967,7 +994,7 @@ def outdoor_prior(panorama: Panorama, eye_height: float, config: PriorConfig, sk
         far_foot |= steep & (ndimage.median_filter(far_foot.astype(np.uint8), size=k, mode="wrap") > 0)
     occluded = np.zeros(panorama.width, bool)
     if config.occluded_share > 0 and steep.any():
-        occluded, d_occ = _occluded_feet(d, steep, far_foot, vshare, config)
+        occluded, d_occ = _occluded_feet(d, steep, far_foot, vshare, config, columns)
         far_foot &= ~occluded
     terrain &= far_foot
     # terrain stands where its own foot is (a cliff's foot near the horizon is far), not under the
@@ -1280,7 +1307,8 @@ def prior_depth(
     """Weight-free depth for a panorama (see the module docstring).
 
     ``columns`` ([W] bool, optional): the columns actually seen, where the rest is a backdrop (a
-    photo world, a partial panorama): indoors, the room box is measured on them alone.
+    photo world, a partial panorama): indoors, the room box is measured on them alone; outdoors, a
+    hidden foot's flank beyond them is unknown (``_occluded_feet``).
     ``seen`` ([H, W] bool, optional): the pixels actually seen, where the rest is such a backdrop:
     it is no evidence of a sky overhead (``sky.is_indoor``) nor in the image (``sky.seen_sky``).
 
@@ -1306,7 +1334,7 @@ def prior_depth(
         sky = np.zeros_like(sky)
     else:
         sky = seen_sky(panorama, sky, seen)
-        depth = outdoor_prior(panorama, eye_height, config, sky)
+        depth = outdoor_prior(panorama, eye_height, config, sky, columns)
         # outdoors only (indoors, panels of a pale ceiling would pass for it): the sky seen under and
         # between crowns, which the sky grown from the top does not reach. It is set to infinity after
         # the folds are placed, on the sky they were tuned with: letting the folds see it makes a crown
@@ -1354,8 +1382,9 @@ register_backend(
         # ceiling unless the horizon is open (sky.is_indoor's zenith_seen); 16: there, a seen piece of
         # sky with no clear blue is dropped where the seen sky is mostly blue (sky.seen_sky); 17: each
         # seen piece judged on its own pixels: barely blue or far darker beside a bright blue sky, or
-        # with hard edges inside it (a facade's windows) and no daylight sky, it is no sky
-        version="17",
+        # with hard edges inside it (a facade's windows) and no daylight sky, it is no sky; 18: a
+        # hidden foot whose other flank lies beyond the seen columns takes its seen flank's distance
+        version="18",
         config=PriorConfig,
         summary="weight-free prior: ground plane + pop-up folds + sky outdoors, a room box indoors (decided itself)",
     )
