@@ -56,6 +56,12 @@ WEAK = 0.6
 # share of a bright piece's outline that is hard edge above which it is a lit surface, not a cloud
 # (see _rejoin): sunlit facades 0.92-0.99; clouds as pale as them at most 0.85
 OUTLINE_HARD = 0.9
+# seen_sky, where only part of the sphere was seen: the mean luminance under which a blue-tinted
+# piece over sunlit vegetation is no sky; how far from a facade's windows (degrees) a sky joined to
+# it begins, and how bright (luminance) that sky is (a clipped or near-white one)
+DIM_SKY = 0.3
+HOLE_REACH_DEG = 1.0
+WHITE_SKY = 0.8
 
 
 def _star_size(h: int) -> int:
@@ -728,7 +734,7 @@ def seen_sky(
       between, are taken out first and stay sky (:func:`_smooth_parts`).
 
     The backdrop's own sky is kept. Where the seen sky is grey or white and no piece is a bright blue,
-    nothing in the colour tells a sky from a pale wall, and the mask is returned as it is.
+    nothing in the colour tells a sky from a pale wall: only the hard edges inside a piece judge it.
 
     Args:
         sky: [H, W] bool. seen: [H, W] bool, None = every pixel seen (the mask is returned as it is).
@@ -809,10 +815,6 @@ def seen_sky(
     return out
 
 
-# mean luminance under which a seen piece of sky over sunlit vegetation is no sky (sky.seen_sky)
-DIM_SKY = 0.3
-
-
 def _sunlit_green(img: np.ndarray, below: np.ndarray, wt: np.ndarray) -> float:
     """Share (cos-latitude weighted) of the pixels of ``below`` under the horizon that are sunlit
     vegetation: green leading red and blue, saturated (0.15) and not dark (luminance 0.15). Night
@@ -831,17 +833,13 @@ def _sunlit_green(img: np.ndarray, below: np.ndarray, wt: np.ndarray) -> float:
     return float(wt[under][green].sum()) / total
 
 
-# how far from a facade's windows (degrees) the sky joined to it begins, and how bright (luminance)
-# that sky is: a clipped or near-white one (sky.seen_sky)
-HOLE_REACH_DEG = 1.0
-WHITE_SKY = 0.8
-
-
 def _smooth_parts(region: np.ndarray, hard: np.ndarray, white: np.ndarray, wt: np.ndarray, h: int) -> np.ndarray:
-    """The parts of ``region`` (sky pieces with hard edges inside) that are a sky: cut at the hard
-    edges, the parts that enclose fewer than three holes (a facade's wall encloses its windows) and
-    hold at least 2 % of their piece (not a window's flat inside), grown back over the edge pixels
-    around them within ``region``. [H, W] bool"""
+    """The parts of ``region`` (sky pieces with hard edges inside) that are a sky, grown back over the
+    edge pixels around them within ``region``. ``region`` is cut at the hard edges; of the parts that
+    hold at least 2 % of their piece (not a window's flat inside), one that encloses fewer than three
+    holes is sky, and one that encloses more (a facade's wall round its windows) keeps only the
+    near-white (``white``) pixels farther than ``HOLE_REACH_DEG`` from every hole and what lies
+    nearer to them than to a hole. [H, W] bool"""
     out = np.zeros_like(region)
     rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
     if not len(rows):
