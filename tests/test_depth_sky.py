@@ -669,3 +669,19 @@ def test_seen_sky_no_dim_blue_sky_over_sunlit_grass():
         out = seen_sky(Panorama(img), sky, seen)
         assert out[:40].all()  # the backdrop's own sky
         assert out[40:120, 100:400].all() == stays and out[40:120, 100:400].any() == stays
+
+
+def test_seen_sky_of_one_row():
+    # A photo 2 pixels high (or a crop whose seen sky is one row): the hard edges are measured with
+    # rows of margin, not on the one row (np.gradient needs two; this was a traceback)
+    from worldgen.depth.sky import seen_sky
+
+    h, w = 64, 128
+    img = np.full((h, w, 3), 0.3, np.float32)
+    img[:32] = (0.2, 0.25, 0.45)
+    seen = np.zeros((h, w), bool)
+    seen[31:33, 40:90] = True
+    sky = np.zeros((h, w), bool)
+    sky[:32] = True
+    out = seen_sky(Panorama(img), sky, seen)
+    assert out[:31].all() and not out[32:].any()

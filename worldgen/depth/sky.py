@@ -794,11 +794,14 @@ def seen_sky(
     # piece is left alone: the made-up backdrop's cross-fade may have joined a true sky to a facade,
     # and the colour rules above judge those.
     rows = np.flatnonzero(s.any(1))
-    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    # (with a margin as wide as the rim below: the gradient needs rows on either side, and a seen
+    # sky one row high has them)
+    rim = 2 * max(1, h // 512)
+    r0, r1 = max(0, int(rows[0]) - rim), min(h, int(rows[-1]) + 1 + rim)
     _, clean, _ = _stars(panorama.image[r0:r1].astype(np.float32), h)
     hard, thr = _edges(np.sqrt(np.clip(clean, 0.0, 1.0)), h)
     inner = np.zeros_like(s)
-    inner[r0:r1] = ndimage.binary_erosion(s[r0:r1], np.ones((3, 3), bool), iterations=2 * max(1, h // 512))
+    inner[r0:r1] = ndimage.binary_erosion(s[r0:r1], np.ones((3, 3), bool), iterations=rim)
     inner_area = np.bincount(piece[inner], wt[inner], m)
     edged = inner & np.pad(hard >= thr, ((r0, h - r1), (0, 0)))
     edge_share = np.bincount(piece[edged], wt[edged], m) / np.maximum(inner_area, 1e-12)
