@@ -440,6 +440,19 @@ def _terrain_columns(
     return terrain, e_s, steep
 
 
+def _either_side(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the nearest column of ``mask`` ([W] bool) on its left and on its right (itself
+    included), as indices into three copies of the columns laid end to end (the panorama wraps;
+    column c is w + c): -1 where there is none on the left, 3W where there is none on the right.
+    ([W] int, [W] int)"""
+    w = len(mask)
+    idx = np.arange(3 * w)
+    tiled = np.tile(mask, 3)
+    left = np.maximum.accumulate(np.where(tiled, idx, -1))[w : 2 * w]
+    right = np.minimum.accumulate(np.where(tiled, idx, 3 * w)[::-1])[::-1][w : 2 * w]
+    return left, right
+
+
 def _occluded_feet(
     d: np.ndarray,
     steep: np.ndarray,
@@ -475,12 +488,8 @@ def _occluded_feet(
     cand = steep & far_foot & majority & (vshare >= config.terrain_vertical)
     if not cand.any() or not near.any():
         return np.zeros(w, bool), d
-    # the nearest near-foot steep column on either side: indices into three copies of the columns
-    # (the panorama wraps), so a run across the seam finds its flanks too
-    idx = np.arange(3 * w)
-    anchor = np.tile(near, 3)
-    left = np.maximum.accumulate(np.where(anchor, idx, -1))[w : 2 * w]
-    right = np.minimum.accumulate(np.where(anchor, idx, 3 * w)[::-1])[::-1][w : 2 * w]
+    # the nearest near-foot steep column on either side, so a run across the seam finds its flanks too
+    left, right = _either_side(near)
     span = (right - left) * 2 * np.pi / w
     ok = cand & (left >= 0) & (right < 3 * w) & (span <= math.radians(config.occluded_span_deg))
     li, ri = np.clip(left, 0, 3 * w - 1) % w, np.clip(right, 0, 3 * w - 1) % w
@@ -495,13 +504,11 @@ def _occluded_feet(
     t = np.clip(np.where(np.isfinite(t) & (t > 0), t, hi), lo, 2 * hi)
     if seen is not None and not seen.all():
         # the nearest unseen column on either side: a flank beyond it is in or past the backdrop
-        unseen = np.tile(~seen, 3)
-        lu = np.maximum.accumulate(np.where(unseen, idx, -1))[w : 2 * w]
-        ru = np.minimum.accumulate(np.where(unseen, idx, 3 * w)[::-1])[::-1][w : 2 * w]
+        lu, ru = _either_side(~seen)
         left_ok, right_ok = (left >= 0) & (left > lu), (right < 3 * w) & (right < ru)
         ok &= left_ok & right_ok
         near_enough = math.radians(config.occluded_span_deg) / 2
-        me = idx[w : 2 * w]
+        me = np.arange(w, 2 * w)
         one_l = cand & seen & left_ok & ~right_ok & ((me - left) * 2 * np.pi / w <= near_enough)
         one_r = cand & seen & right_ok & ~left_ok & ((right - me) * 2 * np.pi / w <= near_enough)
         t = np.where(one_l, d[li], np.where(one_r, d[ri], t))

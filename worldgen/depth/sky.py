@@ -748,9 +748,10 @@ def seen_sky(
     if not s.any():
         return sky
     h = sky.shape[0]
+    img = panorama.image
     wt = np.broadcast_to(np.cos(_latitudes(h))[:, None], sky.shape)
     blue = np.zeros_like(s)
-    blue[s] = blue_sky_weight(panorama.image[s]) > 0.5  # (a colour test: only the seen sky's pixels)
+    blue[s] = blue_sky_weight(img[s]) > 0.5  # (a colour test: only the seen sky's pixels)
     lab, n = ndimage.label(s, np.ones((3, 3), bool))
     # pieces that meet across longitude 180° (the first and last columns, 8-connected) are one piece
     left, right = lab[:, 0], lab[:, -1]
@@ -771,7 +772,7 @@ def seen_sky(
     m = group.max() + 1
     area = np.bincount(piece[s], wt[s], m)
     blue_area = np.bincount(piece[blue], wt[blue], m)
-    lum = np.bincount(piece[s], (wt * _lum(panorama.image))[s], m) / np.maximum(area, 1e-12)
+    lum = np.bincount(piece[s], (wt * _lum(img))[s], m) / np.maximum(area, 1e-12)
     keep = area > 0
     if float(blue_area.sum()) >= share * float(area.sum()):
         keep &= blue_area > 0
@@ -779,12 +780,11 @@ def seen_sky(
     daylight = keep & (blue_share >= 0.5) & (lum >= 0.5) & (area >= 0.01 * float(wt[seen].sum()))
     if daylight.any():
         keep &= (blue_share >= piece_blue) & (lum >= piece_dark * float(lum[daylight].max()))
-    elif _sunlit_green(panorama.image, seen & ~sky, wt) >= 0.5:
+    elif _sunlit_green(img, seen & ~sky, wt) >= 0.5:
         # Sunlit vegetation below the horizon is daytime, and a daytime sky is bright: a dim
         # blue-tinted piece over it is a wall in shade lit by the blue sky (a cliff, a facade),
         # which the made-up dusk-blue zenith above had turned into a night sky. (A grey storm sky
         # over sunlit grass has no such tint and is left alone.)
-        img = panorama.image
         tint = np.bincount(piece[s], (wt * (img[..., 2] - img[..., 0]))[s], m) / np.maximum(area, 1e-12)
         keep &= ~((lum < DIM_SKY) & (tint >= 0.1))
     # A sky holds no hard edges inside it (clouds are soft; stars are taken out first); a wall's
@@ -798,23 +798,23 @@ def seen_sky(
     # sky one row high has them)
     rim = 2 * max(1, h // 512)
     r0, r1 = max(0, int(rows[0]) - rim), min(h, int(rows[-1]) + 1 + rim)
-    _, clean, _ = _stars(panorama.image[r0:r1].astype(np.float32), h)
-    hard, thr = _edges(np.sqrt(np.clip(clean, 0.0, 1.0)), h)
+    _, clean, _ = _stars(img[r0:r1].astype(np.float32), h)
+    edges, thr = _edges(np.sqrt(np.clip(clean, 0.0, 1.0)), h)
+    hard = np.pad(edges >= thr, ((r0, h - r1), (0, 0)))  # [H, W]
     inner = np.zeros_like(s)
     inner[r0:r1] = ndimage.binary_erosion(s[r0:r1], np.ones((3, 3), bool), iterations=rim)
     inner_area = np.bincount(piece[inner], wt[inner], m)
-    edged = inner & np.pad(hard >= thr, ((r0, h - r1), (0, 0)))
+    edged = inner & hard
     edge_share = np.bincount(piece[edged], wt[edged], m) / np.maximum(inner_area, 1e-12)
     edged_piece = ~daylight & (edge_share > piece_edges) & keep
     keep &= ~edged_piece
     keep[group[0]] = False
     out = (sky & ~seen) | keep[piece]
     if edged_piece.any():
-        hard_all = np.pad(hard >= thr, ((r0, h - r1), (0, 0)))
-        img = panorama.image
         # near-white and not warm: a clipped or hazy sky, not a sunlit cream wall
         white = (_lum(img) >= WHITE_SKY) & (img[..., 2] >= img[..., 0])
-        out |= _smooth_parts(s & edged_piece[piece], hard_all, white, wt, h)
+        region = s & edged_piece[piece]
+        out |= _smooth_parts(region, np.where(region, piece, 0), area, hard, white, wt, h, rim)
     return out
 
 
@@ -836,36 +836,42 @@ def _sunlit_green(img: np.ndarray, below: np.ndarray, wt: np.ndarray) -> float:
     return float(wt[under][green].sum()) / total
 
 
-def _smooth_parts(region: np.ndarray, hard: np.ndarray, white: np.ndarray, wt: np.ndarray, h: int) -> np.ndarray:
+def _smooth_parts(
+    region: np.ndarray,
+    piece: np.ndarray,
+    piece_area: np.ndarray,
+    hard: np.ndarray,
+    white: np.ndarray,
+    wt: np.ndarray,
+    h: int,
+    rim: int,
+) -> np.ndarray:
     """The parts of ``region`` (sky pieces with hard edges inside) that are a sky, grown back over the
-    edge pixels around them within ``region``. ``region`` is cut at the hard edges; of the parts that
-    hold at least 2 % of their piece (not a window's flat inside), one that encloses fewer than three
-    holes is sky, and one that encloses more (a facade's wall round its windows) keeps only the
-    near-white (``white``) pixels farther than ``HOLE_REACH_DEG`` from every hole and what lies
-    nearer to them than to a hole. [H, W] bool"""
+    edge pixels around them (``rim`` pixels) within ``region``. ``region`` is cut at the hard edges;
+    of the parts that hold at least 2 % of their piece (not a window's flat inside), one that encloses
+    fewer than three holes is sky, and one that encloses more (a facade's wall round its windows)
+    keeps only the near-white (``white``) pixels farther than ``HOLE_REACH_DEG`` from every hole and
+    what lies nearer to them than to a hole.
+
+    region, hard, white, wt: [H, W]; piece: [H, W] int, the piece of :func:`seen_sky` each pixel of
+    ``region`` belongs to (0 elsewhere), and ``piece_area`` [pieces] their areas. [H, W] bool"""
     out = np.zeros_like(region)
     rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
     if not len(rows):
         return out
     # everything below stays within the region (labels, distances, the dilation's mask): its box is
     # enough, and a large panorama's full frame is not paid for
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    out[box] = _smooth_parts_in(region[box], hard[box], white[box], wt[box], h)
-    return out
-
-
-def _smooth_parts_in(region: np.ndarray, hard: np.ndarray, white: np.ndarray, wt: np.ndarray, h: int) -> np.ndarray:
-    """:func:`_smooth_parts` on the box around ``region``; ``h``: the panorama's height."""
+    frame = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    region, piece, hard, white, wt = region[frame], piece[frame], hard[frame], white[frame], wt[frame]
     four = ndimage.generate_binary_structure(2, 1)
     parts, n = ndimage.label(region & ~hard, four)
     if not n:
-        return np.zeros_like(region)
+        return out
     area = np.bincount(parts.ravel(), wt.ravel(), n + 1)
-    whole, _ = ndimage.label(region, np.ones((3, 3), bool))
-    total = np.bincount(whole.ravel(), wt.ravel())
     owner = np.zeros(n + 1, np.int64)  # the piece each part lies in
-    owner[parts[parts > 0]] = whole[parts > 0]
-    ok = area >= 0.02 * total[owner]
+    owner[parts[parts > 0]] = piece[parts > 0]
+    total = piece_area[owner]
+    ok = area >= 0.02 * total
     ok[0] = False
     boxes = ndimage.find_objects(parts)
     kept = np.zeros_like(region)
@@ -885,12 +891,12 @@ def _smooth_parts_in(region: np.ndarray, hard: np.ndarray, white: np.ndarray, wt
         core, m = ndimage.label(sub & (to_hole > reach) & white[box], four)
         if not m:
             continue
-        big = np.bincount(core.ravel(), wt[box].ravel(), m + 1) >= 0.02 * total[owner[i]]
+        big = np.bincount(core.ravel(), wt[box].ravel(), m + 1) >= 0.02 * total[i]
         big[0] = False
         if big.any():
             kept[box] |= sub & (ndimage.distance_transform_edt(~big[core]) <= to_hole)
-    grow = 2 * max(1, h // 512)
-    return ndimage.binary_dilation(kept, np.ones((3, 3), bool), iterations=grow, mask=region)
+    out[frame] = ndimage.binary_dilation(kept, np.ones((3, 3), bool), iterations=rim, mask=region)
+    return out
 
 
 def is_indoor(panorama: Panorama, sky: np.ndarray | None = None, zenith_seen: bool = True) -> tuple[bool, dict]:
